@@ -1,0 +1,14 @@
+//! Tenant identity for every request and every piece of work: the validated [`TenantId`], how it is
+//! authenticated over HTTP ([`Authenticator`], the [`Tenant`] axum extractor), carried over gRPC
+//! ([`grpc`] interceptors, `x-tenant-id`) and NATS ([`nats`] header `Tenant-Id`), and how it reaches
+//! Postgres row-level security ([`begin`] opens a transaction with `app.tenant_id` set).
+
+mod auth;
+pub mod grpc;
+mod id;
+pub mod nats;
+mod sql;
+
+pub use auth::{AuthConfig, Authenticator, Claims, JwtAlgorithm, Tenant, TENANT_HEADER, issue_dev_token};
+pub use id::{InvalidTenantId, TenantId};
+pub use sql::{begin, set_tenant};

@@ -1,0 +1,37 @@
+//! Real infrastructure for tests: a fresh, migrated Postgres database per test ([`TestDb`]) and an
+//! isolated NATS namespace per test ([`TestNats`]).
+//!
+//! Infrastructure is found, in order, from `TEST_DATABASE_URL` / `TEST_NATS_URL`, then the local
+//! defaults (`postgres://postgres@127.0.0.1:5432/postgres`, `nats://127.0.0.1:4222`), then
+//! containers started with testcontainers when a Docker engine is reachable. When none answers the
+//! test fails with one message saying what to start: tests never skip silently.
+
+mod http;
+mod infra;
+mod nats;
+mod postgres;
+
+pub use http::{HttpClient, HttpResponse};
+pub use nats::TestNats;
+pub use postgres::TestDb;
+
+/// Installs a test log subscriber once per process; quiet unless `TEST_LOG` is set
+/// (then `TEST_LOG` is the filter, e.g. `TEST_LOG=debug`).
+pub fn init_test_logging() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if let Ok(filter) = std::env::var("TEST_LOG") {
+            let filter = if filter.is_empty() || filter == "1" { "info".to_owned() } else { filter };
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}
+
+/// A short random lower-case id for names that must not collide between tests.
+pub fn unique_suffix() -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    id[..12].to_owned()
+}
