@@ -1,1 +1,87 @@
-//! placeholder
+//! The service runtime every Longship service starts from: typed configuration from the environment
+//! ([`config`]), Postgres and NATS connections ([`db`], [`nats`]), the HTTP server with the platform
+//! routes and middleware ([`http`]), the gRPC server with the health service ([`grpc`]), readiness
+//! ([`Readiness`]) and graceful shutdown ([`shutdown`]).
+
+pub mod config;
+pub mod db;
+pub mod grpc;
+pub mod http;
+pub mod nats;
+mod platform;
+mod readiness;
+mod secret;
+pub mod shutdown;
+
+pub use config::{CommonConfig, ConfigError, Env, ServiceDefaults};
+pub use platform::{Platform, StartError, migrate_with_retry};
+pub use readiness::Readiness;
+pub use secret::Secret;
+pub use tokio_util::sync::CancellationToken;
+
+use std::future::IntoFuture;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+/// The two listeners of a service, bound before anything starts so tests can use port 0 and read
+/// the real addresses.
+#[derive(Debug)]
+pub struct Listeners {
+    /// HTTP listener.
+    pub http: TcpListener,
+    /// gRPC listener.
+    pub grpc: TcpListener,
+}
+
+impl Listeners {
+    /// Binds both addresses.
+    pub async fn bind(http: SocketAddr, grpc: SocketAddr) -> std::io::Result<Listeners> {
+        let http = TcpListener::bind(http).await.map_err(|e| std::io::Error::new(e.kind(), format!("binding HTTP_ADDR {http}: {e}")))?;
+        let grpc = TcpListener::bind(grpc).await.map_err(|e| std::io::Error::new(e.kind(), format!("binding GRPC_ADDR {grpc}: {e}")))?;
+        Ok(Listeners { http, grpc })
+    }
+
+    /// The bound HTTP address.
+    pub fn http_addr(&self) -> std::io::Result<SocketAddr> {
+        self.http.local_addr()
+    }
+
+    /// The bound gRPC address.
+    pub fn grpc_addr(&self) -> std::io::Result<SocketAddr> {
+        self.grpc.local_addr()
+    }
+}
+
+/// Serves HTTP and gRPC until `shutdown` is cancelled; then readiness turns to draining, both servers
+/// stop accepting and finish in-flight requests within `drain_timeout`.
+pub async fn serve(
+    listeners: Listeners,
+    http_router: axum::Router,
+    grpc_routes: tonic::service::Routes,
+    readiness: Readiness,
+    shutdown: CancellationToken,
+    drain_timeout: Duration,
+) -> std::io::Result<()> {
+    let http_shutdown = shutdown.clone();
+    let http = axum::serve(listeners.http, http_router)
+        .with_graceful_shutdown(async move { http_shutdown.cancelled().await })
+        .into_future();
+    let grpc_routes = grpc::with_health(grpc_routes).await;
+    let grpc = grpc::serve(listeners.grpc, grpc_routes, shutdown.clone());
+    let http = tokio::spawn(http);
+    let grpc = tokio::spawn(grpc);
+    shutdown.cancelled().await;
+    readiness.set_draining();
+    tracing::info!(timeout_secs = drain_timeout.as_secs(), "draining in-flight requests");
+    let drained = tokio::time::timeout(drain_timeout, async {
+        let _ = http.await;
+        let _ = grpc.await;
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("drain timeout reached; stopping with requests still in flight");
+    }
+    Ok(())
+}

@@ -1,0 +1,274 @@
+//! Durable pull consumers whose handlers run exactly once per event and consumer, with retries and
+//! dead letters.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream;
+use async_nats::jetstream::AckKind;
+use futures::StreamExt;
+use sqlx::{PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::{EventEnvelope, Naming};
+
+/// A consumer's settings.
+#[derive(Debug, Clone)]
+pub struct ConsumerSpec {
+    /// Durable name, unique per consuming service and purpose (e.g. `inventory-order-events`).
+    pub durable_name: String,
+    /// Stream to read (unprefixed, e.g. `ORDERS`).
+    pub stream: String,
+    /// Event type filter (unprefixed subject, may end in `>`).
+    pub filter: String,
+    /// Deliveries before a failing message goes to the dead-letter subject.
+    pub max_deliver: i64,
+    /// Messages handled concurrently.
+    pub concurrency: usize,
+    /// How long the server waits for an ack before redelivering.
+    pub ack_wait: Duration,
+}
+
+impl ConsumerSpec {
+    /// A spec with defaults: 5 deliveries, 32 in flight, 30 s ack wait.
+    pub fn new(durable_name: &str, stream: &str, filter: &str) -> ConsumerSpec {
+        ConsumerSpec {
+            durable_name: durable_name.to_owned(),
+            stream: stream.to_owned(),
+            filter: filter.to_owned(),
+            max_deliver: 5,
+            concurrency: 32,
+            ack_wait: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Why a handler failed. Every failure is retried until the delivery limit; then the message is
+/// dead-lettered with this text.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct HandlerError(pub String);
+
+impl From<sqlx::Error> for HandlerError {
+    fn from(e: sqlx::Error) -> Self {
+        HandlerError(format!("database: {e}"))
+    }
+}
+
+impl From<serde_json::Error> for HandlerError {
+    fn from(e: serde_json::Error) -> Self {
+        HandlerError(format!("payload: {e}"))
+    }
+}
+
+/// Handles one event inside a transaction scoped to the event's tenant. Write only through `tx`.
+#[async_trait::async_trait]
+pub trait EventHandler: Send + Sync + 'static {
+    /// Handles `event`. Events of types this handler does not care about should return `Ok(())`.
+    async fn handle(&self, tx: &mut PgConnection, event: &EventEnvelope) -> Result<(), HandlerError>;
+}
+
+/// Runs the consumer until `shutdown`, reconnecting after errors. Creates the durable consumer if
+/// missing; the stream must exist (the producer creates it), and is waited for.
+pub async fn run_consumer(
+    pool: PgPool,
+    js: jetstream::Context,
+    naming: Naming,
+    spec: ConsumerSpec,
+    handler: Arc<dyn EventHandler>,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let attempt = consume(&pool, &js, &naming, &spec, &handler, &shutdown);
+        tokio::select! {
+            result = attempt => match result {
+                Ok(()) => return,
+                Err(e) => tracing::warn!(consumer = %spec.durable_name, error = %e, "consumer stopped; retrying"),
+            },
+            () = shutdown.cancelled() => return,
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = shutdown.cancelled() => return,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+async fn consume(
+    pool: &PgPool,
+    js: &jetstream::Context,
+    naming: &Naming,
+    spec: &ConsumerSpec,
+    handler: &Arc<dyn EventHandler>,
+    shutdown: &CancellationToken,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let stream = js.get_stream(naming.stream(&spec.stream)).await?;
+    let consumer = stream
+        .get_or_create_consumer(
+            &naming.consumer(&spec.durable_name),
+            jetstream::consumer::pull::Config {
+                durable_name: Some(naming.consumer(&spec.durable_name)),
+                filter_subject: naming.subject(&spec.filter),
+                ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                ack_wait: spec.ack_wait,
+                // the runner dead-letters by itself at spec.max_deliver; the server never gives up
+                max_deliver: -1,
+                max_ack_pending: (spec.concurrency * 4) as i64,
+                ..Default::default()
+            },
+        )
+        .await?;
+    let messages = consumer.messages().await?;
+    let dead_letter = naming.dead_letter_subject(&spec.durable_name);
+    let shutdown_stream = messages.take_until(shutdown.clone().cancelled_owned());
+    shutdown_stream
+        .for_each_concurrent(spec.concurrency, |message| {
+            let dead_letter = dead_letter.clone();
+            async move {
+                match message {
+                    Ok(message) => handle_one(pool, js, naming, spec, handler, &dead_letter, message).await,
+                    Err(e) => tracing::warn!(consumer = %spec.durable_name, error = %e, "message stream error"),
+                }
+            }
+        })
+        .await;
+    if shutdown.is_cancelled() { Ok(()) } else { Err("message stream ended".into()) }
+}
+
+async fn handle_one(
+    pool: &PgPool,
+    js: &jetstream::Context,
+    naming: &Naming,
+    spec: &ConsumerSpec,
+    handler: &Arc<dyn EventHandler>,
+    dead_letter: &str,
+    message: jetstream::Message,
+) {
+    let delivered = message.info().map(|i| i.delivered).unwrap_or(1);
+    let parent = longship_telemetry::propagation::context_from_nats(message.headers.as_ref());
+    let span = tracing::info_span!(
+        "event.handle",
+        consumer = %spec.durable_name,
+        subject = %message.subject,
+        delivered,
+        tenant_id = tracing::field::Empty,
+        event_id = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+    );
+    longship_telemetry::propagation::set_parent(&span, parent);
+    longship_telemetry::record_trace_id(&span);
+    async {
+        let envelope = match EventEnvelope::decode(&message.payload) {
+            Ok(e) => e,
+            Err(e) => {
+                // undecodable bytes never become decodable: dead-letter at once
+                dead_letter_and_term(js, dead_letter, spec, &message, &e.to_string()).await;
+                return;
+            }
+        };
+        let span = tracing::Span::current();
+        span.record("tenant_id", envelope.tenant_id.as_str());
+        span.record("event_id", envelope.id.to_string());
+        let _ = naming;
+        match handle_in_tx(pool, spec, handler, &envelope).await {
+            Ok(outcome) => {
+                if outcome == Outcome::Duplicate {
+                    metrics::counter!("consumer_duplicates_total", "consumer" => spec.durable_name.clone()).increment(1);
+                }
+                metrics::counter!("consumer_handled_total", "consumer" => spec.durable_name.clone()).increment(1);
+                if let Err(e) = message.ack().await {
+                    tracing::warn!(error = %e, "ack failed; the inbox makes the redelivery a no-op");
+                }
+            }
+            Err(e) if delivered >= spec.max_deliver => {
+                dead_letter_and_term(js, dead_letter, spec, &message, &e.0).await;
+            }
+            Err(e) => {
+                metrics::counter!("consumer_retries_total", "consumer" => spec.durable_name.clone()).increment(1);
+                let delay = retry_delay(delivered);
+                tracing::warn!(error = %e.0, delivered, retry_in_ms = delay.as_millis() as u64, "handler failed; will retry");
+                let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
+            }
+        }
+    }
+    .instrument(span)
+    .await;
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Outcome {
+    Handled,
+    Duplicate,
+}
+
+async fn handle_in_tx(
+    pool: &PgPool,
+    spec: &ConsumerSpec,
+    handler: &Arc<dyn EventHandler>,
+    envelope: &EventEnvelope,
+) -> Result<Outcome, HandlerError> {
+    let mut tx = longship_tenant::begin(pool, &envelope.tenant_id).await?;
+    let inserted = sqlx::query(
+        "INSERT INTO inbox (consumer, event_id, tenant_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+    )
+    .bind(&spec.durable_name)
+    .bind(envelope.id)
+    .bind(envelope.tenant_id.as_str())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        tx.rollback().await?;
+        return Ok(Outcome::Duplicate);
+    }
+    handler.handle(&mut tx, envelope).await?;
+    tx.commit().await?;
+    Ok(Outcome::Handled)
+}
+
+fn retry_delay(delivered: i64) -> Duration {
+    let exp = delivered.clamp(1, 10) as u32;
+    let base = Duration::from_millis(100) * 2u32.pow(exp - 1);
+    let jitter = rand::random::<u64>() % 100;
+    (base + Duration::from_millis(jitter)).min(Duration::from_secs(30))
+}
+
+async fn dead_letter_and_term(
+    js: &jetstream::Context,
+    dead_letter: &str,
+    spec: &ConsumerSpec,
+    message: &jetstream::Message,
+    error: &str,
+) {
+    let mut headers = message.headers.clone().unwrap_or_default();
+    headers.insert("Dead-Letter-Reason", truncate(error, 512).as_str());
+    headers.insert("Dead-Letter-Consumer", spec.durable_name.as_str());
+    headers.insert("Original-Subject", message.subject.as_str());
+    // a new Nats-Msg-Id so the dead-letter stream's dedupe does not drop it as the original
+    headers.insert(async_nats::header::NATS_MESSAGE_ID, format!("dl-{}-{}", spec.durable_name, uuid::Uuid::now_v7()).as_str());
+    let published = match js.publish_with_headers(dead_letter.to_owned(), headers, message.payload.clone()).await {
+        Ok(ack) => ack.await.is_ok(),
+        Err(_) => false,
+    };
+    if !published {
+        tracing::error!(consumer = %spec.durable_name, "dead-letter publish failed; leaving the message for redelivery");
+        let _ = message.ack_with(AckKind::Nak(Some(Duration::from_secs(5)))).await;
+        return;
+    }
+    metrics::counter!("consumer_dead_letters_total", "consumer" => spec.durable_name.clone()).increment(1);
+    tracing::error!(
+        consumer = %spec.durable_name,
+        subject = %message.subject,
+        dead_letter_subject = %dead_letter,
+        reason = %truncate(error, 512),
+        "message dead-lettered"
+    );
+    let _ = message.ack_with(AckKind::Term).await;
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}

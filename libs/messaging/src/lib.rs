@@ -1,0 +1,33 @@
+//! The event backbone: a state change and the event announcing it never disagree.
+//!
+//! - [`EventEnvelope`]: id (UUID v7), type (`<service>.v1.<event>`), tenant, time, schema version,
+//!   JSON payload; on NATS also as headers (`Nats-Msg-Id` = id, `Tenant-Id`, `traceparent`, ...).
+//! - [`Naming`] and [`ensure_stream`]: one JetStream stream per producing service, with an optional
+//!   prefix so environments and tests can share a server.
+//! - [`outbox::enqueue`] writes an event in the caller's transaction; [`outbox::OutboxRelay`] publishes
+//!   committed rows in insertion order, waits for JetStream's ack and marks them sent.
+//! - [`consumer::run_consumer`]: durable pull consumers with explicit ack whose handler runs in a
+//!   tenant-scoped transaction together with the `inbox` row, so redeliveries are no-ops; failures
+//!   are retried with backoff and poison messages go to a dead-letter subject.
+//!
+//! # Delivery guarantees
+//!
+//! Publishing is **at least once**: a row is marked sent only after JetStream acknowledged it, so a
+//! crash between ack and mark publishes it again, and JetStream drops that duplicate by
+//! `Nats-Msg-Id` within the stream's duplicate window (2 minutes). Handling is **effectively once**
+//! per consumer: the handler's writes and the `inbox` row commit in one transaction, so a redelivered
+//! event is acknowledged without running the handler again. What a handler must do: write only
+//! through the transaction it is given (side effects outside Postgres — calling another service,
+//! sending mail — must themselves be idempotent, keyed by the event id), and return an error rather
+//! than panic. nats-server 2.9 acknowledges before fsync: a killed process loses nothing, a machine
+//! crash can lose the last sync interval of the stream (the outbox row is already marked sent then).
+
+pub mod consumer;
+mod envelope;
+mod naming;
+pub mod outbox;
+
+pub use consumer::{ConsumerSpec, EventHandler, HandlerError, run_consumer};
+pub use envelope::{DecodeError, EventEnvelope, NewEvent};
+pub use naming::{Naming, StreamSpec, ensure_dead_letter_stream, ensure_stream};
+pub use outbox::{OutboxRelay, RelayConfig, enqueue};

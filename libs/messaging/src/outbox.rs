@@ -1,0 +1,319 @@
+//! The transactional outbox: [`enqueue`] inside the caller's transaction, [`OutboxRelay`] to publish.
+//!
+//! Table (each service's migrations create it):
+//! `outbox(seq bigserial primary key, id uuid unique, tenant_id text, event_type text, payload jsonb,
+//! traceparent text, occurred_at timestamptz, published_at timestamptz)`, with a statement trigger
+//! that `NOTIFY outbox` on insert.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream;
+use chrono::{DateTime, Utc};
+use futures::future::join_all;
+use sqlx::{PgConnection, PgPool, Row};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::{EventEnvelope, Naming, NewEvent};
+
+/// The Postgres channel the outbox trigger notifies.
+pub const CHANNEL: &str = "outbox";
+
+/// Writes `event` to the outbox in the caller's transaction (it is published only if that commits).
+/// Returns the event id. The current span's trace context is stored with it.
+pub async fn enqueue(conn: &mut PgConnection, event: &NewEvent) -> Result<Uuid, sqlx::Error> {
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO outbox (id, tenant_id, event_type, schema_version, payload, traceparent) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(id)
+    .bind(event.tenant_id.as_str())
+    .bind(&event.event_type)
+    .bind(event.schema_version as i32)
+    .bind(&event.data)
+    .bind(longship_telemetry::propagation::current_traceparent())
+    .execute(conn)
+    .await?;
+    Ok(id)
+}
+
+/// Relay tuning.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// Rows claimed and published per batch (acks awaited together).
+    pub batch_size: i64,
+    /// Fallback poll when no notification arrives.
+    pub poll_interval: Duration,
+    /// How long to wait for JetStream acks of one batch.
+    pub ack_timeout: Duration,
+    /// Sent rows older than this are deleted.
+    pub retention: Duration,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            batch_size: 256,
+            poll_interval: Duration::from_millis(500),
+            ack_timeout: Duration::from_secs(5),
+            retention: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// Publishes committed outbox rows to JetStream. Several replicas may run one each: rows are claimed
+/// with `FOR UPDATE SKIP LOCKED`, and JetStream drops the rare duplicate by `Nats-Msg-Id`.
+#[derive(Clone)]
+pub struct OutboxRelay {
+    pool: PgPool,
+    js: jetstream::Context,
+    naming: Naming,
+    config: RelayConfig,
+    wake: Arc<Notify>,
+}
+
+impl std::fmt::Debug for OutboxRelay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboxRelay").field("config", &self.config).finish()
+    }
+}
+
+struct Pending {
+    seq: i64,
+    id: Uuid,
+    tenant_id: String,
+    event_type: String,
+    schema_version: i32,
+    payload: serde_json::Value,
+    traceparent: Option<String>,
+    occurred_at: DateTime<Utc>,
+}
+
+impl OutboxRelay {
+    /// A relay over `pool`'s outbox.
+    pub fn new(pool: PgPool, js: jetstream::Context, naming: Naming, config: RelayConfig) -> OutboxRelay {
+        OutboxRelay { pool, js, naming, config, wake: Arc::new(Notify::new()) }
+    }
+
+    /// Wakes the relay now (call after committing a transaction that enqueued events, to skip the
+    /// LISTEN/NOTIFY round trip in the same process).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// A handle that wakes this relay.
+    pub fn waker(&self) -> Arc<Notify> {
+        Arc::clone(&self.wake)
+    }
+
+    /// Runs until `shutdown`: publishes whenever woken (in-process, LISTEN/NOTIFY, or the poll
+    /// fallback); backs off while NATS or Postgres is unavailable; nothing is dropped.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let listener = self.spawn_listener(shutdown.clone());
+        let mut backoff = Duration::from_millis(50);
+        let mut last_prune = tokio::time::Instant::now();
+        let mut last_gauge = tokio::time::Instant::now() - Duration::from_secs(10);
+        loop {
+            if shutdown.is_cancelled() {
+                break;
+            }
+            match self.publish_batch().await {
+                Ok(n) if n as i64 >= self.config.batch_size => {
+                    backoff = Duration::from_millis(50);
+                    continue;
+                }
+                Ok(_) => backoff = Duration::from_millis(50),
+                Err(e) => {
+                    metrics::counter!("outbox_publish_failures_total").increment(1);
+                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "outbox publish failed");
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        () = shutdown.cancelled() => break,
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            }
+            if last_gauge.elapsed() >= Duration::from_secs(1) {
+                self.record_backlog().await;
+                last_gauge = tokio::time::Instant::now();
+            }
+            if last_prune.elapsed() >= Duration::from_secs(60) {
+                self.prune().await;
+                last_prune = tokio::time::Instant::now();
+            }
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(self.config.poll_interval) => {}
+                () = shutdown.cancelled() => break,
+            }
+        }
+        listener.abort();
+    }
+
+    fn spawn_listener(&self, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+        let pool = self.pool.clone();
+        let wake = Arc::clone(&self.wake);
+        tokio::spawn(async move {
+            loop {
+                let listening = async {
+                    let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
+                    listener.listen(CHANNEL).await?;
+                    loop {
+                        listener.recv().await?;
+                        wake.notify_one();
+                    }
+                    #[allow(unreachable_code)]
+                    Ok::<(), sqlx::Error>(())
+                };
+                tokio::select! {
+                    result = listening => {
+                        if let Err(e) = result {
+                            tracing::debug!(error = %e, "outbox listener lost; polling meanwhile");
+                        }
+                    }
+                    () = shutdown.cancelled() => return,
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        })
+    }
+
+    /// Claims, publishes and marks one batch. Returns how many rows were sent.
+    pub async fn publish_batch(&self) -> Result<usize, RelayError> {
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(
+            "SELECT seq, id, tenant_id, event_type, schema_version, payload, traceparent, occurred_at
+             FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(self.config.batch_size)
+        .fetch_all(&mut *tx)
+        .await?;
+        if rows.is_empty() {
+            tx.rollback().await?;
+            return Ok(0);
+        }
+        let pending: Vec<Pending> = rows
+            .iter()
+            .map(|r| {
+                Ok(Pending {
+                    seq: r.try_get("seq")?,
+                    id: r.try_get("id")?,
+                    tenant_id: r.try_get("tenant_id")?,
+                    event_type: r.try_get("event_type")?,
+                    schema_version: r.try_get("schema_version")?,
+                    payload: r.try_get("payload")?,
+                    traceparent: r.try_get("traceparent")?,
+                    occurred_at: r.try_get("occurred_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?;
+
+        // send every message first (pipelined), then await the acks together
+        let mut acks = Vec::with_capacity(pending.len());
+        for row in &pending {
+            let (subject, headers, body) = self.message(row)?;
+            match self.js.send_publish(subject, jetstream::message::PublishMessage::build().headers(headers).payload(body)).await {
+                Ok(ack) => acks.push((row.seq, Some(ack))),
+                Err(e) => {
+                    tracing::warn!(error = %e, "outbox send failed");
+                    acks.push((row.seq, None));
+                    break;
+                }
+            }
+        }
+        let results = tokio::time::timeout(
+            self.config.ack_timeout,
+            join_all(acks.into_iter().map(|(seq, ack)| async move {
+                match ack {
+                    Some(ack) => (seq, ack.await.is_ok()),
+                    None => (seq, false),
+                }
+            })),
+        )
+        .await
+        .map_err(|_| RelayError::AckTimeout)?;
+        // mark the acknowledged prefix sent; anything after a failure waits (keeps insertion order)
+        let sent: Vec<i64> = results.iter().take_while(|(_, ok)| *ok).map(|(seq, _)| *seq).collect();
+        if !sent.is_empty() {
+            sqlx::query("UPDATE outbox SET published_at = now() WHERE seq = ANY($1)").bind(&sent).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        metrics::counter!("outbox_published_total").increment(sent.len() as u64);
+        if sent.len() < pending.len() {
+            return Err(RelayError::Nats("some messages were not acknowledged".into()));
+        }
+        Ok(sent.len())
+    }
+
+    fn message(&self, row: &Pending) -> Result<(String, async_nats::HeaderMap, bytes::Bytes), RelayError> {
+        let tenant = longship_tenant::TenantId::parse(&row.tenant_id).map_err(|_| RelayError::Corrupt(row.id))?;
+        let envelope = EventEnvelope {
+            id: row.id,
+            event_type: row.event_type.clone(),
+            tenant_id: tenant.clone(),
+            occurred_at: row.occurred_at,
+            schema_version: row.schema_version as u32,
+            data: row.payload.clone(),
+        };
+        let body = serde_json::to_vec(&envelope).map_err(|_| RelayError::Corrupt(row.id))?;
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, row.id.to_string().as_str());
+        longship_tenant::nats::inject(&mut headers, &tenant);
+        headers.insert("Event-Type", row.event_type.as_str());
+        headers.insert("Event-Time", row.occurred_at.to_rfc3339().as_str());
+        if let Some(tp) = &row.traceparent {
+            longship_telemetry::propagation::inject_nats_traceparent(&mut headers, tp);
+        }
+        Ok((self.naming.subject(&row.event_type), headers, body.into()))
+    }
+
+    async fn record_backlog(&self) {
+        let row = sqlx::query(
+            "SELECT count(*) AS n, EXTRACT(EPOCH FROM (now() - min(occurred_at)))::float8 AS age
+             FROM outbox WHERE published_at IS NULL",
+        )
+        .fetch_one(&self.pool)
+        .await;
+        if let Ok(row) = row {
+            let n: i64 = row.try_get("n").unwrap_or(0);
+            let age: Option<f64> = row.try_get("age").unwrap_or(None);
+            metrics::gauge!("outbox_backlog").set(n as f64);
+            metrics::gauge!("outbox_oldest_pending_age_seconds").set(age.unwrap_or(0.0));
+        }
+    }
+
+    async fn prune(&self) {
+        let secs = self.config.retention.as_secs_f64();
+        let result = sqlx::query(
+            "DELETE FROM outbox WHERE published_at IS NOT NULL AND published_at < now() - make_interval(secs => $1)",
+        )
+        .bind(secs)
+        .execute(&self.pool)
+        .await;
+        if let Ok(done) = result {
+            if done.rows_affected() > 0 {
+                tracing::debug!(rows = done.rows_affected(), "pruned sent outbox rows");
+            }
+        }
+    }
+}
+
+/// Why a relay batch failed (rows stay pending and are retried).
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    /// Postgres failed.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// NATS failed.
+    #[error("nats: {0}")]
+    Nats(String),
+    /// JetStream did not acknowledge in time.
+    #[error("timed out waiting for JetStream acks")]
+    AckTimeout,
+    /// A row cannot be encoded (should be impossible: rows are validated on enqueue).
+    #[error("outbox row {0} cannot be encoded")]
+    Corrupt(Uuid),
+}

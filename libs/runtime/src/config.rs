@@ -1,0 +1,289 @@
+//! Typed configuration from environment variables (plain names, documented in one table in the
+//! README). Defaults first, then the environment; a bad value stops start-up naming the variable.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+use longship_telemetry::{LogFormat, TelemetryConfig};
+use longship_tenant::{AuthConfig, JwtAlgorithm};
+
+use crate::Secret;
+
+/// A configuration error naming the variable at fault.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {variable}={value:?}: {reason}")]
+pub struct ConfigError {
+    /// The environment variable.
+    pub variable: String,
+    /// The value it had (redacted for secrets).
+    pub value: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// Where configuration values come from: the process environment, or a map in tests.
+#[derive(Debug, Clone, Default)]
+pub struct Env {
+    overrides: HashMap<String, String>,
+    use_process_env: bool,
+}
+
+impl Env {
+    /// The process environment.
+    pub fn process() -> Env {
+        Env { overrides: HashMap::new(), use_process_env: true }
+    }
+
+    /// Only the given pairs (tests start services with exactly the config they mean).
+    pub fn from_pairs<I, K, V>(pairs: I) -> Env
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        Env { overrides: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect(), use_process_env: false }
+    }
+
+    /// Adds or replaces one value.
+    pub fn set(mut self, key: impl Into<String>, value: impl Into<String>) -> Env {
+        self.overrides.insert(key.into(), value.into());
+        self
+    }
+
+    /// The raw value of `key` (empty strings count as unset).
+    pub fn get(&self, key: &str) -> Option<String> {
+        let value = match self.overrides.get(key) {
+            Some(v) => Some(v.clone()),
+            None if self.use_process_env => std::env::var(key).ok(),
+            None => None,
+        };
+        value.filter(|v| !v.trim().is_empty())
+    }
+
+    /// `key` parsed, or `default` when unset.
+    pub fn parse_or<T>(&self, key: &str, default: T) -> Result<T, ConfigError>
+    where
+        T: FromStr,
+        T::Err: std::fmt::Display,
+    {
+        match self.get(key) {
+            None => Ok(default),
+            Some(raw) => raw.trim().parse().map_err(|e: T::Err| ConfigError {
+                variable: key.to_owned(),
+                value: raw.clone(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// A boolean (`true/false/1/0/yes/no`), or `default`.
+    pub fn bool_or(&self, key: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.get(key).map(|v| v.trim().to_ascii_lowercase()) {
+            None => Ok(default),
+            Some(v) if ["true", "1", "yes", "on"].contains(&v.as_str()) => Ok(true),
+            Some(v) if ["false", "0", "no", "off"].contains(&v.as_str()) => Ok(false),
+            Some(v) => Err(ConfigError { variable: key.into(), value: v, reason: "expected true or false".into() }),
+        }
+    }
+
+    /// Seconds as a duration, within `min..=max`.
+    pub fn secs_or(&self, key: &str, default: u64, min: u64, max: u64) -> Result<Duration, ConfigError> {
+        let secs: u64 = self.parse_or(key, default)?;
+        if !(min..=max).contains(&secs) {
+            return Err(ConfigError {
+                variable: key.into(),
+                value: secs.to_string(),
+                reason: format!("must be between {min} and {max} seconds"),
+            });
+        }
+        Ok(Duration::from_secs(secs))
+    }
+}
+
+/// Per-service defaults for the common settings (the contract's ports and database name).
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceDefaults {
+    /// Service name (logs, traces, OpenAPI title).
+    pub name: &'static str,
+    /// Default HTTP port.
+    pub http_port: u16,
+    /// Default gRPC port.
+    pub grpc_port: u16,
+    /// Default database name.
+    pub database: &'static str,
+}
+
+/// Postgres settings.
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    /// Connection URL (the user must own the schema to run migrations).
+    pub url: Secret,
+    /// Pool size.
+    pub max_connections: u32,
+    /// Role the service switches to after connecting (`SET ROLE`), so row-level security applies
+    /// even when the URL's user owns the tables. `None` when the URL already logs in as that role.
+    pub app_role: Option<String>,
+}
+
+/// NATS settings.
+#[derive(Debug, Clone)]
+pub struct NatsConfig {
+    /// Server URL.
+    pub url: String,
+    /// Prefix of every subject and stream, so environments and tests can share a server.
+    pub prefix: String,
+}
+
+/// The settings every service has.
+#[derive(Debug, Clone)]
+pub struct CommonConfig {
+    /// Service name.
+    pub service_name: String,
+    /// `HTTP_ADDR`.
+    pub http_addr: SocketAddr,
+    /// `GRPC_ADDR`.
+    pub grpc_addr: SocketAddr,
+    /// Database.
+    pub database: DatabaseConfig,
+    /// NATS.
+    pub nats: NatsConfig,
+    /// Authentication.
+    pub auth: AuthConfig,
+    /// Telemetry.
+    pub telemetry: TelemetryConfig,
+    /// How long in-flight work may take to finish after SIGTERM.
+    pub shutdown_timeout: Duration,
+    /// Per-request timeout of the HTTP API.
+    pub request_timeout: Duration,
+    /// Concurrent `/v1` requests one tenant may have in flight on this replica (0 = unlimited).
+    pub tenant_concurrency_limit: usize,
+}
+
+impl CommonConfig {
+    /// Reads the common settings.
+    pub fn from_env(env: &Env, defaults: ServiceDefaults) -> Result<CommonConfig, ConfigError> {
+        let http_addr = env.parse_or("HTTP_ADDR", SocketAddr::from(([0, 0, 0, 0], defaults.http_port)))?;
+        let grpc_addr = env.parse_or("GRPC_ADDR", SocketAddr::from(([0, 0, 0, 0], defaults.grpc_port)))?;
+        let url = env
+            .get("DATABASE_URL")
+            .unwrap_or_else(|| format!("postgres://postgres@127.0.0.1:5432/{}", defaults.database));
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(ConfigError {
+                variable: "DATABASE_URL".into(),
+                value: "<redacted>".into(),
+                reason: "must start with postgres://".into(),
+            });
+        }
+        let max_connections: u32 = env.parse_or("DATABASE_MAX_CONNECTIONS", 16)?;
+        if !(1..=1000).contains(&max_connections) {
+            return Err(ConfigError {
+                variable: "DATABASE_MAX_CONNECTIONS".into(),
+                value: max_connections.to_string(),
+                reason: "must be between 1 and 1000".into(),
+            });
+        }
+        let app_role = match env.get("DATABASE_APP_ROLE") {
+            None => Some("longship_app".to_owned()),
+            Some(r) if r == "none" || r == "-" => None,
+            Some(r) if r.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => Some(r),
+            Some(r) => {
+                return Err(ConfigError {
+                    variable: "DATABASE_APP_ROLE".into(),
+                    value: r,
+                    reason: "must be a plain role name ([A-Za-z0-9_]) or `none`".into(),
+                });
+            }
+        };
+        let nats_url = env.get("NATS_URL").unwrap_or_else(|| "nats://127.0.0.1:4222".into());
+        let prefix = env.get("NATS_PREFIX").unwrap_or_default();
+        if !prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(ConfigError {
+                variable: "NATS_PREFIX".into(),
+                value: prefix,
+                reason: "letters, digits and dashes only".into(),
+            });
+        }
+        let algorithm: JwtAlgorithm = env.parse_or("AUTH_JWT_ALGORITHM", JwtAlgorithm::Hs256)?;
+        let auth = AuthConfig {
+            allow_tenant_header: env.bool_or("AUTH_ALLOW_TENANT_HEADER", false)?,
+            algorithm,
+            secret: env.get("AUTH_JWT_SECRET"),
+            public_key_pem: env.get("AUTH_JWT_PUBLIC_KEY"),
+        };
+        longship_tenant::Authenticator::new(&auth).map_err(|reason| ConfigError {
+            variable: "AUTH_JWT_SECRET / AUTH_JWT_PUBLIC_KEY / AUTH_ALLOW_TENANT_HEADER".into(),
+            value: "<redacted>".into(),
+            reason,
+        })?;
+        let telemetry = TelemetryConfig {
+            service_name: env.get("OTEL_SERVICE_NAME").unwrap_or_else(|| defaults.name.to_owned()),
+            log_filter: env.get("RUST_LOG").unwrap_or_else(|| "info".into()),
+            log_format: env.parse_or("LOG_FORMAT", LogFormat::Json)?,
+            otlp_endpoint: env.get("OTEL_EXPORTER_OTLP_ENDPOINT"),
+        };
+        Ok(CommonConfig {
+            service_name: defaults.name.to_owned(),
+            http_addr,
+            grpc_addr,
+            database: DatabaseConfig { url: Secret::new(url), max_connections, app_role },
+            nats: NatsConfig { url: nats_url, prefix },
+            auth,
+            telemetry,
+            shutdown_timeout: env.secs_or("SHUTDOWN_TIMEOUT_SECS", 20, 1, 600)?,
+            request_timeout: env.secs_or("HTTP_REQUEST_TIMEOUT_SECS", 15, 1, 300)?,
+            tenant_concurrency_limit: env.parse_or("TENANT_CONCURRENCY_LIMIT", 0)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEFAULTS: ServiceDefaults = ServiceDefaults { name: "order", http_port: 8080, grpc_port: 50051, database: "orders" };
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let env = Env::from_pairs([("AUTH_ALLOW_TENANT_HEADER", "true")]);
+        let config = CommonConfig::from_env(&env, DEFAULTS).expect("config");
+        assert_eq!(config.http_addr.port(), 8080);
+        assert_eq!(config.grpc_addr.port(), 50051);
+        assert_eq!(config.database.url.expose(), "postgres://postgres@127.0.0.1:5432/orders");
+        assert_eq!(config.database.app_role.as_deref(), Some("longship_app"));
+        assert!(config.auth.allow_tenant_header);
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        let cases = [
+            ("HTTP_ADDR", "not-an-addr"),
+            ("DATABASE_MAX_CONNECTIONS", "0"),
+            ("DATABASE_URL", "mysql://x"),
+            ("AUTH_ALLOW_TENANT_HEADER", "perhaps"),
+            ("LOG_FORMAT", "xml"),
+            ("SHUTDOWN_TIMEOUT_SECS", "100000"),
+            ("NATS_PREFIX", "a.b"),
+            ("DATABASE_APP_ROLE", "x; drop"),
+        ];
+        for (key, value) in cases {
+            let env = Env::from_pairs([("AUTH_ALLOW_TENANT_HEADER", "true"), (key, value)]);
+            let err = CommonConfig::from_env(&env, DEFAULTS).expect_err(key);
+            assert!(err.variable.contains(key), "{key}: {err}");
+        }
+    }
+
+    #[test]
+    fn no_auth_method_is_refused_and_secrets_are_redacted() {
+        let err = CommonConfig::from_env(&Env::from_pairs([("X", "1")]), DEFAULTS).expect_err("no auth");
+        assert!(err.to_string().contains("AUTH_JWT_SECRET"));
+        let env = Env::from_pairs([
+            ("AUTH_JWT_SECRET", "a-long-enough-secret-value"),
+            ("DATABASE_URL", "postgres://u:hunter2@db/orders"),
+        ]);
+        let config = CommonConfig::from_env(&env, DEFAULTS).expect("config");
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("hunter2") && !printed.contains("a-long-enough"), "{printed}");
+    }
+}

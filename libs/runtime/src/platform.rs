@@ -1,0 +1,139 @@
+//! Everything a service gets from the platform in one value: config, listeners, the Postgres pool,
+//! NATS, readiness and the authenticator; then [`Platform::serve`] runs HTTP and gRPC together.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use longship_tenant::Authenticator;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use crate::http::HttpOptions;
+use crate::{CommonConfig, Listeners, Readiness};
+
+/// A started (but not yet serving) service.
+#[derive(Debug)]
+pub struct Platform {
+    /// The common configuration.
+    pub config: CommonConfig,
+    /// Bound listeners (addresses known even with port 0).
+    pub listeners: Listeners,
+    /// The application pool (runs as the non-owner app role).
+    pub pool: PgPool,
+    /// The NATS client.
+    pub nats: async_nats::Client,
+    /// JetStream on the client.
+    pub jetstream: async_nats::jetstream::Context,
+    /// Readiness checks.
+    pub readiness: Readiness,
+    /// HTTP authentication.
+    pub authenticator: Arc<Authenticator>,
+}
+
+/// Why a service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Binding a port failed.
+    #[error("{0}")]
+    Bind(#[from] std::io::Error),
+    /// The database URL is unusable.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// NATS could not be reached.
+    #[error("nats: {0}")]
+    Nats(#[from] async_nats::ConnectError),
+    /// Authentication is misconfigured.
+    #[error("auth: {0}")]
+    Auth(String),
+    /// Shut down before start-up finished.
+    #[error("shut down during start-up")]
+    Cancelled,
+}
+
+impl Platform {
+    /// Binds the listeners, connects to Postgres and NATS, and applies `migrator` (retrying while
+    /// the database is unreachable, until `shutdown`).
+    pub async fn start(
+        config: CommonConfig,
+        migrator: &'static sqlx::migrate::Migrator,
+        shutdown: &CancellationToken,
+    ) -> Result<Platform, StartError> {
+        let listeners = Listeners::bind(config.http_addr, config.grpc_addr).await?;
+        let pool = crate::db::connect_lazy(&config.database)?;
+        let nats = crate::nats::connect(&config.nats, &config.service_name).await?;
+        let jetstream = async_nats::jetstream::new(nats.clone());
+        let readiness = Readiness::new(Some(pool.clone()), Some(nats.clone()));
+        let authenticator = Arc::new(Authenticator::new(&config.auth).map_err(StartError::Auth)?);
+        migrate_with_retry(&config, migrator, shutdown).await?;
+        readiness.set_migrated();
+        Ok(Platform { config, listeners, pool, nats, jetstream, readiness, authenticator })
+    }
+
+    /// The service's `/v1` routes wrapped with the platform routes and middleware.
+    pub fn http_router(&self, api: axum::Router, openapi: utoipa::openapi::OpenApi) -> axum::Router {
+        crate::http::router(
+            api,
+            HttpOptions {
+                service_name: self.config.service_name.clone(),
+                openapi,
+                authenticator: Arc::clone(&self.authenticator),
+                readiness: self.readiness.clone(),
+                request_timeout: self.config.request_timeout,
+            },
+        )
+    }
+
+    /// Serves until `shutdown`, then drains within the configured timeout and closes the pool.
+    pub async fn serve(
+        self,
+        http_router: axum::Router,
+        grpc_routes: tonic::service::Routes,
+        shutdown: CancellationToken,
+    ) -> std::io::Result<()> {
+        tracing::info!(
+            http = %self.listeners.http_addr()?,
+            grpc = %self.listeners.grpc_addr()?,
+            "serving"
+        );
+        let result = crate::serve(
+            self.listeners,
+            http_router,
+            grpc_routes,
+            self.readiness,
+            shutdown,
+            self.config.shutdown_timeout,
+        )
+        .await;
+        self.pool.close().await;
+        result
+    }
+}
+
+/// Applies migrations, retrying every second while the database is unreachable (so a pod that starts
+/// before its database simply waits). Gives up only on `shutdown` or a migration that fails on a
+/// reachable database.
+pub async fn migrate_with_retry(
+    config: &CommonConfig,
+    migrator: &'static sqlx::migrate::Migrator,
+    shutdown: &CancellationToken,
+) -> Result<(), StartError> {
+    let mut logged = false;
+    loop {
+        match crate::db::migrate(&config.database, migrator).await {
+            Ok(()) => return Ok(()),
+            Err(sqlx::migrate::MigrateError::Execute(sqlx::Error::Database(e))) => {
+                return Err(StartError::Database(sqlx::Error::Protocol(format!("migration failed: {e}"))));
+            }
+            Err(e) => {
+                if !logged {
+                    tracing::warn!(error = %e, "database not reachable for migrations; retrying every second");
+                    logged = true;
+                }
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            () = shutdown.cancelled() => return Err(StartError::Cancelled),
+        }
+    }
+}

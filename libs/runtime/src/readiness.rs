@@ -1,0 +1,86 @@
+//! What `/readyz` answers: the database and NATS are reachable, migrations are applied, and the
+//! process is not shutting down.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use sqlx::PgPool;
+
+/// Readiness checks of one service.
+#[derive(Debug, Clone)]
+pub struct Readiness {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    pool: Option<PgPool>,
+    nats: Option<async_nats::Client>,
+    migrated: AtomicBool,
+    draining: AtomicBool,
+}
+
+/// The result of one readiness evaluation.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReadinessReport {
+    /// All checks passed.
+    pub ready: bool,
+    /// Check name -> "ok" or the failure.
+    pub checks: std::collections::BTreeMap<&'static str, String>,
+}
+
+impl Readiness {
+    /// Checks for a service with (optionally) a database and NATS.
+    pub fn new(pool: Option<PgPool>, nats: Option<async_nats::Client>) -> Readiness {
+        Readiness {
+            inner: Arc::new(Inner {
+                pool,
+                nats,
+                migrated: AtomicBool::new(false),
+                draining: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// Marks migrations as applied.
+    pub fn set_migrated(&self) {
+        self.inner.migrated.store(true, Ordering::SeqCst);
+    }
+
+    /// Marks the process as draining: readiness fails from now on so load balancers stop sending work.
+    pub fn set_draining(&self) {
+        self.inner.draining.store(true, Ordering::SeqCst);
+    }
+
+    /// Runs every check (bounded to two seconds each).
+    pub async fn check(&self) -> ReadinessReport {
+        let mut checks = std::collections::BTreeMap::new();
+        if let Some(pool) = &self.inner.pool {
+            let probe = tokio::time::timeout(Duration::from_secs(2), sqlx::query("SELECT 1").execute(pool)).await;
+            let result = match probe {
+                Ok(Ok(_)) => "ok".to_owned(),
+                Ok(Err(e)) => format!("unreachable: {}", short(&e.to_string())),
+                Err(_) => "timeout".to_owned(),
+            };
+            checks.insert("database", result);
+            let migrated = self.inner.migrated.load(Ordering::SeqCst);
+            checks.insert("migrations", if migrated { "ok".into() } else { "pending".into() });
+        }
+        if let Some(nats) = &self.inner.nats {
+            let state = nats.connection_state();
+            let ok = matches!(state, async_nats::connection::State::Connected);
+            checks.insert("nats", if ok { "ok".into() } else { format!("{state:?}").to_lowercase() });
+        }
+        if self.inner.draining.load(Ordering::SeqCst) {
+            checks.insert("lifecycle", "draining".into());
+        }
+        let ready = checks.values().all(|v| v == "ok");
+        ReadinessReport { ready, checks }
+    }
+}
+
+fn short(message: &str) -> String {
+    // enough to diagnose ("connection refused"), not a dump of internals
+    message.chars().take(80).collect()
+}
