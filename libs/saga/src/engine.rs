@@ -1,0 +1,644 @@
+//! The engine: starting sagas, executing them, and workers that claim and resume due sagas.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use longship_tenant::TenantId;
+use sqlx::{PgConnection, PgPool, Row};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::domain::{SagaStatus, StepRecord, StepStatus, backoff, next_compensation};
+use crate::step::{SagaDefinition, SagaInfo, StepContext, StepError, StepKind};
+
+/// Engine tuning.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// A saga not finished by then is compensated with reason `timeout`.
+    pub deadline: Duration,
+    /// How long a claim lasts without a transition; a dead worker's sagas resume after it.
+    pub lease: Duration,
+    /// Timeout of one action or compensation call (kept well below the lease).
+    pub step_timeout: Duration,
+    /// First retry delay.
+    pub retry_base: Duration,
+    /// Largest retry delay.
+    pub retry_max: Duration,
+    /// How often workers look for due sagas (retries of other replicas' sagas, recovery); new sagas
+    /// never wait for it.
+    pub poll_interval: Duration,
+    /// Sagas one worker executes at once.
+    pub concurrency: usize,
+    /// Sagas claimed per poll.
+    pub claim_batch: i64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            deadline: Duration::from_secs(30),
+            lease: Duration::from_secs(30),
+            step_timeout: Duration::from_secs(5),
+            retry_base: Duration::from_millis(100),
+            retry_max: Duration::from_secs(2),
+            poll_interval: Duration::from_millis(500),
+            concurrency: 512,
+            claim_batch: 64,
+        }
+    }
+}
+
+/// Engine errors.
+#[derive(Debug, thiserror::Error)]
+pub enum SagaError {
+    /// Postgres failed.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The saga data could not be (de)serialised.
+    #[error("saga data: {0}")]
+    Data(#[from] serde_json::Error),
+    /// Another worker owns the saga now (our lease expired).
+    #[error("lease lost")]
+    LeaseLost,
+}
+
+/// A saga inserted by [`SagaEngine::start`], ready to [`SagaEngine::launch`] once the caller commits.
+#[derive(Debug)]
+pub struct StartedSaga<D> {
+    state: SagaState<D>,
+}
+
+impl<D> StartedSaga<D> {
+    /// The saga id.
+    pub fn id(&self) -> Uuid {
+        self.state.id
+    }
+}
+
+#[derive(Debug, Clone)]
+struct SagaState<D> {
+    id: Uuid,
+    tenant: TenantId,
+    status: SagaStatus,
+    data: D,
+    steps: Vec<StepRecord>,
+    step_index: usize,
+    failure_reason: Option<String>,
+    deadline: DateTime<Utc>,
+    traceparent: Option<String>,
+    created_at: DateTime<Utc>,
+}
+
+/// Runs sagas of one definition. Cheap to clone.
+pub struct SagaEngine<S: SagaDefinition> {
+    inner: Arc<Inner<S>>,
+}
+
+impl<S: SagaDefinition> Clone for SagaEngine<S> {
+    fn clone(&self) -> Self {
+        SagaEngine { inner: Arc::clone(&self.inner) }
+    }
+}
+
+impl<S: SagaDefinition> std::fmt::Debug for SagaEngine<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SagaEngine").field("worker_id", &self.inner.worker_id).finish()
+    }
+}
+
+struct Inner<S: SagaDefinition> {
+    pool: PgPool,
+    definition: S,
+    config: EngineConfig,
+    worker_id: String,
+    permits: Arc<Semaphore>,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+enum Attempt {
+    Continue,
+    Stop,
+}
+
+impl<S: SagaDefinition> SagaEngine<S> {
+    /// An engine over `pool`. `shutdown` stops claiming and makes running sagas release their claim
+    /// between steps.
+    pub fn new(pool: PgPool, definition: S, config: EngineConfig, shutdown: CancellationToken) -> SagaEngine<S> {
+        let worker_id = format!("{}-{}", std::process::id(), &Uuid::new_v4().simple().to_string()[..8]);
+        let permits = Arc::new(Semaphore::new(config.concurrency.max(1)));
+        SagaEngine {
+            inner: Arc::new(Inner { pool, definition, config, worker_id, permits, tasks: TaskTracker::new(), shutdown }),
+        }
+    }
+
+    /// This worker's id (stored in `locked_by`).
+    pub fn worker_id(&self) -> &str {
+        &self.inner.worker_id
+    }
+
+    /// The definition.
+    pub fn definition(&self) -> &S {
+        &self.inner.definition
+    }
+
+    /// Inserts saga `id` in the caller's transaction, already claimed by this worker with its first
+    /// step started, so [`SagaEngine::launch`] can run it right after the caller commits.
+    pub async fn start(
+        &self,
+        tx: &mut PgConnection,
+        id: Uuid,
+        tenant: &TenantId,
+        data: S::Data,
+    ) -> Result<StartedSaga<S::Data>, SagaError> {
+        let steps_def = self.inner.definition.steps();
+        let mut steps: Vec<StepRecord> = steps_def.iter().map(|s| StepRecord::pending(s.name())).collect();
+        if let Some(first) = steps.first_mut() {
+            first.status = StepStatus::Running;
+            first.attempts = 1;
+        }
+        let now = Utc::now();
+        let deadline = now + chrono::Duration::from_std(self.inner.config.deadline).unwrap_or(chrono::Duration::seconds(30));
+        let traceparent = longship_telemetry::propagation::current_traceparent();
+        sqlx::query(
+            "INSERT INTO saga (id, saga_type, tenant_id, status, data, steps, step_index, deadline, next_attempt_at,
+                               locked_by, locked_until, traceparent, created_at, updated_at)
+             VALUES ($1, $2, $3, 'RUNNING', $4, $5, 0, $6, $7, $8, $7 + make_interval(secs => $9), $10, $7, $7)",
+        )
+        .bind(id)
+        .bind(self.inner.definition.saga_type())
+        .bind(tenant.as_str())
+        .bind(serde_json::to_value(&data)?)
+        .bind(serde_json::to_value(&steps)?)
+        .bind(deadline)
+        .bind(now)
+        .bind(&self.inner.worker_id)
+        .bind(self.inner.config.lease.as_secs_f64())
+        .bind(&traceparent)
+        .execute(&mut *tx)
+        .await?;
+        metrics::counter!("saga_started_total", "saga" => self.inner.definition.saga_type()).increment(1);
+        Ok(StartedSaga {
+            state: SagaState {
+                id,
+                tenant: tenant.clone(),
+                status: SagaStatus::Running,
+                data,
+                steps,
+                step_index: 0,
+                failure_reason: None,
+                deadline,
+                traceparent,
+                created_at: now,
+            },
+        })
+    }
+
+    /// Runs a saga the caller has just committed, in the background, without waiting for a poll.
+    pub fn launch(&self, started: StartedSaga<S::Data>) {
+        let engine = self.clone();
+        self.inner.tasks.spawn(async move {
+            let Ok(_permit) = Arc::clone(&engine.inner.permits).acquire_owned().await else { return };
+            engine.execute(started.state, false).await;
+        });
+    }
+
+    /// The worker loop: until shutdown, claims due sagas (new ones whose launcher died, retries of
+    /// released ones, sagas of dead workers whose lease expired) and executes them. On shutdown,
+    /// waits for running sagas to reach a step boundary and release their claim.
+    pub async fn run(&self) {
+        let shutdown = self.inner.shutdown.clone();
+        loop {
+            let available = self.inner.permits.available_permits() as i64;
+            if available > 0 {
+                match self.claim_due(available.min(self.inner.config.claim_batch)).await {
+                    Ok(claimed) => {
+                        let full = claimed.len() as i64 == self.inner.config.claim_batch;
+                        for state in claimed {
+                            let engine = self.clone();
+                            let Ok(permit) = Arc::clone(&self.inner.permits).acquire_owned().await else { break };
+                            self.inner.tasks.spawn(async move {
+                                let _permit = permit;
+                                engine.execute(state, true).await;
+                            });
+                        }
+                        if full {
+                            continue;
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "claiming due sagas failed"),
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(self.inner.config.poll_interval) => {}
+                () = shutdown.cancelled() => break,
+            }
+        }
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+    }
+
+    async fn claim_due(&self, limit: i64) -> Result<Vec<SagaState<S::Data>>, SagaError> {
+        let rows = sqlx::query(
+            "UPDATE saga SET locked_by = $1, locked_until = now() + make_interval(secs => $2), updated_at = now()
+             WHERE id IN (
+                 SELECT id FROM saga
+                 WHERE status IN ('RUNNING', 'COMPENSATING') AND saga_type = $3 AND next_attempt_at <= now()
+                   AND (locked_until IS NULL OR locked_until < now())
+                 ORDER BY next_attempt_at LIMIT $4
+                 FOR UPDATE SKIP LOCKED)
+             RETURNING id, tenant_id, status, data, steps, step_index, failure_reason, deadline, traceparent, created_at",
+        )
+        .bind(&self.inner.worker_id)
+        .bind(self.inner.config.lease.as_secs_f64())
+        .bind(self.inner.definition.saga_type())
+        .bind(limit)
+        .fetch_all(&self.inner.pool)
+        .await?;
+        let mut states = Vec::with_capacity(rows.len());
+        for row in rows {
+            let status: String = row.try_get("status")?;
+            let tenant: String = row.try_get("tenant_id")?;
+            let (Some(status), Ok(tenant)) = (SagaStatus::parse(&status), TenantId::parse(&tenant)) else {
+                tracing::error!("saga row with an invalid status or tenant; leaving it for an operator");
+                continue;
+            };
+            let step_index: i32 = row.try_get("step_index")?;
+            states.push(SagaState {
+                id: row.try_get("id")?,
+                tenant,
+                status,
+                data: serde_json::from_value(row.try_get("data")?)?,
+                steps: serde_json::from_value(row.try_get("steps")?)?,
+                step_index: step_index.max(0) as usize,
+                failure_reason: row.try_get("failure_reason")?,
+                deadline: row.try_get("deadline")?,
+                traceparent: row.try_get("traceparent")?,
+                created_at: row.try_get("created_at")?,
+            });
+        }
+        Ok(states)
+    }
+
+    async fn execute(&self, mut state: SagaState<S::Data>, resumed: bool) {
+        let span = tracing::info_span!(
+            "saga.run",
+            saga_id = %state.id,
+            saga_type = self.inner.definition.saga_type(),
+            tenant_id = %state.tenant,
+            order_id = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
+            resumed,
+        );
+        if let Some(tp) = &state.traceparent {
+            longship_telemetry::propagation::set_parent(&span, longship_telemetry::propagation::context_from_traceparent(tp));
+        }
+        longship_telemetry::record_trace_id(&span);
+        async {
+            if resumed {
+                // a claimed saga's current attempt is recorded before it is made
+                if let Err(e) = self.begin_current_attempt(&mut state).await {
+                    tracing::warn!(error = %e, "could not record the resumed attempt");
+                    return;
+                }
+            }
+            loop {
+                if state.status.is_terminal() {
+                    return;
+                }
+                if self.inner.shutdown.is_cancelled() {
+                    self.release(&state).await;
+                    return;
+                }
+                let outcome = match state.status {
+                    SagaStatus::Running => self.forward(&mut state).await,
+                    SagaStatus::Compensating => self.backward(&mut state).await,
+                    _ => Ok(Attempt::Stop),
+                };
+                match outcome {
+                    Ok(Attempt::Continue) => {}
+                    Ok(Attempt::Stop) => return,
+                    Err(SagaError::LeaseLost) => {
+                        tracing::warn!("lease lost; another worker continues this saga");
+                        return;
+                    }
+                    Err(e) => {
+                        // could not record a transition: stop; the lease expires and the saga resumes
+                        // from its last committed state (actions are idempotent)
+                        tracing::warn!(error = %e, "saga transition not recorded; it will resume after its lease");
+                        return;
+                    }
+                }
+            }
+        }
+        .instrument(span)
+        .await;
+    }
+
+    /// Records the start of the next attempt of the current step (after a claim).
+    async fn begin_current_attempt(&self, state: &mut SagaState<S::Data>) -> Result<(), SagaError> {
+        let i = state.step_index;
+        match state.status {
+            SagaStatus::Running => {
+                if let Some(step) = state.steps.get_mut(i) {
+                    step.status = StepStatus::Running;
+                    step.attempts += 1;
+                }
+            }
+            SagaStatus::Compensating => {
+                if let Some(step) = state.steps.get_mut(i) {
+                    if step.needs_compensation() {
+                        step.status = StepStatus::Compensating;
+                        step.compensation_attempts += 1;
+                    }
+                }
+            }
+            _ => return Ok(()),
+        }
+        self.persist(None, state, Utc::now()).await
+    }
+
+    async fn forward(&self, state: &mut SagaState<S::Data>) -> Result<Attempt, SagaError> {
+        let steps = self.inner.definition.steps();
+        let i = state.step_index;
+        let Some(step) = steps.get(i) else {
+            return self.finish_completed(state).await;
+        };
+        if Utc::now() >= state.deadline {
+            tracing::warn!(step = step.name(), "saga deadline passed; compensating");
+            self.enter_compensation(state, "timeout", i);
+            return self.persist_and_continue(state).await;
+        }
+        let attempt = state.steps[i].attempts.max(1);
+        let ctx = StepContext {
+            saga_id: state.id,
+            tenant: state.tenant.clone(),
+            step: step.name(),
+            attempt,
+            idempotency_key: format!("{}:{}", state.id, step.name()),
+        };
+        let step_span = tracing::info_span!("saga.step", step = step.name(), attempt, phase = "action");
+        let started = Instant::now();
+        if step.kind() == StepKind::Local {
+            return self.forward_local(state, i, &ctx).instrument(step_span).await;
+        }
+        let mut data = state.data.clone();
+        let result = match tokio::time::timeout(self.inner.config.step_timeout, step.execute(&ctx, &mut data))
+            .instrument(step_span)
+            .await
+        {
+            Ok(r) => r,
+            Err(_) => Err(StepError::Transient(format!("timed out after {:?}", self.inner.config.step_timeout))),
+        };
+        metrics::histogram!("saga_step_duration_seconds", "step" => step.name()).record(started.elapsed().as_secs_f64());
+        match result {
+            Ok(()) => {
+                state.data = data;
+                self.mark_succeeded_and_advance(state, i);
+                if state.step_index >= steps.len() {
+                    return self.finish_completed(state).await;
+                }
+                if steps[state.step_index].kind() == StepKind::Local {
+                    // the local step commits together with this success
+                    return Ok(Attempt::Continue);
+                }
+                self.persist_and_continue(state).await
+            }
+            Err(StepError::Rejected { reason, message }) => {
+                tracing::info!(step = step.name(), %reason, "step rejected; compensating");
+                state.steps[i].status = StepStatus::Failed;
+                state.steps[i].last_error = Some(message);
+                self.enter_compensation(state, &reason, i.saturating_sub(1));
+                if i == 0 {
+                    return self.finish_compensated(state).await;
+                }
+                self.persist_and_continue(state).await
+            }
+            Err(StepError::Transient(message)) => self.retry_later(state, i, message, false).await,
+        }
+    }
+
+    async fn forward_local(&self, state: &mut SagaState<S::Data>, i: usize, ctx: &StepContext) -> Result<Attempt, SagaError> {
+        let steps = self.inner.definition.steps();
+        let mut tx = longship_tenant::begin(&self.inner.pool, &state.tenant).await?;
+        let mut data = state.data.clone();
+        match steps[i].execute_local(ctx, &mut tx, &mut data).await {
+            Ok(()) => {
+                let previous = state.clone();
+                state.data = data;
+                self.mark_succeeded_and_advance(state, i);
+                let finished = state.step_index >= steps.len();
+                if finished {
+                    state.status = SagaStatus::Completed;
+                }
+                if let Err(e) = self.persist(Some(&mut tx), state, Utc::now()).await {
+                    *state = previous;
+                    return Err(e);
+                }
+                tx.commit().await?;
+                if finished {
+                    self.after_terminal(state, "completed");
+                    return Ok(Attempt::Stop);
+                }
+                Ok(Attempt::Continue)
+            }
+            Err(StepError::Rejected { reason, message }) => {
+                drop(tx);
+                state.steps[i].status = StepStatus::Failed;
+                state.steps[i].last_error = Some(message);
+                self.enter_compensation(state, &reason, i.saturating_sub(1));
+                if i == 0 {
+                    return self.finish_compensated(state).await;
+                }
+                self.persist_and_continue(state).await
+            }
+            Err(StepError::Transient(message)) => {
+                drop(tx);
+                self.retry_later(state, i, message, false).await
+            }
+        }
+    }
+
+    async fn backward(&self, state: &mut SagaState<S::Data>) -> Result<Attempt, SagaError> {
+        let steps = self.inner.definition.steps();
+        let compensable: Vec<bool> = steps.iter().map(|s| s.compensable()).collect();
+        let Some(i) = next_compensation(&state.steps, &compensable, state.step_index) else {
+            return self.finish_compensated(state).await;
+        };
+        if state.step_index != i || state.steps[i].status != StepStatus::Compensating {
+            state.step_index = i;
+            state.steps[i].status = StepStatus::Compensating;
+            state.steps[i].compensation_attempts += 1;
+            self.persist(None, state, Utc::now()).await?;
+        }
+        let step = &steps[i];
+        let attempt = state.steps[i].compensation_attempts.max(1);
+        let ctx = StepContext {
+            saga_id: state.id,
+            tenant: state.tenant.clone(),
+            step: step.name(),
+            attempt,
+            idempotency_key: format!("{}:{}:compensate", state.id, step.name()),
+        };
+        let span = tracing::info_span!("saga.step", step = step.name(), attempt, phase = "compensation");
+        let result = match tokio::time::timeout(self.inner.config.step_timeout, step.compensate(&ctx, &state.data))
+            .instrument(span)
+            .await
+        {
+            Ok(r) => r,
+            Err(_) => Err(StepError::Transient("compensation timed out".into())),
+        };
+        match result {
+            Ok(()) => {
+                state.steps[i].status = StepStatus::Compensated;
+                match next_compensation(&state.steps, &compensable, i) {
+                    None => self.finish_compensated(state).await,
+                    Some(next) => {
+                        state.step_index = next;
+                        state.steps[next].status = StepStatus::Compensating;
+                        state.steps[next].compensation_attempts += 1;
+                        self.persist_and_continue(state).await
+                    }
+                }
+            }
+            Err(e) => {
+                // compensations never give up: a failing one is visible as a metric and in the step log
+                metrics::counter!("saga_compensation_failures_total", "step" => step.name()).increment(1);
+                self.retry_later(state, i, e.to_string(), true).await
+            }
+        }
+    }
+
+    fn mark_succeeded_and_advance(&self, state: &mut SagaState<S::Data>, i: usize) {
+        state.steps[i].status = StepStatus::Succeeded;
+        state.steps[i].last_error = None;
+        state.step_index = i + 1;
+        if let Some(next) = state.steps.get_mut(i + 1) {
+            next.status = StepStatus::Running;
+            next.attempts += 1;
+        }
+    }
+
+    fn enter_compensation(&self, state: &mut SagaState<S::Data>, reason: &str, from: usize) {
+        state.status = SagaStatus::Compensating;
+        state.failure_reason = Some(reason.to_owned());
+        state.step_index = from;
+    }
+
+    async fn retry_later(&self, state: &mut SagaState<S::Data>, i: usize, message: String, compensation: bool) -> Result<Attempt, SagaError> {
+        let step_name = self.inner.definition.steps()[i].name();
+        let tries = if compensation { state.steps[i].compensation_attempts } else { state.steps[i].attempts };
+        let mut delay = backoff(tries, self.inner.config.retry_base, self.inner.config.retry_max, rand::random::<f64>());
+        if !compensation {
+            // never sleep past the deadline: the next loop turn compensates with `timeout`
+            let left = (state.deadline - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+            delay = delay.min(left);
+        }
+        metrics::counter!("saga_step_retries_total", "step" => step_name).increment(1);
+        tracing::info!(step = step_name, error = %message, retry_in_ms = delay.as_millis() as u64, "step failed transiently");
+        state.steps[i].last_error = Some(truncate(&message, 500));
+        if compensation {
+            state.steps[i].compensation_attempts += 1;
+        } else {
+            state.steps[i].attempts += 1;
+        }
+        let next_at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+        // the next attempt is recorded now; we keep the claim and sleep in-process
+        self.persist(None, state, next_at).await?;
+        tokio::select! {
+            () = tokio::time::sleep(delay) => Ok(Attempt::Continue),
+            () = self.inner.shutdown.cancelled() => {
+                self.release(state).await;
+                Ok(Attempt::Stop)
+            }
+        }
+    }
+
+    async fn persist_and_continue(&self, state: &mut SagaState<S::Data>) -> Result<Attempt, SagaError> {
+        self.persist(None, state, Utc::now()).await?;
+        Ok(Attempt::Continue)
+    }
+
+    async fn finish_completed(&self, state: &mut SagaState<S::Data>) -> Result<Attempt, SagaError> {
+        state.status = SagaStatus::Completed;
+        self.persist(None, state, Utc::now()).await?;
+        self.after_terminal(state, "completed");
+        Ok(Attempt::Stop)
+    }
+
+    async fn finish_compensated(&self, state: &mut SagaState<S::Data>) -> Result<Attempt, SagaError> {
+        state.status = SagaStatus::Compensated;
+        let reason = state.failure_reason.clone().unwrap_or_else(|| "unknown".into());
+        let mut tx = longship_tenant::begin(&self.inner.pool, &state.tenant).await?;
+        let info = SagaInfo { saga_id: state.id, tenant: state.tenant.clone() };
+        self.inner.definition.on_compensated(&mut tx, &info, &state.data, &reason).await?;
+        self.persist(Some(&mut tx), state, Utc::now()).await?;
+        tx.commit().await?;
+        self.after_terminal(state, "compensated");
+        Ok(Attempt::Stop)
+    }
+
+    fn after_terminal(&self, state: &SagaState<S::Data>, outcome: &'static str) {
+        let elapsed = (Utc::now() - state.created_at).to_std().unwrap_or_default();
+        let reason = state.failure_reason.clone().unwrap_or_default();
+        metrics::counter!("saga_finished_total", "saga" => self.inner.definition.saga_type(), "outcome" => outcome, "reason" => reason)
+            .increment(1);
+        metrics::histogram!("saga_duration_seconds", "saga" => self.inner.definition.saga_type(), "outcome" => outcome)
+            .record(elapsed.as_secs_f64());
+        tracing::info!(outcome, failure_reason = state.failure_reason.as_deref(), elapsed_ms = elapsed.as_millis() as u64, "saga finished");
+        self.inner.definition.after_finish();
+    }
+
+    /// Writes the whole state in one fenced update. Terminal states drop the claim.
+    async fn persist(&self, tx: Option<&mut PgConnection>, state: &SagaState<S::Data>, next_attempt_at: DateTime<Utc>) -> Result<(), SagaError> {
+        let terminal = state.status.is_terminal();
+        let query = sqlx::query(
+            "UPDATE saga SET status = $3, data = $4, steps = $5, step_index = $6, failure_reason = $7,
+                    next_attempt_at = $8,
+                    locked_by = CASE WHEN $9 THEN NULL ELSE locked_by END,
+                    locked_until = CASE WHEN $9 THEN NULL ELSE greatest(now(), $8) + make_interval(secs => $10) END,
+                    updated_at = now()
+             WHERE id = $1 AND locked_by = $2",
+        )
+        .bind(state.id)
+        .bind(&self.inner.worker_id)
+        .bind(state.status.as_str())
+        .bind(serde_json::to_value(&state.data)?)
+        .bind(serde_json::to_value(&state.steps)?)
+        .bind(state.step_index as i32)
+        .bind(&state.failure_reason)
+        .bind(next_attempt_at)
+        .bind(terminal)
+        .bind(self.inner.config.lease.as_secs_f64());
+        let done = match tx {
+            Some(tx) => query.execute(tx).await?,
+            None => query.execute(&self.inner.pool).await?,
+        };
+        if done.rows_affected() == 0 {
+            return Err(SagaError::LeaseLost);
+        }
+        Ok(())
+    }
+
+    /// Gives the saga back (shutdown): another worker may claim it at once.
+    async fn release(&self, state: &SagaState<S::Data>) {
+        let result = sqlx::query(
+            "UPDATE saga SET locked_by = NULL, locked_until = NULL, updated_at = now() WHERE id = $1 AND locked_by = $2",
+        )
+        .bind(state.id)
+        .bind(&self.inner.worker_id)
+        .execute(&self.inner.pool)
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "could not release saga claim; it resumes after its lease");
+        }
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
