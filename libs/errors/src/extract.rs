@@ -27,7 +27,9 @@ impl From<JsonRejection> for Error {
         let (kind, code) = match &rejection {
             JsonRejection::JsonSyntaxError(_) => (Kind::BadRequest, "request.malformed_json"),
             JsonRejection::JsonDataError(_) => (Kind::Validation, "request.invalid_body"),
-            JsonRejection::MissingJsonContentType(_) => (Kind::UnsupportedMediaType, "request.unsupported_media_type"),
+            JsonRejection::MissingJsonContentType(_) => {
+                (Kind::UnsupportedMediaType, "request.unsupported_media_type")
+            }
             other => {
                 let kind = Kind::from_http_status(other.status());
                 (kind, kind.default_code())
@@ -86,7 +88,8 @@ where
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::extract::Query(value) = axum::extract::Query::<T>::from_request_parts(parts, state).await?;
+        let axum::extract::Query(value) =
+            axum::extract::Query::<T>::from_request_parts(parts, state).await?;
         Ok(Query(value))
     }
 }
@@ -99,7 +102,8 @@ where
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::extract::Path(value) = axum::extract::Path::<T>::from_request_parts(parts, state).await?;
+        let axum::extract::Path(value) =
+            axum::extract::Path::<T>::from_request_parts(parts, state).await?;
         Ok(Path(value))
     }
 }

@@ -22,7 +22,12 @@ impl From<Error> for tonic::Status {
         } else {
             serde_json::to_vec(err.fields()).unwrap_or_default().into()
         };
-        tonic::Status::with_details_and_metadata(err.kind().grpc_code(), err.message().to_owned(), details, metadata)
+        tonic::Status::with_details_and_metadata(
+            err.kind().grpc_code(),
+            err.message().to_owned(),
+            details,
+            metadata,
+        )
     }
 }
 
@@ -50,7 +55,11 @@ pub fn status_to_error(status: &tonic::Status) -> Error {
         Some("request.unsupported_media_type") => Kind::UnsupportedMediaType,
         _ => kind,
     };
-    let message = if status.message().is_empty() { kind.title().to_owned() } else { status.message().to_owned() };
+    let message = if status.message().is_empty() {
+        kind.title().to_owned()
+    } else {
+        status.message().to_owned()
+    };
     let code = code.unwrap_or_else(|| kind.default_code().to_owned());
     Error::new(kind, code, message).with_fields(fields)
 }
@@ -80,11 +89,26 @@ mod tests {
     #[test]
     fn business_codes_round_trip() {
         for (err, grpc) in [
-            (Error::failed_precondition("payment.declined", "insufficient funds"), tonic::Code::FailedPrecondition),
-            (Error::not_found("inventory.unknown_sku", "unknown sku"), tonic::Code::NotFound),
-            (Error::conflict("order.exists", "exists"), tonic::Code::AlreadyExists),
-            (Error::bad_request("request.malformed", "bad"), tonic::Code::InvalidArgument),
-            (Error::unavailable(std::io::Error::other("db down")), tonic::Code::Unavailable),
+            (
+                Error::failed_precondition("payment.declined", "insufficient funds"),
+                tonic::Code::FailedPrecondition,
+            ),
+            (
+                Error::not_found("inventory.unknown_sku", "unknown sku"),
+                tonic::Code::NotFound,
+            ),
+            (
+                Error::conflict("order.exists", "exists"),
+                tonic::Code::AlreadyExists,
+            ),
+            (
+                Error::bad_request("request.malformed", "bad"),
+                tonic::Code::InvalidArgument,
+            ),
+            (
+                Error::unavailable(std::io::Error::other("db down")),
+                tonic::Code::Unavailable,
+            ),
         ] {
             let (kind, code) = (err.kind(), err.code().to_owned());
             let status: tonic::Status = err.into();
@@ -96,7 +120,8 @@ mod tests {
 
     #[test]
     fn internal_status_hides_source() {
-        let status: tonic::Status = Error::internal(std::io::Error::other("password=hunter2")).into();
+        let status: tonic::Status =
+            Error::internal(std::io::Error::other("password=hunter2")).into();
         assert!(!status.message().contains("hunter2"));
     }
 

@@ -113,7 +113,10 @@ impl Kind {
 
     /// Whether a caller may retry the same request later and expect a different outcome.
     pub fn is_transient(self) -> bool {
-        matches!(self, Kind::Unavailable | Kind::Timeout | Kind::TooManyRequests)
+        matches!(
+            self,
+            Kind::Unavailable | Kind::Timeout | Kind::TooManyRequests
+        )
     }
 
     /// The kind for a gRPC code received from a peer (unknown or odd codes become `Internal`).
@@ -205,7 +208,10 @@ impl Error {
     }
 
     /// 400 with `code`.
-    pub fn bad_request(code: impl Into<Cow<'static, str>>, message: impl Into<Cow<'static, str>>) -> Self {
+    pub fn bad_request(
+        code: impl Into<Cow<'static, str>>,
+        message: impl Into<Cow<'static, str>>,
+    ) -> Self {
         Self::new(Kind::BadRequest, code, message)
     }
 
@@ -218,12 +224,18 @@ impl Error {
     }
 
     /// 404 with `code`, e.g. `order.not_found`.
-    pub fn not_found(code: impl Into<Cow<'static, str>>, message: impl Into<Cow<'static, str>>) -> Self {
+    pub fn not_found(
+        code: impl Into<Cow<'static, str>>,
+        message: impl Into<Cow<'static, str>>,
+    ) -> Self {
         Self::new(Kind::NotFound, code, message)
     }
 
     /// 409 with `code`.
-    pub fn conflict(code: impl Into<Cow<'static, str>>, message: impl Into<Cow<'static, str>>) -> Self {
+    pub fn conflict(
+        code: impl Into<Cow<'static, str>>,
+        message: impl Into<Cow<'static, str>>,
+    ) -> Self {
         Self::new(Kind::Conflict, code, message)
     }
 
@@ -254,13 +266,22 @@ impl Error {
 
     /// 503: a dependency is unavailable; the source goes to the log only.
     pub fn unavailable(source: impl Into<BoxError>) -> Self {
-        Self::new(Kind::Unavailable, Kind::Unavailable.default_code(), "a dependency is unavailable, retry later")
-            .with_source(source)
+        Self::new(
+            Kind::Unavailable,
+            Kind::Unavailable.default_code(),
+            "a dependency is unavailable, retry later",
+        )
+        .with_source(source)
     }
 
     /// 500: an unexpected failure; the source goes to the log only.
     pub fn internal(source: impl Into<BoxError>) -> Self {
-        Self::new(Kind::Internal, Kind::Internal.default_code(), "internal error").with_source(source)
+        Self::new(
+            Kind::Internal,
+            Kind::Internal.default_code(),
+            "internal error",
+        )
+        .with_source(source)
     }
 
     /// Attaches the underlying cause (logged, never sent to clients).
@@ -309,8 +330,10 @@ impl Error {
     /// The full source chain as one line, for logs.
     pub fn source_chain(&self) -> String {
         let mut out = String::new();
-        let mut next: Option<&(dyn std::error::Error + 'static)> =
-            self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static));
+        let mut next: Option<&(dyn std::error::Error + 'static)> = self
+            .source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static));
         while let Some(err) = next {
             if !out.is_empty() {
                 out.push_str(": ");
@@ -354,7 +377,9 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
     }
 }
 

@@ -24,8 +24,16 @@ pub struct FieldError {
 
 impl FieldError {
     /// A field error.
-    pub fn new(field: impl Into<String>, code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), code: code.into(), message: message.into() }
+    pub fn new(
+        field: impl Into<String>,
+        code: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            field: field.into(),
+            code: code.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -67,7 +75,8 @@ impl ProblemDetails {
 
     /// Rebuilds an [`Error`] from a problem document received from another service.
     pub fn into_error(self) -> Error {
-        let status = http::StatusCode::from_u16(self.status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+        let status = http::StatusCode::from_u16(self.status)
+            .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
         Error::new(Kind::from_http_status(status), self.code, self.detail).with_fields(self.errors)
     }
 }
@@ -77,7 +86,9 @@ pub fn current_trace_id() -> Option<String> {
     let context = tracing::Span::current().context();
     let span = context.span();
     let span_context = span.span_context();
-    span_context.is_valid().then(|| span_context.trace_id().to_string())
+    span_context
+        .is_valid()
+        .then(|| span_context.trace_id().to_string())
 }
 
 impl IntoResponse for Error {
@@ -87,7 +98,10 @@ impl IntoResponse for Error {
         let body = serde_json::to_vec(&problem).unwrap_or_else(|_| b"{}".to_vec());
         let mut response = (self.kind.http_status(), body).into_response();
         let headers = response.headers_mut();
-        headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(PROBLEM_CONTENT_TYPE));
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
+        );
         if let Some(secs) = self.retry_after_secs {
             headers.insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
         }
@@ -104,27 +118,41 @@ mod tests {
         let response = err.into_response();
         let status = response.status();
         let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
         let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
         (status, headers, json)
     }
 
     #[tokio::test]
     async fn renders_problem_json_with_code_and_fields() {
-        let err = Error::validation(vec![FieldError::new("currency", "format", "must be 3 upper-case letters")]);
+        let err = Error::validation(vec![FieldError::new(
+            "currency",
+            "format",
+            "must be 3 upper-case letters",
+        )]);
         let (status, headers, json) = render(err).await;
         assert_eq!(status, 422);
         assert_eq!(headers[http::header::CONTENT_TYPE], PROBLEM_CONTENT_TYPE);
         assert_eq!(json["status"], 422);
         assert_eq!(json["code"], "request.invalid");
         assert_eq!(json["title"], "Validation failed");
-        assert_eq!(json["type"], "https://longship.dev/problems/request.invalid");
+        assert_eq!(
+            json["type"],
+            "https://longship.dev/problems/request.invalid"
+        );
         assert_eq!(json["errors"][0]["field"], "currency");
     }
 
     #[tokio::test]
     async fn internal_errors_leak_nothing() {
-        let err = Error::internal(std::io::Error::other("syntax error at or near SELECT * FROM secrets"));
+        let err = Error::internal(std::io::Error::other(
+            "syntax error at or near SELECT * FROM secrets",
+        ));
         let (status, _, json) = render(err).await;
         assert_eq!(status, 500);
         let text = json.to_string();
@@ -134,7 +162,8 @@ mod tests {
 
     #[tokio::test]
     async fn retry_after_is_sent() {
-        let err = Error::new(Kind::TooManyRequests, "request.rate_limited", "slow down").with_retry_after(2);
+        let err = Error::new(Kind::TooManyRequests, "request.rate_limited", "slow down")
+            .with_retry_after(2);
         let (status, headers, _) = render(err).await;
         assert_eq!(status, 429);
         assert_eq!(headers[http::header::RETRY_AFTER], "2");

@@ -66,7 +66,11 @@ impl From<serde_json::Error> for HandlerError {
 #[async_trait::async_trait]
 pub trait EventHandler: Send + Sync + 'static {
     /// Handles `event`. Events of types this handler does not care about should return `Ok(())`.
-    async fn handle(&self, tx: &mut PgConnection, event: &EventEnvelope) -> Result<(), HandlerError>;
+    async fn handle(
+        &self,
+        tx: &mut PgConnection,
+        event: &EventEnvelope,
+    ) -> Result<(), HandlerError>;
 }
 
 /// Runs the consumer until `shutdown`, reconnecting after errors. Creates the durable consumer if
@@ -135,7 +139,11 @@ async fn consume(
             }
         })
         .await;
-    if shutdown.is_cancelled() { Ok(()) } else { Err("message stream ended".into()) }
+    if shutdown.is_cancelled() {
+        Ok(())
+    } else {
+        Err("message stream ended".into())
+    }
 }
 
 async fn handle_one(
@@ -248,17 +256,26 @@ async fn dead_letter_and_term(
     headers.insert("Dead-Letter-Consumer", spec.durable_name.as_str());
     headers.insert("Original-Subject", message.subject.as_str());
     // a new Nats-Msg-Id so the dead-letter stream's dedupe does not drop it as the original
-    headers.insert(async_nats::header::NATS_MESSAGE_ID, format!("dl-{}-{}", spec.durable_name, uuid::Uuid::now_v7()).as_str());
-    let published = match js.publish_with_headers(dead_letter.to_owned(), headers, message.payload.clone()).await {
+    headers.insert(
+        async_nats::header::NATS_MESSAGE_ID,
+        format!("dl-{}-{}", spec.durable_name, uuid::Uuid::now_v7()).as_str(),
+    );
+    let published = match js
+        .publish_with_headers(dead_letter.to_owned(), headers, message.payload.clone())
+        .await
+    {
         Ok(ack) => ack.await.is_ok(),
         Err(_) => false,
     };
     if !published {
         tracing::error!(consumer = %spec.durable_name, "dead-letter publish failed; leaving the message for redelivery");
-        let _ = message.ack_with(AckKind::Nak(Some(Duration::from_secs(5)))).await;
+        let _ = message
+            .ack_with(AckKind::Nak(Some(Duration::from_secs(5))))
+            .await;
         return;
     }
-    metrics::counter!("consumer_dead_letters_total", "consumer" => spec.durable_name.clone()).increment(1);
+    metrics::counter!("consumer_dead_letters_total", "consumer" => spec.durable_name.clone())
+        .increment(1);
     tracing::error!(
         consumer = %spec.durable_name,
         subject = %message.subject,

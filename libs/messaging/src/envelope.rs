@@ -68,7 +68,11 @@ pub struct NewEvent {
 
 impl NewEvent {
     /// An event of `event_type` with a serialisable payload (schema version 1).
-    pub fn new(event_type: &str, tenant_id: &TenantId, data: &impl Serialize) -> Result<NewEvent, serde_json::Error> {
+    pub fn new(
+        event_type: &str,
+        tenant_id: &TenantId,
+        data: &impl Serialize,
+    ) -> Result<NewEvent, serde_json::Error> {
         Ok(NewEvent {
             event_type: event_type.to_owned(),
             tenant_id: tenant_id.clone(),
@@ -82,8 +86,14 @@ impl NewEvent {
 pub(crate) fn valid_type(t: &str) -> bool {
     let parts: Vec<&str> = t.split('.').collect();
     parts.len() == 3
-        && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
-        && parts[1].strip_prefix('v').is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        })
+        && parts[1]
+            .strip_prefix('v')
+            .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
 }
 
 #[cfg(test)]
@@ -102,13 +112,23 @@ mod tests {
         };
         let bytes = serde_json::to_vec(&envelope).unwrap_or_default();
         assert_eq!(EventEnvelope::decode(&bytes).ok(), Some(envelope));
-        for garbage in [&b""[..], b"null", b"{}", b"[1,2]", b"\xff\xfe", br#"{"id":"nope"}"#] {
+        for garbage in [
+            &b""[..],
+            b"null",
+            b"{}",
+            b"[1,2]",
+            b"\xff\xfe",
+            br#"{"id":"nope"}"#,
+        ] {
             assert!(EventEnvelope::decode(garbage).is_err());
         }
         let bad_tenant = br#"{"id":"0190f0a0-0000-7000-8000-000000000000","type":"orders.v1.x","tenant_id":"ACME","occurred_at":"2026-01-01T00:00:00Z","schema_version":1,"data":{}}"#;
         assert!(EventEnvelope::decode(bad_tenant).is_err());
         let bad_type = br#"{"id":"0190f0a0-0000-7000-8000-000000000000","type":"orders.x","tenant_id":"acme","occurred_at":"2026-01-01T00:00:00Z","schema_version":1,"data":{}}"#;
-        assert!(matches!(EventEnvelope::decode(bad_type), Err(DecodeError::InvalidType(_))));
+        assert!(matches!(
+            EventEnvelope::decode(bad_type),
+            Err(DecodeError::InvalidType(_))
+        ));
     }
 
     #[test]

@@ -23,12 +23,18 @@ pub struct Naming {
 impl Naming {
     /// Names under `prefix` (empty for none).
     pub fn new(prefix: &str) -> Naming {
-        Naming { prefix: prefix.to_owned() }
+        Naming {
+            prefix: prefix.to_owned(),
+        }
     }
 
     /// The subject an event type is published on.
     pub fn subject(&self, event_type: &str) -> String {
-        if self.prefix.is_empty() { event_type.to_owned() } else { format!("{}.{event_type}", self.prefix) }
+        if self.prefix.is_empty() {
+            event_type.to_owned()
+        } else {
+            format!("{}.{event_type}", self.prefix)
+        }
     }
 
     /// The event type a subject carries (the inverse of [`Naming::subject`]).
@@ -36,7 +42,10 @@ impl Naming {
         if self.prefix.is_empty() {
             subject
         } else {
-            subject.strip_prefix(&self.prefix).and_then(|s| s.strip_prefix('.')).unwrap_or(subject)
+            subject
+                .strip_prefix(&self.prefix)
+                .and_then(|s| s.strip_prefix('.'))
+                .unwrap_or(subject)
         }
     }
 
@@ -45,7 +54,10 @@ impl Naming {
         if self.prefix.is_empty() {
             name.to_owned()
         } else {
-            format!("{}_{name}", self.prefix.to_ascii_uppercase().replace('-', "_"))
+            format!(
+                "{}_{name}",
+                self.prefix.to_ascii_uppercase().replace('-', "_")
+            )
         }
     }
 
@@ -111,6 +123,9 @@ mod tests {
         assert_eq!(dev.subject("orders.v1.a"), "lstab12.orders.v1.a");
         assert_eq!(dev.event_type("lstab12.orders.v1.a"), "orders.v1.a");
         assert_eq!(dev.stream("ORDERS"), "LSTAB12_ORDERS");
-        assert_eq!(dev.dead_letter_subject("inventory"), "lstab12.deadletter.inventory");
+        assert_eq!(
+            dev.dead_letter_subject("inventory"),
+            "lstab12.deadletter.inventory"
+        );
     }
 }

@@ -76,7 +76,9 @@ pub struct OutboxRelay {
 
 impl std::fmt::Debug for OutboxRelay {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OutboxRelay").field("config", &self.config).finish()
+        f.debug_struct("OutboxRelay")
+            .field("config", &self.config)
+            .finish()
     }
 }
 
@@ -93,8 +95,19 @@ struct Pending {
 
 impl OutboxRelay {
     /// A relay over `pool`'s outbox.
-    pub fn new(pool: PgPool, js: jetstream::Context, naming: Naming, config: RelayConfig) -> OutboxRelay {
-        OutboxRelay { pool, js, naming, config, wake: Arc::new(Notify::new()) }
+    pub fn new(
+        pool: PgPool,
+        js: jetstream::Context,
+        naming: Naming,
+        config: RelayConfig,
+    ) -> OutboxRelay {
+        OutboxRelay {
+            pool,
+            js,
+            naming,
+            config,
+            wake: Arc::new(Notify::new()),
+        }
     }
 
     /// Wakes the relay now (call after committing a transaction that enqueued events, to skip the
@@ -215,7 +228,16 @@ impl OutboxRelay {
         let mut acks = Vec::with_capacity(pending.len());
         for row in &pending {
             let (subject, headers, body) = self.message(row)?;
-            match self.js.send_publish(subject, jetstream::message::PublishMessage::build().headers(headers).payload(body)).await {
+            match self
+                .js
+                .send_publish(
+                    subject,
+                    jetstream::message::PublishMessage::build()
+                        .headers(headers)
+                        .payload(body),
+                )
+                .await
+            {
                 Ok(ack) => acks.push((row.seq, Some(ack))),
                 Err(e) => {
                     tracing::warn!(error = %e, "outbox send failed");
@@ -236,20 +258,33 @@ impl OutboxRelay {
         .await
         .map_err(|_| RelayError::AckTimeout)?;
         // mark the acknowledged prefix sent; anything after a failure waits (keeps insertion order)
-        let sent: Vec<i64> = results.iter().take_while(|(_, ok)| *ok).map(|(seq, _)| *seq).collect();
+        let sent: Vec<i64> = results
+            .iter()
+            .take_while(|(_, ok)| *ok)
+            .map(|(seq, _)| *seq)
+            .collect();
         if !sent.is_empty() {
-            sqlx::query("UPDATE outbox SET published_at = now() WHERE seq = ANY($1)").bind(&sent).execute(&mut *tx).await?;
+            sqlx::query("UPDATE outbox SET published_at = now() WHERE seq = ANY($1)")
+                .bind(&sent)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         metrics::counter!("outbox_published_total").increment(sent.len() as u64);
         if sent.len() < pending.len() {
-            return Err(RelayError::Nats("some messages were not acknowledged".into()));
+            return Err(RelayError::Nats(
+                "some messages were not acknowledged".into(),
+            ));
         }
         Ok(sent.len())
     }
 
-    fn message(&self, row: &Pending) -> Result<(String, async_nats::HeaderMap, bytes::Bytes), RelayError> {
-        let tenant = longship_tenant::TenantId::parse(&row.tenant_id).map_err(|_| RelayError::Corrupt(row.id))?;
+    fn message(
+        &self,
+        row: &Pending,
+    ) -> Result<(String, async_nats::HeaderMap, bytes::Bytes), RelayError> {
+        let tenant = longship_tenant::TenantId::parse(&row.tenant_id)
+            .map_err(|_| RelayError::Corrupt(row.id))?;
         let envelope = EventEnvelope {
             id: row.id,
             event_type: row.event_type.clone(),
@@ -260,7 +295,10 @@ impl OutboxRelay {
         };
         let body = serde_json::to_vec(&envelope).map_err(|_| RelayError::Corrupt(row.id))?;
         let mut headers = async_nats::HeaderMap::new();
-        headers.insert(async_nats::header::NATS_MESSAGE_ID, row.id.to_string().as_str());
+        headers.insert(
+            async_nats::header::NATS_MESSAGE_ID,
+            row.id.to_string().as_str(),
+        );
         longship_tenant::nats::inject(&mut headers, &tenant);
         headers.insert("Event-Type", row.event_type.as_str());
         headers.insert("Event-Time", row.occurred_at.to_rfc3339().as_str());
@@ -293,10 +331,10 @@ impl OutboxRelay {
         .bind(secs)
         .execute(&self.pool)
         .await;
-        if let Ok(done) = result {
-            if done.rows_affected() > 0 {
-                tracing::debug!(rows = done.rows_affected(), "pruned sent outbox rows");
-            }
+        if let Ok(done) = result
+            && done.rows_affected() > 0
+        {
+            tracing::debug!(rows = done.rows_affected(), "pruned sent outbox rows");
         }
     }
 }

@@ -33,7 +33,10 @@ pub struct Env {
 impl Env {
     /// The process environment.
     pub fn process() -> Env {
-        Env { overrides: HashMap::new(), use_process_env: true }
+        Env {
+            overrides: HashMap::new(),
+            use_process_env: true,
+        }
     }
 
     /// Only the given pairs (tests start services with exactly the config they mean).
@@ -43,7 +46,13 @@ impl Env {
         K: Into<String>,
         V: Into<String>,
     {
-        Env { overrides: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect(), use_process_env: false }
+        Env {
+            overrides: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+            use_process_env: false,
+        }
     }
 
     /// Adds or replaces one value.
@@ -84,12 +93,22 @@ impl Env {
             None => Ok(default),
             Some(v) if ["true", "1", "yes", "on"].contains(&v.as_str()) => Ok(true),
             Some(v) if ["false", "0", "no", "off"].contains(&v.as_str()) => Ok(false),
-            Some(v) => Err(ConfigError { variable: key.into(), value: v, reason: "expected true or false".into() }),
+            Some(v) => Err(ConfigError {
+                variable: key.into(),
+                value: v,
+                reason: "expected true or false".into(),
+            }),
         }
     }
 
     /// Seconds as a duration, within `min..=max`.
-    pub fn secs_or(&self, key: &str, default: u64, min: u64, max: u64) -> Result<Duration, ConfigError> {
+    pub fn secs_or(
+        &self,
+        key: &str,
+        default: u64,
+        min: u64,
+        max: u64,
+    ) -> Result<Duration, ConfigError> {
         let secs: u64 = self.parse_or(key, default)?;
         if !(min..=max).contains(&secs) {
             return Err(ConfigError {
@@ -164,8 +183,14 @@ pub struct CommonConfig {
 impl CommonConfig {
     /// Reads the common settings.
     pub fn from_env(env: &Env, defaults: ServiceDefaults) -> Result<CommonConfig, ConfigError> {
-        let http_addr = env.parse_or("HTTP_ADDR", SocketAddr::from(([0, 0, 0, 0], defaults.http_port)))?;
-        let grpc_addr = env.parse_or("GRPC_ADDR", SocketAddr::from(([0, 0, 0, 0], defaults.grpc_port)))?;
+        let http_addr = env.parse_or(
+            "HTTP_ADDR",
+            SocketAddr::from(([0, 0, 0, 0], defaults.http_port)),
+        )?;
+        let grpc_addr = env.parse_or(
+            "GRPC_ADDR",
+            SocketAddr::from(([0, 0, 0, 0], defaults.grpc_port)),
+        )?;
         let url = env
             .get("DATABASE_URL")
             .unwrap_or_else(|| format!("postgres://postgres@127.0.0.1:5432/{}", defaults.database));
@@ -196,9 +221,14 @@ impl CommonConfig {
                 });
             }
         };
-        let nats_url = env.get("NATS_URL").unwrap_or_else(|| "nats://127.0.0.1:4222".into());
+        let nats_url = env
+            .get("NATS_URL")
+            .unwrap_or_else(|| "nats://127.0.0.1:4222".into());
         let prefix = env.get("NATS_PREFIX").unwrap_or_default();
-        if !prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        if !prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
             return Err(ConfigError {
                 variable: "NATS_PREFIX".into(),
                 value: prefix,
@@ -218,7 +248,9 @@ impl CommonConfig {
             reason,
         })?;
         let telemetry = TelemetryConfig {
-            service_name: env.get("OTEL_SERVICE_NAME").unwrap_or_else(|| defaults.name.to_owned()),
+            service_name: env
+                .get("OTEL_SERVICE_NAME")
+                .unwrap_or_else(|| defaults.name.to_owned()),
             log_filter: env.get("RUST_LOG").unwrap_or_else(|| "info".into()),
             log_format: env.parse_or("LOG_FORMAT", LogFormat::Json)?,
             otlp_endpoint: env.get("OTEL_EXPORTER_OTLP_ENDPOINT"),
@@ -227,8 +259,15 @@ impl CommonConfig {
             service_name: defaults.name.to_owned(),
             http_addr,
             grpc_addr,
-            database: DatabaseConfig { url: Secret::new(url), max_connections, app_role },
-            nats: NatsConfig { url: nats_url, prefix },
+            database: DatabaseConfig {
+                url: Secret::new(url),
+                max_connections,
+                app_role,
+            },
+            nats: NatsConfig {
+                url: nats_url,
+                prefix,
+            },
             auth,
             telemetry,
             shutdown_timeout: env.secs_or("SHUTDOWN_TIMEOUT_SECS", 20, 1, 600)?,
@@ -242,7 +281,12 @@ impl CommonConfig {
 mod tests {
     use super::*;
 
-    const DEFAULTS: ServiceDefaults = ServiceDefaults { name: "order", http_port: 8080, grpc_port: 50051, database: "orders" };
+    const DEFAULTS: ServiceDefaults = ServiceDefaults {
+        name: "order",
+        http_port: 8080,
+        grpc_port: 50051,
+        database: "orders",
+    };
 
     #[test]
     fn defaults_follow_the_contract() {
@@ -250,7 +294,10 @@ mod tests {
         let config = CommonConfig::from_env(&env, DEFAULTS).expect("config");
         assert_eq!(config.http_addr.port(), 8080);
         assert_eq!(config.grpc_addr.port(), 50051);
-        assert_eq!(config.database.url.expose(), "postgres://postgres@127.0.0.1:5432/orders");
+        assert_eq!(
+            config.database.url.expose(),
+            "postgres://postgres@127.0.0.1:5432/orders"
+        );
         assert_eq!(config.database.app_role.as_deref(), Some("longship_app"));
         assert!(config.auth.allow_tenant_header);
     }
@@ -276,7 +323,8 @@ mod tests {
 
     #[test]
     fn no_auth_method_is_refused_and_secrets_are_redacted() {
-        let err = CommonConfig::from_env(&Env::from_pairs([("X", "1")]), DEFAULTS).expect_err("no auth");
+        let err =
+            CommonConfig::from_env(&Env::from_pairs([("X", "1")]), DEFAULTS).expect_err("no auth");
         assert!(err.to_string().contains("AUTH_JWT_SECRET"));
         let env = Env::from_pairs([
             ("AUTH_JWT_SECRET", "a-long-enough-secret-value"),
@@ -284,6 +332,9 @@ mod tests {
         ]);
         let config = CommonConfig::from_env(&env, DEFAULTS).expect("config");
         let printed = format!("{config:?}");
-        assert!(!printed.contains("hunter2") && !printed.contains("a-long-enough"), "{printed}");
+        assert!(
+            !printed.contains("hunter2") && !printed.contains("a-long-enough"),
+            "{printed}"
+        );
     }
 }

@@ -23,7 +23,9 @@ pub fn connect_lazy(config: &DatabaseConfig) -> Result<PgPool, sqlx::Error> {
             Box::pin(async move {
                 if let Some(role) = role {
                     // role names are validated at config time ([A-Za-z0-9_]), so quoting is safe
-                    sqlx::query(sqlx::AssertSqlSafe(format!("SET ROLE \"{role}\""))).execute(&mut *conn).await?;
+                    sqlx::query(sqlx::AssertSqlSafe(format!("SET ROLE \"{role}\"")))
+                        .execute(&mut *conn)
+                        .await?;
                 }
                 Ok(())
             })
@@ -33,8 +35,15 @@ pub fn connect_lazy(config: &DatabaseConfig) -> Result<PgPool, sqlx::Error> {
 }
 
 /// Applies `migrator` with the URL's own user (the schema owner), outside the application role.
-pub async fn migrate(config: &DatabaseConfig, migrator: &sqlx::migrate::Migrator) -> Result<(), sqlx::migrate::MigrateError> {
-    let options: PgConnectOptions = config.url.expose().parse().map_err(sqlx::migrate::MigrateError::from)?;
+pub async fn migrate(
+    config: &DatabaseConfig,
+    migrator: &sqlx::migrate::Migrator,
+) -> Result<(), sqlx::migrate::MigrateError> {
+    let options: PgConnectOptions = config
+        .url
+        .expose()
+        .parse()
+        .map_err(sqlx::migrate::MigrateError::from)?;
     let mut conn = sqlx::PgConnection::connect_with(&options).await?;
     let result = migrator.run(&mut conn).await;
     let _ = conn.close().await;

@@ -43,18 +43,26 @@ pub struct HttpOptions {
 /// a trace span per request continuing the caller's `traceparent`, RED metrics, a timeout, a 64 KiB
 /// body limit, compression, panics and unknown routes answered as problem+json.
 pub fn router(api: Router, options: HttpOptions) -> Router {
-    let openapi_json = Arc::new(serde_json::to_string(&options.openapi).unwrap_or_else(|_| "{}".into()));
+    let openapi_json =
+        Arc::new(serde_json::to_string(&options.openapi).unwrap_or_else(|_| "{}".into()));
     let docs = Arc::new(docs_page(&options.service_name));
     let readiness = options.readiness.clone();
     let platform = Router::new()
-        .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
+        .route(
+            "/healthz",
+            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+        )
         .route(
             "/readyz",
             get(move || {
                 let readiness = readiness.clone();
                 async move {
                     let report = readiness.check().await;
-                    let status = if report.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+                    let status = if report.ready {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    };
                     (status, axum::Json(report))
                 }
             }),
@@ -72,7 +80,12 @@ pub fn router(api: Router, options: HttpOptions) -> Router {
             "/openapi.json",
             get(move || {
                 let body = Arc::clone(&openapi_json);
-                async move { ([(http::header::CONTENT_TYPE, "application/json")], body.as_str().to_owned()) }
+                async move {
+                    (
+                        [(http::header::CONTENT_TYPE, "application/json")],
+                        body.as_str().to_owned(),
+                    )
+                }
             }),
         )
         .route(
@@ -89,30 +102,50 @@ pub fn router(api: Router, options: HttpOptions) -> Router {
         .merge(api)
         .fallback(|| async { Error::not_found("route.not_found", "no such route") })
         .method_not_allowed_fallback(|| async {
-            Error::new(longship_errors::Kind::NotFound, "route.method_not_allowed", "method not allowed on this route")
+            Error::new(
+                longship_errors::Kind::NotFound,
+                "route.method_not_allowed",
+                "method not allowed on this route",
+            )
         })
         .layer(axum::middleware::from_fn(longship_telemetry::http_metrics))
         .layer(options.authenticator.layer())
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .layer(CompressionLayer::new())
-        .layer(TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, timeout))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::GATEWAY_TIMEOUT,
+            timeout,
+        ))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(TraceLayer::new_for_http().make_span_with(request_span).on_response(
-            |response: &Response, latency: Duration, span: &tracing::Span| {
-                span.record("status", response.status().as_u16());
-                tracing::debug!(latency_ms = latency.as_millis() as u64, "request finished");
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_response(
+                    |response: &Response, latency: Duration, span: &tracing::Span| {
+                        span.record("status", response.status().as_u16());
+                        tracing::debug!(
+                            latency_ms = latency.as_millis() as u64,
+                            "request finished"
+                        );
+                    },
+                ),
+        )
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(CatchPanicLayer::custom(
+            |_panic: Box<dyn std::any::Any + Send>| {
+                Error::internal(std::io::Error::other("handler panicked")).into_response()
             },
         ))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        .layer(CatchPanicLayer::custom(|_panic: Box<dyn std::any::Any + Send>| {
-            Error::internal(std::io::Error::other("handler panicked")).into_response()
-        }))
 }
 
 /// The span of one HTTP request: continues the caller's trace and has fields for the tenant and
 /// order that handlers fill in.
 pub fn request_span<B>(request: &Request<B>) -> tracing::Span {
-    let request_id = request.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let request_id = request
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let span = tracing::info_span!(
         "http.request",
         method = %request.method(),
@@ -123,7 +156,10 @@ pub fn request_span<B>(request: &Request<B>) -> tracing::Span {
         order_id = tracing::field::Empty,
         trace_id = tracing::field::Empty,
     );
-    longship_telemetry::propagation::set_parent(&span, longship_telemetry::propagation::context_from_http(request.headers()));
+    longship_telemetry::propagation::set_parent(
+        &span,
+        longship_telemetry::propagation::context_from_http(request.headers()),
+    );
     longship_telemetry::record_trace_id(&span);
     span
 }

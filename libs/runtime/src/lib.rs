@@ -38,8 +38,12 @@ pub struct Listeners {
 impl Listeners {
     /// Binds both addresses.
     pub async fn bind(http: SocketAddr, grpc: SocketAddr) -> std::io::Result<Listeners> {
-        let http = TcpListener::bind(http).await.map_err(|e| std::io::Error::new(e.kind(), format!("binding HTTP_ADDR {http}: {e}")))?;
-        let grpc = TcpListener::bind(grpc).await.map_err(|e| std::io::Error::new(e.kind(), format!("binding GRPC_ADDR {grpc}: {e}")))?;
+        let http = TcpListener::bind(http)
+            .await
+            .map_err(|e| std::io::Error::new(e.kind(), format!("binding HTTP_ADDR {http}: {e}")))?;
+        let grpc = TcpListener::bind(grpc)
+            .await
+            .map_err(|e| std::io::Error::new(e.kind(), format!("binding GRPC_ADDR {grpc}: {e}")))?;
         Ok(Listeners { http, grpc })
     }
 
@@ -74,7 +78,10 @@ pub async fn serve(
     let grpc = tokio::spawn(grpc);
     shutdown.cancelled().await;
     readiness.set_draining();
-    tracing::info!(timeout_secs = drain_timeout.as_secs(), "draining in-flight requests");
+    tracing::info!(
+        timeout_secs = drain_timeout.as_secs(),
+        "draining in-flight requests"
+    );
     let drained = tokio::time::timeout(drain_timeout, async {
         let _ = http.await;
         let _ = grpc.await;

@@ -6,7 +6,10 @@ use crate::config::NatsConfig;
 
 /// Connects to NATS, retrying in the background when the server is not up yet (the service starts
 /// and reports not-ready meanwhile).
-pub async fn connect(config: &NatsConfig, name: &str) -> Result<async_nats::Client, async_nats::ConnectError> {
+pub async fn connect(
+    config: &NatsConfig,
+    name: &str,
+) -> Result<async_nats::Client, async_nats::ConnectError> {
     async_nats::ConnectOptions::new()
         .name(name)
         .retry_on_initial_connect()

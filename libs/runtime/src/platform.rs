@@ -66,11 +66,23 @@ impl Platform {
         let authenticator = Arc::new(Authenticator::new(&config.auth).map_err(StartError::Auth)?);
         migrate_with_retry(&config, migrator, shutdown).await?;
         readiness.set_migrated();
-        Ok(Platform { config, listeners, pool, nats, jetstream, readiness, authenticator })
+        Ok(Platform {
+            config,
+            listeners,
+            pool,
+            nats,
+            jetstream,
+            readiness,
+            authenticator,
+        })
     }
 
     /// The service's `/v1` routes wrapped with the platform routes and middleware.
-    pub fn http_router(&self, api: axum::Router, openapi: utoipa::openapi::OpenApi) -> axum::Router {
+    pub fn http_router(
+        &self,
+        api: axum::Router,
+        openapi: utoipa::openapi::OpenApi,
+    ) -> axum::Router {
         crate::http::router(
             api,
             HttpOptions {
@@ -122,7 +134,9 @@ pub async fn migrate_with_retry(
         match crate::db::migrate(&config.database, migrator).await {
             Ok(()) => return Ok(()),
             Err(sqlx::migrate::MigrateError::Execute(sqlx::Error::Database(e))) => {
-                return Err(StartError::Database(sqlx::Error::Protocol(format!("migration failed: {e}"))));
+                return Err(StartError::Database(sqlx::Error::Protocol(format!(
+                    "migration failed: {e}"
+                ))));
             }
             Err(e) => {
                 if !logged {

@@ -57,7 +57,11 @@ impl Readiness {
     pub async fn check(&self) -> ReadinessReport {
         let mut checks = std::collections::BTreeMap::new();
         if let Some(pool) = &self.inner.pool {
-            let probe = tokio::time::timeout(Duration::from_secs(2), sqlx::query("SELECT 1").execute(pool)).await;
+            let probe = tokio::time::timeout(
+                Duration::from_secs(2),
+                sqlx::query("SELECT 1").execute(pool),
+            )
+            .await;
             let result = match probe {
                 Ok(Ok(_)) => "ok".to_owned(),
                 Ok(Err(e)) => format!("unreachable: {}", short(&e.to_string())),
@@ -65,12 +69,26 @@ impl Readiness {
             };
             checks.insert("database", result);
             let migrated = self.inner.migrated.load(Ordering::SeqCst);
-            checks.insert("migrations", if migrated { "ok".into() } else { "pending".into() });
+            checks.insert(
+                "migrations",
+                if migrated {
+                    "ok".into()
+                } else {
+                    "pending".into()
+                },
+            );
         }
         if let Some(nats) = &self.inner.nats {
             let state = nats.connection_state();
             let ok = matches!(state, async_nats::connection::State::Connected);
-            checks.insert("nats", if ok { "ok".into() } else { format!("{state:?}").to_lowercase() });
+            checks.insert(
+                "nats",
+                if ok {
+                    "ok".into()
+                } else {
+                    format!("{state:?}").to_lowercase()
+                },
+            );
         }
         if self.inner.draining.load(Ordering::SeqCst) {
             checks.insert("lifecycle", "draining".into());

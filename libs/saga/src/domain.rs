@@ -82,12 +82,21 @@ pub struct StepRecord {
 impl StepRecord {
     /// A pending step.
     pub fn pending(name: &str) -> StepRecord {
-        StepRecord { name: name.to_owned(), status: StepStatus::Pending, attempts: 0, compensation_attempts: 0, last_error: None }
+        StepRecord {
+            name: name.to_owned(),
+            status: StepStatus::Pending,
+            attempts: 0,
+            compensation_attempts: 0,
+            last_error: None,
+        }
     }
 
     /// Whether the step may have had an effect that must be undone.
     pub fn needs_compensation(&self) -> bool {
-        matches!(self.status, StepStatus::Succeeded | StepStatus::Running | StepStatus::Compensating)
+        matches!(
+            self.status,
+            StepStatus::Succeeded | StepStatus::Running | StepStatus::Compensating
+        )
     }
 }
 
@@ -100,7 +109,12 @@ pub fn next_compensation(steps: &[StepRecord], compensable: &[bool], from: usize
 
 /// Backoff before retry `attempt` (1-based): exponential from `base`, capped at `max`, with up to
 /// 25% jitter subtracted so replicas do not retry in lockstep.
-pub fn backoff(attempt: u32, base: std::time::Duration, max: std::time::Duration, jitter: f64) -> std::time::Duration {
+pub fn backoff(
+    attempt: u32,
+    base: std::time::Duration,
+    max: std::time::Duration,
+    jitter: f64,
+) -> std::time::Duration {
     let exp = attempt.saturating_sub(1).min(20);
     let raw = base.saturating_mul(2u32.saturating_pow(exp)).min(max);
     raw.mul_f64(1.0 - 0.25 * jitter.clamp(0.0, 1.0))
@@ -113,16 +127,27 @@ mod tests {
     use std::time::Duration;
 
     fn rec(status: StepStatus) -> StepRecord {
-        StepRecord { status, ..StepRecord::pending("s") }
+        StepRecord {
+            status,
+            ..StepRecord::pending("s")
+        }
     }
 
     #[test]
     fn compensation_order_is_reverse_and_skips_what_had_no_effect() {
-        let steps = vec![rec(StepStatus::Succeeded), rec(StepStatus::Succeeded), rec(StepStatus::Failed)];
+        let steps = vec![
+            rec(StepStatus::Succeeded),
+            rec(StepStatus::Succeeded),
+            rec(StepStatus::Failed),
+        ];
         let compensable = [true, true, true];
         assert_eq!(next_compensation(&steps, &compensable, 2), Some(1));
         assert_eq!(next_compensation(&steps, &compensable, 0), Some(0));
-        let steps = vec![rec(StepStatus::Compensated), rec(StepStatus::Compensated), rec(StepStatus::Failed)];
+        let steps = vec![
+            rec(StepStatus::Compensated),
+            rec(StepStatus::Compensated),
+            rec(StepStatus::Failed),
+        ];
         assert_eq!(next_compensation(&steps, &compensable, 2), None);
         // an uncertain (timed-out) step is compensated too
         let steps = vec![rec(StepStatus::Succeeded), rec(StepStatus::Running)];

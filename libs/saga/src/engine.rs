@@ -100,13 +100,17 @@ pub struct SagaEngine<S: SagaDefinition> {
 
 impl<S: SagaDefinition> Clone for SagaEngine<S> {
     fn clone(&self) -> Self {
-        SagaEngine { inner: Arc::clone(&self.inner) }
+        SagaEngine {
+            inner: Arc::clone(&self.inner),
+        }
     }
 }
 
 impl<S: SagaDefinition> std::fmt::Debug for SagaEngine<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SagaEngine").field("worker_id", &self.inner.worker_id).finish()
+        f.debug_struct("SagaEngine")
+            .field("worker_id", &self.inner.worker_id)
+            .finish()
     }
 }
 
@@ -128,11 +132,28 @@ enum Attempt {
 impl<S: SagaDefinition> SagaEngine<S> {
     /// An engine over `pool`. `shutdown` stops claiming and makes running sagas release their claim
     /// between steps.
-    pub fn new(pool: PgPool, definition: S, config: EngineConfig, shutdown: CancellationToken) -> SagaEngine<S> {
-        let worker_id = format!("{}-{}", std::process::id(), &Uuid::new_v4().simple().to_string()[..8]);
+    pub fn new(
+        pool: PgPool,
+        definition: S,
+        config: EngineConfig,
+        shutdown: CancellationToken,
+    ) -> SagaEngine<S> {
+        let worker_id = format!(
+            "{}-{}",
+            std::process::id(),
+            &Uuid::new_v4().simple().to_string()[..8]
+        );
         let permits = Arc::new(Semaphore::new(config.concurrency.max(1)));
         SagaEngine {
-            inner: Arc::new(Inner { pool, definition, config, worker_id, permits, tasks: TaskTracker::new(), shutdown }),
+            inner: Arc::new(Inner {
+                pool,
+                definition,
+                config,
+                worker_id,
+                permits,
+                tasks: TaskTracker::new(),
+                shutdown,
+            }),
         }
     }
 
@@ -156,13 +177,18 @@ impl<S: SagaDefinition> SagaEngine<S> {
         data: S::Data,
     ) -> Result<StartedSaga<S::Data>, SagaError> {
         let steps_def = self.inner.definition.steps();
-        let mut steps: Vec<StepRecord> = steps_def.iter().map(|s| StepRecord::pending(s.name())).collect();
+        let mut steps: Vec<StepRecord> = steps_def
+            .iter()
+            .map(|s| StepRecord::pending(s.name()))
+            .collect();
         if let Some(first) = steps.first_mut() {
             first.status = StepStatus::Running;
             first.attempts = 1;
         }
         let now = Utc::now();
-        let deadline = now + chrono::Duration::from_std(self.inner.config.deadline).unwrap_or(chrono::Duration::seconds(30));
+        let deadline = now
+            + chrono::Duration::from_std(self.inner.config.deadline)
+                .unwrap_or(chrono::Duration::seconds(30));
         let traceparent = longship_telemetry::propagation::current_traceparent();
         sqlx::query(
             "INSERT INTO saga (id, saga_type, tenant_id, status, data, steps, step_index, deadline, next_attempt_at,
@@ -181,7 +207,8 @@ impl<S: SagaDefinition> SagaEngine<S> {
         .bind(&traceparent)
         .execute(&mut *tx)
         .await?;
-        metrics::counter!("saga_started_total", "saga" => self.inner.definition.saga_type()).increment(1);
+        metrics::counter!("saga_started_total", "saga" => self.inner.definition.saga_type())
+            .increment(1);
         Ok(StartedSaga {
             state: SagaState {
                 id,
@@ -202,7 +229,9 @@ impl<S: SagaDefinition> SagaEngine<S> {
     pub fn launch(&self, started: StartedSaga<S::Data>) {
         let engine = self.clone();
         self.inner.tasks.spawn(async move {
-            let Ok(_permit) = Arc::clone(&engine.inner.permits).acquire_owned().await else { return };
+            let Ok(_permit) = Arc::clone(&engine.inner.permits).acquire_owned().await else {
+                return;
+            };
             engine.execute(started.state, false).await;
         });
     }
@@ -215,12 +244,18 @@ impl<S: SagaDefinition> SagaEngine<S> {
         loop {
             let available = self.inner.permits.available_permits() as i64;
             if available > 0 {
-                match self.claim_due(available.min(self.inner.config.claim_batch)).await {
+                match self
+                    .claim_due(available.min(self.inner.config.claim_batch))
+                    .await
+                {
                     Ok(claimed) => {
                         let full = claimed.len() as i64 == self.inner.config.claim_batch;
                         for state in claimed {
                             let engine = self.clone();
-                            let Ok(permit) = Arc::clone(&self.inner.permits).acquire_owned().await else { break };
+                            let Ok(permit) = Arc::clone(&self.inner.permits).acquire_owned().await
+                            else {
+                                break;
+                            };
                             self.inner.tasks.spawn(async move {
                                 let _permit = permit;
                                 engine.execute(state, true).await;
@@ -263,8 +298,11 @@ impl<S: SagaDefinition> SagaEngine<S> {
         for row in rows {
             let status: String = row.try_get("status")?;
             let tenant: String = row.try_get("tenant_id")?;
-            let (Some(status), Ok(tenant)) = (SagaStatus::parse(&status), TenantId::parse(&tenant)) else {
-                tracing::error!("saga row with an invalid status or tenant; leaving it for an operator");
+            let (Some(status), Ok(tenant)) = (SagaStatus::parse(&status), TenantId::parse(&tenant))
+            else {
+                tracing::error!(
+                    "saga row with an invalid status or tenant; leaving it for an operator"
+                );
                 continue;
             };
             let step_index: i32 = row.try_get("step_index")?;
@@ -295,7 +333,10 @@ impl<S: SagaDefinition> SagaEngine<S> {
             resumed,
         );
         if let Some(tp) = &state.traceparent {
-            longship_telemetry::propagation::set_parent(&span, longship_telemetry::propagation::context_from_traceparent(tp));
+            longship_telemetry::propagation::set_parent(
+                &span,
+                longship_telemetry::propagation::context_from_traceparent(tp),
+            );
         }
         longship_telemetry::record_trace_id(&span);
         async {
@@ -350,11 +391,11 @@ impl<S: SagaDefinition> SagaEngine<S> {
                 }
             }
             SagaStatus::Compensating => {
-                if let Some(step) = state.steps.get_mut(i) {
-                    if step.needs_compensation() {
-                        step.status = StepStatus::Compensating;
-                        step.compensation_attempts += 1;
-                    }
+                if let Some(step) = state.steps.get_mut(i)
+                    && step.needs_compensation()
+                {
+                    step.status = StepStatus::Compensating;
+                    step.compensation_attempts += 1;
                 }
             }
             _ => return Ok(()),
@@ -381,20 +422,31 @@ impl<S: SagaDefinition> SagaEngine<S> {
             attempt,
             idempotency_key: format!("{}:{}", state.id, step.name()),
         };
-        let step_span = tracing::info_span!("saga.step", step = step.name(), attempt, phase = "action");
+        let step_span =
+            tracing::info_span!("saga.step", step = step.name(), attempt, phase = "action");
         let started = Instant::now();
         if step.kind() == StepKind::Local {
-            return self.forward_local(state, i, &ctx).instrument(step_span).await;
+            return self
+                .forward_local(state, i, &ctx)
+                .instrument(step_span)
+                .await;
         }
         let mut data = state.data.clone();
-        let result = match tokio::time::timeout(self.inner.config.step_timeout, step.execute(&ctx, &mut data))
-            .instrument(step_span)
-            .await
+        let result = match tokio::time::timeout(
+            self.inner.config.step_timeout,
+            step.execute(&ctx, &mut data),
+        )
+        .instrument(step_span)
+        .await
         {
             Ok(r) => r,
-            Err(_) => Err(StepError::Transient(format!("timed out after {:?}", self.inner.config.step_timeout))),
+            Err(_) => Err(StepError::Transient(format!(
+                "timed out after {:?}",
+                self.inner.config.step_timeout
+            ))),
         };
-        metrics::histogram!("saga_step_duration_seconds", "step" => step.name()).record(started.elapsed().as_secs_f64());
+        metrics::histogram!("saga_step_duration_seconds", "step" => step.name())
+            .record(started.elapsed().as_secs_f64());
         match result {
             Ok(()) => {
                 state.data = data;
@@ -422,7 +474,12 @@ impl<S: SagaDefinition> SagaEngine<S> {
         }
     }
 
-    async fn forward_local(&self, state: &mut SagaState<S::Data>, i: usize, ctx: &StepContext) -> Result<Attempt, SagaError> {
+    async fn forward_local(
+        &self,
+        state: &mut SagaState<S::Data>,
+        i: usize,
+        ctx: &StepContext,
+    ) -> Result<Attempt, SagaError> {
         let steps = self.inner.definition.steps();
         let mut tx = longship_tenant::begin(&self.inner.pool, &state.tenant).await?;
         let mut data = state.data.clone();
@@ -484,10 +541,18 @@ impl<S: SagaDefinition> SagaEngine<S> {
             attempt,
             idempotency_key: format!("{}:{}:compensate", state.id, step.name()),
         };
-        let span = tracing::info_span!("saga.step", step = step.name(), attempt, phase = "compensation");
-        let result = match tokio::time::timeout(self.inner.config.step_timeout, step.compensate(&ctx, &state.data))
-            .instrument(span)
-            .await
+        let span = tracing::info_span!(
+            "saga.step",
+            step = step.name(),
+            attempt,
+            phase = "compensation"
+        );
+        let result = match tokio::time::timeout(
+            self.inner.config.step_timeout,
+            step.compensate(&ctx, &state.data),
+        )
+        .instrument(span)
+        .await
         {
             Ok(r) => r,
             Err(_) => Err(StepError::Transient("compensation timed out".into())),
@@ -507,7 +572,8 @@ impl<S: SagaDefinition> SagaEngine<S> {
             }
             Err(e) => {
                 // compensations never give up: a failing one is visible as a metric and in the step log
-                metrics::counter!("saga_compensation_failures_total", "step" => step.name()).increment(1);
+                metrics::counter!("saga_compensation_failures_total", "step" => step.name())
+                    .increment(1);
                 self.retry_later(state, i, e.to_string(), true).await
             }
         }
@@ -529,13 +595,30 @@ impl<S: SagaDefinition> SagaEngine<S> {
         state.step_index = from;
     }
 
-    async fn retry_later(&self, state: &mut SagaState<S::Data>, i: usize, message: String, compensation: bool) -> Result<Attempt, SagaError> {
+    async fn retry_later(
+        &self,
+        state: &mut SagaState<S::Data>,
+        i: usize,
+        message: String,
+        compensation: bool,
+    ) -> Result<Attempt, SagaError> {
         let step_name = self.inner.definition.steps()[i].name();
-        let tries = if compensation { state.steps[i].compensation_attempts } else { state.steps[i].attempts };
-        let mut delay = backoff(tries, self.inner.config.retry_base, self.inner.config.retry_max, rand::random::<f64>());
+        let tries = if compensation {
+            state.steps[i].compensation_attempts
+        } else {
+            state.steps[i].attempts
+        };
+        let mut delay = backoff(
+            tries,
+            self.inner.config.retry_base,
+            self.inner.config.retry_max,
+            rand::random::<f64>(),
+        );
         if !compensation {
             // never sleep past the deadline: the next loop turn compensates with `timeout`
-            let left = (state.deadline - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+            let left = (state.deadline - Utc::now())
+                .to_std()
+                .unwrap_or(Duration::ZERO);
             delay = delay.min(left);
         }
         metrics::counter!("saga_step_retries_total", "step" => step_name).increment(1);
@@ -558,7 +641,10 @@ impl<S: SagaDefinition> SagaEngine<S> {
         }
     }
 
-    async fn persist_and_continue(&self, state: &mut SagaState<S::Data>) -> Result<Attempt, SagaError> {
+    async fn persist_and_continue(
+        &self,
+        state: &mut SagaState<S::Data>,
+    ) -> Result<Attempt, SagaError> {
         self.persist(None, state, Utc::now()).await?;
         Ok(Attempt::Continue)
     }
@@ -570,12 +656,24 @@ impl<S: SagaDefinition> SagaEngine<S> {
         Ok(Attempt::Stop)
     }
 
-    async fn finish_compensated(&self, state: &mut SagaState<S::Data>) -> Result<Attempt, SagaError> {
+    async fn finish_compensated(
+        &self,
+        state: &mut SagaState<S::Data>,
+    ) -> Result<Attempt, SagaError> {
         state.status = SagaStatus::Compensated;
-        let reason = state.failure_reason.clone().unwrap_or_else(|| "unknown".into());
+        let reason = state
+            .failure_reason
+            .clone()
+            .unwrap_or_else(|| "unknown".into());
         let mut tx = longship_tenant::begin(&self.inner.pool, &state.tenant).await?;
-        let info = SagaInfo { saga_id: state.id, tenant: state.tenant.clone() };
-        self.inner.definition.on_compensated(&mut tx, &info, &state.data, &reason).await?;
+        let info = SagaInfo {
+            saga_id: state.id,
+            tenant: state.tenant.clone(),
+        };
+        self.inner
+            .definition
+            .on_compensated(&mut tx, &info, &state.data, &reason)
+            .await?;
         self.persist(Some(&mut tx), state, Utc::now()).await?;
         tx.commit().await?;
         self.after_terminal(state, "compensated");
@@ -589,12 +687,22 @@ impl<S: SagaDefinition> SagaEngine<S> {
             .increment(1);
         metrics::histogram!("saga_duration_seconds", "saga" => self.inner.definition.saga_type(), "outcome" => outcome)
             .record(elapsed.as_secs_f64());
-        tracing::info!(outcome, failure_reason = state.failure_reason.as_deref(), elapsed_ms = elapsed.as_millis() as u64, "saga finished");
+        tracing::info!(
+            outcome,
+            failure_reason = state.failure_reason.as_deref(),
+            elapsed_ms = elapsed.as_millis() as u64,
+            "saga finished"
+        );
         self.inner.definition.after_finish();
     }
 
     /// Writes the whole state in one fenced update. Terminal states drop the claim.
-    async fn persist(&self, tx: Option<&mut PgConnection>, state: &SagaState<S::Data>, next_attempt_at: DateTime<Utc>) -> Result<(), SagaError> {
+    async fn persist(
+        &self,
+        tx: Option<&mut PgConnection>,
+        state: &SagaState<S::Data>,
+        next_attempt_at: DateTime<Utc>,
+    ) -> Result<(), SagaError> {
         let terminal = state.status.is_terminal();
         let query = sqlx::query(
             "UPDATE saga SET status = $3, data = $4, steps = $5, step_index = $6, failure_reason = $7,

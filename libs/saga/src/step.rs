@@ -81,7 +81,12 @@ pub trait Step<D>: Send + Sync {
     }
 
     /// The local action, in a transaction scoped to the saga's tenant that also commits the step.
-    async fn execute_local(&self, _ctx: &StepContext, _tx: &mut PgConnection, _data: &mut D) -> Result<(), StepError> {
+    async fn execute_local(
+        &self,
+        _ctx: &StepContext,
+        _tx: &mut PgConnection,
+        _data: &mut D,
+    ) -> Result<(), StepError> {
         Ok(())
     }
 

@@ -89,10 +89,13 @@ impl Drop for TelemetryGuard {
 /// Installs logging, tracing (with OTLP export when configured), the W3C propagator and the
 /// Prometheus recorder. Call once, early in `main`, inside the Tokio runtime.
 pub fn init(config: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> {
-    let filter = EnvFilter::try_new(&config.log_filter).map_err(|e| TelemetryError::Filter(e.to_string()))?;
+    let filter = EnvFilter::try_new(&config.log_filter)
+        .map_err(|e| TelemetryError::Filter(e.to_string()))?;
     let provider = tracer_provider(config)?;
     let tracer = provider.tracer(config.service_name.clone());
-    opentelemetry::global::set_text_map_propagator(opentelemetry_sdk::propagation::TraceContextPropagator::new());
+    opentelemetry::global::set_text_map_propagator(
+        opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+    );
     opentelemetry::global::set_tracer_provider(provider.clone());
     let otel = tracing_opentelemetry::layer().with_tracer(tracer);
     let registry = tracing_subscriber::registry().with(filter).with(otel);
@@ -107,7 +110,9 @@ pub fn init(config: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> 
                     .with_target(true),
             )
             .try_init(),
-        LogFormat::Pretty => registry.with(tracing_subscriber::fmt::layer().compact()).try_init(),
+        LogFormat::Pretty => registry
+            .with(tracing_subscriber::fmt::layer().compact())
+            .try_init(),
     };
     installed.map_err(|_| TelemetryError::AlreadyInstalled)?;
     let _ = metrics_handle();
@@ -115,7 +120,9 @@ pub fn init(config: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> 
 }
 
 fn tracer_provider(config: &TelemetryConfig) -> Result<SdkTracerProvider, TelemetryError> {
-    let resource = opentelemetry_sdk::Resource::builder().with_service_name(config.service_name.clone()).build();
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name(config.service_name.clone())
+        .build();
     let builder = SdkTracerProvider::builder().with_resource(resource);
     let Some(endpoint) = config.otlp_endpoint.as_deref().filter(|e| !e.is_empty()) else {
         return Ok(builder.build());
@@ -125,7 +132,10 @@ fn tracer_provider(config: &TelemetryConfig) -> Result<SdkTracerProvider, Teleme
         .with_tonic()
         .with_endpoint(endpoint)
         .build()
-        .map_err(|e| TelemetryError::Exporter { endpoint: endpoint.to_owned(), reason: e.to_string() })?;
+        .map_err(|e| TelemetryError::Exporter {
+            endpoint: endpoint.to_owned(),
+            reason: e.to_string(),
+        })?;
     Ok(builder.with_batch_exporter(exporter).build())
 }
 
@@ -134,13 +144,22 @@ fn tracer_provider(config: &TelemetryConfig) -> Result<SdkTracerProvider, Teleme
 pub fn init_for_tests() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        opentelemetry::global::set_text_map_propagator(opentelemetry_sdk::propagation::TraceContextPropagator::new());
+        opentelemetry::global::set_text_map_propagator(
+            opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+        );
         let provider = SdkTracerProvider::builder().build();
         let tracer = provider.tracer("test");
         opentelemetry::global::set_tracer_provider(provider);
-        let filter = std::env::var("TEST_LOG").ok().filter(|f| !f.is_empty() && f != "1").unwrap_or_else(|| {
-            if std::env::var_os("TEST_LOG").is_some() { "info".into() } else { "off".into() }
-        });
+        let filter = std::env::var("TEST_LOG")
+            .ok()
+            .filter(|f| !f.is_empty() && f != "1")
+            .unwrap_or_else(|| {
+                if std::env::var_os("TEST_LOG").is_some() {
+                    "info".into()
+                } else {
+                    "off".into()
+                }
+            });
         let _ = tracing_subscriber::registry()
             .with(tracing_opentelemetry::layer().with_tracer(tracer))
             .with(tracing_subscriber::Layer::with_filter(

@@ -9,8 +9,9 @@ use axum::middleware::Next;
 use axum::response::Response;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-const DURATION_BUCKETS: &[f64] =
-    &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+const DURATION_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
 
 /// The process-wide Prometheus handle (installed on first use); `render()` gives the `/metrics` text.
 pub fn metrics_handle() -> PrometheusHandle {
@@ -42,7 +43,8 @@ pub async fn http_metrics(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
     let labels = [("method", method), ("route", route), ("status", status)];
-    metrics::histogram!("http_server_request_duration_seconds", &labels).record(start.elapsed().as_secs_f64());
+    metrics::histogram!("http_server_request_duration_seconds", &labels)
+        .record(start.elapsed().as_secs_f64());
     metrics::counter!("http_server_requests_total", &labels).increment(1);
     response
 }
@@ -73,7 +75,9 @@ where
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+    >;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -96,7 +100,8 @@ where
                 Err(_) => "Transport".to_owned(),
             };
             let labels = [("method", method), ("code", code)];
-            metrics::histogram!("grpc_server_handling_seconds", &labels).record(start.elapsed().as_secs_f64());
+            metrics::histogram!("grpc_server_handling_seconds", &labels)
+                .record(start.elapsed().as_secs_f64());
             metrics::counter!("grpc_server_handled_total", &labels).increment(1);
             result
         })

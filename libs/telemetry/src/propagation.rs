@@ -19,9 +19,10 @@ impl Extractor for HttpHeaders<'_> {
 
 impl Injector for HttpHeadersMut<'_> {
     fn set(&mut self, key: &str, value: String) {
-        if let (Ok(name), Ok(value)) =
-            (http::HeaderName::from_bytes(key.as_bytes()), http::HeaderValue::from_str(&value))
-        {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(key.as_bytes()),
+            http::HeaderValue::from_str(&value),
+        ) {
             self.0.insert(name, value);
         }
     }
@@ -57,7 +58,10 @@ pub fn context_from_http(headers: &http::HeaderMap) -> opentelemetry::Context {
 
 /// Writes the current span's context into HTTP headers.
 pub fn inject_http(headers: &mut http::HeaderMap) {
-    inject(&tracing::Span::current().context(), &mut HttpHeadersMut(headers));
+    inject(
+        &tracing::Span::current().context(),
+        &mut HttpHeadersMut(headers),
+    );
 }
 
 /// Writes the current span's context into gRPC request metadata.
@@ -79,7 +83,10 @@ pub fn inject_grpc<T>(request: &mut tonic::Request<T>) {
 pub struct TraceContextInterceptor;
 
 impl tonic::service::Interceptor for TraceContextInterceptor {
-    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
         inject_grpc(&mut request);
         Ok(request)
     }
@@ -87,7 +94,10 @@ impl tonic::service::Interceptor for TraceContextInterceptor {
 
 /// Writes the current span's context into NATS headers.
 pub fn inject_nats(headers: &mut async_nats::HeaderMap) {
-    inject(&tracing::Span::current().context(), &mut NatsHeadersMut(headers));
+    inject(
+        &tracing::Span::current().context(),
+        &mut NatsHeadersMut(headers),
+    );
 }
 
 /// Writes a serialised `traceparent` (as stored with an outbox row) into NATS headers.
@@ -99,7 +109,10 @@ pub fn inject_nats_traceparent(headers: &mut async_nats::HeaderMap, traceparent:
 pub fn current_traceparent() -> Option<String> {
     let mut headers = http::HeaderMap::new();
     inject_http(&mut headers);
-    headers.get("traceparent").and_then(|v| v.to_str().ok()).map(str::to_owned)
+    headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }
 
 /// The remote parent context carried by NATS headers.

@@ -35,7 +35,9 @@ impl std::str::FromStr for JwtAlgorithm {
             "HS256" => Ok(JwtAlgorithm::Hs256),
             "RS256" => Ok(JwtAlgorithm::Rs256),
             "ES256" => Ok(JwtAlgorithm::Es256),
-            other => Err(format!("unsupported JWT algorithm {other:?} (use HS256, RS256 or ES256)")),
+            other => Err(format!(
+                "unsupported JWT algorithm {other:?} (use HS256, RS256 or ES256)"
+            )),
         }
     }
 }
@@ -59,7 +61,10 @@ impl fmt::Debug for AuthConfig {
             .field("allow_tenant_header", &self.allow_tenant_header)
             .field("algorithm", &self.algorithm)
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
-            .field("public_key_pem", &self.public_key_pem.as_ref().map(|_| "<set>"))
+            .field(
+                "public_key_pem",
+                &self.public_key_pem.as_ref().map(|_| "<set>"),
+            )
             .finish()
     }
 }
@@ -111,21 +116,27 @@ impl Authenticator {
         };
         let key = match config.algorithm {
             JwtAlgorithm::Hs256 => match config.secret.as_deref() {
-                Some(s) if s.len() < 16 => return Err("AUTH_JWT_SECRET must be at least 16 bytes".into()),
+                Some(s) if s.len() < 16 => {
+                    return Err("AUTH_JWT_SECRET must be at least 16 bytes".into());
+                }
                 Some(s) => Some(DecodingKey::from_secret(s.as_bytes())),
                 None => None,
             },
-            JwtAlgorithm::Rs256 | JwtAlgorithm::Es256 => match config.public_key_pem.as_deref() {
-                None => None,
-                Some(pem) => {
-                    let parsed = if config.algorithm == JwtAlgorithm::Rs256 {
-                        DecodingKey::from_rsa_pem(pem.as_bytes())
-                    } else {
-                        DecodingKey::from_ec_pem(pem.as_bytes())
-                    };
-                    Some(parsed.map_err(|e| format!("AUTH_JWT_PUBLIC_KEY is not a usable PEM key: {e}"))?)
+            JwtAlgorithm::Rs256 | JwtAlgorithm::Es256 => {
+                match config.public_key_pem.as_deref() {
+                    None => None,
+                    Some(pem) => {
+                        let parsed = if config.algorithm == JwtAlgorithm::Rs256 {
+                            DecodingKey::from_rsa_pem(pem.as_bytes())
+                        } else {
+                            DecodingKey::from_ec_pem(pem.as_bytes())
+                        };
+                        Some(parsed.map_err(|e| {
+                            format!("AUTH_JWT_PUBLIC_KEY is not a usable PEM key: {e}")
+                        })?)
+                    }
                 }
-            },
+            }
         };
         if key.is_none() && !config.allow_tenant_header {
             return Err(
@@ -139,7 +150,11 @@ impl Authenticator {
         validation.validate_nbf = true;
         validation.leeway = 5;
         validation.set_required_spec_claims(&["exp"]);
-        Ok(Authenticator { allow_tenant_header: config.allow_tenant_header, key, validation })
+        Ok(Authenticator {
+            allow_tenant_header: config.allow_tenant_header,
+            key,
+            validation,
+        })
     }
 
     /// An axum layer that makes this authenticator available to the [`Tenant`] extractor.
@@ -150,7 +165,7 @@ impl Authenticator {
     /// Authenticates a request from its headers.
     pub fn authenticate(&self, headers: &http::HeaderMap) -> Result<TenantId, Error> {
         if let Some(value) = headers.get(http::header::AUTHORIZATION) {
-            return self.from_bearer(value);
+            return self.authenticate_bearer(value);
         }
         match headers.get(TENANT_HEADER) {
             Some(value) if self.allow_tenant_header => {
@@ -171,23 +186,36 @@ impl Authenticator {
     /// Verifies a bearer token and returns its tenant. Reasons are logged, never echoed back in detail.
     pub fn verify_token(&self, token: &str) -> Result<TenantId, Error> {
         let Some(key) = &self.key else {
-            return Err(Error::unauthenticated("auth.invalid_token", "bearer tokens are not configured here"));
+            return Err(Error::unauthenticated(
+                "auth.invalid_token",
+                "bearer tokens are not configured here",
+            ));
         };
         if token.len() > MAX_TOKEN_BYTES {
-            return Err(Error::unauthenticated("auth.invalid_token", "token too large"));
+            return Err(Error::unauthenticated(
+                "auth.invalid_token",
+                "token too large",
+            ));
         }
-        let data = jsonwebtoken::decode::<RawClaims>(token, key, &self.validation).map_err(|e| {
-            tracing::info!(reason = %e, "bearer token refused");
-            Error::unauthenticated("auth.invalid_token", "the bearer token is invalid or expired")
-        })?;
+        let data =
+            jsonwebtoken::decode::<RawClaims>(token, key, &self.validation).map_err(|e| {
+                tracing::info!(reason = %e, "bearer token refused");
+                Error::unauthenticated(
+                    "auth.invalid_token",
+                    "the bearer token is invalid or expired",
+                )
+            })?;
         match data.claims.tenant_id {
             Some(serde_json::Value::String(s)) => TenantId::parse(&s).map_err(|_| invalid_tenant()),
             Some(_) => Err(invalid_tenant()),
-            None => Err(Error::unauthenticated("auth.invalid_token", "the token has no tenant_id claim")),
+            None => Err(Error::unauthenticated(
+                "auth.invalid_token",
+                "the token has no tenant_id claim",
+            )),
         }
     }
 
-    fn from_bearer(&self, value: &http::HeaderValue) -> Result<TenantId, Error> {
+    fn authenticate_bearer(&self, value: &http::HeaderValue) -> Result<TenantId, Error> {
         let text = value.to_str().map_err(|_| malformed_authorization())?;
         let token = text
             .strip_prefix("Bearer ")
@@ -200,7 +228,10 @@ impl Authenticator {
 }
 
 fn invalid_tenant() -> Error {
-    Error::bad_request("tenant.invalid", "tenant id must match [a-z0-9][a-z0-9-]{0,62}")
+    Error::bad_request(
+        "tenant.invalid",
+        "tenant id must match [a-z0-9][a-z0-9-]{0,62}",
+    )
 }
 
 fn malformed_authorization() -> Error {
@@ -218,9 +249,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Tenant {
         if let Some(tenant) = parts.extensions.get::<Tenant>() {
             return Ok(tenant.clone());
         }
-        let auth = parts.extensions.get::<Arc<Authenticator>>().ok_or_else(|| {
-            Error::internal(std::io::Error::other("Authenticator layer is not installed on this router"))
-        })?;
+        let auth = parts
+            .extensions
+            .get::<Arc<Authenticator>>()
+            .ok_or_else(|| {
+                Error::internal(std::io::Error::other(
+                    "Authenticator layer is not installed on this router",
+                ))
+            })?;
         let tenant = auth.authenticate(&parts.headers)?;
         tracing::Span::current().record("tenant_id", tenant.as_str());
         parts.extensions.insert(Tenant(tenant.clone()));
@@ -234,7 +270,16 @@ pub fn issue_dev_token(secret: &str, tenant: &TenantId, ttl_secs: u64) -> Result
         .duration_since(std::time::UNIX_EPOCH)
         .map_err(|e| e.to_string())?
         .as_secs();
-    let claims = Claims { tenant_id: tenant.to_string(), exp: now + ttl_secs, nbf: None, sub: Some("dev".into()) };
-    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.as_bytes()))
-        .map_err(|e| e.to_string())
+    let claims = Claims {
+        tenant_id: tenant.to_string(),
+        exp: now + ttl_secs,
+        nbf: None,
+        sub: Some("dev".into()),
+    };
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .map_err(|e| e.to_string())
 }

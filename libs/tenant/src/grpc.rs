@@ -20,14 +20,20 @@ pub fn require_tenant(mut request: Request<()>) -> Result<Request<()>, Status> {
 #[allow(clippy::result_large_err)] // reason: tonic's Status is the error type of every handler
 fn tenant_from_metadata(metadata: &tonic::metadata::MetadataMap) -> Result<TenantId, Status> {
     let raw = metadata.get(METADATA_KEY).ok_or_else(|| {
-        Status::from(longship_errors::Error::unauthenticated("tenant.missing", "x-tenant-id metadata is required"))
+        Status::from(longship_errors::Error::unauthenticated(
+            "tenant.missing",
+            "x-tenant-id metadata is required",
+        ))
     })?;
     let text = raw.to_str().map_err(|_| invalid())?;
     TenantId::parse(text).map_err(|_| invalid())
 }
 
 fn invalid() -> Status {
-    Status::from(longship_errors::Error::bad_request("tenant.invalid", "x-tenant-id must match [a-z0-9][a-z0-9-]{0,62}"))
+    Status::from(longship_errors::Error::bad_request(
+        "tenant.invalid",
+        "x-tenant-id must match [a-z0-9][a-z0-9-]{0,62}",
+    ))
 }
 
 /// The tenant a server handler runs for. Call on requests that passed [`require_tenant`]; it reads the
@@ -80,10 +86,21 @@ mod tests {
         let missing = require_tenant(Request::new(())).err().map(|s| s.code());
         assert_eq!(missing, Some(tonic::Code::Unauthenticated));
         let mut request = Request::new(());
-        request.metadata_mut().insert(METADATA_KEY, MetadataValue::from_static("Not Valid"));
+        request
+            .metadata_mut()
+            .insert(METADATA_KEY, MetadataValue::from_static("Not Valid"));
         let status = require_tenant(request).err();
-        assert_eq!(status.as_ref().map(|s| s.code()), Some(tonic::Code::InvalidArgument));
-        let code = status.as_ref().and_then(|s| s.metadata().get(longship_errors::CODE_METADATA_KEY)).cloned();
-        assert_eq!(code.as_ref().and_then(|v| v.to_str().ok()), Some("tenant.invalid"));
+        assert_eq!(
+            status.as_ref().map(|s| s.code()),
+            Some(tonic::Code::InvalidArgument)
+        );
+        let code = status
+            .as_ref()
+            .and_then(|s| s.metadata().get(longship_errors::CODE_METADATA_KEY))
+            .cloned();
+        assert_eq!(
+            code.as_ref().and_then(|v| v.to_str().ok()),
+            Some("tenant.invalid")
+        );
     }
 }

@@ -22,8 +22,14 @@ impl TenantId {
         let valid = !bytes.is_empty()
             && bytes.len() <= 63
             && (bytes[0].is_ascii_lowercase() || bytes[0].is_ascii_digit())
-            && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-');
-        if valid { Ok(TenantId(raw.to_owned())) } else { Err(InvalidTenantId) }
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-');
+        if valid {
+            Ok(TenantId(raw.to_owned()))
+        } else {
+            Err(InvalidTenantId)
+        }
     }
 
     /// The id as text.
@@ -84,7 +90,18 @@ mod tests {
 
     #[test]
     fn rejects_bad_ids() {
-        for bad in ["", "-acme", "Acme", "acme_eu", "acme eu", "acme;drop", "ацме", "a/b", &"a".repeat(64), "acme\n"] {
+        for bad in [
+            "",
+            "-acme",
+            "Acme",
+            "acme_eu",
+            "acme eu",
+            "acme;drop",
+            "ацме",
+            "a/b",
+            &"a".repeat(64),
+            "acme\n",
+        ] {
             assert_eq!(TenantId::parse(bad), Err(InvalidTenantId), "{bad:?}");
         }
     }

@@ -9,6 +9,8 @@ mod id;
 pub mod nats;
 mod sql;
 
-pub use auth::{AuthConfig, Authenticator, Claims, JwtAlgorithm, Tenant, TENANT_HEADER, issue_dev_token};
+pub use auth::{
+    AuthConfig, Authenticator, Claims, JwtAlgorithm, TENANT_HEADER, Tenant, issue_dev_token,
+};
 pub use id::{InvalidTenantId, TenantId};
 pub use sql::{begin, set_tenant};

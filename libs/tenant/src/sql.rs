@@ -7,7 +7,10 @@ use crate::TenantId;
 /// Begins a transaction whose `app.tenant_id` setting is `tenant`, so row-level security policies
 /// written against `current_setting('app.tenant_id', true)` show and accept only that tenant's rows.
 /// The setting is transaction-local: it cannot leak to the pooled connection's next user.
-pub async fn begin(pool: &PgPool, tenant: &TenantId) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+pub async fn begin(
+    pool: &PgPool,
+    tenant: &TenantId,
+) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
     let mut tx = pool.begin().await?;
     set_tenant(&mut tx, tenant).await?;
     Ok(tx)

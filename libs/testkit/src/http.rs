@@ -32,7 +32,10 @@ impl HttpResponse {
 
     /// A header's value as text.
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
     }
 }
 
@@ -49,14 +52,21 @@ impl HttpClient {
     pub fn new(base: impl Into<String>) -> HttpClient {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).build(connector);
-        HttpClient { base: base.into(), client, default_headers: Vec::new() }
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(connector);
+        HttpClient {
+            base: base.into(),
+            client,
+            default_headers: Vec::new(),
+        }
     }
 
     /// A copy that sends `name: value` on every request (e.g. `X-Tenant-Id`).
     pub fn with_header(&self, name: &str, value: &str) -> HttpClient {
         let mut next = self.clone();
-        next.default_headers.push((name.to_owned(), value.to_owned()));
+        next.default_headers
+            .push((name.to_owned(), value.to_owned()));
         next
     }
 
@@ -80,7 +90,8 @@ impl HttpClient {
     ) -> anyhow::Result<HttpResponse> {
         let mut all = vec![("content-type", "application/json")];
         all.extend_from_slice(headers);
-        self.send(method, path, &all, Some(serde_json::to_vec(body)?.into())).await
+        self.send(method, path, &all, Some(serde_json::to_vec(body)?.into()))
+            .await
     }
 
     /// Sends any request; `body` is sent as is.
@@ -91,7 +102,9 @@ impl HttpClient {
         headers: &[(&str, &str)],
         body: Option<bytes::Bytes>,
     ) -> anyhow::Result<HttpResponse> {
-        let mut builder = Request::builder().method(method).uri(format!("{}{}", self.base, path));
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(format!("{}{}", self.base, path));
         for (name, value) in &self.default_headers {
             builder = builder.header(name.as_str(), value.as_str());
         }
@@ -99,9 +112,14 @@ impl HttpClient {
             builder = builder.header(*name, *value);
         }
         let request = builder.body(Full::new(body.unwrap_or_default()))?;
-        let response = tokio::time::timeout(Duration::from_secs(30), self.client.request(request)).await??;
+        let response =
+            tokio::time::timeout(Duration::from_secs(30), self.client.request(request)).await??;
         let (parts, body) = response.into_parts();
         let body = body.collect().await?.to_bytes();
-        Ok(HttpResponse { status: parts.status, headers: parts.headers, body })
+        Ok(HttpResponse {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        })
     }
 }

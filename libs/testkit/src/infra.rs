@@ -40,7 +40,9 @@ async fn find_postgres() -> String {
     if crate::infra::docker_available() {
         match containers::postgres().await {
             Ok(url) => return url,
-            Err(e) => panic!("Postgres is not reachable at {url} and starting a container failed: {e}; {PG_HELP}"),
+            Err(e) => panic!(
+                "Postgres is not reachable at {url} and starting a container failed: {e}; {PG_HELP}"
+            ),
         }
     }
     panic!("Postgres is not reachable at {url} and no Docker engine is available; {PG_HELP}")
@@ -52,14 +54,18 @@ async fn find_nats() -> String {
     let url = explicit.clone().unwrap_or_else(|| DEFAULT_NATS.to_owned());
     match nats_ping(&url).await {
         Ok(()) => return url,
-        Err(e) if explicit.is_some() => panic!("TEST_NATS_URL={url} is not reachable ({e}); {NATS_HELP}"),
+        Err(e) if explicit.is_some() => {
+            panic!("TEST_NATS_URL={url} is not reachable ({e}); {NATS_HELP}")
+        }
         Err(_) => {}
     }
     #[cfg(feature = "containers")]
     if crate::infra::docker_available() {
         match containers::nats().await {
             Ok(url) => return url,
-            Err(e) => panic!("NATS is not reachable at {url} and starting a container failed: {e}; {NATS_HELP}"),
+            Err(e) => panic!(
+                "NATS is not reachable at {url} and starting a container failed: {e}; {NATS_HELP}"
+            ),
         }
     }
     panic!("NATS is not reachable at {url} and no Docker engine is available; {NATS_HELP}")
@@ -67,7 +73,8 @@ async fn find_nats() -> String {
 
 async fn pg_ping(url: &str) -> anyhow::Result<()> {
     use sqlx::Connection;
-    let mut conn = tokio::time::timeout(Duration::from_secs(5), sqlx::PgConnection::connect(url)).await??;
+    let mut conn =
+        tokio::time::timeout(Duration::from_secs(5), sqlx::PgConnection::connect(url)).await??;
     sqlx::query("SELECT 1").execute(&mut conn).await?;
     conn.close().await?;
     Ok(())
@@ -76,13 +83,20 @@ async fn pg_ping(url: &str) -> anyhow::Result<()> {
 async fn nats_ping(url: &str) -> anyhow::Result<()> {
     let client = tokio::time::timeout(
         Duration::from_secs(5),
-        async_nats::ConnectOptions::new().retry_on_initial_connect().max_reconnects(1).connect(url),
+        async_nats::ConnectOptions::new()
+            .retry_on_initial_connect()
+            .max_reconnects(1)
+            .connect(url),
     )
     .await??;
-    let js = async_nats::jetstream::new(client);
-    tokio::time::timeout(Duration::from_secs(5), js.query_account())
+    // a raw request: async-nats' typed `query_account` cannot parse nats-server 2.9's answer
+    let reply = tokio::time::timeout(Duration::from_secs(5), client.request("$JS.API.INFO", bytes::Bytes::new()))
         .await?
         .map_err(|e| anyhow::anyhow!("JetStream is not enabled on {url}: {e}"))?;
+    let info: serde_json::Value = serde_json::from_slice(&reply.payload)?;
+    if info.get("error").is_some() {
+        anyhow::bail!("JetStream is not enabled on {url}: {info}");
+    }
     Ok(())
 }
 
@@ -90,7 +104,8 @@ async fn nats_ping(url: &str) -> anyhow::Result<()> {
 /// testcontainers so a machine without Docker fails fast with the real problem.
 #[cfg(feature = "containers")]
 pub(crate) fn docker_available() -> bool {
-    std::env::var_os("DOCKER_HOST").is_some() || std::path::Path::new("/var/run/docker.sock").exists()
+    std::env::var_os("DOCKER_HOST").is_some()
+        || std::path::Path::new("/var/run/docker.sock").exists()
 }
 
 #[cfg(feature = "containers")]
@@ -106,7 +121,9 @@ mod containers {
     pub(super) async fn postgres() -> anyhow::Result<String> {
         let container = GenericImage::new("postgres", "15")
             .with_exposed_port(5432.tcp())
-            .with_wait_for(WaitFor::message_on_stderr("database system is ready to accept connections"))
+            .with_wait_for(WaitFor::message_on_stderr(
+                "database system is ready to accept connections",
+            ))
             .with_env_var("POSTGRES_HOST_AUTH_METHOD", "trust")
             .start()
             .await?;
@@ -135,4 +152,3 @@ mod containers {
         Ok(format!("nats://127.0.0.1:{port}"))
     }
 }
-

@@ -1,5 +1,6 @@
 //! Real infrastructure for tests: a fresh, migrated Postgres database per test ([`TestDb`]) and an
-//! isolated NATS namespace per test ([`TestNats`]).
+//! isolated NATS namespace per test ([`TestNats`]), and a fault-injecting TCP proxy ([`FaultProxy`])
+//! to put between code under test and either of them.
 //!
 //! Infrastructure is found, in order, from `TEST_DATABASE_URL` / `TEST_NATS_URL`, then the local
 //! defaults (`postgres://postgres@127.0.0.1:5432/postgres`, `nats://127.0.0.1:4222`), then
@@ -10,10 +11,12 @@ mod http;
 mod infra;
 mod nats;
 mod postgres;
+pub mod proxy;
 
 pub use http::{HttpClient, HttpResponse};
 pub use nats::TestNats;
 pub use postgres::TestDb;
+pub use proxy::FaultProxy;
 
 /// Installs a test log subscriber once per process; quiet unless `TEST_LOG` is set
 /// (then `TEST_LOG` is the filter, e.g. `TEST_LOG=debug`).
@@ -21,7 +24,11 @@ pub fn init_test_logging() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         if let Ok(filter) = std::env::var("TEST_LOG") {
-            let filter = if filter.is_empty() || filter == "1" { "info".to_owned() } else { filter };
+            let filter = if filter.is_empty() || filter == "1" {
+                "info".to_owned()
+            } else {
+                filter
+            };
             let _ = tracing_subscriber::fmt()
                 .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
                 .with_test_writer()

@@ -21,7 +21,11 @@ impl TestNats {
         let client = connect(&url).await;
         sweep_once(&client).await;
         let prefix = format!("lst{}", crate::unique_suffix());
-        TestNats { url, prefix, client }
+        TestNats {
+            url,
+            prefix,
+            client,
+        }
     }
 
     /// The server URL.
@@ -46,13 +50,20 @@ impl TestNats {
 
     /// Deletes every stream of this namespace.
     pub async fn cleanup(&self) {
-        delete_streams(&self.jetstream(), |name| name.to_lowercase().starts_with(&self.prefix)).await;
+        delete_streams(&self.jetstream(), |name| {
+            name.to_lowercase().starts_with(&self.prefix)
+        })
+        .await;
     }
 }
 
 #[allow(clippy::panic)] // reason: a test without NATS must fail loudly
 async fn connect(url: &str) -> async_nats::Client {
-    match async_nats::ConnectOptions::new().connection_timeout(Duration::from_secs(5)).connect(url).await {
+    match async_nats::ConnectOptions::new()
+        .connection_timeout(Duration::from_secs(5))
+        .connect(url)
+        .await
+    {
         Ok(c) => c,
         Err(e) => panic!("connecting to NATS at {url}: {e}"),
     }

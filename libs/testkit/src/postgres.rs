@@ -28,7 +28,10 @@ impl TestDb {
         crate::init_test_logging();
         let admin_url = infra::postgres_admin_url().await;
         sweep_once(&admin_url).await;
-        let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         let name = format!("{PREFIX}{secs}_{}", crate::unique_suffix());
         let mut admin = connect_admin(&admin_url).await;
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
@@ -43,7 +46,12 @@ impl TestDb {
             .connect(&url)
             .await
             .unwrap_or_else(|e| fail(&format!("connecting to test database {name}: {e}")));
-        TestDb { name, url, admin_url, pool }
+        TestDb {
+            name,
+            url,
+            admin_url,
+            pool,
+        }
     }
 
     /// Creates a database and applies `migrator` to it.
@@ -73,16 +81,21 @@ impl TestDb {
 
     /// Connection options for this database.
     pub fn connect_options(&self) -> PgConnectOptions {
-        self.url.parse().unwrap_or_else(|e| fail(&format!("parsing {}: {e}", self.url)))
+        self.url
+            .parse()
+            .unwrap_or_else(|e| fail(&format!("parsing {}: {e}", self.url)))
     }
 
     /// Drops the database (terminating its connections).
     pub async fn drop_db(self) {
         self.pool.close().await;
         let mut admin = connect_admin(&self.admin_url).await;
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name)))
-            .execute(&mut admin)
-            .await;
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+            self.name
+        )))
+        .execute(&mut admin)
+        .await;
     }
 }
 
@@ -111,22 +124,30 @@ async fn sweep_once(admin_url: &str) {
     static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     SWEPT
         .get_or_init(|| async {
-            let Ok(mut admin) = PgConnection::connect(admin_url).await else { return };
-            let names: Vec<String> =
-                sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'lstest\\_%'")
-                    .fetch_all(&mut admin)
-                    .await
-                    .unwrap_or_default();
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            let Ok(mut admin) = PgConnection::connect(admin_url).await else {
+                return;
+            };
+            let names: Vec<String> = sqlx::query_scalar(
+                "SELECT datname FROM pg_database WHERE datname LIKE 'lstest\\_%'",
+            )
+            .fetch_all(&mut admin)
+            .await
+            .unwrap_or_default();
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
             for name in names {
                 let created = name
                     .strip_prefix(PREFIX)
                     .and_then(|rest| rest.split('_').next())
                     .and_then(|s| s.parse::<u64>().ok());
                 if created.is_some_and(|c| now.saturating_sub(c) > SWEEP_AFTER.as_secs()) {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")))
-                        .execute(&mut admin)
-                        .await;
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                    )))
+                    .execute(&mut admin)
+                    .await;
                 }
             }
         })

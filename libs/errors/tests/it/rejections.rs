@@ -23,11 +23,28 @@ async fn call(content_type: Option<&str>, body: Vec<u8>) -> (u16, serde_json::Va
     if let Some(ct) = content_type {
         request = request.header("content-type", ct);
     }
-    let response = app().oneshot(request.body(axum::body::Body::from(body)).expect("request")).await.expect("response");
+    let response = app()
+        .oneshot(request.body(axum::body::Body::from(body)).expect("request"))
+        .await
+        .expect("response");
     let status = response.status().as_u16();
-    let ct = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-    let bytes = response.into_body().collect().await.expect("body").to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null), ct)
+    let ct = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        ct,
+    )
 }
 
 #[tokio::test]
@@ -56,14 +73,25 @@ async fn oversized_body_is_413_problem() {
 
 #[tokio::test]
 async fn wrong_shape_is_422_problem() {
-    let (status, json, _) = call(Some("application/json"), br#"{"name":"a","count":-1}"#.to_vec()).await;
+    let (status, json, _) = call(
+        Some("application/json"),
+        br#"{"name":"a","count":-1}"#.to_vec(),
+    )
+    .await;
     assert_eq!(status, 422);
     assert_eq!(json["code"], "request.invalid_body");
-    assert!(json["detail"].as_str().unwrap_or("").contains("count"), "{json}");
+    assert!(
+        json["detail"].as_str().unwrap_or("").contains("count"),
+        "{json}"
+    );
 }
 
 #[tokio::test]
 async fn valid_body_passes() {
-    let (status, _, _) = call(Some("application/json"), br#"{"name":"a","count":1}"#.to_vec()).await;
+    let (status, _, _) = call(
+        Some("application/json"),
+        br#"{"name":"a","count":1}"#.to_vec(),
+    )
+    .await;
     assert_eq!(status, 200);
 }

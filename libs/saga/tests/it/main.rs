@@ -1,11 +1,15 @@
 //! Saga engine tests against real Postgres: a scripted three-step saga whose participants record
 //! every call, so tests can assert order, idempotency keys and concurrency.
 
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // reason: tests fail by panicking
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use longship_saga::{EngineConfig, SagaDefinition, SagaEngine, SagaInfo, Step, StepContext, StepError};
+use longship_saga::{
+    EngineConfig, SagaDefinition, SagaEngine, SagaInfo, Step, StepContext, StepError,
+};
 use longship_tenant::TenantId;
 use longship_testkit::TestDb;
 use serde::{Deserialize, Serialize};
@@ -56,7 +60,12 @@ fn pick(list: Option<&Vec<String>>, attempt: u32) -> String {
 }
 
 impl Scripted {
-    async fn act(&self, ctx: &StepContext, behaviour: String, compensate: bool) -> Result<(), StepError> {
+    async fn act(
+        &self,
+        ctx: &StepContext,
+        behaviour: String,
+        compensate: bool,
+    ) -> Result<(), StepError> {
         self.recorder.calls.lock().expect("lock").push(Call {
             saga: ctx.saga_id,
             step: self.name.into(),
@@ -72,7 +81,10 @@ impl Scripted {
             *max = (*max).max(*n);
         }
         let result = match behaviour.as_str() {
-            "reject" => Err(StepError::Rejected { reason: "insufficient_stock".into(), message: "no".into() }),
+            "reject" => Err(StepError::Rejected {
+                reason: "insufficient_stock".into(),
+                message: "no".into(),
+            }),
             "transient" => Err(StepError::Transient("unavailable".into())),
             "hang" => {
                 tokio::time::sleep(Duration::from_secs(3600)).await;
@@ -83,7 +95,13 @@ impl Scripted {
                 Ok(())
             }
         };
-        *self.recorder.in_flight.lock().expect("lock").entry(ctx.saga_id).or_default() -= 1;
+        *self
+            .recorder
+            .in_flight
+            .lock()
+            .expect("lock")
+            .entry(ctx.saga_id)
+            .or_default() -= 1;
         result
     }
 }
@@ -120,8 +138,18 @@ impl SagaDefinition for TestSaga {
     fn steps(&self) -> &[Box<dyn Step<Script>>] {
         &self.steps
     }
-    async fn on_compensated(&self, _tx: &mut PgConnection, info: &SagaInfo, _data: &Script, reason: &str) -> Result<(), sqlx::Error> {
-        self.recorder.compensated_hook.lock().expect("lock").push((info.saga_id, reason.to_owned()));
+    async fn on_compensated(
+        &self,
+        _tx: &mut PgConnection,
+        info: &SagaInfo,
+        _data: &Script,
+        reason: &str,
+    ) -> Result<(), sqlx::Error> {
+        self.recorder
+            .compensated_hook
+            .lock()
+            .expect("lock")
+            .push((info.saga_id, reason.to_owned()));
         Ok(())
     }
 }
@@ -130,9 +158,18 @@ fn definition(recorder: &Arc<Recorder>) -> TestSaga {
     let steps: Vec<Box<dyn Step<Script>>> = ["One", "Two", "Three"]
         .into_iter()
         .enumerate()
-        .map(|(index, name)| Box::new(Scripted { index, name, recorder: Arc::clone(recorder) }) as Box<dyn Step<Script>>)
+        .map(|(index, name)| {
+            Box::new(Scripted {
+                index,
+                name,
+                recorder: Arc::clone(recorder),
+            }) as Box<dyn Step<Script>>
+        })
         .collect();
-    TestSaga { steps, recorder: Arc::clone(recorder) }
+    TestSaga {
+        steps,
+        recorder: Arc::clone(recorder),
+    }
 }
 
 fn fast_config() -> EngineConfig {
@@ -156,18 +193,32 @@ struct Harness {
 impl Harness {
     async fn new() -> Harness {
         let db = TestDb::new().await;
-        sqlx::raw_sql(SCHEMA).execute(db.pool()).await.expect("schema");
-        Harness { db, recorder: Arc::new(Recorder::default()) }
+        sqlx::raw_sql(SCHEMA)
+            .execute(db.pool())
+            .await
+            .expect("schema");
+        Harness {
+            db,
+            recorder: Arc::new(Recorder::default()),
+        }
     }
 
     fn engine(&self, config: EngineConfig, shutdown: &CancellationToken) -> SagaEngine<TestSaga> {
-        SagaEngine::new(self.db.pool().clone(), definition(&self.recorder), config, shutdown.clone())
+        SagaEngine::new(
+            self.db.pool().clone(),
+            definition(&self.recorder),
+            config,
+            shutdown.clone(),
+        )
     }
 
     async fn start(&self, engine: &SagaEngine<TestSaga>, script: Script, launch: bool) -> Uuid {
         let tenant = TenantId::parse("acme").expect("tenant");
         let mut tx = self.db.pool().begin().await.expect("begin");
-        let started = engine.start(&mut tx, Uuid::now_v7(), &tenant, script).await.expect("start");
+        let started = engine
+            .start(&mut tx, Uuid::now_v7(), &tenant, script)
+            .await
+            .expect("start");
         tx.commit().await.expect("commit");
         let id = started.id();
         if launch {
@@ -188,19 +239,38 @@ impl Harness {
             if row.0 == "COMPLETED" || row.0 == "COMPENSATED" {
                 return row;
             }
-            assert!(tokio::time::Instant::now() < deadline, "saga {id} still {} after 20 s: {}", row.0, row.2);
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "saga {id} still {} after 20 s: {}",
+                row.0,
+                row.2
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
     fn calls(&self, id: Uuid) -> Vec<(String, bool)> {
-        self.recorder.calls.lock().expect("lock").iter().filter(|c| c.saga == id).map(|c| (c.step.clone(), c.compensate)).collect()
+        self.recorder
+            .calls
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|c| c.saga == id)
+            .map(|c| (c.step.clone(), c.compensate))
+            .collect()
     }
 }
 
 fn script(actions: &[(usize, &[&str])], compensations: &[(usize, &[&str])]) -> Script {
-    let conv = |v: &[(usize, &[&str])]| v.iter().map(|(i, l)| (*i, l.iter().map(|s| s.to_string()).collect())).collect();
-    Script { actions: conv(actions), compensations: conv(compensations) }
+    let conv = |v: &[(usize, &[&str])]| {
+        v.iter()
+            .map(|(i, l)| (*i, l.iter().map(|s| s.to_string()).collect()))
+            .collect()
+    };
+    Script {
+        actions: conv(actions),
+        compensations: conv(compensations),
+    }
 }
 
 fn step_field(steps: &serde_json::Value, i: usize, field: &str) -> serde_json::Value {
@@ -215,7 +285,14 @@ async fn happy_path_runs_every_step_once() {
     let id = h.start(&engine, Script::default(), true).await;
     let (status, reason, steps) = h.wait_terminal(id).await;
     assert_eq!((status.as_str(), reason), ("COMPLETED", None));
-    assert_eq!(h.calls(id), vec![("One".into(), false), ("Two".into(), false), ("Three".into(), false)]);
+    assert_eq!(
+        h.calls(id),
+        vec![
+            ("One".into(), false),
+            ("Two".into(), false),
+            ("Three".into(), false)
+        ]
+    );
     for i in 0..3 {
         assert_eq!(step_field(&steps, i, "status"), "SUCCEEDED");
         assert_eq!(step_field(&steps, i, "attempts"), 1);
@@ -228,9 +305,14 @@ async fn rejection_at_step_three_compensates_two_then_one() {
     let h = Harness::new().await;
     let shutdown = CancellationToken::new();
     let engine = h.engine(fast_config(), &shutdown);
-    let id = h.start(&engine, script(&[(2, &["reject"])], &[]), true).await;
+    let id = h
+        .start(&engine, script(&[(2, &["reject"])], &[]), true)
+        .await;
     let (status, reason, steps) = h.wait_terminal(id).await;
-    assert_eq!((status.as_str(), reason.as_deref()), ("COMPENSATED", Some("insufficient_stock")));
+    assert_eq!(
+        (status.as_str(), reason.as_deref()),
+        ("COMPENSATED", Some("insufficient_stock"))
+    );
     assert_eq!(
         h.calls(id),
         vec![
@@ -244,7 +326,10 @@ async fn rejection_at_step_three_compensates_two_then_one() {
     assert_eq!(step_field(&steps, 2, "status"), "FAILED");
     assert_eq!(step_field(&steps, 1, "status"), "COMPENSATED");
     assert_eq!(step_field(&steps, 0, "status"), "COMPENSATED");
-    assert_eq!(h.recorder.compensated_hook.lock().expect("lock").clone(), vec![(id, "insufficient_stock".to_owned())]);
+    assert_eq!(
+        h.recorder.compensated_hook.lock().expect("lock").clone(),
+        vec![(id, "insufficient_stock".to_owned())]
+    );
     shutdown.cancel();
 }
 
@@ -253,11 +338,25 @@ async fn transient_failures_are_retried_then_succeed() {
     let h = Harness::new().await;
     let shutdown = CancellationToken::new();
     let engine = h.engine(fast_config(), &shutdown);
-    let id = h.start(&engine, script(&[(1, &["transient", "transient", "ok"])], &[]), true).await;
+    let id = h
+        .start(
+            &engine,
+            script(&[(1, &["transient", "transient", "ok"])], &[]),
+            true,
+        )
+        .await;
     let (status, _, steps) = h.wait_terminal(id).await;
     assert_eq!(status, "COMPLETED");
     assert_eq!(step_field(&steps, 1, "attempts"), 3);
-    let keys: Vec<String> = h.recorder.calls.lock().expect("lock").iter().filter(|c| c.saga == id && c.step == "Two").map(|c| c.key.clone()).collect();
+    let keys: Vec<String> = h
+        .recorder
+        .calls
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter(|c| c.saga == id && c.step == "Two")
+        .map(|c| c.key.clone())
+        .collect();
     assert_eq!(keys.len(), 3);
     assert!(keys.iter().all(|k| *k == format!("{id}:Two")), "{keys:?}");
     shutdown.cancel();
@@ -267,13 +366,24 @@ async fn transient_failures_are_retried_then_succeed() {
 async fn deadline_exceeded_compensates_with_timeout_including_the_uncertain_step() {
     let h = Harness::new().await;
     let shutdown = CancellationToken::new();
-    let config = EngineConfig { deadline: Duration::from_millis(600), ..fast_config() };
+    let config = EngineConfig {
+        deadline: Duration::from_millis(600),
+        ..fast_config()
+    };
     let engine = h.engine(config, &shutdown);
-    let id = h.start(&engine, script(&[(1, &["transient"])], &[]), true).await;
+    let id = h
+        .start(&engine, script(&[(1, &["transient"])], &[]), true)
+        .await;
     let (status, reason, steps) = h.wait_terminal(id).await;
-    assert_eq!((status.as_str(), reason.as_deref()), ("COMPENSATED", Some("timeout")));
+    assert_eq!(
+        (status.as_str(), reason.as_deref()),
+        ("COMPENSATED", Some("timeout"))
+    );
     let calls = h.calls(id);
-    assert!(calls.contains(&("Two".into(), true)), "the step with an unknown outcome is compensated: {calls:?}");
+    assert!(
+        calls.contains(&("Two".into(), true)),
+        "the step with an unknown outcome is compensated: {calls:?}"
+    );
     assert_eq!(calls.last(), Some(&("One".into(), true)));
     assert_eq!(step_field(&steps, 1, "status"), "COMPENSATED");
     shutdown.cancel();
@@ -284,7 +394,16 @@ async fn a_failing_compensation_is_retried_until_it_succeeds() {
     let h = Harness::new().await;
     let shutdown = CancellationToken::new();
     let engine = h.engine(fast_config(), &shutdown);
-    let id = h.start(&engine, script(&[(1, &["reject"])], &[(0, &["transient", "transient", "transient", "ok"])]), true).await;
+    let id = h
+        .start(
+            &engine,
+            script(
+                &[(1, &["reject"])],
+                &[(0, &["transient", "transient", "transient", "ok"])],
+            ),
+            true,
+        )
+        .await;
     let (status, _, steps) = h.wait_terminal(id).await;
     assert_eq!(status, "COMPENSATED");
     let compensations = h.calls(id).iter().filter(|(s, c)| s == "One" && *c).count();
@@ -298,9 +417,15 @@ async fn a_dead_workers_saga_is_finished_by_another_with_the_same_idempotency_ke
     let h = Harness::new().await;
     // worker A hangs in step Two, then "dies" (its task is dropped with the runtime of this token)
     let shutdown_a = CancellationToken::new();
-    let config = EngineConfig { step_timeout: Duration::from_secs(60), lease: Duration::from_millis(800), ..fast_config() };
+    let config = EngineConfig {
+        step_timeout: Duration::from_secs(60),
+        lease: Duration::from_millis(800),
+        ..fast_config()
+    };
     let engine_a = h.engine(config.clone(), &shutdown_a);
-    let id = h.start(&engine_a, script(&[(1, &["hang", "ok"])], &[]), false).await;
+    let id = h
+        .start(&engine_a, script(&[(1, &["hang", "ok"])], &[]), false)
+        .await;
     let worker_a = tokio::spawn({
         let engine_a = engine_a.clone();
         async move {
@@ -311,7 +436,10 @@ async fn a_dead_workers_saga_is_finished_by_another_with_the_same_idempotency_ke
     // wait until A is inside step Two
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !h.calls(id).contains(&("Two".into(), false)) {
-        assert!(tokio::time::Instant::now() < deadline, "worker A never reached step Two");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "worker A never reached step Two"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     worker_a.abort();
@@ -325,7 +453,15 @@ async fn a_dead_workers_saga_is_finished_by_another_with_the_same_idempotency_ke
     });
     let (status, _, steps) = h.wait_terminal(id).await;
     assert_eq!(status, "COMPLETED");
-    let two: Vec<Call> = h.recorder.calls.lock().expect("lock").iter().filter(|c| c.saga == id && c.step == "Two" && !c.compensate).cloned().collect();
+    let two: Vec<Call> = h
+        .recorder
+        .calls
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter(|c| c.saga == id && c.step == "Two" && !c.compensate)
+        .cloned()
+        .collect();
     assert_eq!(two.len(), 2, "{two:?}");
     assert_eq!(two[0].key, two[1].key);
     assert_eq!(step_field(&steps, 1, "attempts"), 2);
@@ -344,13 +480,16 @@ async fn two_workers_run_two_hundred_sagas_without_executing_a_step_concurrently
     for i in 0..200 {
         let s = match i % 10 {
             0 => script(&[(2, &["reject"])], &[]),
-            1 | 2 | 3 => script(&[(1, &["transient", "ok"])], &[]),
+            1..=3 => script(&[(1, &["transient", "ok"])], &[]),
             _ => Script::default(),
         };
         ids.push(h.start(&a, s, false).await);
     }
     // the inserts were claimed by `a` at start; expire those claims so both workers compete
-    sqlx::query("UPDATE saga SET locked_by = NULL, locked_until = NULL").execute(h.db.pool()).await.expect("unclaim");
+    sqlx::query("UPDATE saga SET locked_by = NULL, locked_until = NULL")
+        .execute(h.db.pool())
+        .await
+        .expect("unclaim");
     let ta = tokio::spawn({
         let a = a.clone();
         async move { a.run().await }
@@ -368,7 +507,11 @@ async fn two_workers_run_two_hundred_sagas_without_executing_a_step_concurrently
         }
     }
     assert_eq!((completed, compensated), (180, 20));
-    assert_eq!(*h.recorder.max_concurrent_per_saga.lock().expect("lock"), 1, "a step ran concurrently");
+    assert_eq!(
+        *h.recorder.max_concurrent_per_saga.lock().expect("lock"),
+        1,
+        "a step ran concurrently"
+    );
     // every saga's happy steps ran exactly once (retries aside)
     for id in ids.iter().skip(4).step_by(10) {
         assert_eq!(h.calls(*id).len(), 3);
@@ -381,8 +524,16 @@ async fn two_workers_run_two_hundred_sagas_without_executing_a_step_concurrently
 async fn shutdown_releases_claims_so_another_worker_continues_at_once() {
     let h = Harness::new().await;
     let shutdown_a = CancellationToken::new();
-    let engine_a = h.engine(EngineConfig { lease: Duration::from_secs(3600), ..fast_config() }, &shutdown_a);
-    let id = h.start(&engine_a, script(&[(1, &["transient"])], &[]), true).await;
+    let engine_a = h.engine(
+        EngineConfig {
+            lease: Duration::from_secs(3600),
+            ..fast_config()
+        },
+        &shutdown_a,
+    );
+    let id = h
+        .start(&engine_a, script(&[(1, &["transient"])], &[]), true)
+        .await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !h.calls(id).contains(&("Two".into(), false)) {
         assert!(tokio::time::Instant::now() < deadline);
@@ -390,6 +541,13 @@ async fn shutdown_releases_claims_so_another_worker_continues_at_once() {
     }
     shutdown_a.cancel();
     engine_a.run().await; // returns once the running saga released its claim
-    let locked: Option<String> = sqlx::query_scalar("SELECT locked_by FROM saga WHERE id = $1").bind(id).fetch_one(h.db.pool()).await.expect("row");
-    assert_eq!(locked, None, "the claim is released on shutdown, not left to expire");
+    let locked: Option<String> = sqlx::query_scalar("SELECT locked_by FROM saga WHERE id = $1")
+        .bind(id)
+        .fetch_one(h.db.pool())
+        .await
+        .expect("row");
+    assert_eq!(
+        locked, None,
+        "the claim is released on shutdown, not left to expire"
+    );
 }

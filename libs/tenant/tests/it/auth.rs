@@ -41,12 +41,19 @@ fn sign(alg: Algorithm, key: &EncodingKey, claims: serde_json::Value) -> String 
 }
 
 fn hs(claims: serde_json::Value) -> String {
-    sign(Algorithm::HS256, &EncodingKey::from_secret(SECRET.as_bytes()), claims)
+    sign(
+        Algorithm::HS256,
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+        claims,
+    )
 }
 
 fn bearer(token: &str) -> http::HeaderMap {
     let mut headers = http::HeaderMap::new();
-    headers.insert(http::header::AUTHORIZATION, format!("Bearer {token}").parse().expect("header"));
+    headers.insert(
+        http::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().expect("header"),
+    );
     headers
 }
 
@@ -62,31 +69,47 @@ fn refused(auth: &Authenticator, headers: &http::HeaderMap) -> (Kind, String) {
 #[test]
 fn valid_hs256_token_yields_its_tenant() {
     let token = hs(serde_json::json!({"tenant_id": "acme", "exp": now() + 60}));
-    assert_eq!(hs_auth(false).authenticate(&bearer(&token)).expect("ok"), tenant("acme"));
+    assert_eq!(
+        hs_auth(false).authenticate(&bearer(&token)).expect("ok"),
+        tenant("acme")
+    );
 }
 
 #[test]
 fn dev_token_is_accepted() {
     let token = issue_dev_token(SECRET, &tenant("globex"), 60).expect("token");
-    assert_eq!(hs_auth(false).authenticate(&bearer(&token)).expect("ok"), tenant("globex"));
+    assert_eq!(
+        hs_auth(false).authenticate(&bearer(&token)).expect("ok"),
+        tenant("globex")
+    );
 }
 
 #[test]
 fn expired_token_is_401() {
     let token = hs(serde_json::json!({"tenant_id": "acme", "exp": now() - 3600}));
-    assert_eq!(refused(&hs_auth(false), &bearer(&token)), (Kind::Unauthenticated, "auth.invalid_token".into()));
+    assert_eq!(
+        refused(&hs_auth(false), &bearer(&token)),
+        (Kind::Unauthenticated, "auth.invalid_token".into())
+    );
 }
 
 #[test]
 fn not_yet_valid_token_is_401() {
-    let token = hs(serde_json::json!({"tenant_id": "acme", "exp": now() + 3600, "nbf": now() + 600}));
-    assert_eq!(refused(&hs_auth(false), &bearer(&token)).0, Kind::Unauthenticated);
+    let token =
+        hs(serde_json::json!({"tenant_id": "acme", "exp": now() + 3600, "nbf": now() + 600}));
+    assert_eq!(
+        refused(&hs_auth(false), &bearer(&token)).0,
+        Kind::Unauthenticated
+    );
 }
 
 #[test]
 fn token_without_exp_is_401() {
     let token = hs(serde_json::json!({"tenant_id": "acme"}));
-    assert_eq!(refused(&hs_auth(false), &bearer(&token)).0, Kind::Unauthenticated);
+    assert_eq!(
+        refused(&hs_auth(false), &bearer(&token)).0,
+        Kind::Unauthenticated
+    );
 }
 
 #[test]
@@ -96,24 +119,43 @@ fn wrongly_signed_token_is_401() {
         &EncodingKey::from_secret(b"another-secret-entirely-wrong"),
         serde_json::json!({"tenant_id": "acme", "exp": now() + 60}),
     );
-    assert_eq!(refused(&hs_auth(false), &bearer(&token)).0, Kind::Unauthenticated);
+    assert_eq!(
+        refused(&hs_auth(false), &bearer(&token)).0,
+        Kind::Unauthenticated
+    );
 }
 
 #[test]
 fn tampered_payload_is_401() {
     let token = hs(serde_json::json!({"tenant_id": "acme", "exp": now() + 60}));
     let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
-    parts[1] = URL_SAFE_NO_PAD.encode(serde_json::json!({"tenant_id": "globex", "exp": now() + 60}).to_string());
-    assert_eq!(refused(&hs_auth(false), &bearer(&parts.join("."))).0, Kind::Unauthenticated);
+    parts[1] = URL_SAFE_NO_PAD
+        .encode(serde_json::json!({"tenant_id": "globex", "exp": now() + 60}).to_string());
+    assert_eq!(
+        refused(&hs_auth(false), &bearer(&parts.join("."))).0,
+        Kind::Unauthenticated
+    );
 }
 
 #[test]
 fn alg_none_is_401() {
     let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
-    let payload = URL_SAFE_NO_PAD.encode(serde_json::json!({"tenant_id": "acme", "exp": now() + 60}).to_string());
-    for token in [format!("{header}.{payload}."), format!("{header}.{payload}")] {
-        assert_eq!(refused(&hs_auth(false), &bearer(&token)).0, Kind::Unauthenticated, "{token}");
-        assert_eq!(refused(&rs_auth(), &bearer(&token)).0, Kind::Unauthenticated, "{token}");
+    let payload = URL_SAFE_NO_PAD
+        .encode(serde_json::json!({"tenant_id": "acme", "exp": now() + 60}).to_string());
+    for token in [
+        format!("{header}.{payload}."),
+        format!("{header}.{payload}"),
+    ] {
+        assert_eq!(
+            refused(&hs_auth(false), &bearer(&token)).0,
+            Kind::Unauthenticated,
+            "{token}"
+        );
+        assert_eq!(
+            refused(&rs_auth(), &bearer(&token)).0,
+            Kind::Unauthenticated,
+            "{token}"
+        );
     }
 }
 
@@ -125,14 +167,24 @@ fn hs_rs_key_confusion_is_401() {
         &EncodingKey::from_secret(RSA_PUBLIC.as_bytes()),
         serde_json::json!({"tenant_id": "acme", "exp": now() + 60}),
     );
-    assert_eq!(refused(&rs_auth(), &bearer(&token)).0, Kind::Unauthenticated);
+    assert_eq!(
+        refused(&rs_auth(), &bearer(&token)).0,
+        Kind::Unauthenticated
+    );
 }
 
 #[test]
 fn rs256_and_es256_tokens_verify_with_their_public_keys() {
     let claims = serde_json::json!({"tenant_id": "acme", "exp": now() + 60});
-    let rs = sign(Algorithm::RS256, &EncodingKey::from_rsa_pem(RSA_PRIVATE.as_bytes()).expect("rsa"), claims.clone());
-    assert_eq!(rs_auth().authenticate(&bearer(&rs)).expect("rs ok"), tenant("acme"));
+    let rs = sign(
+        Algorithm::RS256,
+        &EncodingKey::from_rsa_pem(RSA_PRIVATE.as_bytes()).expect("rsa"),
+        claims.clone(),
+    );
+    assert_eq!(
+        rs_auth().authenticate(&bearer(&rs)).expect("rs ok"),
+        tenant("acme")
+    );
 
     let es_auth = Authenticator::new(&AuthConfig {
         allow_tenant_header: false,
@@ -141,8 +193,15 @@ fn rs256_and_es256_tokens_verify_with_their_public_keys() {
         public_key_pem: Some(EC_PUBLIC.into()),
     })
     .expect("ec config");
-    let es = sign(Algorithm::ES256, &EncodingKey::from_ec_pem(EC_PRIVATE.as_bytes()).expect("ec"), claims);
-    assert_eq!(es_auth.authenticate(&bearer(&es)).expect("es ok"), tenant("acme"));
+    let es = sign(
+        Algorithm::ES256,
+        &EncodingKey::from_ec_pem(EC_PRIVATE.as_bytes()).expect("ec"),
+        claims,
+    );
+    assert_eq!(
+        es_auth.authenticate(&bearer(&es)).expect("es ok"),
+        tenant("acme")
+    );
     // an RS256 token is refused where ES256 is configured
     assert_eq!(refused(&es_auth, &bearer(&rs)).0, Kind::Unauthenticated);
 }
@@ -151,9 +210,15 @@ fn rs256_and_es256_tokens_verify_with_their_public_keys() {
 fn missing_or_malformed_tenant_claim() {
     let auth = hs_auth(false);
     let no_claim = hs(serde_json::json!({"sub": "x", "exp": now() + 60}));
-    assert_eq!(refused(&auth, &bearer(&no_claim)), (Kind::Unauthenticated, "auth.invalid_token".into()));
+    assert_eq!(
+        refused(&auth, &bearer(&no_claim)),
+        (Kind::Unauthenticated, "auth.invalid_token".into())
+    );
     let bad_claim = hs(serde_json::json!({"tenant_id": "ACME; DROP TABLE", "exp": now() + 60}));
-    assert_eq!(refused(&auth, &bearer(&bad_claim)), (Kind::BadRequest, "tenant.invalid".into()));
+    assert_eq!(
+        refused(&auth, &bearer(&bad_claim)),
+        (Kind::BadRequest, "tenant.invalid".into())
+    );
     let number_claim = hs(serde_json::json!({"tenant_id": 42, "exp": now() + 60}));
     assert_eq!(refused(&auth, &bearer(&number_claim)).0, Kind::BadRequest);
 }
@@ -165,25 +230,47 @@ fn oversized_and_garbage_tokens_are_401() {
     assert_eq!(refused(&auth, &bearer(&huge)).0, Kind::Unauthenticated);
     for garbage in ["", "x", "a.b.c", "....", "Basic abc"] {
         let mut headers = http::HeaderMap::new();
-        headers.insert(http::header::AUTHORIZATION, garbage.parse().expect("header"));
-        assert_eq!(refused(&auth, &headers).0, Kind::Unauthenticated, "{garbage:?}");
+        headers.insert(
+            http::header::AUTHORIZATION,
+            garbage.parse().expect("header"),
+        );
+        assert_eq!(
+            refused(&auth, &headers).0,
+            Kind::Unauthenticated,
+            "{garbage:?}"
+        );
     }
 }
 
 #[test]
 fn no_credentials_is_401() {
-    assert_eq!(refused(&hs_auth(true), &http::HeaderMap::new()), (Kind::Unauthenticated, "auth.missing_credentials".into()));
+    assert_eq!(
+        refused(&hs_auth(true), &http::HeaderMap::new()),
+        (Kind::Unauthenticated, "auth.missing_credentials".into())
+    );
 }
 
 #[test]
 fn tenant_header_only_where_allowed() {
     let mut headers = http::HeaderMap::new();
     headers.insert("x-tenant-id", "acme".parse().expect("header"));
-    assert_eq!(hs_auth(true).authenticate(&headers).expect("dev mode"), tenant("acme"));
-    assert_eq!(refused(&hs_auth(false), &headers), (Kind::Unauthenticated, "auth.tenant_header_not_allowed".into()));
+    assert_eq!(
+        hs_auth(true).authenticate(&headers).expect("dev mode"),
+        tenant("acme")
+    );
+    assert_eq!(
+        refused(&hs_auth(false), &headers),
+        (
+            Kind::Unauthenticated,
+            "auth.tenant_header_not_allowed".into()
+        )
+    );
     let mut bad = http::HeaderMap::new();
     bad.insert("x-tenant-id", "Acme_Corp".parse().expect("header"));
-    assert_eq!(refused(&hs_auth(true), &bad), (Kind::BadRequest, "tenant.invalid".into()));
+    assert_eq!(
+        refused(&hs_auth(true), &bad),
+        (Kind::BadRequest, "tenant.invalid".into())
+    );
 }
 
 #[test]
@@ -212,7 +299,10 @@ async fn extractor_answers_problem_json() {
 
     let auth = Arc::new(hs_auth(false));
     let app = axum::Router::new()
-        .route("/who", get(|longship_tenant::Tenant(t): longship_tenant::Tenant| async move { t.to_string() }))
+        .route(
+            "/who",
+            get(|longship_tenant::Tenant(t): longship_tenant::Tenant| async move { t.to_string() }),
+        )
         .layer(auth.layer());
     let ok = hs(serde_json::json!({"tenant_id": "acme", "exp": now() + 60}));
     let response = app
@@ -226,16 +316,33 @@ async fn extractor_answers_problem_json() {
         .await
         .expect("response");
     assert_eq!(response.status(), 200);
-    let body = response.into_body().collect().await.expect("body").to_bytes();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
     assert_eq!(&body[..], b"acme");
 
     let response = app
-        .oneshot(http::Request::get("/who").body(axum::body::Body::empty()).expect("request"))
+        .oneshot(
+            http::Request::get("/who")
+                .body(axum::body::Body::empty())
+                .expect("request"),
+        )
         .await
         .expect("response");
     assert_eq!(response.status(), 401);
-    assert_eq!(response.headers()["content-type"], "application/problem+json");
-    let body = response.into_body().collect().await.expect("body").to_bytes();
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
     let json: serde_json::Value = serde_json::from_slice(&body).expect("json");
     assert_eq!(json["code"], "auth.missing_credentials");
 }

@@ -25,7 +25,9 @@ async fn app_pool(db: &TestDb) -> sqlx::PgPool {
         .max_connections(2)
         .after_connect(|conn, _| {
             Box::pin(async move {
-                sqlx::query("SET ROLE longship_rls_test").execute(conn).await?;
+                sqlx::query("SET ROLE longship_rls_test")
+                    .execute(conn)
+                    .await?;
                 Ok(())
             })
         })
@@ -37,28 +39,46 @@ async fn app_pool(db: &TestDb) -> sqlx::PgPool {
 #[tokio::test]
 async fn each_tenant_sees_only_its_rows_and_none_without_a_tenant() {
     let db = TestDb::new().await;
-    sqlx::raw_sql(SETUP).execute(db.pool()).await.expect("setup");
+    sqlx::raw_sql(SETUP)
+        .execute(db.pool())
+        .await
+        .expect("setup");
     let pool = app_pool(&db).await;
 
-    for (t, expected) in [("acme", vec!["a1", "a2"]), ("globex", vec!["g1"]), ("initech", vec![])] {
+    for (t, expected) in [
+        ("acme", vec!["a1", "a2"]),
+        ("globex", vec!["g1"]),
+        ("initech", vec![]),
+    ] {
         let mut tx = begin(&pool, &tenant(t)).await.expect("begin");
-        let bodies: Vec<String> =
-            sqlx::query_scalar("SELECT body FROM notes ORDER BY body").fetch_all(&mut *tx).await.expect("select");
+        let bodies: Vec<String> = sqlx::query_scalar("SELECT body FROM notes ORDER BY body")
+            .fetch_all(&mut *tx)
+            .await
+            .expect("select");
         assert_eq!(bodies, expected, "tenant {t}");
         tx.commit().await.expect("commit");
     }
 
     // no tenant set: nothing visible, even with no WHERE clause at all
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM notes").fetch_one(&pool).await.expect("count");
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM notes")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
     assert_eq!(count, 0);
 
     // the setting is transaction-local: a later transaction on the same pool sees nothing again
     {
         let mut tx = begin(&pool, &tenant("acme")).await.expect("begin");
-        let _: i64 = sqlx::query_scalar("SELECT count(*) FROM notes").fetch_one(&mut *tx).await.expect("count");
+        let _: i64 = sqlx::query_scalar("SELECT count(*) FROM notes")
+            .fetch_one(&mut *tx)
+            .await
+            .expect("count");
         tx.commit().await.expect("commit");
     }
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM notes").fetch_one(&pool).await.expect("count");
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM notes")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
     assert_eq!(count, 0);
 
     // writing another tenant's row is refused by the policy's WITH CHECK

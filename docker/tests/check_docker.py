@@ -1,0 +1,630 @@
+#!/usr/bin/env python3
+"""Offline checks of docker/ (no Docker engine needed), run by `just test`.
+
+- docker/compose.yaml parses and has, for every service crate found under
+  services/*/Cargo.toml (discovered, not listed here): a service built from
+  docker/Dockerfile with SERVICE=<crate> under the `apps` profile, and a migration
+  job (`migrate`) it waits for; the infrastructure `scripts/up.sh` starts exists
+  outside any profile; every service_healthy dependency has a health check; named
+  volumes are declared; the environment follows the contract (ARCHITECTURE.md 3-4);
+  the Postgres init script creates every database a service uses; the collector
+  config parses and exports to a compose service.
+- docker/Dockerfile is multi-stage (cargo-chef planner/cacher/builder on
+  rust:1.95-bookworm), builds `-p ${SERVICE}`, runs as non-root on distroless.
+- every services/* crate is buildable by it (a binary named like the package).
+- .dockerignore keeps target/, .git and .longship/ out, and nothing the build needs.
+- a negative self-check: broken copies of the inputs must make the checks fail.
+
+Prints `N passed, M failed` and exits 1 if anything failed. Needs PyYAML.
+Usage: python3 docker/tests/check_docker.py [--root REPO] [-v]
+"""
+
+import argparse
+import copy
+import fnmatch
+import json
+import os
+import re
+import sys
+from urllib.parse import urlsplit
+
+try:
+    import yaml
+except ImportError:  # pragma: no cover
+    print("error: PyYAML is needed (pip install pyyaml, or apt-get install python3-yaml)", file=sys.stderr)
+    sys.exit(2)
+
+try:
+    import tomllib
+except ImportError:  # Python < 3.11
+    tomllib = None
+
+# The contract (ARCHITECTURE.md section 3) for the crates it names; other crates only
+# need unique ports and their own database.
+CONTRACT = {
+    "order": (8080, 50051, "orders"),
+    "inventory": (8081, 50052, "inventory"),
+    "payment": (8082, 50053, "payments"),
+}
+INFRA_DEFAULT = ["postgres", "nats", "otel-collector", "jaeger"]
+NEEDED_IN_CONTEXT = ["Cargo.toml", "Cargo.lock", "libs", "services", "proto", "migrations"]
+
+
+# --- inputs -------------------------------------------------------------------------
+class Inputs:
+    def __init__(self, root):
+        self.root = root
+        self.docker = os.path.join(root, "docker")
+        self.compose_text = read(os.path.join(self.docker, "compose.yaml"))
+        self.dockerfile = read(os.path.join(self.docker, "Dockerfile"))
+        self.dockerignore = read(os.path.join(root, ".dockerignore"))
+        self.crates = discover_crates(root)
+        self.infra = infra_from_up_sh(root)
+        self.compose = None
+        self.compose_error = None
+        try:
+            self.compose = yaml.safe_load(self.compose_text) if self.compose_text is not None else None
+        except yaml.YAMLError as e:
+            self.compose_error = str(e)
+
+    def services(self):
+        return (self.compose or {}).get("services") or {}
+
+
+def read(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def parse_toml(text):
+    if tomllib is not None:
+        return tomllib.loads(text)
+    # Minimal fallback: [package] name and [[bin]] names only.
+    data, section, bins = {"package": {}}, None, []
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line.startswith("[["):
+            section = line.strip("[]").strip()
+            if section == "bin":
+                bins.append({})
+        elif line.startswith("["):
+            section = line.strip("[]").strip()
+        elif "=" in line:
+            k, v = (x.strip() for x in line.split("=", 1))
+            v = v.strip('"')
+            if section == "package":
+                data["package"][k] = v
+            elif section == "bin" and bins:
+                bins[-1][k] = v
+    if bins:
+        data["bin"] = bins
+    return data
+
+
+def discover_crates(root):
+    """{package name: crate dir} for services/*/Cargo.toml."""
+    crates = {}
+    base = os.path.join(root, "services")
+    for d in sorted(os.listdir(base)) if os.path.isdir(base) else []:
+        manifest = os.path.join(base, d, "Cargo.toml")
+        if os.path.isfile(manifest):
+            data = parse_toml(read(manifest) or "")
+            name = (data.get("package") or {}).get("name")
+            crates[name or f"<no package name in services/{d}>"] = os.path.join(base, d)
+    return crates
+
+
+def infra_from_up_sh(root):
+    text = read(os.path.join(root, "scripts", "lib", "common.sh")) or ""
+    m = re.search(r"^\s*COMPOSE_INFRA=\(([^)]*)\)", text, re.M)
+    return m.group(1).split() if m else list(INFRA_DEFAULT)
+
+
+# --- helpers ------------------------------------------------------------------------------
+def env_of(svc):
+    env = svc.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(e.split("=", 1) if "=" in e else (e, None) for e in env)
+    return {k: (None if v is None else str(v)) for k, v in env.items()}
+
+
+def depends_of(svc):
+    dep = svc.get("depends_on") or {}
+    if isinstance(dep, list):
+        return {d: "service_started" for d in dep}
+    return {k: (v or {}).get("condition", "service_started") for k, v in dep.items()}
+
+
+def build_of(svc):
+    b = svc.get("build")
+    if isinstance(b, str):
+        return {"context": b}
+    return b or {}
+
+
+def build_arg(svc, name):
+    args = build_of(svc).get("args") or {}
+    if isinstance(args, list):
+        args = dict(a.split("=", 1) for a in args if "=" in a)
+    v = args.get(name)
+    return None if v is None else str(v)
+
+
+def command_of(svc):
+    c = svc.get("command")
+    return c.split() if isinstance(c, str) else list(c or [])
+
+
+def app_service(inp, crate):
+    return inp.services().get(crate)
+
+
+def migration_jobs(inp, crate):
+    return {n: s for n, s in inp.services().items()
+            if command_of(s) == ["migrate"] and (build_arg(s, "SERVICE") == crate
+                                                or s.get("image") and s.get("image") == (app_service(inp, crate) or {}).get("image"))}
+
+
+def addr_port(addr):
+    m = re.fullmatch(r"(.+):(\d+)", addr or "")
+    return (m.group(1), int(m.group(2))) if m else (None, None)
+
+
+def db_of(url):
+    """(host, database) of a postgres:// URL, (None, None) if it is not one."""
+    u = urlsplit(url or "")
+    if u.scheme not in ("postgres", "postgresql") or not u.path.strip("/"):
+        return (None, None)
+    return (u.hostname, u.path.strip("/"))
+
+
+def dockerfile_instructions(text):
+    """[(INSTRUCTION, args)] with line continuations joined and comments dropped."""
+    out, buf = [], ""
+    for raw in (text or "").splitlines():
+        line = raw.strip()
+        if not buf and (not line or line.startswith("#")):
+            continue
+        if line.endswith("\\"):
+            buf += line[:-1] + " "
+            continue
+        buf += line
+        parts = buf.split(None, 1)
+        out.append((parts[0].upper(), parts[1] if len(parts) > 1 else ""))
+        buf = ""
+    return out
+
+
+def dockerfile_stages(text):
+    """[(image, stage name, [(instr, args)])], with global ARG defaults substituted in FROM."""
+    args, stages = {}, []
+    for instr, rest in dockerfile_instructions(text):
+        if instr == "ARG" and not stages:
+            k, _, v = rest.partition("=")
+            args[k.strip()] = v.strip()
+            continue
+        if instr == "FROM":
+            words = rest.split()
+            words = [w for w in words if not w.startswith("--platform")]
+            image = re.sub(r"\$\{?(\w+)\}?", lambda m: args.get(m.group(1), m.group(0)), words[0])
+            name = words[2] if len(words) >= 3 and words[1].upper() == "AS" else None
+            stages.append((image, name, []))
+        elif stages:
+            stages[-1][2].append((instr, rest))
+    return stages
+
+
+def ignored(patterns, path):
+    for p in patterns:
+        neg = p.startswith("!")
+        p = p.lstrip("!").strip("/")
+        if p.startswith("**/"):
+            p = p[3:]
+        if fnmatch.fnmatch(path, p) or fnmatch.fnmatch(path, p.rstrip("/")):
+            return not neg
+    return False
+
+
+def ignore_patterns(text):
+    lines = (line.strip() for line in (text or "").splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+# --- checks: each returns a list of problems (empty = pass) -----------------------------------
+def check_compose_parses(inp):
+    if inp.compose_text is None:
+        return ["docker/compose.yaml is missing"]
+    if inp.compose_error:
+        return [f"docker/compose.yaml is not valid YAML: {inp.compose_error}"]
+    if not isinstance(inp.compose, dict) or not isinstance(inp.services(), dict) or not inp.services():
+        return ["docker/compose.yaml has no services mapping"]
+    probs = []
+    if inp.compose.get("name") != "longship":
+        probs.append("compose project should be named `longship` (else it is named after the docker/ directory)")
+    return probs
+
+
+def check_crates_found(inp):
+    if not inp.crates:
+        return ["no services/*/Cargo.toml found: nothing to check against"]
+    return [n for n in inp.crates if n.startswith("<")]
+
+
+def check_service_per_crate(inp):
+    probs = []
+    for crate in inp.crates:
+        svc = app_service(inp, crate)
+        if svc is None:
+            probs.append(f"crate `{crate}` has no compose service named `{crate}`")
+            continue
+        b = build_of(svc)
+        if os.path.normpath(os.path.join(inp.docker, str(b.get("context", "")))) != os.path.normpath(inp.root):
+            probs.append(f"{crate}: build.context should be the repository root (`..`), got {b.get('context')!r}")
+        if b.get("dockerfile") != "docker/Dockerfile":
+            probs.append(f"{crate}: build.dockerfile should be docker/Dockerfile, got {b.get('dockerfile')!r}")
+        if build_arg(svc, "SERVICE") != crate:
+            probs.append(f"{crate}: build.args.SERVICE should be `{crate}`, got {build_arg(svc, 'SERVICE')!r}")
+        if "apps" not in (svc.get("profiles") or []):
+            probs.append(f"{crate}: should be in the `apps` profile (up.sh starts only the infrastructure)")
+        if svc.get("restart") not in ("on-failure", "unless-stopped", "always"):
+            probs.append(f"{crate}: should restart on failure, got restart={svc.get('restart')!r}")
+    return probs
+
+
+def check_migration_jobs(inp):
+    probs = []
+    for crate in inp.crates:
+        svc = app_service(inp, crate) or {}
+        jobs = migration_jobs(inp, crate)
+        if not jobs:
+            probs.append(f"crate `{crate}` has no migration job (a service with command [\"migrate\"] built with SERVICE={crate})")
+            continue
+        deps = depends_of(svc)
+        for name, job in jobs.items():
+            if deps.get(name) != "service_completed_successfully":
+                probs.append(f"{crate} should depend on {name} with condition service_completed_successfully, got {deps.get(name)!r}")
+            if str(job.get("restart", "no")) != "no":
+                probs.append(f"{name}: a one-shot job must not restart (restart: \"no\"), got {job.get('restart')!r}")
+            if env_of(job).get("DATABASE_URL") != env_of(svc).get("DATABASE_URL"):
+                probs.append(f"{name} migrates {env_of(job).get('DATABASE_URL')!r} but {crate} uses {env_of(svc).get('DATABASE_URL')!r}")
+            if "apps" not in (job.get("profiles") or []):
+                probs.append(f"{name}: should be in the `apps` profile")
+            jdeps = depends_of(job)
+            if jdeps.get("postgres") != "service_healthy":
+                probs.append(f"{name} should wait for postgres: service_healthy")
+    return probs
+
+
+def check_apps_wait_for_infra(inp):
+    probs = []
+    for crate in inp.crates:
+        deps = depends_of(app_service(inp, crate) or {})
+        for infra in ("postgres", "nats"):
+            if deps.get(infra) != "service_healthy":
+                probs.append(f"{crate} should depend on {infra} with condition service_healthy, got {deps.get(infra)!r}")
+    return probs
+
+
+def check_healthchecks(inp):
+    probs = []
+    services = inp.services()
+    for infra in ("postgres", "nats"):
+        hc = (services.get(infra) or {}).get("healthcheck") or {}
+        if not hc.get("test") or hc.get("disable"):
+            probs.append(f"{infra} has no health check")
+    for name, svc in services.items():
+        for dep, cond in depends_of(svc).items():
+            if cond == "service_healthy":
+                hc = (services.get(dep) or {}).get("healthcheck") or {}
+                if not hc.get("test") or hc.get("disable"):
+                    probs.append(f"{name} waits for {dep} to be healthy, but {dep} has no health check")
+    if "pg_isready" not in json.dumps((services.get("postgres") or {}).get("healthcheck") or {}):
+        probs.append("the postgres health check should use pg_isready")
+    return probs
+
+
+def check_infra_services(inp):
+    probs = []
+    services = inp.services()
+    for name in inp.infra:
+        svc = services.get(name)
+        if svc is None:
+            probs.append(f"scripts/up.sh starts `{name}`, which docker/compose.yaml does not define")
+        elif svc.get("profiles"):
+            probs.append(f"infrastructure service `{name}` must not be in a profile (up.sh starts it without --profile)")
+    pg = services.get("postgres") or {}
+    if not str(pg.get("image", "")).startswith("postgres:15"):
+        probs.append(f"postgres should run postgres:15, got {pg.get('image')!r}")
+    nats_cmd = command_of(services.get("nats") or {})
+    for flag in ("-js", "-sd"):
+        if flag not in nats_cmd:
+            probs.append(f"nats should run with {flag} (JetStream, persisted), command is {nats_cmd}")
+    jaeger = services.get("jaeger") or {}
+    if not any("16686" in str(p) for p in jaeger.get("ports") or []):
+        probs.append("jaeger should publish its UI port 16686")
+    return probs
+
+
+def check_named_volumes(inp):
+    probs = []
+    declared = set(((inp.compose or {}).get("volumes") or {}).keys())
+    for name, svc in inp.services().items():
+        for v in svc.get("volumes") or []:
+            src = v.get("source") if isinstance(v, dict) else str(v).split(":", 1)[0]
+            vtype = v.get("type", "volume") if isinstance(v, dict) else None
+            if not src or src.startswith((".", "/", "~", "$")) or vtype == "bind":
+                continue
+            if src not in declared:
+                probs.append(f"{name} mounts volume `{src}`, which is not declared under top-level volumes")
+    for infra, where in (("postgres", "/var/lib/postgresql/data"), ("nats", None)):
+        vols = [str(v) for v in ((inp.services().get(infra) or {}).get("volumes") or [])]
+        named = [v for v in vols if not v.startswith((".", "/")) and (where is None or where in v)]
+        if not named:
+            probs.append(f"{infra} should keep its data on a named volume")
+    return probs
+
+
+def check_contract_env(inp):
+    probs = []
+    http_ports, grpc_ports = {}, {}
+    for crate in inp.crates:
+        svc = app_service(inp, crate)
+        if svc is None:
+            continue
+        env = env_of(svc)
+        for var in ("HTTP_ADDR", "GRPC_ADDR", "DATABASE_URL", "NATS_URL", "AUTH_ALLOW_TENANT_HEADER",
+                    "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SERVICE_NAME"):
+            if not env.get(var):
+                probs.append(f"{crate}: environment lacks {var}")
+        host, hport = addr_port(env.get("HTTP_ADDR"))
+        ghost, gport = addr_port(env.get("GRPC_ADDR"))
+        if host and host != "0.0.0.0" or ghost and ghost != "0.0.0.0":
+            probs.append(f"{crate}: in a container HTTP_ADDR/GRPC_ADDR must bind 0.0.0.0")
+        dbhost, db = db_of(env.get("DATABASE_URL"))
+        if env.get("DATABASE_URL") and dbhost != "postgres":
+            probs.append(f"{crate}: DATABASE_URL should point at the postgres service, got {env.get('DATABASE_URL')!r}")
+        if env.get("AUTH_ALLOW_TENANT_HEADER") not in (None, "true"):
+            probs.append(f"{crate}: AUTH_ALLOW_TENANT_HEADER should be true in local compose")
+        otel = env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or ""
+        if otel and "otel-collector" not in otel:
+            probs.append(f"{crate}: OTEL_EXPORTER_OTLP_ENDPOINT should point at otel-collector, got {otel!r}")
+        if crate in CONTRACT:
+            want_http, want_grpc, want_db = CONTRACT[crate]
+            if (hport, gport, db) != (want_http, want_grpc, want_db):
+                probs.append(f"{crate}: contract is HTTP {want_http}, gRPC {want_grpc}, database {want_db}; "
+                             f"compose has {hport}, {gport}, {db}")
+        for port, seen, kind in ((hport, http_ports, "HTTP"), (gport, grpc_ports, "gRPC")):
+            if port is not None and port in seen:
+                probs.append(f"{crate} and {seen[port]} share {kind} port {port}")
+            elif port is not None:
+                seen[port] = crate
+        for p in svc.get("ports") or []:
+            if not str(p).startswith("127.0.0.1:"):
+                probs.append(f"{crate}: publish ports on 127.0.0.1 only, got {p!r}")
+    order = env_of(app_service(inp, "order") or {})
+    if "order" in inp.crates:
+        for var, target, port in (("INVENTORY_GRPC_URL", "inventory", 50052), ("PAYMENT_GRPC_URL", "payment", 50053)):
+            if target in inp.crates and order.get(var) != f"http://{target}:{port}":
+                probs.append(f"order: {var} should be http://{target}:{port}, got {order.get(var)!r}")
+    return probs
+
+
+def check_init_sql(inp):
+    pg = inp.services().get("postgres") or {}
+    sql_files = [str(v).split(":", 1)[0] for v in pg.get("volumes") or [] if str(v).split(":", 1)[0].endswith(".sql")]
+    if not sql_files:
+        return ["postgres mounts no init .sql into /docker-entrypoint-initdb.d"]
+    text = "\n".join(read(os.path.join(inp.docker, f)) or "" for f in sql_files)
+    created = set(re.findall(r"create\s+database\s+\"?([A-Za-z0-9_]+)", text, re.I))
+    probs = []
+    for f in sql_files:
+        if read(os.path.join(inp.docker, f)) is None:
+            probs.append(f"postgres mounts {f}, which does not exist under docker/")
+    for name, svc in inp.services().items():
+        _, db = db_of(env_of(svc).get("DATABASE_URL"))
+        if db and db not in created:
+            probs.append(f"{name} uses database `{db}`, which {', '.join(sql_files)} does not create")
+    return probs
+
+
+def check_otel_config(inp):
+    col = inp.services().get("otel-collector") or {}
+    mounts = [str(v).split(":", 1)[0] for v in col.get("volumes") or [] if str(v).startswith(".")]
+    if not mounts:
+        return ["otel-collector mounts no config file"]
+    text = read(os.path.join(inp.docker, mounts[0]))
+    if text is None:
+        return [f"otel-collector config {mounts[0]} does not exist"]
+    try:
+        cfg = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        return [f"otel-collector config does not parse: {e}"]
+    probs = []
+    if "otlp" not in (cfg.get("receivers") or {}):
+        probs.append("otel-collector config has no otlp receiver")
+    traces = ((cfg.get("service") or {}).get("pipelines") or {}).get("traces") or {}
+    if not traces.get("exporters"):
+        probs.append("otel-collector config has no traces pipeline with an exporter")
+    for exp in traces.get("exporters") or []:
+        endpoint = str(((cfg.get("exporters") or {}).get(exp) or {}).get("endpoint", ""))
+        host = re.sub(r"^\w+://", "", endpoint).split(":")[0]
+        if host and host not in inp.services():
+            probs.append(f"exporter {exp} sends to `{host}`, which is not a compose service")
+    return probs
+
+
+def check_dockerfile(inp):
+    if inp.dockerfile is None:
+        return ["docker/Dockerfile is missing"]
+    stages = dockerfile_stages(inp.dockerfile)
+    names = {name: (image, body) for image, name, body in stages if name}
+    probs = []
+    if not re.search(r"^\s*ARG\s+SERVICE\b", inp.dockerfile, re.M):
+        probs.append("Dockerfile has no `ARG SERVICE`")
+    for stage in ("planner", "cacher", "builder"):
+        if stage not in names:
+            probs.append(f"Dockerfile has no `{stage}` stage")
+    rust_images = {image for image, _, _ in stages if image.startswith("rust:")}
+    if rust_images != {"rust:1.95-bookworm"}:
+        probs.append(f"build stages should use rust:1.95-bookworm, got {sorted(rust_images) or 'none'}")
+
+    def runs(stage):
+        return " ".join(a for i, a in (names.get(stage, ("", []))[1]) if i == "RUN")
+
+    sp = r"-p\s+\"?\$\{?SERVICE\}?\"?"
+    if "cargo chef prepare" not in runs("planner"):
+        probs.append("the planner stage should run `cargo chef prepare`")
+    cook = runs("cacher")
+    if not (re.search(r"cargo chef cook\b", cook) and "--release" in cook):
+        probs.append("the cacher stage should run `cargo chef cook --release`")
+    build = runs("builder")
+    if not (re.search(r"cargo build\b", build) and "--release" in build and re.search(sp, build)):
+        probs.append("the builder stage should run `cargo build --release -p ${SERVICE}`")
+    if not stages:
+        return probs + ["Dockerfile has no FROM"]
+    image, _, body = stages[-1]
+    if image != "gcr.io/distroless/cc-debian12:nonroot":
+        probs.append(f"the runtime stage should be gcr.io/distroless/cc-debian12:nonroot, got {image}")
+    copies = " ".join(a for i, a in body if i == "COPY")
+    for dest in ("/usr/local/bin/${SERVICE}", "/usr/local/bin/service"):
+        if dest not in copies:
+            probs.append(f"the runtime stage should COPY the binary to {dest}")
+    entry = [a for i, a in body if i == "ENTRYPOINT"]
+    try:
+        if not entry or json.loads(entry[-1]) != ["/usr/local/bin/service"]:
+            probs.append(f"ENTRYPOINT should be exec form [\"/usr/local/bin/service\"], got {entry}")
+    except ValueError:
+        probs.append(f"ENTRYPOINT must be exec form (JSON): distroless has no shell; got {entry}")
+    users = [a.strip() for i, a in body if i == "USER"]
+    if users and users[-1].split(":")[0] not in ("65532", "nonroot"):
+        probs.append(f"the runtime should run as uid 65532 (nonroot), got USER {users[-1]}")
+    if any(i == "HEALTHCHECK" for i, _ in body):
+        probs.append("no HEALTHCHECK: distroless has no shell or curl to run one; probe GET /readyz from outside")
+    return probs
+
+
+def check_crates_buildable(inp):
+    probs = []
+    for crate, path in inp.crates.items():
+        manifest = parse_toml(read(os.path.join(path, "Cargo.toml")) or "")
+        bins = [b.get("name") for b in manifest.get("bin") or []]
+        autobins = (manifest.get("package") or {}).get("autobins", True) not in (False, "false")
+        has_main = os.path.isfile(os.path.join(path, "src", "main.rs"))
+        if not (crate in bins or (has_main and autobins)):
+            probs.append(f"services/{os.path.basename(path)}: no binary named `{crate}` "
+                         f"(needs src/main.rs or [[bin]] name = \"{crate}\"); the Dockerfile copies target/release/{crate}")
+        rel = os.path.relpath(path, inp.root)
+        if ignored(ignore_patterns(inp.dockerignore), rel):
+            probs.append(f".dockerignore excludes {rel}, so the image cannot build it")
+    return probs
+
+
+def check_dockerignore(inp):
+    if inp.dockerignore is None:
+        return [".dockerignore is missing at the repository root"]
+    pats = ignore_patterns(inp.dockerignore)
+    probs = []
+    for path in ("target", ".git", ".longship"):
+        if not ignored(pats, path):
+            probs.append(f".dockerignore should exclude {path}/")
+    for path in NEEDED_IN_CONTEXT:
+        if ignored(pats, path):
+            probs.append(f".dockerignore excludes {path}, which the build needs")
+    return probs
+
+
+CHECKS = [
+    ("compose.yaml parses", check_compose_parses),
+    ("service crates discovered under services/", check_crates_found),
+    ("a compose service per service crate, built from docker/Dockerfile", check_service_per_crate),
+    ("a migration job per service crate, awaited by its service", check_migration_jobs),
+    ("services wait for healthy postgres and nats", check_apps_wait_for_infra),
+    ("health checks on the infrastructure", check_healthchecks),
+    ("the infrastructure up.sh starts exists outside profiles", check_infra_services),
+    ("named volumes declared", check_named_volumes),
+    ("service environment follows the contract", check_contract_env),
+    ("postgres init creates every service database", check_init_sql),
+    ("otel collector config exports traces to a compose service", check_otel_config),
+    ("Dockerfile: cargo-chef stages, -p ${SERVICE}, distroless non-root", check_dockerfile),
+    ("every services/* crate is buildable by the Dockerfile", check_crates_buildable),
+    (".dockerignore excludes target, .git, .longship", check_dockerignore),
+]
+
+
+# --- negative self-check: each broken input must be caught ------------------------------------
+def broken_variants(inp):
+    def with_compose(mutate):
+        b = copy.copy(inp)
+        b.compose = copy.deepcopy(inp.compose)
+        mutate(b.compose)
+        return b
+
+    first = next(iter(inp.crates), "order")
+    job = next(iter(migration_jobs(inp, first)), None)
+    extra = copy.copy(inp)
+    extra.crates = dict(inp.crates, shipping=os.path.join(inp.root, "services", "shipping"))
+    no_target = copy.copy(inp)
+    no_target.dockerignore = "\n".join(x for x in (inp.dockerignore or "").splitlines() if "target" not in x)
+    no_p = copy.copy(inp)
+    no_p.dockerfile = re.sub(r"-p\s+\"?\$\{?SERVICE\}?\"?", "--workspace", inp.dockerfile or "")
+    bad_yaml = copy.copy(inp)
+    bad_yaml.compose, bad_yaml.compose_error = None, "mapping values are not allowed here"
+    return [
+        ("a new crate without compose service and migration job", extra, check_service_per_crate),
+        ("a crate without binary", extra, check_crates_buildable),
+        (f"the migration job of {first} removed",
+         with_compose(lambda c: c["services"].pop(job, None)), check_migration_jobs),
+        ("postgres health check removed", with_compose(lambda c: c["services"]["postgres"].pop("healthcheck", None)),
+         check_healthchecks),
+        ("an undeclared named volume", with_compose(lambda c: c.pop("volumes", None)), check_named_volumes),
+        (f"{first} on the wrong HTTP port",
+         with_compose(lambda c: c["services"][first]["environment"].update(HTTP_ADDR="0.0.0.0:9999")), check_contract_env),
+        ("the Dockerfile building --workspace instead of -p ${SERVICE}", no_p, check_dockerfile),
+        (".dockerignore without target", no_target, check_dockerignore),
+        ("compose.yaml that does not parse", bad_yaml, check_compose_parses),
+    ]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--root", default=os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+    ap.add_argument("-v", "--verbose", action="store_true")
+    opts = ap.parse_args()
+    inp = Inputs(opts.root)
+    passed = failed = 0
+    if opts.verbose:
+        print(f"service crates: {', '.join(inp.crates) or 'none'}; infrastructure from up.sh: {', '.join(inp.infra)}")
+    for name, check in CHECKS:
+        try:
+            probs = check(inp)
+        except Exception as e:  # a crash is a failure with its reason, not a traceback
+            probs = [f"check crashed: {type(e).__name__}: {e}"]
+        if probs:
+            failed += 1
+            print(f"FAIL  {name}")
+            for p in probs:
+                print(f"      - {p}")
+        else:
+            passed += 1
+            print(f"ok    {name}")
+    if inp.compose is not None:
+        for name, variant, check in broken_variants(inp):
+            try:
+                caught = bool(check(variant))
+            except Exception as e:
+                caught, name = False, f"{name} (crashed: {type(e).__name__}: {e})"
+            if caught:
+                passed += 1
+                print(f"ok    self-check: {name} is caught")
+            else:
+                failed += 1
+                print(f"FAIL  self-check: {name} is NOT caught")
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+# Longship: the justfile is the interface. `just --list` is the menu; CI runs these same recipes.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+import 'justfiles/local.just'
+
+# Show the recipes
+default:
+    @just --list
+
+# Run every test: Rust (unit + integration against real Postgres/NATS), deployment checks, script tests
+test: test-rust test-deploy test-scripts
+
+# Rust tests of the whole workspace with nextest (needs Postgres at 127.0.0.1:5432 and NATS with JetStream at 127.0.0.1:4222)
+test-rust:
+    cargo nextest run --workspace --no-fail-fast
+
+# Offline checks of Kubernetes manifests (kustomize render + schema validation) and of the Docker files
+test-deploy:
+    python3 -m pip install --quiet --disable-pip-version-check -r k8s/tests/requirements.txt
+    python3 k8s/tests/check_manifests.py
+    python3 docker/tests/check_docker.py
+
+# Tests of the local-run scripts (preflight, lifecycle against stub services, demo)
+test-scripts:
+    bash scripts/tests/run_all.sh
+
+# Formatting and clippy with warnings denied (what CI enforces)
+lint:
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Format the code
+fmt:
+    cargo fmt --all
+
+# Print a development JWT for TENANT (HS256 with AUTH_JWT_SECRET, default the local dev secret)
+token TENANT:
+    @python3 scripts/token.py {{ quote(TENANT) }}
+
+# Render a Kubernetes overlay (dev or prod) to stdout
+k8s-render overlay="dev":
+    kubectl kustomize k8s/overlays/{{ overlay }}
+
+# Build the API docs of every crate (warnings are errors)
+doc:
+    RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps

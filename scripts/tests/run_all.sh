@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Every offline test of the local-platform tooling (docker/ and scripts/), no cargo and
+# no Docker engine needed: docker/tests/check_docker.py, then scripts/tests/test_*.sh.
+# Ends with one `N passed, M failed[, K skipped]` line summed over all of them and
+# exits non-zero if anything failed. test_up_lifecycle.sh skips itself when Postgres
+# (127.0.0.1:5432) or NATS (127.0.0.1:4222) is not running.
+# Usage: bash scripts/tests/run_all.sh
+set -uo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+
+total_pass=0
+total_fail=0
+total_skip=0
+broken=()
+run() { # run NAME CMD...
+    local name="$1" out rc last p f s
+    shift
+    printf '\n=== %s\n' "$name"
+    out="$("$@" 2>&1)"
+    rc=$?
+    printf '%s\n' "$out"
+    last="$(grep -E '^[0-9]+ passed, [0-9]+ failed' <<<"$out" | tail -n1)"
+    if [[ -z "$last" ]]; then
+        broken+=("$name (exit $rc, no summary line)")
+        total_fail=$((total_fail + 1))
+        return
+    fi
+    p="$(sed -E 's/^([0-9]+) passed.*/\1/' <<<"$last")"
+    f="$(sed -E 's/^[0-9]+ passed, ([0-9]+) failed.*/\1/' <<<"$last")"
+    s=0
+    [[ "$last" == *skipped* ]] && s="$(sed -E 's/.* ([0-9]+) skipped.*/\1/' <<<"$last")"
+    total_pass=$((total_pass + p))
+    total_fail=$((total_fail + f))
+    total_skip=$((total_skip + s))
+    if ((rc != 0 && f == 0)); then
+        broken+=("$name (exit $rc)")
+        total_fail=$((total_fail + 1))
+    fi
+}
+
+run "docker/tests/check_docker.py" python3 "$ROOT/docker/tests/check_docker.py"
+run "scripts/tests/test_up_preflight.sh" bash "$HERE/test_up_preflight.sh"
+run "scripts/tests/test_demo.sh" bash "$HERE/test_demo.sh"
+run "scripts/tests/test_up_lifecycle.sh" bash "$HERE/test_up_lifecycle.sh"
+
+echo
+for b in "${broken[@]+"${broken[@]}"}"; do echo "broken: $b"; done
+if ((total_skip > 0)); then
+    echo "$total_pass passed, $total_fail failed, $total_skip skipped"
+else
+    echo "$total_pass passed, $total_fail failed"
+fi
+((total_fail == 0))

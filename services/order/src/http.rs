@@ -1,0 +1,189 @@
+//! The public HTTP API (ARCHITECTURE.md section 5).
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use longship_errors::{Error, FieldError, Json, Path, ProblemDetails, Query};
+use longship_tenant::Tenant;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+use uuid::Uuid;
+
+use crate::app::SharedState;
+use crate::domain::{PlaceOrderRequest, RequestedItem};
+use crate::store::{OrderItem, OrderView, SagaStepView, SagaView};
+
+/// The OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Longship order service", description = "Place orders and follow their saga."),
+    paths(place_order, get_order, list_orders),
+    components(schemas(PlaceOrderRequest, RequestedItem, OrderView, OrderItem, SagaView, SagaStepView, OrderPage, ProblemDetails, FieldError)),
+    modifiers(&TenantSecurity)
+)]
+pub struct ApiDoc;
+
+/// Documents the two ways to name the tenant.
+pub struct TenantSecurity;
+
+impl utoipa::Modify for TenantSecurity {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+        };
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "tenant_header",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-Tenant-Id"))),
+        );
+    }
+}
+
+/// The `/v1` routes.
+pub fn routes(state: SharedState) -> Router {
+    Router::new()
+        .route("/v1/orders", get(list_orders).post(place_order))
+        .route("/v1/orders/{id}", get(get_order))
+        .with_state(state)
+}
+
+/// A page of orders.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderPage {
+    /// Orders, newest first.
+    pub items: Vec<OrderView>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Query of `GET /v1/orders`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// PENDING, CONFIRMED or CANCELLED.
+    pub status: Option<String>,
+    /// 1-100, default 20.
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Place an order.
+#[utoipa::path(
+    post, path = "/v1/orders", tag = "orders",
+    request_body = PlaceOrderRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "1-255 printable ASCII; a repeat with the same body returns the same order")),
+    responses(
+        (status = 202, description = "Accepted; the saga runs in the background", body = OrderView, headers(("Location" = String))),
+        (status = 400, description = "Malformed JSON or header", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 401, description = "No or invalid credentials", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 64 KiB", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, or the key was used with another body", body = ProblemDetails, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("tenant_header" = []))
+)]
+pub async fn place_order(
+    State(state): State<SharedState>,
+    Tenant(tenant): Tenant,
+    headers: HeaderMap,
+    Json(request): Json<PlaceOrderRequest>,
+) -> Result<Response, Error> {
+    let key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => Some(v.to_str().map_err(|_| {
+            Error::bad_request(
+                "request.invalid_idempotency_key",
+                "Idempotency-Key must be 1-255 printable ASCII characters",
+            )
+        })?),
+    };
+    let placed = state.place_order(&tenant, key, request).await?;
+    let location = format!("/v1/orders/{}", placed.order.id);
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        Json(placed.order),
+    )
+        .into_response())
+}
+
+/// Read an order with its saga's step log.
+#[utoipa::path(
+    get, path = "/v1/orders/{id}", tag = "orders",
+    params(("id" = Uuid, Path, description = "Order id")),
+    responses(
+        (status = 200, body = OrderView),
+        (status = 400, description = "Not a UUID", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "No such order for this tenant", body = ProblemDetails, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("tenant_header" = []))
+)]
+pub async fn get_order(
+    State(state): State<SharedState>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<Uuid>,
+) -> Result<Json<OrderView>, Error> {
+    Ok(Json(state.get_order(&tenant, id).await?))
+}
+
+/// List orders, newest first (keyset pagination).
+#[utoipa::path(
+    get, path = "/v1/orders", tag = "orders",
+    params(ListQuery),
+    responses(
+        (status = 200, body = OrderPage),
+        (status = 400, description = "Bad status, limit or cursor", body = ProblemDetails, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("tenant_header" = []))
+)]
+pub async fn list_orders(
+    State(state): State<SharedState>,
+    Tenant(tenant): Tenant,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<OrderPage>, Error> {
+    let limit = query.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(Error::bad_request(
+            "request.invalid_query",
+            "limit must be 1-100",
+        ));
+    }
+    let status = match query.status.as_deref() {
+        None | Some("") => None,
+        Some(s @ ("PENDING" | "CONFIRMED" | "CANCELLED")) => Some(s),
+        Some(_) => {
+            return Err(Error::bad_request(
+                "request.invalid_query",
+                "status must be PENDING, CONFIRMED or CANCELLED",
+            ));
+        }
+    };
+    let cursor = match query.cursor.as_deref() {
+        None | Some("") => None,
+        Some(c) => Some(Uuid::parse_str(c).map_err(|_| {
+            Error::bad_request(
+                "request.invalid_cursor",
+                "cursor is not one this API issued",
+            )
+        })?),
+    };
+    let items = state.list_orders(&tenant, status, cursor, limit).await?;
+    let next_cursor = if items.len() as i64 == limit {
+        items.last().map(|o| o.id.to_string())
+    } else {
+        None
+    };
+    Ok(Json(OrderPage { items, next_cursor }))
+}
