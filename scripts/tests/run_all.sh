@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Every offline test of the local-platform tooling (docker/ and scripts/), no cargo and
-# no Docker engine needed: docker/tests/check_docker.py, then scripts/tests/test_*.sh.
+# Every test of the local-run scripts (scripts/tests/test_*.sh); no cargo and no Docker
+# engine needed. (docker/tests/check_docker.py runs on its own, in `just test-deploy`.)
 # Ends with one `N passed, M failed[, K skipped]` line summed over all of them and
 # exits non-zero if anything failed. test_up_lifecycle.sh skips itself when Postgres
 # (127.0.0.1:5432) or NATS (127.0.0.1:4222) is not running.
@@ -8,7 +8,6 @@
 set -uo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(cd "$HERE/../.." && pwd)"
 
 total_pass=0
 total_fail=0
@@ -40,7 +39,6 @@ run() { # run NAME CMD...
     fi
 }
 
-run "docker/tests/check_docker.py" python3 "$ROOT/docker/tests/check_docker.py"
 run "scripts/tests/test_up_preflight.sh" bash "$HERE/test_up_preflight.sh"
 run "scripts/tests/test_demo.sh" bash "$HERE/test_demo.sh"
 run "scripts/tests/test_up_lifecycle.sh" bash "$HERE/test_up_lifecycle.sh"

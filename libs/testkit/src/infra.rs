@@ -90,9 +90,12 @@ async fn nats_ping(url: &str) -> anyhow::Result<()> {
     )
     .await??;
     // a raw request: async-nats' typed `query_account` cannot parse nats-server 2.9's answer
-    let reply = tokio::time::timeout(Duration::from_secs(5), client.request("$JS.API.INFO", bytes::Bytes::new()))
-        .await?
-        .map_err(|e| anyhow::anyhow!("JetStream is not enabled on {url}: {e}"))?;
+    let reply = tokio::time::timeout(
+        Duration::from_secs(5),
+        client.request("$JS.API.INFO", bytes::Bytes::new()),
+    )
+    .await?
+    .map_err(|e| anyhow::anyhow!("JetStream is not enabled on {url}: {e}"))?;
     let info: serde_json::Value = serde_json::from_slice(&reply.payload)?;
     if info.get("error").is_some() {
         anyhow::bail!("JetStream is not enabled on {url}: {info}");
