@@ -22,8 +22,15 @@ use crate::{EventEnvelope, Naming, NewEvent};
 pub const CHANNEL: &str = "outbox";
 
 /// Writes `event` to the outbox in the caller's transaction (it is published only if that commits).
-/// Returns the event id. The current span's trace context is stored with it.
+/// Returns the event id. The current span's trace context is stored with it. Fails with
+/// [`sqlx::Error::Encode`] (source [`crate::DecodeError::InvalidType`]), writing nothing, when the
+/// event type is not `<service>.v<N>.<event>`.
 pub async fn enqueue(conn: &mut PgConnection, event: &NewEvent) -> Result<Uuid, sqlx::Error> {
+    // the relay publishes in order, so a row it cannot publish would hold back every later row
+    if !crate::envelope::valid_type(&event.event_type) {
+        let invalid = crate::DecodeError::InvalidType(event.event_type.clone());
+        return Err(sqlx::Error::Encode(Box::new(invalid)));
+    }
     let id = Uuid::now_v7();
     sqlx::query(
         "INSERT INTO outbox (id, tenant_id, event_type, schema_version, payload, traceparent) VALUES ($1, $2, $3, $4, $5, $6)",

@@ -30,8 +30,9 @@ struct Settings {
     cuts: u64,
 }
 
-/// A TCP proxy on `127.0.0.1` forwarding to one upstream address, with switchable faults. Dropping
-/// it closes the listener and resets every connection it carries.
+/// A TCP proxy forwarding every connection to one upstream address, with switchable faults that
+/// apply to new and open connections alike. Dropping it closes the listener and resets every
+/// connection it carries.
 #[derive(Debug)]
 pub struct FaultProxy {
     addr: SocketAddr,

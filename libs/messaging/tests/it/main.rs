@@ -1,1 +1,14 @@
-//! placeholder
+//! Integration tests of the event backbone against real Postgres and NATS JetStream (through
+//! `longship_testkit`): a fresh database with the outbox/inbox schema and a fresh NATS namespace
+//! per test.
+//!
+//! - [`relay`]: what the outbox relay publishes, with which headers, with two relays at once,
+//!   across a NATS outage and cut connections (simulated with `longship_testkit::FaultProxy`), and
+//!   that an unpublishable event is refused before it can block the outbox.
+//! - [`consumer`]: deduplication, retries, dead letters, tenant scope and trace continuation.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // reason: tests fail by panicking
+
+mod consumer;
+mod helpers;
+mod relay;

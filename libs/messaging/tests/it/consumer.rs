@@ -1,0 +1,254 @@
+//! Inbox-deduplicated JetStream consumers: retries, dead letters, tenant scope and trace context.
+
+use std::time::Duration;
+
+use async_nats::jetstream::message::StreamMessage;
+use longship_messaging::enqueue;
+use tracing::Instrument;
+
+use crate::helpers::{Harness, ORDERS, ScriptedHandler, envelope, eventually, header, order_event};
+
+const DEAD_LETTERS: &str = "DEADLETTER";
+
+/// Effectively "forever" for a handler's scripted failures.
+const ALWAYS: u64 = u64::MAX;
+
+#[tokio::test]
+async fn a_redelivered_event_runs_the_handler_once() {
+    let mut h = Harness::start().await;
+    let handler = ScriptedHandler::new("dedupe");
+    h.spawn_consumer(Harness::consumer_spec("dedupe", 3), handler.clone());
+
+    // the same event twice under different message ids, so JetStream keeps both deliveries
+    let event = envelope("acme", 0);
+    h.publish_envelope(&event, "first-delivery").await;
+    h.publish_envelope(&event, "second-delivery").await;
+    assert_eq!(
+        h.stream_len(ORDERS.name).await,
+        2,
+        "both copies are in the stream"
+    );
+
+    let info = h.wait_until_consumer_settled("dedupe", 2).await;
+    assert_eq!(
+        info.delivered.stream_sequence, 2,
+        "both copies were delivered"
+    );
+    assert_eq!(handler.calls(event.id), 1, "handler calls");
+    assert_eq!(
+        h.handled("dedupe").await.len(),
+        1,
+        "committed handler writes"
+    );
+    assert_eq!(h.inbox_rows("dedupe").await, 1, "inbox rows");
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn a_handler_failing_twice_is_retried_and_its_work_committed_once() {
+    let mut h = Harness::start().await;
+    let handler = ScriptedHandler::new("retry");
+    h.spawn_consumer(Harness::consumer_spec("retry", 5), handler.clone());
+
+    let event = envelope("acme", 2);
+    h.publish_envelope(&event, &event.id.to_string()).await;
+
+    let info = h.wait_until_consumer_settled("retry", 1).await;
+    assert_eq!(info.delivered.consumer_sequence, 3, "deliveries");
+    assert_eq!(handler.calls(event.id), 3, "handler calls");
+    let handled = h.handled("retry").await;
+    assert_eq!(
+        handled.len(),
+        1,
+        "only the successful attempt's writes are committed"
+    );
+    assert_eq!(handled[0].attempt, 3);
+    assert_eq!(h.inbox_rows("retry").await, 1, "inbox rows");
+    assert_eq!(
+        h.stream_len(DEAD_LETTERS).await,
+        0,
+        "nothing was dead-lettered"
+    );
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn a_poison_message_is_dead_lettered_after_max_deliver_and_not_redelivered() {
+    let mut h = Harness::start().await;
+    let handler = ScriptedHandler::new("poison");
+    h.spawn_consumer(Harness::consumer_spec("poison", 3), handler.clone());
+
+    let event = envelope("acme", ALWAYS);
+    h.publish_envelope(&event, &event.id.to_string()).await;
+
+    let dead = wait_for_dead_letter(&h).await;
+    assert_eq!(
+        dead.subject.as_str(),
+        h.naming.dead_letter_subject("poison")
+    );
+    assert_eq!(
+        header(&dead, "Dead-Letter-Reason"),
+        Some("scripted failure on attempt 3")
+    );
+    assert_eq!(header(&dead, "Dead-Letter-Consumer"), Some("poison"));
+    assert_eq!(
+        header(&dead, "Original-Subject"),
+        Some(h.naming.subject("orders.v1.order_placed").as_str())
+    );
+    assert_eq!(
+        header(&dead, "Tenant-Id"),
+        Some("acme"),
+        "the original headers are kept"
+    );
+    assert_eq!(
+        dead.payload,
+        serde_json::to_vec(&event).expect("encode"),
+        "the original body is kept"
+    );
+
+    // terminated: nothing pending or awaiting an ack, so the server never delivers it again
+    let info = h.wait_until_consumer_settled("poison", 1).await;
+    assert_eq!(info.delivered.consumer_sequence, 3, "deliveries");
+    assert_eq!(handler.calls(event.id), 3, "handler calls");
+    assert!(
+        h.handled("poison").await.is_empty(),
+        "no failed attempt committed anything"
+    );
+    assert_eq!(h.inbox_rows("poison").await, 0, "inbox rows");
+    assert_eq!(h.stream_len(DEAD_LETTERS).await, 1, "dead letters");
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn an_undecodable_message_goes_straight_to_the_dead_letter_subject() {
+    let mut h = Harness::start().await;
+    let handler = ScriptedHandler::new("garbage");
+    h.spawn_consumer(Harness::consumer_spec("garbage", 5), handler.clone());
+
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(async_nats::header::NATS_MESSAGE_ID, "garbage-1");
+    h.publish_raw(
+        "orders.v1.order_placed",
+        headers,
+        b"{not an envelope".to_vec(),
+    )
+    .await;
+
+    let dead = wait_for_dead_letter(&h).await;
+    assert_eq!(
+        dead.subject.as_str(),
+        h.naming.dead_letter_subject("garbage")
+    );
+    let reason = header(&dead, "Dead-Letter-Reason").expect("Dead-Letter-Reason header");
+    assert!(
+        reason.starts_with("not an event envelope"),
+        "reason: {reason}"
+    );
+    assert_eq!(dead.payload.as_ref(), b"{not an envelope");
+
+    let info = h.wait_until_consumer_settled("garbage", 1).await;
+    assert_eq!(
+        info.delivered.consumer_sequence, 1,
+        "delivered once, not retried"
+    );
+    assert_eq!(info.num_redelivered, 0);
+    assert_eq!(handler.total_calls(), 0, "the handler never saw it");
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn the_handler_gets_the_event_tenant_and_a_transaction_scoped_to_it() {
+    let mut h = Harness::start().await;
+    let relay = h.relay(h.js.clone(), Harness::relay_config(64));
+    h.spawn_relay(relay.clone());
+    let handler = ScriptedHandler::new("tenants");
+    h.spawn_consumer(Harness::consumer_spec("tenants", 3), handler.clone());
+
+    let acme = h.enqueue_committed("acme", 1).await[0];
+    let globex = h.enqueue_committed("globex-7", 1).await[0];
+    relay.wake();
+
+    let handled = eventually(
+        "both events to be handled",
+        Duration::from_secs(20),
+        async || {
+            let handled = h.handled("tenants").await;
+            (handled.len() == 2).then_some(handled)
+        },
+    )
+    .await;
+    for (id, tenant) in [(acme, "acme"), (globex, "globex-7")] {
+        let row = handled
+            .iter()
+            .find(|r| r.event_id == id)
+            .expect("handled row");
+        assert_eq!(row.envelope_tenant, tenant, "envelope tenant");
+        assert_eq!(
+            row.tx_tenant.as_deref(),
+            Some(tenant),
+            "app.tenant_id in the handler's transaction"
+        );
+    }
+    let tenant_headers: Vec<_> = h
+        .stream_messages(ORDERS.name)
+        .await
+        .iter()
+        .map(|m| header(m, "Tenant-Id").map(str::to_owned))
+        .collect();
+    assert_eq!(
+        tenant_headers,
+        [Some("acme".to_owned()), Some("globex-7".to_owned())]
+    );
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn the_handler_continues_the_producers_trace() {
+    let mut h = Harness::start().await;
+    let relay = h.relay(h.js.clone(), Harness::relay_config(64));
+    h.spawn_relay(relay.clone());
+    let handler = ScriptedHandler::new("traces");
+    h.spawn_consumer(Harness::consumer_spec("traces", 3), handler.clone());
+
+    let producer = tracing::info_span!("place_order");
+    let (id, producer_trace) = async {
+        let trace_id =
+            longship_telemetry::current_trace_id().expect("the producer span has a trace id");
+        let mut tx = h.db.pool().begin().await.expect("begin");
+        let id = enqueue(&mut tx, &order_event("acme", 1))
+            .await
+            .expect("enqueue");
+        tx.commit().await.expect("commit");
+        (id, trace_id)
+    }
+    .instrument(producer)
+    .await;
+    relay.wake();
+
+    let handled = eventually(
+        "the event to be handled",
+        Duration::from_secs(20),
+        async || {
+            h.handled("traces")
+                .await
+                .into_iter()
+                .find(|r| r.event_id == id)
+        },
+    )
+    .await;
+    assert_eq!(
+        handled.trace_id.as_deref(),
+        Some(producer_trace.as_str()),
+        "the handler's trace id"
+    );
+    h.finish().await;
+}
+
+async fn wait_for_dead_letter(h: &Harness) -> StreamMessage {
+    eventually(
+        "a message on the dead-letter stream",
+        Duration::from_secs(20),
+        async || h.stream_messages(DEAD_LETTERS).await.into_iter().next(),
+    )
+    .await
+}

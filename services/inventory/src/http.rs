@@ -1,0 +1,143 @@
+//! The HTTP adapter: `/v1/products` (ARCHITECTURE §5) and its OpenAPI document.
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use longship_errors::{Error, Json, Path, ProblemDetails};
+use longship_tenant::Tenant;
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use utoipa::{OpenApi, ToSchema};
+
+use crate::domain::{self, ProductInput};
+use crate::store::{self, Product};
+
+/// The body of `PUT /v1/products/{sku}`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct PutProductRequest {
+    /// Display name, 1-200 characters.
+    #[schema(example = "Blue widget")]
+    pub name: String,
+    /// Unit price in the currency's minor unit (>= 0).
+    #[schema(example = 1250)]
+    pub price_cents: i64,
+    /// ISO 4217 code (3 upper-case letters).
+    #[schema(example = "USD")]
+    pub currency: String,
+    /// Units in the warehouse (>= 0 and not below the units currently reserved).
+    #[schema(example = 100)]
+    pub on_hand: i64,
+}
+
+/// A product with its stock.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ProductView {
+    /// The sku.
+    pub sku: String,
+    /// Display name.
+    pub name: String,
+    /// Unit price in the currency's minor unit.
+    pub price_cents: i64,
+    /// ISO 4217 code.
+    pub currency: String,
+    /// Units in the warehouse.
+    pub on_hand: i64,
+    /// Units held for orders in progress.
+    pub reserved: i64,
+    /// `on_hand - reserved`.
+    pub available: i64,
+}
+
+impl From<Product> for ProductView {
+    fn from(p: Product) -> Self {
+        ProductView {
+            available: p.available(),
+            sku: p.sku,
+            name: p.name,
+            price_cents: p.price_cents,
+            currency: p.currency,
+            on_hand: p.on_hand,
+            reserved: p.reserved,
+        }
+    }
+}
+
+/// The inventory HTTP API's OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Longship inventory",
+        description = "Products and their stock."
+    ),
+    paths(put_product, get_product),
+    components(schemas(PutProductRequest, ProductView, ProblemDetails))
+)]
+pub struct ApiDoc;
+
+/// The `/v1` routes.
+pub fn routes(pool: PgPool) -> Router {
+    Router::new()
+        .route("/v1/products/{sku}", get(get_product).put(put_product))
+        .with_state(pool)
+}
+
+/// Creates or replaces a product, setting its stock on hand.
+#[utoipa::path(
+    put,
+    path = "/v1/products/{sku}",
+    tag = "products",
+    params(("sku" = String, Path, description = "The sku, [A-Za-z0-9._-]{1,64}")),
+    request_body = PutProductRequest,
+    responses(
+        (status = 200, description = "The stored product", body = ProductView),
+        (status = 400, description = "Malformed JSON or tenant", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 401, description = "No credentials", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 409, description = "on_hand below the reserved units (`inventory.on_hand_below_reserved`)", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = ProblemDetails, content_type = "application/problem+json"),
+    )
+)]
+async fn put_product(
+    State(pool): State<PgPool>,
+    Tenant(tenant): Tenant,
+    Path(sku): Path<String>,
+    Json(body): Json<PutProductRequest>,
+) -> Result<Json<ProductView>, Error> {
+    let input = ProductInput {
+        sku,
+        name: body.name,
+        price_cents: body.price_cents,
+        currency: body.currency,
+        on_hand: body.on_hand,
+    };
+    domain::validate_product(&input)?;
+    let mut tx = longship_tenant::begin(&pool, &tenant).await?;
+    let product = store::upsert_product(&mut tx, &tenant, &input).await?;
+    tx.commit().await?;
+    Ok(Json(product.into()))
+}
+
+/// Reads a product and its stock.
+#[utoipa::path(
+    get,
+    path = "/v1/products/{sku}",
+    tag = "products",
+    params(("sku" = String, Path, description = "The sku")),
+    responses(
+        (status = 200, description = "The product", body = ProductView),
+        (status = 401, description = "No credentials", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "No such product for this tenant (`inventory.product_not_found`)", body = ProblemDetails, content_type = "application/problem+json"),
+    )
+)]
+async fn get_product(
+    State(pool): State<PgPool>,
+    Tenant(tenant): Tenant,
+    Path(sku): Path<String>,
+) -> Result<Json<ProductView>, Error> {
+    let mut tx = longship_tenant::begin(&pool, &tenant).await?;
+    let product = store::find_product(&mut tx, &tenant, &sku).await?;
+    tx.commit().await?;
+    product
+        .map(|p| Json(p.into()))
+        .ok_or_else(|| Error::not_found("inventory.product_not_found", "no product with this sku"))
+}

@@ -1,0 +1,465 @@
+//! Postgres access for products and reservations. Every function runs on a connection inside a
+//! transaction the caller opened with `longship_tenant::begin`, so row-level security scopes it to
+//! one tenant; queries name the tenant as well. Product rows are always locked in sku order, after
+//! the reservation row, so concurrent reservations, releases and commits cannot deadlock.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use longship_errors::Error;
+use longship_messaging::{NewEvent, enqueue};
+use longship_tenant::TenantId;
+use sqlx::PgConnection;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use crate::domain::{
+    self, CommitOutcome, ProductInput, ProductStock, ReleaseAction, ReleaseOutcome, ReleaseReason,
+    RequestedLine, ReservationStatus, ReservedLine, StockLevel,
+};
+use crate::events;
+
+fn on_hand_below_reserved() -> Error {
+    Error::conflict(
+        "inventory.on_hand_below_reserved",
+        "on_hand cannot be set below the units currently reserved",
+    )
+}
+
+/// Named constraints and the client errors they mean.
+const CONSTRAINTS: longship_errors::ConstraintMap<'static> =
+    &[("products_reserved_within_on_hand", on_hand_below_reserved)];
+
+fn db_error(err: sqlx::Error) -> Error {
+    Error::from_sqlx(err, CONSTRAINTS)
+}
+
+/// A product row.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Product {
+    /// The sku.
+    pub sku: String,
+    /// Display name.
+    pub name: String,
+    /// Unit price.
+    pub price_cents: i64,
+    /// Price currency.
+    pub currency: String,
+    /// Units in the warehouse.
+    pub on_hand: i64,
+    /// Units held for orders.
+    pub reserved: i64,
+}
+
+impl Product {
+    /// Units that may still be reserved.
+    pub fn available(&self) -> i64 {
+        self.on_hand - self.reserved
+    }
+}
+
+/// Creates or replaces a product (setting `on_hand`; `reserved` is kept).
+pub async fn upsert_product(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    input: &ProductInput,
+) -> Result<Product, Error> {
+    sqlx::query_as::<_, Product>(
+        "INSERT INTO products (tenant_id, sku, name, price_cents, currency, on_hand)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (tenant_id, sku) DO UPDATE
+           SET name = EXCLUDED.name, price_cents = EXCLUDED.price_cents, currency = EXCLUDED.currency,
+               on_hand = EXCLUDED.on_hand, updated_at = now()
+         RETURNING sku, name, price_cents, currency, on_hand, reserved",
+    )
+    .bind(tenant.as_str())
+    .bind(&input.sku)
+    .bind(&input.name)
+    .bind(input.price_cents)
+    .bind(&input.currency)
+    .bind(input.on_hand)
+    .fetch_one(conn)
+    .await
+    .map_err(db_error)
+}
+
+/// One product of the tenant, if it exists.
+pub async fn find_product(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    sku: &str,
+) -> Result<Option<Product>, Error> {
+    sqlx::query_as::<_, Product>(
+        "SELECT sku, name, price_cents, currency, on_hand, reserved FROM products WHERE tenant_id = $1 AND sku = $2",
+    )
+    .bind(tenant.as_str())
+    .bind(sku)
+    .fetch_optional(conn)
+    .await
+    .map_err(db_error)
+}
+
+/// A Reserve's result: the reserved lines with their unit prices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reserved {
+    /// The order.
+    pub order_id: Uuid,
+    /// The currency of the prices.
+    pub currency: String,
+    /// The lines, in request order.
+    pub lines: Vec<ReservedLine>,
+}
+
+/// A Reserve command.
+#[derive(Debug, Clone)]
+pub struct ReserveCommand {
+    /// The order the stock is for (the idempotency key of the operation).
+    pub order_id: Uuid,
+    /// The caller's idempotency key, kept for auditing.
+    pub idempotency_key: String,
+    /// The currency every product must be priced in.
+    pub currency: String,
+    /// What to reserve (validated).
+    pub lines: Vec<RequestedLine>,
+    /// How long the reservation is held unless committed or released.
+    pub ttl: Duration,
+}
+
+#[derive(sqlx::FromRow)]
+struct ReservationRow {
+    status: String,
+    currency: Option<String>,
+    lines: Json<Vec<ReservedLine>>,
+}
+
+impl ReservationRow {
+    fn status(&self) -> Result<ReservationStatus, Error> {
+        ReservationStatus::parse(&self.status).ok_or_else(|| {
+            Error::internal(std::io::Error::other(format!(
+                "unknown reservation status {:?}",
+                self.status
+            )))
+        })
+    }
+}
+
+/// Reserves every line or none, idempotently by order id: a repeat returns the stored lines; a
+/// Reserve after a release (or a tombstone) is refused.
+pub async fn reserve(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    command: &ReserveCommand,
+) -> Result<Reserved, Error> {
+    // claim the order first: a concurrent duplicate waits here and then sees the committed row
+    let claimed = sqlx::query(
+        "INSERT INTO reservations (tenant_id, order_id, status, currency, idempotency_key, expires_at)
+         VALUES ($1, $2, 'RESERVED', $3, $4, now() + make_interval(secs => $5))
+         ON CONFLICT (tenant_id, order_id) DO NOTHING",
+    )
+    .bind(tenant.as_str())
+    .bind(command.order_id)
+    .bind(&command.currency)
+    .bind(&command.idempotency_key)
+    .bind(command.ttl.as_secs_f64())
+    .execute(&mut *conn)
+    .await
+    .map_err(db_error)?
+    .rows_affected();
+    if claimed == 0 {
+        let existing = reservation(&mut *conn, tenant, command.order_id, false)
+            .await?
+            .ok_or_else(|| Error::internal(std::io::Error::other("reservation row vanished")))?;
+        domain::replay_reserve(existing.status()?)?;
+        return Ok(Reserved {
+            order_id: command.order_id,
+            currency: existing
+                .currency
+                .unwrap_or_else(|| command.currency.clone()),
+            lines: existing.lines.0,
+        });
+    }
+
+    let skus: Vec<String> = command.lines.iter().map(|l| l.sku.clone()).collect();
+    let products = lock_products(&mut *conn, tenant, &skus).await?;
+    let planned = domain::plan_reservation(&command.currency, &command.lines, &products)?;
+
+    let quantities: Vec<i64> = planned.iter().map(|l| l.quantity).collect();
+    sqlx::query(
+        "UPDATE products p SET reserved = p.reserved + u.quantity, updated_at = now()
+         FROM UNNEST($2::text[], $3::bigint[]) AS u(sku, quantity)
+         WHERE p.tenant_id = $1 AND p.sku = u.sku",
+    )
+    .bind(tenant.as_str())
+    .bind(&skus)
+    .bind(&quantities)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    let expires_at: DateTime<Utc> = sqlx::query_scalar(
+        "UPDATE reservations SET lines = $3, updated_at = now() WHERE tenant_id = $1 AND order_id = $2 RETURNING expires_at",
+    )
+    .bind(tenant.as_str())
+    .bind(command.order_id)
+    .bind(Json(&planned))
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db_error)?;
+
+    let payload = events::StockReserved {
+        order_id: command.order_id,
+        currency: command.currency.clone(),
+        lines: planned.clone(),
+        expires_at,
+    };
+    enqueue_event(conn, tenant, events::STOCK_RESERVED, &payload).await?;
+    Ok(Reserved {
+        order_id: command.order_id,
+        currency: command.currency.clone(),
+        lines: planned,
+    })
+}
+
+/// Releases the order's reservation (the saga's compensation). Idempotent; records a tombstone
+/// when nothing was reserved so that a late Reserve is refused.
+pub async fn release(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    order_id: Uuid,
+) -> Result<ReleaseOutcome, Error> {
+    // a concurrent Reserve may commit between our read and our tombstone insert; then read again
+    for _ in 0..3 {
+        let current = reservation(&mut *conn, tenant, order_id, true).await?;
+        let status = current.as_ref().map(ReservationRow::status).transpose()?;
+        match domain::decide_release(status, ReleaseReason::Requested) {
+            ReleaseAction::Nothing(outcome) => return Ok(outcome),
+            ReleaseAction::Release(next) => {
+                let lines = current.map(|r| r.lines.0).unwrap_or_default();
+                return_stock(conn, tenant, order_id, &lines, next, StockMove::Release).await?;
+                return Ok(ReleaseOutcome::Released);
+            }
+            ReleaseAction::Tombstone => {
+                let inserted = sqlx::query(
+                    "INSERT INTO reservations (tenant_id, order_id, status) VALUES ($1, $2, 'TOMBSTONE')
+                     ON CONFLICT (tenant_id, order_id) DO NOTHING",
+                )
+                .bind(tenant.as_str())
+                .bind(order_id)
+                .execute(&mut *conn)
+                .await
+                .map_err(db_error)?
+                .rows_affected();
+                if inserted == 1 {
+                    return Ok(ReleaseOutcome::Tombstoned);
+                }
+            }
+        }
+    }
+    Err(Error::new(
+        longship_errors::Kind::Unavailable,
+        "service.retry",
+        "a concurrent update conflicted, retry",
+    ))
+}
+
+/// Expires the order's reservation if it is still held and past its deadline. Returns whether it did.
+pub async fn expire(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    order_id: Uuid,
+) -> Result<bool, Error> {
+    let row = sqlx::query_as::<_, ReservationRow>(
+        "SELECT status, currency, lines FROM reservations
+         WHERE tenant_id = $1 AND order_id = $2 AND expires_at <= now() FOR UPDATE",
+    )
+    .bind(tenant.as_str())
+    .bind(order_id)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    let status = row.as_ref().map(ReservationRow::status).transpose()?;
+    match domain::decide_release(status, ReleaseReason::Expired) {
+        ReleaseAction::Release(next) => {
+            let lines = row.map(|r| r.lines.0).unwrap_or_default();
+            return_stock(conn, tenant, order_id, &lines, next, StockMove::Release).await?;
+            Ok(true)
+        }
+        ReleaseAction::Nothing(_) | ReleaseAction::Tombstone => Ok(false),
+    }
+}
+
+/// Commits the order's reservation: its units leave the warehouse. Idempotent. A confirmed order
+/// without a held reservation is logged and counted (it means the TTL was shorter than the saga).
+pub async fn commit(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    order_id: Uuid,
+) -> Result<CommitOutcome, Error> {
+    let current = reservation(&mut *conn, tenant, order_id, true).await?;
+    let status = current.as_ref().map(ReservationRow::status).transpose()?;
+    let outcome = domain::decide_commit(status);
+    match outcome {
+        CommitOutcome::Committed => {
+            let lines = current.map(|r| r.lines.0).unwrap_or_default();
+            return_stock(
+                conn,
+                tenant,
+                order_id,
+                &lines,
+                ReservationStatus::Committed,
+                StockMove::Commit,
+            )
+            .await?;
+        }
+        CommitOutcome::AlreadyCommitted => {}
+        CommitOutcome::NotReserved => {
+            metrics::counter!("inventory_commit_without_reservation_total").increment(1);
+            tracing::warn!(
+                %order_id,
+                status = status.map(ReservationStatus::as_str).unwrap_or("NONE"),
+                "order confirmed but no reservation is held; stock not committed"
+            );
+        }
+    }
+    Ok(outcome)
+}
+
+async fn reservation(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    order_id: Uuid,
+    lock: bool,
+) -> Result<Option<ReservationRow>, Error> {
+    let sql = if lock {
+        "SELECT status, currency, lines FROM reservations WHERE tenant_id = $1 AND order_id = $2 FOR UPDATE"
+    } else {
+        "SELECT status, currency, lines FROM reservations WHERE tenant_id = $1 AND order_id = $2"
+    };
+    sqlx::query_as::<_, ReservationRow>(sql)
+        .bind(tenant.as_str())
+        .bind(order_id)
+        .fetch_optional(conn)
+        .await
+        .map_err(db_error)
+}
+
+#[derive(sqlx::FromRow)]
+struct StockRow {
+    sku: String,
+    currency: String,
+    price_cents: i64,
+    on_hand: i64,
+    reserved: i64,
+}
+
+async fn lock_products(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    skus: &[String],
+) -> Result<Vec<ProductStock>, Error> {
+    let rows = sqlx::query_as::<_, StockRow>(
+        "SELECT sku, currency, price_cents, on_hand, reserved FROM products
+         WHERE tenant_id = $1 AND sku = ANY($2) ORDER BY sku FOR UPDATE",
+    )
+    .bind(tenant.as_str())
+    .bind(skus)
+    .fetch_all(conn)
+    .await
+    .map_err(db_error)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| ProductStock {
+            sku: r.sku,
+            currency: r.currency,
+            price_cents: r.price_cents,
+            stock: StockLevel {
+                on_hand: r.on_hand,
+                reserved: r.reserved,
+            },
+        })
+        .collect())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StockMove {
+    /// Reserved units become available again.
+    Release,
+    /// Reserved units leave the warehouse.
+    Commit,
+}
+
+/// Moves a reservation's units out of `reserved` (back to available, or out of `on_hand`), sets
+/// the reservation's new status and enqueues the matching event.
+async fn return_stock(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    order_id: Uuid,
+    lines: &[ReservedLine],
+    next: ReservationStatus,
+    movement: StockMove,
+) -> Result<(), Error> {
+    let mut sorted: Vec<&ReservedLine> = lines.iter().collect();
+    sorted.sort_by(|a, b| a.sku.cmp(&b.sku));
+    let skus: Vec<String> = sorted.iter().map(|l| l.sku.clone()).collect();
+    let quantities: Vec<i64> = sorted.iter().map(|l| l.quantity).collect();
+    lock_products(&mut *conn, tenant, &skus).await?;
+    let sql = match movement {
+        StockMove::Release => {
+            "UPDATE products p SET reserved = p.reserved - u.quantity, updated_at = now()
+             FROM UNNEST($2::text[], $3::bigint[]) AS u(sku, quantity)
+             WHERE p.tenant_id = $1 AND p.sku = u.sku"
+        }
+        StockMove::Commit => {
+            "UPDATE products p SET on_hand = p.on_hand - u.quantity, reserved = p.reserved - u.quantity, updated_at = now()
+             FROM UNNEST($2::text[], $3::bigint[]) AS u(sku, quantity)
+             WHERE p.tenant_id = $1 AND p.sku = u.sku"
+        }
+    };
+    sqlx::query(sql)
+        .bind(tenant.as_str())
+        .bind(&skus)
+        .bind(&quantities)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    sqlx::query("UPDATE reservations SET status = $3, updated_at = now() WHERE tenant_id = $1 AND order_id = $2")
+        .bind(tenant.as_str())
+        .bind(order_id)
+        .bind(next.as_str())
+        .execute(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    let event_type = match next {
+        ReservationStatus::Committed => events::STOCK_COMMITTED,
+        ReservationStatus::Expired => events::RESERVATION_EXPIRED,
+        _ => events::STOCK_RELEASED,
+    };
+    let payload = events::StockMoved {
+        order_id,
+        lines: lines.to_vec(),
+    };
+    enqueue_event(conn, tenant, event_type, &payload).await
+}
+
+async fn enqueue_event(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    event_type: &str,
+    payload: &impl serde::Serialize,
+) -> Result<(), Error> {
+    let event = NewEvent::new(event_type, tenant, payload).map_err(Error::internal)?;
+    enqueue(conn, &event).await.map_err(db_error)?;
+    Ok(())
+}
+
+/// Keys of reservations past their deadline, across tenants (through the migration's
+/// `SECURITY DEFINER` function; the app role cannot read other tenants' rows itself).
+pub async fn expired_reservations(
+    pool: &sqlx::PgPool,
+    limit: i32,
+) -> Result<Vec<(String, Uuid)>, Error> {
+    sqlx::query_as::<_, (String, Uuid)>("SELECT tenant_id, order_id FROM expired_reservations($1)")
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+        .map_err(db_error)
+}

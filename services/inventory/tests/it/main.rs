@@ -1,0 +1,11 @@
+//! Integration tests of the inventory service: the real service in-process on port 0, with a fresh
+//! Postgres database and an isolated NATS namespace per test.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // reason: tests fail by panicking
+
+mod confirmation;
+mod expiry;
+mod helpers;
+mod products;
+mod reservations;
+mod tenancy;

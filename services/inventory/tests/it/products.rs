@@ -1,0 +1,173 @@
+//! `PUT` / `GET /v1/products/{sku}`: upsert, validation, tenancy and the platform's error shapes.
+
+use http::Method;
+use serde_json::json;
+
+use crate::helpers::spawn_app;
+
+#[tokio::test]
+async fn put_then_get_returns_the_product_with_its_stock() {
+    let app = spawn_app().await;
+    let created = app.put_product("SKU-1", 1250, "USD", 10).await;
+    assert_eq!(created.status, 200, "{}", created.text());
+    let expected = json!({
+        "sku": "SKU-1", "name": "Product SKU-1", "price_cents": 1250, "currency": "USD",
+        "on_hand": 10, "reserved": 0, "available": 10
+    });
+    assert_eq!(created.json(), expected);
+    assert_eq!(app.product("SKU-1").await, expected);
+
+    // an upsert replaces the fields and sets on_hand
+    let body = json!({"name": "Renamed", "price_cents": 999, "currency": "EUR", "on_hand": 3});
+    let updated = app
+        .http
+        .send_json(Method::PUT, "/v1/products/SKU-1", &[], &body)
+        .await
+        .expect("PUT");
+    assert_eq!(updated.status, 200);
+    let product = app.product("SKU-1").await;
+    assert_eq!(
+        (product["name"].as_str(), product["price_cents"].as_i64()),
+        (Some("Renamed"), Some(999))
+    );
+    assert_eq!(
+        (product["currency"].as_str(), product["on_hand"].as_i64()),
+        (Some("EUR"), Some(3))
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn invalid_fields_are_listed_in_a_422() {
+    let app = spawn_app().await;
+    let body = json!({"name": "", "price_cents": -1, "currency": "usd", "on_hand": -2});
+    let response = app
+        .http
+        .send_json(Method::PUT, "/v1/products/bad%20sku", &[], &body)
+        .await
+        .expect("PUT");
+    assert_eq!(response.status, 422, "{}", response.text());
+    assert_eq!(
+        response.header("content-type").as_deref(),
+        Some("application/problem+json")
+    );
+    let problem = response.json();
+    assert_eq!(problem["code"], "request.invalid");
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .filter_map(|e| e["field"].as_str())
+        .collect();
+    assert_eq!(
+        fields,
+        ["sku", "name", "price_cents", "currency", "on_hand"]
+    );
+
+    let too_long = "x".repeat(65);
+    let response = app.put_product(&too_long, 1, "USD", 1).await;
+    assert_eq!(response.status, 422);
+    assert_eq!(response.json()["errors"][0]["field"], "sku");
+
+    // a body of the wrong shape is 422 too
+    let response = app
+        .http
+        .send_json(
+            Method::PUT,
+            "/v1/products/SKU-1",
+            &[],
+            &json!({"name": "x", "price_cents": "ten"}),
+        )
+        .await
+        .expect("PUT");
+    assert_eq!(response.status, 422);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_and_other_tenants_products_are_404() {
+    let app = spawn_app().await;
+    let missing = app.http.get("/v1/products/NOPE").await.expect("GET");
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.json()["code"], "inventory.product_not_found");
+
+    app.given_product("SKU-1", 100, "USD", 5).await;
+    let other = app
+        .http_as("globex")
+        .get("/v1/products/SKU-1")
+        .await
+        .expect("GET");
+    assert_eq!(other.status, 404);
+    assert_eq!(other.json()["code"], "inventory.product_not_found");
+
+    // the other tenant may have its own SKU-1 without touching ours
+    let body = json!({"name": "Theirs", "price_cents": 1, "currency": "EUR", "on_hand": 1});
+    let theirs = app
+        .http_as("globex")
+        .send_json(Method::PUT, "/v1/products/SKU-1", &[], &body)
+        .await
+        .expect("PUT");
+    assert_eq!(theirs.status, 200);
+    assert_eq!(app.product("SKU-1").await["name"], "Product SKU-1");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn malformed_json_wrong_content_type_and_missing_credentials() {
+    let app = spawn_app().await;
+    let malformed = app
+        .http
+        .send(
+            Method::PUT,
+            "/v1/products/SKU-1",
+            &[("content-type", "application/json")],
+            Some("{\"name\":".into()),
+        )
+        .await
+        .expect("PUT");
+    assert_eq!(malformed.status, 400);
+    assert_eq!(malformed.json()["code"], "request.malformed_json");
+
+    let wrong_type = app
+        .http
+        .send(
+            Method::PUT,
+            "/v1/products/SKU-1",
+            &[("content-type", "text/plain")],
+            Some("hello".into()),
+        )
+        .await
+        .expect("PUT");
+    assert_eq!(wrong_type.status, 415);
+    assert_eq!(
+        wrong_type.header("content-type").as_deref(),
+        Some("application/problem+json")
+    );
+
+    let anonymous = longship_testkit::HttpClient::new(format!("http://{}", app.http_addr));
+    let response = anonymous.get("/v1/products/SKU-1").await.expect("GET");
+    assert_eq!(response.status, 401);
+    let bad_tenant = app
+        .http_as("Not Valid")
+        .get("/v1/products/SKU-1")
+        .await
+        .expect("GET");
+    assert_eq!(bad_tenant.status, 400);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn openapi_documents_both_operations_with_problem_responses() {
+    let app = spawn_app().await;
+    let doc = app.http.get("/openapi.json").await.expect("GET").json();
+    let path = &doc["paths"]["/v1/products/{sku}"];
+    assert!(path["put"].is_object() && path["get"].is_object(), "{doc}");
+    assert!(
+        path["get"]["responses"]["404"]["content"]["application/problem+json"].is_object(),
+        "{doc}"
+    );
+    assert!(doc["components"]["schemas"]["ProblemDetails"].is_object());
+    let ready = app.http.get("/readyz").await.expect("GET");
+    assert_eq!(ready.status, 200, "{}", ready.text());
+    app.stop().await;
+}

@@ -1,0 +1,130 @@
+//! Tenant isolation: gRPC needs a tenant, tenants never see each other's stock, and Postgres
+//! row-level security hides every row from the app role without a tenant setting.
+
+use sqlx::Connection;
+use tonic::Code;
+use uuid::Uuid;
+
+use longship_proto::inventory::v1 as pb;
+
+use crate::helpers::{code, spawn_app};
+
+#[tokio::test]
+async fn grpc_calls_need_a_tenant_and_see_only_its_products() {
+    let app = spawn_app().await;
+    app.given_product("A", 100, "USD", 10).await;
+
+    let anonymous = app
+        .grpc
+        .clone()
+        .get_product(tonic::Request::new(pb::GetProductRequest {
+            sku: "A".into(),
+        }))
+        .await;
+    assert_eq!(
+        anonymous.expect_err("no tenant").code(),
+        Code::Unauthenticated
+    );
+
+    let ours = app
+        .grpc
+        .clone()
+        .get_product(app.req(pb::GetProductRequest { sku: "A".into() }))
+        .await
+        .expect("ours");
+    let product = ours.into_inner();
+    assert_eq!(
+        (product.on_hand, product.reserved, product.available),
+        (10, 0, 10)
+    );
+
+    let globex = longship_tenant::TenantId::parse("globex").expect("tenant");
+    let request = longship_tenant::grpc::with_tenant(
+        tonic::Request::new(pb::GetProductRequest { sku: "A".into() }),
+        &globex,
+    );
+    let theirs = app
+        .grpc
+        .clone()
+        .get_product(request)
+        .await
+        .expect_err("not theirs");
+    assert_eq!(
+        (theirs.code(), code(&theirs)),
+        (Code::NotFound, "inventory.unknown_sku".into())
+    );
+
+    let reserve = pb::ReserveRequest {
+        order_id: Uuid::now_v7().to_string(),
+        idempotency_key: "k".into(),
+        currency: "USD".into(),
+        lines: vec![pb::ReserveLine {
+            sku: "A".into(),
+            quantity: 1,
+        }],
+    };
+    let request = longship_tenant::grpc::with_tenant(tonic::Request::new(reserve), &globex);
+    let status = app
+        .grpc
+        .clone()
+        .reserve(request)
+        .await
+        .expect_err("not theirs");
+    assert_eq!(code(&status), "inventory.unknown_sku");
+    assert_eq!(app.stock("A").await, (10, 0));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_app_role_sees_no_rows_without_a_tenant_setting() {
+    let app = spawn_app().await;
+    app.given_product("A", 100, "USD", 10).await;
+    app.reserve(Uuid::now_v7(), "USD", &[("A", 1)])
+        .await
+        .expect("reserved");
+
+    let mut conn = sqlx::PgConnection::connect_with(&app.db.connect_options())
+        .await
+        .expect("connect");
+    let owner_sees: i64 = sqlx::query_scalar("SELECT count(*) FROM products")
+        .fetch_one(&mut conn)
+        .await
+        .expect("count");
+    assert_eq!(owner_sees, 1);
+    sqlx::query("SET ROLE longship_app")
+        .execute(&mut conn)
+        .await
+        .expect("set role");
+    for table in [
+        "SELECT count(*) FROM products",
+        "SELECT count(*) FROM reservations",
+    ] {
+        let count: i64 = sqlx::query_scalar(table)
+            .fetch_one(&mut conn)
+            .await
+            .expect("count");
+        assert_eq!(count, 0, "{table}");
+    }
+    // the sweep's function works for the app role and returns keys only of due reservations
+    let due: Vec<(String, Uuid)> =
+        sqlx::query_as("SELECT tenant_id, order_id FROM expired_reservations(10)")
+            .fetch_all(&mut conn)
+            .await
+            .expect("fn");
+    assert!(due.is_empty());
+    // and the app role cannot write another tenant's rows
+    let mut tx = conn.begin().await.expect("begin");
+    sqlx::query("SELECT set_config('app.tenant_id', 'globex', true)")
+        .execute(&mut *tx)
+        .await
+        .expect("tenant");
+    let updated = sqlx::query("UPDATE products SET on_hand = 0")
+        .execute(&mut *tx)
+        .await
+        .expect("update")
+        .rows_affected();
+    assert_eq!(updated, 0);
+    tx.rollback().await.expect("rollback");
+    conn.close().await.expect("close");
+    app.stop().await;
+}

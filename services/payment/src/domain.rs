@@ -1,0 +1,543 @@
+//! The payment rules, free of I/O: input validation, the funds arithmetic of holds and captures,
+//! the authorization decision and what Void / Capture do in each payment state.
+
+use longship_errors::{Error, FieldError};
+
+/// Whether `currency` is three upper-case ASCII letters.
+pub fn is_valid_currency(currency: &str) -> bool {
+    currency.len() == 3 && currency.bytes().all(|b| b.is_ascii_uppercase())
+}
+
+/// Whether `customer_id` has 1-64 characters.
+pub fn is_valid_customer_id(customer_id: &str) -> bool {
+    (1..=64).contains(&customer_id.chars().count())
+}
+
+/// What a client asks to store for one account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountInput {
+    /// The customer (from the path).
+    pub customer_id: String,
+    /// The new balance in the currency's minor unit.
+    pub balance_cents: i64,
+    /// ISO 4217 code.
+    pub currency: String,
+}
+
+/// Validates an account upsert, reporting every failing field.
+pub fn validate_account(input: &AccountInput) -> Result<(), Error> {
+    let mut fields = Vec::new();
+    if !is_valid_customer_id(&input.customer_id) {
+        fields.push(FieldError::new(
+            "customer_id",
+            "length",
+            "must be 1-64 characters",
+        ));
+    }
+    if input.balance_cents < 0 {
+        fields.push(FieldError::new("balance_cents", "range", "must be >= 0"));
+    }
+    if !is_valid_currency(&input.currency) {
+        fields.push(FieldError::new(
+            "currency",
+            "format",
+            "must be 3 upper-case letters",
+        ));
+    }
+    if fields.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::validation(fields))
+    }
+}
+
+/// Validates an Authorize request's shape.
+pub fn validate_authorize(
+    customer_id: &str,
+    amount_cents: i64,
+    currency: &str,
+) -> Result<(), Error> {
+    let mut fields = Vec::new();
+    if !is_valid_customer_id(customer_id) {
+        fields.push(FieldError::new(
+            "customer_id",
+            "length",
+            "must be 1-64 characters",
+        ));
+    }
+    if amount_cents <= 0 {
+        fields.push(FieldError::new("amount_cents", "range", "must be > 0"));
+    }
+    if !is_valid_currency(currency) {
+        fields.push(FieldError::new(
+            "currency",
+            "format",
+            "must be 3 upper-case letters",
+        ));
+    }
+    if fields.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::validation(fields))
+    }
+}
+
+/// An account's money. Invariant: `0 <= held <= balance`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Funds {
+    /// Money on the account (including held money).
+    pub balance_cents: i64,
+    /// Money promised to authorized, not yet captured or voided payments.
+    pub held_cents: i64,
+}
+
+/// Why a funds change is impossible.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum FundsError {
+    /// Not enough money that is not already held.
+    #[error("only {available} available")]
+    Insufficient {
+        /// Money left.
+        available: i64,
+    },
+    /// Voiding or capturing more than is held (a bug or corrupted data).
+    #[error("more than is held")]
+    NotHeld,
+}
+
+impl Funds {
+    /// Money that may still be held.
+    pub fn available(self) -> i64 {
+        self.balance_cents - self.held_cents
+    }
+
+    /// Holds `amount`.
+    pub fn hold(self, amount: i64) -> Result<Funds, FundsError> {
+        if amount > self.available() {
+            return Err(FundsError::Insufficient {
+                available: self.available(),
+            });
+        }
+        Ok(Funds {
+            held_cents: self.held_cents + amount,
+            ..self
+        })
+    }
+
+    /// Releases a hold of `amount` (void).
+    pub fn release(self, amount: i64) -> Result<Funds, FundsError> {
+        if amount > self.held_cents {
+            return Err(FundsError::NotHeld);
+        }
+        Ok(Funds {
+            held_cents: self.held_cents - amount,
+            ..self
+        })
+    }
+
+    /// Takes a held `amount` off the account (capture).
+    pub fn capture(self, amount: i64) -> Result<Funds, FundsError> {
+        if amount > self.held_cents {
+            return Err(FundsError::NotHeld);
+        }
+        Ok(Funds {
+            balance_cents: self.balance_cents - amount,
+            held_cents: self.held_cents - amount,
+        })
+    }
+}
+
+/// An account as the authorization sees it (its locked row).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// The account's currency.
+    pub currency: String,
+    /// Its money.
+    pub funds: Funds,
+}
+
+/// Why an authorization is declined. Each is recorded as a DECLINED payment, so a repeat answers
+/// the same.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decline {
+    /// The customer has no account.
+    NoAccount,
+    /// The account holds another currency.
+    CurrencyMismatch,
+    /// Balance minus holds is below the amount.
+    InsufficientFunds,
+}
+
+impl Decline {
+    /// The stored `decline_reason`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Decline::NoAccount => "no_account",
+            Decline::CurrencyMismatch => "currency_mismatch",
+            Decline::InsufficientFunds => "insufficient_funds",
+        }
+    }
+
+    /// Parses a stored `decline_reason`.
+    pub fn parse(raw: &str) -> Option<Decline> {
+        Some(match raw {
+            "no_account" => Decline::NoAccount,
+            "currency_mismatch" => Decline::CurrencyMismatch,
+            "insufficient_funds" => Decline::InsufficientFunds,
+            _ => return None,
+        })
+    }
+
+    /// The error the caller receives (FAILED_PRECONDITION with a stable code).
+    pub fn error(&self) -> Error {
+        match self {
+            Decline::NoAccount => Error::failed_precondition(
+                "payment.declined",
+                "declined: the customer has no account",
+            ),
+            Decline::CurrencyMismatch => Error::failed_precondition(
+                "payment.currency_mismatch",
+                "declined: the account holds another currency",
+            ),
+            Decline::InsufficientFunds => {
+                Error::failed_precondition("payment.declined", "declined: insufficient funds")
+            }
+        }
+    }
+}
+
+/// Decides an authorization: the account's funds after the hold, or why it is declined.
+pub fn authorize(
+    account: Option<&Account>,
+    currency: &str,
+    amount_cents: i64,
+) -> Result<Funds, Decline> {
+    let account = account.ok_or(Decline::NoAccount)?;
+    if account.currency != currency {
+        return Err(Decline::CurrencyMismatch);
+    }
+    account
+        .funds
+        .hold(amount_cents)
+        .map_err(|_| Decline::InsufficientFunds)
+}
+
+/// Checks an account update against the current row: the new balance must cover what is held, and
+/// the currency cannot change while money is held in the old one.
+pub fn check_account_update(current: Option<&Account>, input: &AccountInput) -> Result<(), Error> {
+    let Some(current) = current else {
+        return Ok(());
+    };
+    if current.currency != input.currency && current.funds.held_cents > 0 {
+        return Err(Error::conflict(
+            "payment.currency_change_with_hold",
+            "the currency cannot change while payments are authorized",
+        ));
+    }
+    if input.balance_cents < current.funds.held_cents {
+        return Err(balance_below_held());
+    }
+    Ok(())
+}
+
+/// The error for a balance below the held amount.
+pub fn balance_below_held() -> Error {
+    Error::conflict(
+        "payment.balance_below_held",
+        "balance_cents cannot be set below the amount currently held",
+    )
+}
+
+/// The life of a payment row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentStatus {
+    /// Funds are held.
+    Authorized,
+    /// Funds left the account.
+    Captured,
+    /// The hold was released.
+    Voided,
+    /// Nothing was held.
+    Declined,
+}
+
+impl PaymentStatus {
+    /// The stored text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaymentStatus::Authorized => "AUTHORIZED",
+            PaymentStatus::Captured => "CAPTURED",
+            PaymentStatus::Voided => "VOIDED",
+            PaymentStatus::Declined => "DECLINED",
+        }
+    }
+
+    /// Parses the stored text.
+    pub fn parse(raw: &str) -> Option<PaymentStatus> {
+        Some(match raw {
+            "AUTHORIZED" => PaymentStatus::Authorized,
+            "CAPTURED" => PaymentStatus::Captured,
+            "VOIDED" => PaymentStatus::Voided,
+            "DECLINED" => PaymentStatus::Declined,
+            _ => return None,
+        })
+    }
+}
+
+/// The outcome `Void` answers (the proto's `outcome` strings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VoidOutcome {
+    /// The hold was released now.
+    Voided,
+    /// Voided (or declined, so nothing held) before.
+    AlreadyVoided,
+    /// Nothing was authorized; a tombstone refuses a late Authorize.
+    Tombstoned,
+    /// Too late: the payment was captured.
+    Captured,
+}
+
+impl VoidOutcome {
+    /// The wire text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VoidOutcome::Voided => "VOIDED",
+            VoidOutcome::AlreadyVoided => "ALREADY_VOIDED",
+            VoidOutcome::Tombstoned => "TOMBSTONED",
+            VoidOutcome::Captured => "CAPTURED",
+        }
+    }
+}
+
+/// What to do on a Void, given the order's payment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VoidAction {
+    /// Release the hold.
+    Void,
+    /// Nothing to do; answer with this outcome.
+    Nothing(VoidOutcome),
+    /// No payment: record a tombstone.
+    Tombstone,
+}
+
+/// Decides a Void.
+pub fn decide_void(current: Option<PaymentStatus>) -> VoidAction {
+    match current {
+        Some(PaymentStatus::Authorized) => VoidAction::Void,
+        Some(PaymentStatus::Voided | PaymentStatus::Declined) => {
+            VoidAction::Nothing(VoidOutcome::AlreadyVoided)
+        }
+        Some(PaymentStatus::Captured) => VoidAction::Nothing(VoidOutcome::Captured),
+        None => VoidAction::Tombstone,
+    }
+}
+
+/// What a Capture does, given the order's payment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaptureAction {
+    /// Take the held money.
+    Capture,
+    /// Captured before; nothing to do.
+    AlreadyCaptured,
+    /// Nothing is held for the order (voided, declined or never authorized).
+    NotCapturable,
+}
+
+/// Decides a Capture: only an authorized payment captures.
+pub fn decide_capture(current: Option<PaymentStatus>) -> CaptureAction {
+    match current {
+        Some(PaymentStatus::Authorized) => CaptureAction::Capture,
+        Some(PaymentStatus::Captured) => CaptureAction::AlreadyCaptured,
+        _ => CaptureAction::NotCapturable,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn account(currency: &str, balance_cents: i64, held_cents: i64) -> Account {
+        Account {
+            currency: currency.into(),
+            funds: Funds {
+                balance_cents,
+                held_cents,
+            },
+        }
+    }
+
+    #[test]
+    fn validation_lists_every_field() {
+        let err = validate_account(&AccountInput {
+            customer_id: String::new(),
+            balance_cents: -1,
+            currency: "usd".into(),
+        })
+        .expect_err("invalid");
+        let fields: Vec<&str> = err.fields().iter().map(|f| f.field.as_str()).collect();
+        assert_eq!(fields, ["customer_id", "balance_cents", "currency"]);
+        assert!(
+            validate_account(&AccountInput {
+                customer_id: "c".repeat(64),
+                balance_cents: 0,
+                currency: "EUR".into()
+            })
+            .is_ok()
+        );
+        assert!(
+            validate_account(&AccountInput {
+                customer_id: "c".repeat(65),
+                balance_cents: 0,
+                currency: "EUR".into()
+            })
+            .is_err()
+        );
+        let err = validate_authorize("c-1", 0, "USD").expect_err("zero amount");
+        assert_eq!(err.fields()[0].field, "amount_cents");
+        assert!(validate_authorize("c-1", 1, "USD").is_ok());
+    }
+
+    #[test]
+    fn authorization_declines_with_stable_codes() {
+        assert_eq!(authorize(None, "USD", 1), Err(Decline::NoAccount));
+        assert_eq!(
+            authorize(Some(&account("EUR", 100, 0)), "USD", 1),
+            Err(Decline::CurrencyMismatch)
+        );
+        assert_eq!(
+            authorize(Some(&account("USD", 100, 60)), "USD", 41),
+            Err(Decline::InsufficientFunds)
+        );
+        assert_eq!(
+            authorize(Some(&account("USD", 100, 60)), "USD", 40),
+            Ok(Funds {
+                balance_cents: 100,
+                held_cents: 100
+            })
+        );
+        let codes: Vec<String> = [
+            Decline::NoAccount,
+            Decline::CurrencyMismatch,
+            Decline::InsufficientFunds,
+        ]
+        .iter()
+        .map(|d| {
+            assert_eq!(Decline::parse(d.as_str()).as_ref(), Some(d));
+            let err = d.error();
+            assert_eq!(err.kind().grpc_code(), tonic::Code::FailedPrecondition);
+            err.code().to_owned()
+        })
+        .collect();
+        assert_eq!(
+            codes,
+            [
+                "payment.declined",
+                "payment.currency_mismatch",
+                "payment.declined"
+            ]
+        );
+    }
+
+    #[test]
+    fn account_updates_keep_holds_covered() {
+        let held = account("USD", 100, 40);
+        let input = |balance_cents, currency: &str| AccountInput {
+            customer_id: "c".into(),
+            balance_cents,
+            currency: currency.into(),
+        };
+        assert!(check_account_update(None, &input(0, "USD")).is_ok());
+        assert!(check_account_update(Some(&held), &input(40, "USD")).is_ok());
+        assert_eq!(
+            check_account_update(Some(&held), &input(39, "USD")).map_err(|e| e.code().to_owned()),
+            Err("payment.balance_below_held".into())
+        );
+        assert_eq!(
+            check_account_update(Some(&held), &input(100, "EUR")).map_err(|e| e.code().to_owned()),
+            Err("payment.currency_change_with_hold".into())
+        );
+        assert!(check_account_update(Some(&account("USD", 100, 0)), &input(5, "EUR")).is_ok());
+    }
+
+    #[test]
+    fn void_and_capture_decisions() {
+        use PaymentStatus as S;
+        assert_eq!(decide_void(Some(S::Authorized)), VoidAction::Void);
+        assert_eq!(
+            decide_void(Some(S::Voided)),
+            VoidAction::Nothing(VoidOutcome::AlreadyVoided)
+        );
+        assert_eq!(
+            decide_void(Some(S::Declined)),
+            VoidAction::Nothing(VoidOutcome::AlreadyVoided)
+        );
+        assert_eq!(
+            decide_void(Some(S::Captured)),
+            VoidAction::Nothing(VoidOutcome::Captured)
+        );
+        assert_eq!(decide_void(None), VoidAction::Tombstone);
+        assert_eq!(decide_capture(Some(S::Authorized)), CaptureAction::Capture);
+        assert_eq!(
+            decide_capture(Some(S::Captured)),
+            CaptureAction::AlreadyCaptured
+        );
+        for other in [None, Some(S::Voided), Some(S::Declined)] {
+            assert_eq!(decide_capture(other), CaptureAction::NotCapturable);
+        }
+        for status in [S::Authorized, S::Captured, S::Voided, S::Declined] {
+            assert_eq!(PaymentStatus::parse(status.as_str()), Some(status));
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Hold(i64),
+        Release(i64),
+        Capture(i64),
+    }
+
+    proptest! {
+        #[test]
+        fn funds_never_go_negative_and_holds_stay_covered(
+            balance in 0i64..10_000,
+            ops in prop::collection::vec(
+                prop_oneof![(0i64..3_000).prop_map(Op::Hold), (0i64..3_000).prop_map(Op::Release), (0i64..3_000).prop_map(Op::Capture)],
+                0..60,
+            ),
+        ) {
+            let mut funds = Funds { balance_cents: balance, held_cents: 0 };
+            let mut captured = 0;
+            for op in ops {
+                let next = match op {
+                    Op::Hold(a) => funds.hold(a),
+                    Op::Release(a) => funds.release(a),
+                    Op::Capture(a) => funds.capture(a).inspect(|_| captured += a),
+                };
+                if let Ok(next) = next {
+                    funds = next;
+                }
+                prop_assert!(0 <= funds.held_cents && funds.held_cents <= funds.balance_cents, "{funds:?}");
+                prop_assert_eq!(funds.balance_cents + captured, balance);
+            }
+        }
+
+        #[test]
+        fn an_authorization_holds_exactly_the_amount_or_nothing(
+            balance in 0i64..10_000, held_fraction in 0i64..=100, amount in 1i64..12_000,
+        ) {
+            let held = balance * held_fraction / 100;
+            let before = account("USD", balance, held);
+            match authorize(Some(&before), "USD", amount) {
+                Ok(after) => {
+                    prop_assert!(amount <= balance - held);
+                    prop_assert_eq!(after, Funds { balance_cents: balance, held_cents: held + amount });
+                }
+                Err(decline) => {
+                    prop_assert_eq!(decline, Decline::InsufficientFunds);
+                    prop_assert!(amount > balance - held);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! The HTTP adapter: `/v1/accounts` and `/v1/payments` (ARCHITECTURE §5) and their OpenAPI document.
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use longship_errors::{Error, Json, Path, ProblemDetails, Query};
+use longship_tenant::Tenant;
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use utoipa::{IntoParams, OpenApi, ToSchema};
+use uuid::Uuid;
+
+use crate::domain::{self, AccountInput};
+use crate::store::{self, AccountRow, Payment};
+
+/// The body of `PUT /v1/accounts/{customer_id}`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct PutAccountRequest {
+    /// The balance in the currency's minor unit (>= 0 and not below the held amount).
+    #[schema(example = 100_000)]
+    pub balance_cents: i64,
+    /// ISO 4217 code (3 upper-case letters); cannot change while money is held.
+    #[schema(example = "USD")]
+    pub currency: String,
+}
+
+/// An account and its money.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AccountView {
+    /// The customer.
+    pub customer_id: String,
+    /// ISO 4217 code.
+    pub currency: String,
+    /// Money on the account, including held money.
+    pub balance_cents: i64,
+    /// Money held for authorized payments.
+    pub held_cents: i64,
+    /// `balance_cents - held_cents`.
+    pub available_cents: i64,
+}
+
+impl From<AccountRow> for AccountView {
+    fn from(a: AccountRow) -> Self {
+        AccountView {
+            available_cents: a.available_cents(),
+            customer_id: a.customer_id,
+            currency: a.currency,
+            balance_cents: a.balance_cents,
+            held_cents: a.held_cents,
+        }
+    }
+}
+
+/// One payment.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PaymentView {
+    /// The payment id.
+    pub id: Uuid,
+    /// The order it pays for.
+    pub order_id: Uuid,
+    /// Who pays.
+    pub customer_id: String,
+    /// The amount.
+    pub amount_cents: i64,
+    /// Its currency.
+    pub currency: String,
+    /// `AUTHORIZED`, `CAPTURED`, `VOIDED` or `DECLINED`.
+    #[schema(example = "AUTHORIZED")]
+    pub status: String,
+}
+
+impl From<Payment> for PaymentView {
+    fn from(p: Payment) -> Self {
+        PaymentView {
+            id: p.id,
+            order_id: p.order_id,
+            customer_id: p.customer_id,
+            amount_cents: p.amount_cents,
+            currency: p.currency,
+            status: p.status,
+        }
+    }
+}
+
+/// The answer of `GET /v1/payments`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PaymentList {
+    /// The payments (empty when the order has none for this tenant).
+    pub items: Vec<PaymentView>,
+}
+
+/// The query of `GET /v1/payments`.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PaymentsQuery {
+    /// The order whose payments to list.
+    pub order_id: Uuid,
+}
+
+/// The payment HTTP API's OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Longship payment",
+        description = "Customer accounts and payments."
+    ),
+    paths(put_account, get_account, list_payments),
+    components(schemas(
+        PutAccountRequest,
+        AccountView,
+        PaymentView,
+        PaymentList,
+        ProblemDetails
+    ))
+)]
+pub struct ApiDoc;
+
+/// The `/v1` routes.
+pub fn routes(pool: PgPool) -> Router {
+    Router::new()
+        .route(
+            "/v1/accounts/{customer_id}",
+            get(get_account).put(put_account),
+        )
+        .route("/v1/payments", get(list_payments))
+        .with_state(pool)
+}
+
+/// Creates or updates an account, setting its balance.
+#[utoipa::path(
+    put,
+    path = "/v1/accounts/{customer_id}",
+    tag = "accounts",
+    params(("customer_id" = String, Path, description = "The customer, 1-64 characters")),
+    request_body = PutAccountRequest,
+    responses(
+        (status = 200, description = "The stored account", body = AccountView),
+        (status = 400, description = "Malformed JSON or tenant", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 401, description = "No credentials", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 409, description = "Balance below the held amount (`payment.balance_below_held`) or a currency change while money is held (`payment.currency_change_with_hold`)", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = ProblemDetails, content_type = "application/problem+json"),
+    )
+)]
+async fn put_account(
+    State(pool): State<PgPool>,
+    Tenant(tenant): Tenant,
+    Path(customer_id): Path<String>,
+    Json(body): Json<PutAccountRequest>,
+) -> Result<Json<AccountView>, Error> {
+    let input = AccountInput {
+        customer_id,
+        balance_cents: body.balance_cents,
+        currency: body.currency,
+    };
+    domain::validate_account(&input)?;
+    let mut tx = longship_tenant::begin(&pool, &tenant).await?;
+    let account = store::upsert_account(&mut tx, &tenant, &input).await?;
+    tx.commit().await?;
+    Ok(Json(account.into()))
+}
+
+/// Reads an account.
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{customer_id}",
+    tag = "accounts",
+    params(("customer_id" = String, Path, description = "The customer")),
+    responses(
+        (status = 200, description = "The account", body = AccountView),
+        (status = 401, description = "No credentials", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "No such account for this tenant (`payment.account_not_found`)", body = ProblemDetails, content_type = "application/problem+json"),
+    )
+)]
+async fn get_account(
+    State(pool): State<PgPool>,
+    Tenant(tenant): Tenant,
+    Path(customer_id): Path<String>,
+) -> Result<Json<AccountView>, Error> {
+    let mut tx = longship_tenant::begin(&pool, &tenant).await?;
+    let account = store::find_account(&mut tx, &tenant, &customer_id).await?;
+    tx.commit().await?;
+    account.map(|a| Json(a.into())).ok_or_else(|| {
+        Error::not_found("payment.account_not_found", "no account for this customer")
+    })
+}
+
+/// Lists an order's payments.
+#[utoipa::path(
+    get,
+    path = "/v1/payments",
+    tag = "payments",
+    params(PaymentsQuery),
+    responses(
+        (status = 200, description = "The order's payments (empty for unknown orders and other tenants' orders)", body = PaymentList),
+        (status = 400, description = "order_id missing or not a UUID", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 401, description = "No credentials", body = ProblemDetails, content_type = "application/problem+json"),
+    )
+)]
+async fn list_payments(
+    State(pool): State<PgPool>,
+    Tenant(tenant): Tenant,
+    Query(query): Query<PaymentsQuery>,
+) -> Result<Json<PaymentList>, Error> {
+    let mut tx = longship_tenant::begin(&pool, &tenant).await?;
+    let payments = store::payments_for_order(&mut tx, &tenant, query.order_id).await?;
+    tx.commit().await?;
+    Ok(Json(PaymentList {
+        items: payments.into_iter().map(PaymentView::from).collect(),
+    }))
+}

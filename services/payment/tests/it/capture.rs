@@ -1,0 +1,113 @@
+//! Captures: on `orders.v1.order_confirmed` (exactly once per event) and over gRPC.
+
+use std::time::Duration;
+
+use tonic::Code;
+use uuid::Uuid;
+
+use crate::helpers::{code, eventually, spawn_app};
+
+const CONSUMER: &str = "payment-order-confirmed";
+
+#[tokio::test]
+async fn order_confirmed_captures_the_payment_once() {
+    let app = spawn_app().await;
+    app.given_account("c-1", 1_000, "USD").await;
+    let order = Uuid::now_v7();
+    app.authorize(order, "c-1", 300, "USD")
+        .await
+        .expect("authorized");
+
+    let event_id = Uuid::now_v7();
+    app.publish_order_confirmed(event_id, &event_id.to_string(), order, "c-1", 300)
+        .await;
+    eventually("payment captured", Duration::from_secs(15), || async {
+        (app.funds("c-1").await == (700, 0)).then_some(())
+    })
+    .await;
+    assert_eq!(app.payment_statuses(order).await, ["CAPTURED"]);
+
+    // the same event again (a redelivery past JetStream's duplicate window) and a second event for
+    // the same order change nothing
+    app.publish_order_confirmed(event_id, "redelivery-1", order, "c-1", 300)
+        .await;
+    app.publish_order_confirmed(Uuid::now_v7(), "another-event", order, "c-1", 300)
+        .await;
+    eventually("all three handled", Duration::from_secs(15), || async {
+        (app.consumer_acked("ORDERS", CONSUMER).await >= 3).then_some(())
+    })
+    .await;
+    assert_eq!(app.funds("c-1").await, (700, 0));
+    assert_eq!(app.void(order).await, "CAPTURED");
+    assert_eq!(app.funds("c-1").await, (700, 0));
+
+    let captured = eventually(
+        "payment_captured published",
+        Duration::from_secs(10),
+        || async {
+            let events = app.published("payments.v1.payment_captured").await;
+            (!events.is_empty()).then_some(events)
+        },
+    )
+    .await;
+    assert_eq!(captured.len(), 1);
+    assert_eq!(captured[0].data["order_id"], order.to_string());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn order_confirmed_for_a_voided_or_unknown_payment_changes_nothing() {
+    let app = spawn_app().await;
+    app.given_account("c-1", 1_000, "USD").await;
+    let voided = Uuid::now_v7();
+    app.authorize(voided, "c-1", 300, "USD")
+        .await
+        .expect("authorized");
+    assert_eq!(app.void(voided).await, "VOIDED");
+
+    let first = Uuid::now_v7();
+    app.publish_order_confirmed(first, &first.to_string(), voided, "c-1", 300)
+        .await;
+    let second = Uuid::now_v7();
+    app.publish_order_confirmed(second, &second.to_string(), Uuid::now_v7(), "c-1", 300)
+        .await;
+    eventually("both handled", Duration::from_secs(15), || async {
+        (app.consumer_acked("ORDERS", CONSUMER).await >= 2).then_some(())
+    })
+    .await;
+    assert_eq!(app.funds("c-1").await, (1_000, 0));
+    assert_eq!(app.payment_statuses(voided).await, ["VOIDED"]);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn grpc_capture_is_idempotent_and_refuses_what_is_not_held() {
+    let app = spawn_app().await;
+    app.given_account("c-1", 1_000, "USD").await;
+    let order = Uuid::now_v7();
+    app.authorize(order, "c-1", 250, "USD")
+        .await
+        .expect("authorized");
+    let captured = app.capture(order).await.expect("captured");
+    assert_eq!(captured.status, "CAPTURED");
+    assert_eq!(app.capture(order).await.expect("again"), captured);
+    assert_eq!(app.funds("c-1").await, (750, 0));
+
+    let unknown = app.capture(Uuid::now_v7()).await.expect_err("nothing");
+    assert_eq!(
+        (unknown.code(), code(&unknown)),
+        (Code::NotFound, "payment.not_found".into())
+    );
+    let voided = Uuid::now_v7();
+    app.authorize(voided, "c-1", 100, "USD")
+        .await
+        .expect("authorized");
+    app.void(voided).await;
+    let refused = app.capture(voided).await.expect_err("voided");
+    assert_eq!(
+        (refused.code(), code(&refused)),
+        (Code::FailedPrecondition, "payment.not_capturable".into())
+    );
+    assert_eq!(app.funds("c-1").await, (750, 0));
+    app.stop().await;
+}

@@ -1,0 +1,11 @@
+//! Integration tests of the payment service: the real service in-process on port 0, with a fresh
+//! Postgres database and an isolated NATS namespace per test.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // reason: tests fail by panicking
+
+mod accounts;
+mod authorize;
+mod capture;
+mod helpers;
+mod tenancy;
+mod void;

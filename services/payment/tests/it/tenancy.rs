@@ -1,0 +1,128 @@
+//! Tenant isolation: gRPC needs a tenant, tenants never see each other's money, and Postgres
+//! row-level security hides every row from the app role without a tenant setting.
+
+use longship_proto::payment::v1 as pb;
+use sqlx::Connection;
+use tonic::Code;
+use uuid::Uuid;
+
+use crate::helpers::{code, spawn_app};
+
+#[tokio::test]
+async fn grpc_calls_need_a_tenant_and_see_only_its_accounts() {
+    let app = spawn_app().await;
+    app.given_account("c-1", 1_000, "USD").await;
+
+    let request = || pb::GetAccountRequest {
+        customer_id: "c-1".into(),
+    };
+    let anonymous = app
+        .grpc
+        .clone()
+        .get_account(tonic::Request::new(request()))
+        .await;
+    assert_eq!(
+        anonymous.expect_err("no tenant").code(),
+        Code::Unauthenticated
+    );
+
+    let ours = app
+        .grpc
+        .clone()
+        .get_account(app.req(request()))
+        .await
+        .expect("ours")
+        .into_inner();
+    assert_eq!(
+        (ours.balance_cents, ours.held_cents, ours.available_cents),
+        (1_000, 0, 1_000)
+    );
+
+    let globex = longship_tenant::TenantId::parse("globex").expect("tenant");
+    let theirs = app
+        .grpc
+        .clone()
+        .get_account(longship_tenant::grpc::with_tenant(
+            tonic::Request::new(request()),
+            &globex,
+        ))
+        .await
+        .expect_err("not theirs");
+    assert_eq!(
+        (theirs.code(), code(&theirs)),
+        (Code::NotFound, "payment.account_not_found".into())
+    );
+
+    // another tenant cannot spend our customer's money: for them the account does not exist
+    let authorize = pb::AuthorizeRequest {
+        order_id: Uuid::now_v7().to_string(),
+        idempotency_key: "k".into(),
+        customer_id: "c-1".into(),
+        amount_cents: 100,
+        currency: "USD".into(),
+    };
+    let declined = app
+        .grpc
+        .clone()
+        .authorize(longship_tenant::grpc::with_tenant(
+            tonic::Request::new(authorize),
+            &globex,
+        ))
+        .await
+        .expect_err("declined");
+    assert_eq!(code(&declined), "payment.declined");
+    assert_eq!(app.funds("c-1").await, (1_000, 0));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_app_role_sees_no_rows_without_a_tenant_setting() {
+    let app = spawn_app().await;
+    app.given_account("c-1", 1_000, "USD").await;
+    app.authorize(Uuid::now_v7(), "c-1", 100, "USD")
+        .await
+        .expect("authorized");
+    assert_eq!(app.void(Uuid::now_v7()).await, "TOMBSTONED");
+
+    let mut conn = sqlx::PgConnection::connect_with(&app.db.connect_options())
+        .await
+        .expect("connect");
+    let owner_sees: i64 = sqlx::query_scalar("SELECT count(*) FROM payments")
+        .fetch_one(&mut conn)
+        .await
+        .expect("count");
+    assert_eq!(owner_sees, 1);
+    sqlx::query("SET ROLE longship_app")
+        .execute(&mut conn)
+        .await
+        .expect("set role");
+    for query in [
+        "SELECT count(*) FROM accounts",
+        "SELECT count(*) FROM payments",
+        "SELECT count(*) FROM payment_tombstones",
+    ] {
+        let count: i64 = sqlx::query_scalar(query)
+            .fetch_one(&mut conn)
+            .await
+            .expect("count");
+        assert_eq!(count, 0, "{query}");
+    }
+    let mut tx = conn.begin().await.expect("begin");
+    sqlx::query("SELECT set_config('app.tenant_id', 'acme', true)")
+        .execute(&mut *tx)
+        .await
+        .expect("tenant");
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM accounts")
+        .fetch_one(&mut *tx)
+        .await
+        .expect("count");
+    assert_eq!(count, 1);
+    let err = sqlx::query("INSERT INTO accounts (tenant_id, customer_id, currency, balance_cents) VALUES ('globex', 'x', 'USD', 1)")
+        .execute(&mut *tx)
+        .await
+        .expect_err("cross-tenant insert");
+    assert!(err.to_string().contains("row-level security"), "{err}");
+    drop(tx);
+    conn.close().await.expect("close");
+    app.stop().await;
+}
