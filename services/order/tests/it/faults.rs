@@ -1,0 +1,120 @@
+//! Faults: a participant down mid-saga (back within the deadline, or not), the order service
+//! restarted between steps.
+
+use std::time::Duration;
+
+use crate::harness::{Platform, order_body, start_order, start_payment};
+
+#[tokio::test]
+async fn payment_down_then_back_within_the_deadline_confirms() {
+    let mut p = Platform::start().await;
+    p.seed_product("acme", "SKU-1", 500, "USD", 10).await;
+    p.seed_account("acme", "c-1", 10_000, "USD").await;
+    let payment_grpc = p.payment_grpc.to_string();
+    if let Some(payment) = p.payment.take() {
+        payment.stop().await;
+    }
+    let r = p
+        .place("acme", order_body("c-1", "USD", &[("SKU-1", 2)]), None)
+        .await;
+    let id = r.json()["id"].as_str().expect("id").to_owned();
+    // the saga reserves stock, then retries AuthorizePayment while payment is down
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let pending = p
+        .orders("acme")
+        .get(&format!("/v1/orders/{id}"))
+        .await
+        .expect("get")
+        .json();
+    assert_eq!(pending["status"], "PENDING");
+    p.payment = Some(start_payment(&p.payments_db, &p.nats, &payment_grpc).await);
+    let order = p.wait_final("acme", &id, Duration::from_secs(20)).await;
+    assert_eq!(order["status"], "CONFIRMED", "{order}");
+    let authorize = &order["saga"]["steps"][1];
+    assert!(
+        authorize["attempts"].as_u64().unwrap_or(0) > 1,
+        "retried: {authorize}"
+    );
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn payment_down_past_the_deadline_cancels_with_timeout_and_releases_stock() {
+    let mut p = Platform::start_with(&[("SAGA_DEADLINE_SECS", "2")]).await;
+    p.seed_product("acme", "SKU-1", 500, "USD", 10).await;
+    p.seed_account("acme", "c-1", 10_000, "USD").await;
+    let payment_grpc = p.payment_grpc.to_string();
+    if let Some(payment) = p.payment.take() {
+        payment.stop().await;
+    }
+    let r = p
+        .place("acme", order_body("c-1", "USD", &[("SKU-1", 2)]), None)
+        .await;
+    let id = r.json()["id"].as_str().expect("id").to_owned();
+    // Void must reach payment to finish compensating (it is never skipped): bring payment back later
+    let order = {
+        let restart = async {
+            tokio::time::sleep(Duration::from_secs(4)).await;
+            start_payment(&p.payments_db, &p.nats, &payment_grpc).await
+        };
+        let (payment, order) =
+            tokio::join!(restart, p.wait_final("acme", &id, Duration::from_secs(30)));
+        p.payment = Some(payment);
+        order
+    };
+    assert_eq!(
+        (order["status"].as_str(), order["failure_reason"].as_str()),
+        (Some("CANCELLED"), Some("timeout")),
+        "{order}"
+    );
+    let product = p.product("acme", "SKU-1").await;
+    assert_eq!(
+        (product["reserved"].as_i64(), product["on_hand"].as_i64()),
+        (Some(0), Some(10))
+    );
+    let account = p.account("acme", "c-1").await;
+    assert_eq!(
+        (
+            account["held_cents"].as_i64(),
+            account["balance_cents"].as_i64()
+        ),
+        (Some(0), Some(10_000))
+    );
+    // a late Authorize for this order is refused (the Void left a tombstone)
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn order_service_restarted_between_steps_finishes_every_saga() {
+    let mut p = Platform::start().await;
+    p.seed_product("acme", "SKU-1", 100, "USD", 100).await;
+    p.seed_account("acme", "c-1", 1_000_000, "USD").await;
+    let payment_grpc = p.payment_grpc.to_string();
+    if let Some(payment) = p.payment.take() {
+        payment.stop().await;
+    }
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        let r = p
+            .place(
+                "acme",
+                order_body("c-1", "USD", &[("SKU-1", 1)]),
+                Some(&format!("r-{i}")),
+            )
+            .await;
+        ids.push(r.json()["id"].as_str().expect("id").to_owned());
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // stop the order service while its sagas wait in AuthorizePayment, then start a new instance
+    let old = std::mem::replace(
+        &mut p.order,
+        start_order(&p.orders_db, &p.nats, p.inventory.grpc, p.payment_grpc, &[]).await,
+    );
+    old.stop().await;
+    p.payment = Some(start_payment(&p.payments_db, &p.nats, &payment_grpc).await);
+    for id in &ids {
+        let order = p.wait_final("acme", id, Duration::from_secs(30)).await;
+        assert_eq!(order["status"], "CONFIRMED", "{order}");
+    }
+    p.stop().await;
+}

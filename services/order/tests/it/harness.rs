@@ -1,0 +1,331 @@
+//! Starts the three services in-process and offers typed helpers.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use longship_runtime::{CancellationToken, Env};
+use longship_testkit::{HttpClient, HttpResponse, TestDb, TestNats};
+
+pub struct Service {
+    pub http: SocketAddr,
+    pub grpc: SocketAddr,
+    pub shutdown: CancellationToken,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+impl Service {
+    /// Stops the service (graceful shutdown) and waits for it.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(15), self.task).await;
+    }
+}
+
+pub struct Platform {
+    pub nats: TestNats,
+    pub orders_db: TestDb,
+    pub inventory_db: TestDb,
+    pub payments_db: TestDb,
+    pub order: Service,
+    pub inventory: Service,
+    pub payment: Option<Service>,
+    pub payment_grpc: SocketAddr,
+}
+
+fn env(db: &TestDb, nats: &TestNats, http: &str, grpc: &str) -> Env {
+    Env::from_pairs([
+        ("DATABASE_URL", db.url()),
+        ("NATS_URL", nats.url()),
+        ("NATS_PREFIX", nats.prefix()),
+        ("HTTP_ADDR", http),
+        ("GRPC_ADDR", grpc),
+        ("AUTH_ALLOW_TENANT_HEADER", "true"),
+        ("AUTH_JWT_SECRET", "an-e2e-test-secret-long-enough"),
+        ("SHUTDOWN_TIMEOUT_SECS", "5"),
+        ("DATABASE_MAX_CONNECTIONS", "20"),
+    ])
+}
+
+pub async fn start_inventory(db: &TestDb, nats: &TestNats) -> Service {
+    let config = inventory::Config::from_env(&env(db, nats, "127.0.0.1:0", "127.0.0.1:0"))
+        .expect("inventory config");
+    let shutdown = CancellationToken::new();
+    let app = inventory::App::build(config, &shutdown)
+        .await
+        .expect("inventory build");
+    let (http, grpc) = (
+        app.http_addr().expect("addr"),
+        app.grpc_addr().expect("addr"),
+    );
+    let token = shutdown.clone();
+    let task = tokio::spawn(async move {
+        let _ = app.run(token).await;
+    });
+    Service {
+        http,
+        grpc,
+        shutdown,
+        task,
+    }
+}
+
+pub async fn start_payment(db: &TestDb, nats: &TestNats, grpc: &str) -> Service {
+    let config =
+        payment::Config::from_env(&env(db, nats, "127.0.0.1:0", grpc)).expect("payment config");
+    let shutdown = CancellationToken::new();
+    // the port of a stopped instance may take a moment to be free again
+    let mut tries = 0;
+    let app = loop {
+        match payment::App::build(config.clone(), &shutdown).await {
+            Ok(app) => break app,
+            Err(e) if tries < 50 => {
+                tries += 1;
+                tracing::debug!(error = %e, "payment not bound yet");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("payment build: {e}"),
+        }
+    };
+    let (http, grpc) = (
+        app.http_addr().expect("addr"),
+        app.grpc_addr().expect("addr"),
+    );
+    let token = shutdown.clone();
+    let task = tokio::spawn(async move {
+        let _ = app.run(token).await;
+    });
+    Service {
+        http,
+        grpc,
+        shutdown,
+        task,
+    }
+}
+
+pub async fn start_order(
+    db: &TestDb,
+    nats: &TestNats,
+    inventory_grpc: SocketAddr,
+    payment_grpc: SocketAddr,
+    extra: &[(&str, &str)],
+) -> Service {
+    let mut e = env(db, nats, "127.0.0.1:0", "127.0.0.1:0")
+        .set("INVENTORY_GRPC_URL", format!("http://{inventory_grpc}"))
+        .set("PAYMENT_GRPC_URL", format!("http://{payment_grpc}"))
+        .set("SAGA_STEP_TIMEOUT_MS", "2000")
+        .set("SAGA_LEASE_SECS", "5");
+    for (k, v) in extra {
+        e = e.set(*k, *v);
+    }
+    let config = order::Config::from_env(&e).expect("order config");
+    let shutdown = CancellationToken::new();
+    let app = order::App::build(config, &shutdown)
+        .await
+        .expect("order build");
+    let (http, grpc) = (
+        app.http_addr().expect("addr"),
+        app.grpc_addr().expect("addr"),
+    );
+    let token = shutdown.clone();
+    let task = tokio::spawn(async move {
+        let _ = app.run(token).await;
+    });
+    Service {
+        http,
+        grpc,
+        shutdown,
+        task,
+    }
+}
+
+impl Platform {
+    pub async fn start() -> Platform {
+        Platform::start_with(&[]).await
+    }
+
+    pub async fn start_with(order_env: &[(&str, &str)]) -> Platform {
+        longship_telemetry::init_for_tests();
+        let nats = TestNats::new().await;
+        let (orders_db, inventory_db, payments_db) =
+            tokio::join!(TestDb::new(), TestDb::new(), TestDb::new());
+        let inventory = start_inventory(&inventory_db, &nats).await;
+        let payment = start_payment(&payments_db, &nats, "127.0.0.1:0").await;
+        let payment_grpc = payment.grpc;
+        let order = start_order(&orders_db, &nats, inventory.grpc, payment_grpc, order_env).await;
+        let platform = Platform {
+            nats,
+            orders_db,
+            inventory_db,
+            payments_db,
+            order,
+            inventory,
+            payment: Some(payment),
+            payment_grpc,
+        };
+        platform.wait_ready().await;
+        platform
+    }
+
+    pub async fn wait_ready(&self) {
+        let mut addrs = vec![self.order.http, self.inventory.http];
+        if let Some(p) = &self.payment {
+            addrs.push(p.http);
+        }
+        for addr in addrs {
+            let client = HttpClient::new(format!("http://{addr}"));
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+            loop {
+                if client
+                    .get("/readyz")
+                    .await
+                    .map(|r| r.status == 200)
+                    .unwrap_or(false)
+                {
+                    break;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{addr} not ready after 20 s"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+
+    pub fn orders(&self, tenant: &str) -> HttpClient {
+        HttpClient::new(format!("http://{}", self.order.http)).with_header("x-tenant-id", tenant)
+    }
+
+    pub fn inventory(&self, tenant: &str) -> HttpClient {
+        HttpClient::new(format!("http://{}", self.inventory.http))
+            .with_header("x-tenant-id", tenant)
+    }
+
+    pub fn payments(&self, tenant: &str) -> HttpClient {
+        let http = self
+            .payment
+            .as_ref()
+            .map(|p| p.http)
+            .expect("payment running");
+        HttpClient::new(format!("http://{http}")).with_header("x-tenant-id", tenant)
+    }
+
+    pub async fn seed_product(
+        &self,
+        tenant: &str,
+        sku: &str,
+        price: i64,
+        currency: &str,
+        on_hand: i64,
+    ) {
+        let r = self
+            .inventory(tenant)
+            .send_json(http::Method::PUT, &format!("/v1/products/{sku}"), &[], &serde_json::json!({"name": sku, "price_cents": price, "currency": currency, "on_hand": on_hand}))
+            .await
+            .expect("seed product");
+        assert_eq!(r.status, 200, "seed product: {}", r.text());
+    }
+
+    pub async fn seed_account(&self, tenant: &str, customer: &str, balance: i64, currency: &str) {
+        let r = self
+            .payments(tenant)
+            .send_json(
+                http::Method::PUT,
+                &format!("/v1/accounts/{customer}"),
+                &[],
+                &serde_json::json!({"balance_cents": balance, "currency": currency}),
+            )
+            .await
+            .expect("seed account");
+        assert_eq!(r.status, 200, "seed account: {}", r.text());
+    }
+
+    pub async fn place(
+        &self,
+        tenant: &str,
+        body: serde_json::Value,
+        key: Option<&str>,
+    ) -> HttpResponse {
+        let headers: Vec<(&str, &str)> = key
+            .map(|k| vec![("idempotency-key", k)])
+            .unwrap_or_default();
+        self.orders(tenant)
+            .send_json(http::Method::POST, "/v1/orders", &headers, &body)
+            .await
+            .expect("post order")
+    }
+
+    /// Polls the order until it leaves PENDING (bounded).
+    pub async fn wait_final(&self, tenant: &str, id: &str, within: Duration) -> serde_json::Value {
+        let client = self.orders(tenant);
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let r = client
+                .get(&format!("/v1/orders/{id}"))
+                .await
+                .expect("get order");
+            assert_eq!(r.status, 200, "{}", r.text());
+            let order = r.json();
+            if order["status"] != "PENDING" {
+                return order;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "order {id} still PENDING after {within:?}: {order}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    pub async fn product(&self, tenant: &str, sku: &str) -> serde_json::Value {
+        self.inventory(tenant)
+            .get(&format!("/v1/products/{sku}"))
+            .await
+            .expect("product")
+            .json()
+    }
+
+    pub async fn account(&self, tenant: &str, customer: &str) -> serde_json::Value {
+        self.payments(tenant)
+            .get(&format!("/v1/accounts/{customer}"))
+            .await
+            .expect("account")
+            .json()
+    }
+
+    /// Waits until `check` holds (bounded), for effects of asynchronous events.
+    pub async fn eventually<F, Fut>(&self, what: &str, within: Duration, mut check: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let deadline = tokio::time::Instant::now() + within;
+        while !check().await {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for: {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    pub async fn stop(mut self) {
+        self.order.stop().await;
+        if let Some(p) = self.payment.take() {
+            p.stop().await;
+        }
+        self.inventory.stop().await;
+        self.nats.cleanup().await;
+        for db in [self.orders_db, self.inventory_db, self.payments_db] {
+            db.drop_db().await;
+        }
+    }
+}
+
+pub fn order_body(customer: &str, currency: &str, items: &[(&str, u32)]) -> serde_json::Value {
+    serde_json::json!({
+        "customer_id": customer,
+        "currency": currency,
+        "items": items.iter().map(|(s, q)| serde_json::json!({"sku": s, "quantity": q})).collect::<Vec<_>>(),
+    })
+}
