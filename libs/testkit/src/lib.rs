@@ -9,6 +9,7 @@
 
 mod http;
 mod infra;
+pub mod invariants;
 mod nats;
 mod postgres;
 pub mod proxy;
