@@ -2,8 +2,8 @@
 # Every test of the local-run scripts (scripts/tests/test_*.sh); no cargo and no Docker
 # engine needed. (docker/tests/check_docker.py runs on its own, in `just test-deploy`.)
 # Ends with one `N passed, M failed[, K skipped]` line summed over all of them and
-# exits non-zero if anything failed. test_up_lifecycle.sh skips itself when Postgres
-# (127.0.0.1:5432) or NATS (127.0.0.1:4222) is not running.
+# exits non-zero if anything failed. test_up_lifecycle.sh and test_up_real.sh need Postgres
+# (127.0.0.1:5432) and NATS (127.0.0.1:4222) and fail, saying so, without them.
 # Usage: bash scripts/tests/run_all.sh
 set -uo pipefail
 
@@ -42,6 +42,7 @@ run() { # run NAME CMD...
 run "scripts/tests/test_up_preflight.sh" bash "$HERE/test_up_preflight.sh"
 run "scripts/tests/test_demo.sh" bash "$HERE/test_demo.sh"
 run "scripts/tests/test_up_lifecycle.sh" bash "$HERE/test_up_lifecycle.sh"
+run "scripts/tests/test_up_real.sh" bash "$HERE/test_up_real.sh"
 
 echo
 for b in "${broken[@]+"${broken[@]}"}"; do echo "broken: $b"; done

@@ -3,7 +3,7 @@
 # services (scripts/tests/stub_service.py): start, idempotent restart, partial restart,
 # readiness timeout, crash, failed migration, SIGKILL escalation, pid-reuse safety.
 # Needs the local Postgres (127.0.0.1:5432, user postgres) and NATS (127.0.0.1:4222)
-# because up.sh checks them; skips when they are not there. Needs no cargo. Runs on its
+# because up.sh checks them; fails, saying what to start, when they are not there. Needs no cargo. Runs on its
 # own state dir, free ports (LONGSHIP_PORT_OFFSET) and databases (LONGSHIP_DB_SUFFIX,
 # dropped at the end), so it can run beside a developer's platform.
 # Usage: bash scripts/tests/test_up_lifecycle.sh
@@ -17,9 +17,9 @@ source "$HERE/lib.sh"
 PG_ADMIN="postgres://postgres@127.0.0.1:5432/postgres"
 if ! { command -v psql >/dev/null && pg_isready -q -t 2 -d "$PG_ADMIN"; } ||
     ! timeout 2 bash -c 'exec 3<>/dev/tcp/127.0.0.1/4222' 2>/dev/null; then
-    skip "up/down lifecycle: needs Postgres at 127.0.0.1:5432 and NATS at 127.0.0.1:4222"
+    fail "up/down lifecycle needs Postgres at 127.0.0.1:5432 and NATS at 127.0.0.1:4222: start them (see README) and rerun"
     summary
-    exit 0
+    exit 1
 fi
 
 TMP="$(mktemp -d)"
