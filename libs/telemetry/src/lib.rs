@@ -10,6 +10,7 @@
 
 mod metrics_setup;
 pub mod propagation;
+pub mod testing;
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -139,8 +140,8 @@ fn tracer_provider(config: &TelemetryConfig) -> Result<SdkTracerProvider, Teleme
     Ok(builder.with_batch_exporter(exporter).build())
 }
 
-/// Installs only the W3C propagator and an id-generating tracer layer, for tests that need trace
-/// context without logging setup. Safe to call many times.
+/// Installs only the W3C propagator, an id-generating tracer layer and the span capture of
+/// [`testing`], for tests that need trace context without logging setup. Safe to call many times.
 pub fn init_for_tests() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
@@ -162,6 +163,7 @@ pub fn init_for_tests() {
             });
         let _ = tracing_subscriber::registry()
             .with(tracing_opentelemetry::layer().with_tracer(tracer))
+            .with(testing::CaptureLayer)
             .with(tracing_subscriber::Layer::with_filter(
                 tracing_subscriber::fmt::layer().with_test_writer(),
                 EnvFilter::new(filter),

@@ -28,6 +28,16 @@ impl TestNats {
         }
     }
 
+    /// The same namespace reached through another URL, e.g. a [`crate::FaultProxy`] in front of the
+    /// server; the client of the copy still talks to the server directly.
+    pub fn via(&self, url: &str) -> TestNats {
+        TestNats {
+            url: url.to_owned(),
+            prefix: self.prefix.clone(),
+            client: self.client.clone(),
+        }
+    }
+
     /// The server URL.
     pub fn url(&self) -> &str {
         &self.url

@@ -118,3 +118,60 @@ async fn order_service_restarted_between_steps_finishes_every_saga() {
     }
     p.stop().await;
 }
+
+#[tokio::test]
+async fn nats_unreachable_for_a_while_then_events_are_delivered_stock_committed_and_payment_captured()
+ {
+    use longship_testkit::proxy::Mode;
+    let (p, proxy) = Platform::start_behind_nats_proxy().await;
+    p.seed_product("acme", "SKU-1", 400, "USD", 10).await;
+    p.seed_account("acme", "c-1", 10_000, "USD").await;
+
+    proxy.set_mode(Mode::Refuse);
+    // the saga needs only Postgres and gRPC: the order is confirmed while NATS is unreachable
+    let r = p
+        .place("acme", order_body("c-1", "USD", &[("SKU-1", 3)]), None)
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    let id = r.json()["id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        p.wait_final("acme", &id, Duration::from_secs(15)).await["status"],
+        "CONFIRMED"
+    );
+    // its order_confirmed event waits in the outbox: stock stays reserved, the hold stays held
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        .fetch_one(p.orders_db.pool())
+        .await
+        .expect("outbox");
+    assert!(
+        pending >= 1,
+        "events wait in the outbox while NATS is unreachable"
+    );
+    let product = p.product("acme", "SKU-1").await;
+    assert_eq!(
+        (product["on_hand"].as_i64(), product["reserved"].as_i64()),
+        (Some(10), Some(3))
+    );
+
+    proxy.set_mode(Mode::Pass);
+    p.eventually(
+        "stock committed after NATS returned",
+        Duration::from_secs(30),
+        || async {
+            let product = p.product("acme", "SKU-1").await;
+            product["on_hand"] == 7 && product["reserved"] == 0
+        },
+    )
+    .await;
+    p.eventually(
+        "payment captured after NATS returned",
+        Duration::from_secs(30),
+        || async {
+            let account = p.account("acme", "c-1").await;
+            account["balance_cents"] == 10_000 - 1200 && account["held_cents"] == 0
+        },
+    )
+    .await;
+    p.stop().await;
+}

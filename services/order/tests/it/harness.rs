@@ -144,8 +144,26 @@ impl Platform {
     }
 
     pub async fn start_with(order_env: &[(&str, &str)]) -> Platform {
+        Platform::start_inner(order_env, None).await
+    }
+
+    /// A platform whose three services reach NATS only through the returned proxy.
+    pub async fn start_behind_nats_proxy() -> (Platform, longship_testkit::FaultProxy) {
+        let upstream = TestNats::new().await;
+        let addr = upstream.url().trim_start_matches("nats://").to_owned();
+        let proxy = longship_testkit::FaultProxy::start(addr.parse().expect("nats address")).await;
+        let platform =
+            Platform::start_inner(&[], Some(upstream.via(&format!("nats://{}", proxy.addr()))))
+                .await;
+        (platform, proxy)
+    }
+
+    async fn start_inner(order_env: &[(&str, &str)], nats: Option<TestNats>) -> Platform {
         longship_telemetry::init_for_tests();
-        let nats = TestNats::new().await;
+        let nats = match nats {
+            Some(n) => n,
+            None => TestNats::new().await,
+        };
         let (orders_db, inventory_db, payments_db) =
             tokio::join!(TestDb::new(), TestDb::new(), TestDb::new());
         let inventory = start_inventory(&inventory_db, &nats).await;
