@@ -5,12 +5,20 @@
 //! - [`Naming`] and [`ensure_stream`]: one JetStream stream per producing service, with an optional
 //!   prefix so environments and tests can share a server.
 //! - [`outbox::enqueue`] writes an event in the caller's transaction; [`outbox::OutboxRelay`] publishes
-//!   committed rows in insertion order, waits for JetStream's ack and marks them sent.
+//!   committed rows, waits for JetStream's ack and marks them sent.
 //! - [`consumer::run_consumer`]: durable pull consumers with explicit ack whose handler runs in a
 //!   tenant-scoped transaction together with the `inbox` row, so redeliveries are no-ops; failures
 //!   are retried with backoff and poison messages go to a dead-letter subject.
 //!
 //! # Delivery guarantees
+//!
+//! **Order.** A relay claims rows in insertion order and marks only an acknowledged prefix of each
+//! batch sent, so with one relay and a healthy connection the stream holds events in insertion
+//! order. Two things can reorder: several replicas relaying at once (each claims different rows),
+//! and a connection that drops mid-batch (the client resends the unsent tail after reconnecting,
+//! after the next batch may already have gone out). Nothing is lost or duplicated either way.
+//! Consumers must therefore not depend on the order of events; Longship's own consumers don't
+//! (each event is handled on its own, idempotently).
 //!
 //! Publishing is **at least once**: a row is marked sent only after JetStream acknowledged it, so a
 //! crash between ack and mark publishes it again, and JetStream drops that duplicate by
@@ -29,5 +37,7 @@ pub mod outbox;
 
 pub use consumer::{ConsumerSpec, EventHandler, HandlerError, run_consumer};
 pub use envelope::{DecodeError, EventEnvelope, NewEvent};
-pub use naming::{Naming, StreamSpec, ensure_dead_letter_stream, ensure_stream};
+pub use naming::{
+    Naming, StreamSpec, ensure_dead_letter_stream, ensure_stream, ensure_streams_with_retry,
+};
 pub use outbox::{OutboxRelay, RelayConfig, enqueue};

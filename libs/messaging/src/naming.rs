@@ -110,6 +110,37 @@ pub async fn ensure_dead_letter_stream(
     .await
 }
 
+/// Creates `own` (the service's stream) and the dead-letter stream, retrying every second while
+/// NATS is unreachable, until both exist or `shutdown` is cancelled. Services run it in the
+/// background so they start (and report not-ready) while NATS is down.
+pub async fn ensure_streams_with_retry(
+    js: &jetstream::Context,
+    naming: &Naming,
+    own: StreamSpec,
+    shutdown: &tokio_util::sync::CancellationToken,
+) {
+    let mut logged = false;
+    loop {
+        let attempt = async {
+            ensure_stream(js, naming, own).await?;
+            ensure_dead_letter_stream(js, naming).await?;
+            Ok::<(), jetstream::context::CreateStreamError>(())
+        };
+        match attempt.await {
+            Ok(()) => return,
+            Err(e) if !logged => {
+                tracing::warn!(error = %e, stream = own.name, "cannot create JetStream streams yet; retrying every second");
+                logged = true;
+            }
+            Err(_) => {}
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            () = shutdown.cancelled() => return,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,18 +18,32 @@ use uuid::Uuid;
 
 use crate::{EventEnvelope, Naming, NewEvent};
 
+/// Largest event payload [`enqueue`] accepts (the envelope must stay under NATS' 1 MiB limit).
+pub const MAX_PAYLOAD_BYTES: usize = 512 * 1024;
+
 /// The Postgres channel the outbox trigger notifies.
 pub const CHANNEL: &str = "outbox";
 
 /// Writes `event` to the outbox in the caller's transaction (it is published only if that commits).
 /// Returns the event id. The current span's trace context is stored with it. Fails with
 /// [`sqlx::Error::Encode`] (source [`crate::DecodeError::InvalidType`]), writing nothing, when the
-/// event type is not `<service>.v<N>.<event>`.
+/// event type is not `<service>.v<N>.<event>` or the payload is over [`MAX_PAYLOAD_BYTES`].
 pub async fn enqueue(conn: &mut PgConnection, event: &NewEvent) -> Result<Uuid, sqlx::Error> {
     // the relay publishes in order, so a row it cannot publish would hold back every later row
     if !crate::envelope::valid_type(&event.event_type) {
         let invalid = crate::DecodeError::InvalidType(event.event_type.clone());
         return Err(sqlx::Error::Encode(Box::new(invalid)));
+    }
+    // NATS refuses messages over its max payload (1 MiB by default): such a row could never be sent
+    let size = serde_json::to_vec(&event.data)
+        .map(|b| b.len())
+        .unwrap_or(usize::MAX);
+    if size > MAX_PAYLOAD_BYTES {
+        let too_big = crate::DecodeError::InvalidType(format!(
+            "{} payload of {size} bytes",
+            event.event_type
+        ));
+        return Err(sqlx::Error::Encode(Box::new(too_big)));
     }
     let id = Uuid::now_v7();
     sqlx::query(

@@ -49,3 +49,100 @@ pub async fn serve(
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
         .await
 }
+
+/// A lazily connecting client channel to `url` that spreads calls over every address the host name
+/// resolves to, re-resolving every `refresh` (so replicas behind a Kubernetes headless Service, or
+/// added by the HPA, all take calls). A literal IP address gets a plain channel. `configure` sets
+/// timeouts and the like on each endpoint.
+pub fn balanced_channel(
+    url: &str,
+    refresh: Duration,
+    configure: impl Fn(tonic::transport::Endpoint) -> tonic::transport::Endpoint + Send + Sync + 'static,
+) -> Result<tonic::transport::Channel, String> {
+    use tonic::transport::{Channel, Endpoint};
+    let uri: http::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
+    let scheme = uri.scheme_str().unwrap_or("http").to_owned();
+    let host = uri.host().ok_or_else(|| format!("{url}: no host"))?.trim_matches(['[', ']']).to_owned();
+    let port = uri.port_u16().unwrap_or(if scheme == "https" { 443 } else { 80 });
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        let endpoint = Endpoint::from_shared(url.to_owned()).map_err(|e| format!("{url}: {e}"))?;
+        return Ok(configure(endpoint).connect_lazy());
+    }
+    let (channel, changes) = Channel::balance_channel::<std::net::SocketAddr>(64);
+    tokio::spawn(async move {
+        let mut known = std::collections::HashSet::new();
+        loop {
+            match tokio::net::lookup_host((host.as_str(), port)).await {
+                Ok(found) => {
+                    let found: std::collections::HashSet<_> = found.collect();
+                    for addr in found.difference(&known) {
+                        let Ok(endpoint) = Endpoint::from_shared(format!("{scheme}://{addr}")) else { continue };
+                        let change = tonic::transport::channel::Change::Insert(*addr, configure(endpoint));
+                        if changes.send(change).await.is_err() {
+                            return; // the channel was dropped
+                        }
+                    }
+                    for addr in known.difference(&found) {
+                        if changes.send(tonic::transport::channel::Change::Remove(*addr)).await.is_err() {
+                            return;
+                        }
+                    }
+                    known = found;
+                }
+                Err(e) => tracing::warn!(host = %host, error = %e, "resolving a gRPC peer failed; keeping known addresses"),
+            }
+            tokio::time::sleep(refresh).await;
+        }
+    });
+    Ok(channel)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn health_server() -> (std::net::SocketAddr, CancellationToken) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let shutdown = CancellationToken::new();
+        let routes = with_health(Routes::default()).await;
+        tokio::spawn(serve(listener, routes, shutdown.clone()));
+        (addr, shutdown)
+    }
+
+    async fn check(channel: tonic::transport::Channel) -> Result<(), tonic::Status> {
+        let mut client = tonic_health::pb::health_client::HealthClient::new(channel);
+        client.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.map(|_| ())
+    }
+
+    #[tokio::test]
+    async fn a_host_name_is_resolved_and_calls_reach_its_addresses() {
+        let (addr, shutdown) = health_server().await;
+        let channel = balanced_channel(&format!("http://localhost:{}", addr.port()), Duration::from_millis(200), |e| {
+            e.timeout(Duration::from_secs(2))
+        })
+        .expect("channel");
+        // the first resolution happens in the background: retry briefly
+        let mut last = None;
+        for _ in 0..50 {
+            match tokio::time::timeout(Duration::from_millis(500), check(channel.clone())).await {
+                Ok(Ok(())) => {
+                    shutdown.cancel();
+                    return;
+                }
+                other => last = Some(format!("{other:?}")),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("never reached the server through the balanced channel: {last:?}");
+    }
+
+    #[tokio::test]
+    async fn an_ip_literal_gets_a_plain_channel_and_a_bad_url_is_refused() {
+        let (addr, shutdown) = health_server().await;
+        let channel = balanced_channel(&format!("http://{addr}"), Duration::from_secs(15), |e| e).expect("channel");
+        check(channel).await.expect("health");
+        shutdown.cancel();
+        assert!(balanced_channel("not a url", Duration::from_secs(1), |e| e).is_err());
+    }
+}

@@ -16,9 +16,7 @@ pub mod store;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use longship_messaging::{
-    Naming, OutboxRelay, RelayConfig, StreamSpec, ensure_dead_letter_stream, ensure_stream,
-};
+use longship_messaging::{Naming, OutboxRelay, RelayConfig, StreamSpec, ensure_streams_with_retry};
 use longship_proto::order::v1::order_service_server::OrderServiceServer;
 use longship_runtime::{CancellationToken, Platform};
 use longship_saga::{EngineConfig, SagaEngine};
@@ -99,21 +97,9 @@ impl App {
         let js = self.platform.jetstream.clone();
         let naming = self.naming.clone();
         // streams are created in the background so the service starts (not ready) while NATS is down
-        let streams = tokio::spawn(async move {
-            loop {
-                match (
-                    ensure_stream(&js, &naming, STREAM).await,
-                    ensure_dead_letter_stream(&js, &naming).await,
-                ) {
-                    (Ok(_), Ok(_)) => return,
-                    (a, b) => tracing::warn!(
-                        orders = a.is_ok(),
-                        deadletter = b.is_ok(),
-                        "creating streams failed; retrying"
-                    ),
-                }
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            }
+        let streams = tokio::spawn({
+            let shutdown = shutdown.clone();
+            async move { ensure_streams_with_retry(&js, &naming, STREAM, &shutdown).await }
         });
         let relay = tokio::spawn(self.state.relay.clone().run(shutdown.clone()));
         let sagas = self.state.sagas.clone();

@@ -13,11 +13,10 @@ pub mod store;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use longship_messaging::{
-    ConsumerSpec, Naming, OutboxRelay, RelayConfig, StreamSpec, ensure_dead_letter_stream,
-    ensure_stream, run_consumer,
+    ConsumerSpec, Naming, OutboxRelay, RelayConfig, StreamSpec, ensure_streams_with_retry,
+    run_consumer,
 };
 use longship_proto::payment::v1::payment_service_server::PaymentServiceServer;
 use longship_runtime::{CancellationToken, Platform};
@@ -47,7 +46,6 @@ impl App {
     pub async fn build(config: Config, shutdown: &CancellationToken) -> anyhow::Result<App> {
         let platform = Platform::start(config.common, &MIGRATOR, shutdown).await?;
         let naming = Naming::new(&platform.config.nats.prefix);
-        ensure_streams(&platform.jetstream, &naming, shutdown).await?;
         let relay = OutboxRelay::new(
             platform.pool.clone(),
             platform.jetstream.clone(),
@@ -81,6 +79,11 @@ impl App {
         } = self;
         let pool = platform.pool.clone();
         let background = [
+            tokio::spawn({
+                let (js, naming, shutdown) =
+                    (platform.jetstream.clone(), naming.clone(), shutdown.clone());
+                async move { ensure_streams_with_retry(&js, &naming, STREAM, &shutdown).await }
+            }),
             tokio::spawn(relay.clone().run(shutdown.clone())),
             tokio::spawn(run_consumer(
                 pool.clone(),
@@ -122,32 +125,4 @@ pub async fn migrate(config: &Config, shutdown: &CancellationToken) -> anyhow::R
     longship_runtime::migrate_with_retry(&config.common, &MIGRATOR, shutdown).await?;
     tracing::info!("migrations applied");
     Ok(())
-}
-
-/// Creates the service's stream and the dead-letter stream, retrying while NATS is unreachable.
-async fn ensure_streams(
-    js: &async_nats::jetstream::Context,
-    naming: &Naming,
-    shutdown: &CancellationToken,
-) -> anyhow::Result<()> {
-    let mut logged = false;
-    loop {
-        let attempt = async {
-            ensure_stream(js, naming, STREAM).await?;
-            ensure_dead_letter_stream(js, naming).await?;
-            Ok::<(), async_nats::jetstream::context::CreateStreamError>(())
-        };
-        match attempt.await {
-            Ok(()) => return Ok(()),
-            Err(e) if !logged => {
-                tracing::warn!(error = %e, "cannot create JetStream streams yet; retrying every second");
-                logged = true;
-            }
-            Err(_) => {}
-        }
-        tokio::select! {
-            () = tokio::time::sleep(Duration::from_secs(1)) => {}
-            () = shutdown.cancelled() => anyhow::bail!("shut down before the streams existed"),
-        }
-    }
 }

@@ -304,6 +304,15 @@ async fn an_invalid_event_type_is_refused_at_enqueue_and_cannot_hold_back_later_
             "{invalid:?} was accepted: {refused:?}"
         );
     }
+    // a payload NATS could never carry is refused too
+    let mut huge = order_event("acme", 0);
+    huge.data =
+        serde_json::json!({ "blob": "x".repeat(longship_messaging::outbox::MAX_PAYLOAD_BYTES) });
+    let refused = enqueue(&mut tx, &huge).await;
+    assert!(
+        matches!(refused, Err(sqlx::Error::Encode(_))),
+        "oversized payload was accepted"
+    );
     // the transaction is still usable and nothing was written
     let valid = enqueue(&mut tx, &order_event("acme", 1))
         .await
