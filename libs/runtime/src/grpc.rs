@@ -62,8 +62,14 @@ pub fn balanced_channel(
     use tonic::transport::{Channel, Endpoint};
     let uri: http::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
     let scheme = uri.scheme_str().unwrap_or("http").to_owned();
-    let host = uri.host().ok_or_else(|| format!("{url}: no host"))?.trim_matches(['[', ']']).to_owned();
-    let port = uri.port_u16().unwrap_or(if scheme == "https" { 443 } else { 80 });
+    let host = uri
+        .host()
+        .ok_or_else(|| format!("{url}: no host"))?
+        .trim_matches(['[', ']'])
+        .to_owned();
+    let port = uri
+        .port_u16()
+        .unwrap_or(if scheme == "https" { 443 } else { 80 });
     if host.parse::<std::net::IpAddr>().is_ok() {
         let endpoint = Endpoint::from_shared(url.to_owned()).map_err(|e| format!("{url}: {e}"))?;
         return Ok(configure(endpoint).connect_lazy());
@@ -76,20 +82,30 @@ pub fn balanced_channel(
                 Ok(found) => {
                     let found: std::collections::HashSet<_> = found.collect();
                     for addr in found.difference(&known) {
-                        let Ok(endpoint) = Endpoint::from_shared(format!("{scheme}://{addr}")) else { continue };
-                        let change = tonic::transport::channel::Change::Insert(*addr, configure(endpoint));
+                        let Ok(endpoint) = Endpoint::from_shared(format!("{scheme}://{addr}"))
+                        else {
+                            continue;
+                        };
+                        let change =
+                            tonic::transport::channel::Change::Insert(*addr, configure(endpoint));
                         if changes.send(change).await.is_err() {
                             return; // the channel was dropped
                         }
                     }
                     for addr in known.difference(&found) {
-                        if changes.send(tonic::transport::channel::Change::Remove(*addr)).await.is_err() {
+                        if changes
+                            .send(tonic::transport::channel::Change::Remove(*addr))
+                            .await
+                            .is_err()
+                        {
                             return;
                         }
                     }
                     known = found;
                 }
-                Err(e) => tracing::warn!(host = %host, error = %e, "resolving a gRPC peer failed; keeping known addresses"),
+                Err(e) => {
+                    tracing::warn!(host = %host, error = %e, "resolving a gRPC peer failed; keeping known addresses")
+                }
             }
             tokio::time::sleep(refresh).await;
         }
@@ -112,15 +128,22 @@ mod tests {
 
     async fn check(channel: tonic::transport::Channel) -> Result<(), tonic::Status> {
         let mut client = tonic_health::pb::health_client::HealthClient::new(channel);
-        client.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.map(|_| ())
+        client
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .map(|_| ())
     }
 
     #[tokio::test]
     async fn a_host_name_is_resolved_and_calls_reach_its_addresses() {
         let (addr, shutdown) = health_server().await;
-        let channel = balanced_channel(&format!("http://localhost:{}", addr.port()), Duration::from_millis(200), |e| {
-            e.timeout(Duration::from_secs(2))
-        })
+        let channel = balanced_channel(
+            &format!("http://localhost:{}", addr.port()),
+            Duration::from_millis(200),
+            |e| e.timeout(Duration::from_secs(2)),
+        )
         .expect("channel");
         // the first resolution happens in the background: retry briefly
         let mut last = None;
@@ -140,7 +163,8 @@ mod tests {
     #[tokio::test]
     async fn an_ip_literal_gets_a_plain_channel_and_a_bad_url_is_refused() {
         let (addr, shutdown) = health_server().await;
-        let channel = balanced_channel(&format!("http://{addr}"), Duration::from_secs(15), |e| e).expect("channel");
+        let channel = balanced_channel(&format!("http://{addr}"), Duration::from_secs(15), |e| e)
+            .expect("channel");
         check(channel).await.expect("health");
         shutdown.cancel();
         assert!(balanced_channel("not a url", Duration::from_secs(1), |e| e).is_err());

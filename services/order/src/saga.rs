@@ -49,15 +49,23 @@ impl Participants {
     /// Lazily connecting clients for the two URLs (calls fail transiently while a peer is down).
     /// Host names are re-resolved every 15 s and calls spread over every address, so replicas
     /// behind a headless Service share the load.
-    pub fn connect_lazy(inventory_url: &str, payment_url: &str, timeout: Duration) -> Result<Participants, String> {
+    pub fn connect_lazy(
+        inventory_url: &str,
+        payment_url: &str,
+        timeout: Duration,
+    ) -> Result<Participants, String> {
         let channel = |url: &str| {
-            longship_runtime::grpc::balanced_channel(url, Duration::from_secs(15), move |endpoint| {
-                endpoint
-                    .connect_timeout(Duration::from_secs(2))
-                    .timeout(timeout)
-                    .tcp_nodelay(true)
-                    .http2_keep_alive_interval(Duration::from_secs(30))
-            })
+            longship_runtime::grpc::balanced_channel(
+                url,
+                Duration::from_secs(15),
+                move |endpoint| {
+                    endpoint
+                        .connect_timeout(Duration::from_secs(2))
+                        .timeout(timeout)
+                        .tcp_nodelay(true)
+                        .http2_keep_alive_interval(Duration::from_secs(30))
+                },
+            )
         };
         Ok(Participants {
             inventory: InventoryServiceClient::new(channel(inventory_url)?),
