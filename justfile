@@ -3,13 +3,14 @@
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
 import 'justfiles/local.just'
+import 'justfiles/new-service.just'
 
 # Show the recipes
 default:
     @just --list
 
-# Run every test: Rust (unit + integration against real Postgres/NATS), deployment checks, script tests
-test: test-rust test-deploy test-scripts
+# Run every test: Rust (unit + integration against real Postgres/NATS), deployment checks, script tests, the service generator
+test: test-rust test-deploy test-scripts test-new-service
 
 # Rust tests of the whole workspace with nextest (needs Postgres at 127.0.0.1:5432 and NATS with JetStream at 127.0.0.1:4222)
 test-rust:

@@ -22,7 +22,7 @@ if [[ -n "$svc" ]]; then
     is_service "$svc" || die "unknown service '$svc'; choose one of: ${LONGSHIP_SERVICES[*]} (or none for all)"
     files=("$(log_file "$svc")")
 else
-    for s in order inventory payment; do files+=("$(log_file "$s")"); done
+    for s in "${LONGSHIP_STOP_ORDER[@]}"; do files+=("$(log_file "$s")"); done
 fi
 
 present=()

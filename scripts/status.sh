@@ -23,7 +23,7 @@ longship_config
 running=0
 degraded=0
 lines=()
-for svc in order inventory payment; do
+for svc in "${LONGSHIP_STOP_ORDER[@]}"; do
     if pid="$(service_pid "$svc")"; then
         running=$((running + 1))
         base="$(recorded_http_base "$svc")"

@@ -112,7 +112,7 @@ print_summary() {
     fi
     say ""
     printf '  %-10s %-7s %-34s %s\n' service pid "API docs" metrics
-    for svc in order inventory payment; do
+    for svc in "${LONGSHIP_STOP_ORDER[@]}"; do
         printf '  %-10s %-7s %-34s %s\n' "$svc" "$(service_pid "$svc" || echo '-')" \
             "$(recorded_http_base "$svc")/docs" "$(recorded_http_base "$svc")/metrics"
     done
@@ -333,7 +333,8 @@ target_dir="${CARGO_TARGET_DIR:-target}"
 BIN_DIR="$(abspath "${LONGSHIP_BIN_DIR:-$target_dir/$PROFILE}")"
 if ((${#MISSING[@]} > 0)) && [[ "${LONGSHIP_NO_BUILD:-0}" != 1 ]]; then
     command -v cargo >/dev/null 2>&1 || die "cargo not found; install Rust (rustup) or set LONGSHIP_NO_BUILD=1 with built binaries"
-    build=(cargo build --bins -p order -p inventory -p payment)
+    build=(cargo build --bins)
+    for svc in "${LONGSHIP_SERVICES[@]}"; do build+=(-p "$svc"); done
     [[ "$PROFILE" == release ]] && build+=(--release)
     step "building: ${build[*]}"
     (cd "$LONGSHIP_ROOT" && "${build[@]}" 9>&-) || die "the build failed (cargo output above); nothing was started"

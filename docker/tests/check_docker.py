@@ -562,10 +562,13 @@ def broken_variants(inp):
         mutate(b.compose)
         return b
 
-    first = next(iter(inp.crates), "order")
+    # a contract crate, whose ports are checked (a generated service may sort first)
+    first = next((c for c in inp.crates if c in CONTRACT), next(iter(inp.crates), "order"))
     job = next(iter(migration_jobs(inp, first)), None)
     extra = copy.copy(inp)
-    extra.crates = dict(inp.crates, shipping=os.path.join(inp.root, "services", "shipping"))
+    # a crate nobody has added yet (`just new-service shipping` may have created shipping)
+    absent = next(n for n in (f"shipping{i or ''}" for i in range(1000)) if n not in inp.crates)
+    extra.crates = dict(inp.crates, **{absent: os.path.join(inp.root, "services", absent)})
     no_target = copy.copy(inp)
     no_target.dockerignore = "\n".join(x for x in (inp.dockerignore or "").splitlines() if "target" not in x)
     no_p = copy.copy(inp)

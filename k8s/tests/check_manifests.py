@@ -47,6 +47,7 @@ SERVICES: dict[str, dict[str, int]] = {
     "order": {"http": 8080, "grpc": 50051},
     "inventory": {"http": 8081, "grpc": 50052},
     "payment": {"http": 8082, "grpc": 50053},
+    # new-service:check-services -- `just new-service NAME` adds NAME above this line
 }
 # Only this service may call the others' gRPC ports (the saga orchestrator).
 GRPC_CLIENT = "order"
@@ -58,6 +59,7 @@ EXTERNAL_SECRETS: dict[str, set[str]] = {
     "order-db": {"DATABASE_URL"},
     "inventory-db": {"DATABASE_URL"},
     "payment-db": {"DATABASE_URL"},
+    # new-service:check-external-secrets -- `just new-service NAME` adds NAME-db above this line
     "longship-nats": {"NATS_URL"},
     "longship-auth": {"AUTH_JWT_SECRET", "AUTH_JWT_PUBLIC_KEY"},
     "order-tls": {"tls.crt", "tls.key"},  # Ingress TLS, e.g. issued by cert-manager

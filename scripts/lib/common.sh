@@ -12,10 +12,11 @@ fi
 LONGSHIP_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 readonly LONGSHIP_ROOT
 
-# The three services, in start order (order last: it calls the other two).
+# The services, in start order (order last: it calls the other two).
+# `just new-service NAME` puts NAME first here and last in LONGSHIP_STOP_ORDER.
 LONGSHIP_SERVICES=(inventory payment order)
 # Stop order: the orchestrator first, so no new saga step starts while its
-# participants shut down.
+# participants shut down. Also the order in which status and the summary list them.
 LONGSHIP_STOP_ORDER=(order inventory payment)
 
 if [[ -t 1 && -z "${NO_COLOR:-}" ]]; then
@@ -97,6 +98,7 @@ http_port() {
         order) echo $((8080 + PORT_OFFSET)) ;;
         inventory) echo $((8081 + PORT_OFFSET)) ;;
         payment) echo $((8082 + PORT_OFFSET)) ;;
+        # new-service:http-ports -- `just new-service NAME` adds NAME above this line
     esac
 }
 grpc_port() {
@@ -104,6 +106,7 @@ grpc_port() {
         order) echo $((50051 + PORT_OFFSET)) ;;
         inventory) echo $((50052 + PORT_OFFSET)) ;;
         payment) echo $((50053 + PORT_OFFSET)) ;;
+        # new-service:grpc-ports -- `just new-service NAME` adds NAME above this line
     esac
 }
 db_name() {
@@ -111,6 +114,7 @@ db_name() {
         order) echo "orders$DB_SUFFIX" ;;
         inventory) echo "inventory$DB_SUFFIX" ;;
         payment) echo "payments$DB_SUFFIX" ;;
+        # new-service:databases -- `just new-service NAME` adds NAME above this line
     esac
 }
 http_base() { echo "http://127.0.0.1:$(http_port "$1")"; }

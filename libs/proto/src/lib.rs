@@ -24,3 +24,5 @@ pub mod order {
         tonic::include_proto!("longship.order.v1");
     }
 }
+
+// new-service:proto-modules -- `just new-service NAME` adds proto/NAME/v1's module above this line.

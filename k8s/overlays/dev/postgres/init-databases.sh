@@ -13,4 +13,5 @@ GRANT longship_app TO longship;
 CREATE DATABASE orders OWNER longship;
 CREATE DATABASE inventory OWNER longship;
 CREATE DATABASE payments OWNER longship;
+-- new-service:dev-databases -- `just new-service NAME` adds its database above this line
 SQL
