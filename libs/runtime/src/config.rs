@@ -10,6 +10,7 @@ use longship_telemetry::{LogFormat, TelemetryConfig};
 use longship_tenant::{AuthConfig, JwtAlgorithm};
 
 use crate::Secret;
+use crate::tenant_limit::TenantLimits;
 
 /// A configuration error naming the variable at fault.
 #[derive(Debug, thiserror::Error)]
@@ -178,6 +179,10 @@ pub struct CommonConfig {
     pub request_timeout: Duration,
     /// Concurrent `/v1` requests one tenant may have in flight on this replica (0 = unlimited).
     pub tenant_concurrency_limit: usize,
+    /// Sustained `/v1` requests per second one tenant may make on this replica (0 = unlimited).
+    pub tenant_rate_limit_rps: f64,
+    /// Requests a tenant may make at once after being idle (the token bucket's size).
+    pub tenant_rate_limit_burst: u32,
 }
 
 impl CommonConfig {
@@ -255,6 +260,28 @@ impl CommonConfig {
             log_format: env.parse_or("LOG_FORMAT", LogFormat::Json)?,
             otlp_endpoint: env.get("OTEL_EXPORTER_OTLP_ENDPOINT"),
         };
+        let tenant_rate_limit_rps: f64 = env.parse_or("TENANT_RATE_LIMIT_RPS", 0.0)?;
+        if !(tenant_rate_limit_rps.is_finite()
+            && (0.0..=1_000_000.0).contains(&tenant_rate_limit_rps))
+        {
+            return Err(ConfigError {
+                variable: "TENANT_RATE_LIMIT_RPS".into(),
+                value: tenant_rate_limit_rps.to_string(),
+                reason: "must be a number of requests per second between 0 (off) and 1000000"
+                    .into(),
+            });
+        }
+        // by default a tenant may spend one second's worth of requests at once
+        let default_burst = tenant_rate_limit_rps.ceil().max(1.0) as u32;
+        let tenant_rate_limit_burst: u32 =
+            env.parse_or("TENANT_RATE_LIMIT_BURST", default_burst)?;
+        if tenant_rate_limit_burst == 0 {
+            return Err(ConfigError {
+                variable: "TENANT_RATE_LIMIT_BURST".into(),
+                value: "0".into(),
+                reason: "must be at least 1".into(),
+            });
+        }
         Ok(CommonConfig {
             service_name: defaults.name.to_owned(),
             http_addr,
@@ -273,7 +300,18 @@ impl CommonConfig {
             shutdown_timeout: env.secs_or("SHUTDOWN_TIMEOUT_SECS", 20, 1, 600)?,
             request_timeout: env.secs_or("HTTP_REQUEST_TIMEOUT_SECS", 15, 1, 300)?,
             tenant_concurrency_limit: env.parse_or("TENANT_CONCURRENCY_LIMIT", 0)?,
+            tenant_rate_limit_rps,
+            tenant_rate_limit_burst,
         })
+    }
+
+    /// The per-tenant limits of the `/v1` API.
+    pub fn tenant_limits(&self) -> TenantLimits {
+        TenantLimits {
+            concurrency: self.tenant_concurrency_limit,
+            rate_per_sec: self.tenant_rate_limit_rps,
+            burst: self.tenant_rate_limit_burst,
+        }
     }
 }
 
@@ -300,6 +338,32 @@ mod tests {
         );
         assert_eq!(config.database.app_role.as_deref(), Some("longship_app"));
         assert!(config.auth.allow_tenant_header);
+        assert!(!config.tenant_limits().enabled());
+    }
+
+    #[test]
+    fn tenant_limits_are_read() {
+        let env = Env::from_pairs([
+            ("AUTH_ALLOW_TENANT_HEADER", "true"),
+            ("TENANT_CONCURRENCY_LIMIT", "8"),
+            ("TENANT_RATE_LIMIT_RPS", "2.5"),
+        ]);
+        let limits = CommonConfig::from_env(&env, DEFAULTS)
+            .expect("config")
+            .tenant_limits();
+        assert_eq!(
+            limits,
+            TenantLimits {
+                concurrency: 8,
+                rate_per_sec: 2.5,
+                burst: 3
+            }
+        );
+        let env = env.set("TENANT_RATE_LIMIT_BURST", "50");
+        let limits = CommonConfig::from_env(&env, DEFAULTS)
+            .expect("config")
+            .tenant_limits();
+        assert_eq!(limits.burst, 50);
     }
 
     #[test]
@@ -313,6 +377,10 @@ mod tests {
             ("SHUTDOWN_TIMEOUT_SECS", "100000"),
             ("NATS_PREFIX", "a.b"),
             ("DATABASE_APP_ROLE", "x; drop"),
+            ("TENANT_CONCURRENCY_LIMIT", "-1"),
+            ("TENANT_RATE_LIMIT_RPS", "-5"),
+            ("TENANT_RATE_LIMIT_RPS", "NaN"),
+            ("TENANT_RATE_LIMIT_BURST", "0"),
         ];
         for (key, value) in cases {
             let env = Env::from_pairs([("AUTH_ALLOW_TENANT_HEADER", "true"), (key, value)]);

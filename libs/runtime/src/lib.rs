@@ -1,17 +1,20 @@
 //! The service runtime every Longship service starts from: typed configuration from the environment
 //! ([`config`]), Postgres and NATS connections ([`db`], [`nats`]), the HTTP server with the platform
 //! routes and middleware ([`http`]), the gRPC server with the health service ([`grpc`]), readiness
-//! ([`Readiness`]) and graceful shutdown ([`shutdown`]).
+//! ([`Readiness`]), graceful shutdown ([`shutdown`]) and per-tenant limits on the public API
+//! ([`tenant_limit`]).
 
 pub mod config;
 pub mod db;
 pub mod grpc;
 pub mod http;
 pub mod nats;
+pub mod openapi;
 mod platform;
 mod readiness;
 mod secret;
 pub mod shutdown;
+pub mod tenant_limit;
 
 pub use config::{CommonConfig, ConfigError, Env, ServiceDefaults};
 pub use platform::{Platform, StartError, migrate_with_retry};

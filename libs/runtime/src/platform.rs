@@ -91,6 +91,7 @@ impl Platform {
                 authenticator: Arc::clone(&self.authenticator),
                 readiness: self.readiness.clone(),
                 request_timeout: self.config.request_timeout,
+                tenant_limits: self.config.tenant_limits(),
             },
         )
     }

@@ -50,11 +50,14 @@ pub fn validate_product(input: &ProductInput) -> Result<(), Error> {
         ));
     }
     let name_len = input.name.chars().count();
-    if !(1..=200).contains(&name_len) || input.name.trim().is_empty() {
+    if !(1..=200).contains(&name_len)
+        || input.name.trim().is_empty()
+        || input.name.chars().any(char::is_control)
+    {
         fields.push(FieldError::new(
             "name",
             "length",
-            "must be 1-200 characters and not blank",
+            "must be 1-200 characters, not blank, no control characters",
         ));
     }
     if input.price_cents < 0 {

@@ -15,17 +15,22 @@ use crate::store::{self, Product};
 /// The body of `PUT /v1/products/{sku}`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct PutProductRequest {
-    /// Display name, 1-200 characters.
-    #[schema(example = "Blue widget")]
+    /// Display name, 1-200 characters, not blank, no control characters.
+    #[schema(
+        example = "Blue widget",
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub name: String,
     /// Unit price in the currency's minor unit (>= 0).
-    #[schema(example = 1250)]
+    #[schema(example = 1250, minimum = 0)]
     pub price_cents: i64,
     /// ISO 4217 code (3 upper-case letters).
-    #[schema(example = "USD")]
+    #[schema(example = "USD", pattern = "^[A-Z]{3}$")]
     pub currency: String,
     /// Units in the warehouse (>= 0 and not below the units currently reserved).
-    #[schema(example = 100)]
+    #[schema(example = 100, minimum = 0)]
     pub on_hand: i64,
 }
 
@@ -86,7 +91,7 @@ pub fn routes(pool: PgPool) -> Router {
     put,
     path = "/v1/products/{sku}",
     tag = "products",
-    params(("sku" = String, Path, description = "The sku, [A-Za-z0-9._-]{1,64}")),
+    params(("sku" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", description = "The sku, [A-Za-z0-9._-]{1,64}")),
     request_body = PutProductRequest,
     responses(
         (status = 200, description = "The stored product", body = ProductView),
@@ -122,7 +127,7 @@ async fn put_product(
     get,
     path = "/v1/products/{sku}",
     tag = "products",
-    params(("sku" = String, Path, description = "The sku")),
+    params(("sku" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", description = "The sku")),
     responses(
         (status = 200, description = "The product", body = ProductView),
         (status = 401, description = "No credentials", body = ProblemDetails, content_type = "application/problem+json"),

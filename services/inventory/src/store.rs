@@ -89,6 +89,10 @@ pub async fn find_product(
     tenant: &TenantId,
     sku: &str,
 ) -> Result<Option<Product>, Error> {
+    if !crate::domain::is_valid_sku(sku) {
+        // no such product can exist, and Postgres would refuse a NUL in the parameter
+        return Ok(None);
+    }
     sqlx::query_as::<_, Product>(
         "SELECT sku, name, price_cents, currency, on_hand, reserved FROM products WHERE tenant_id = $1 AND sku = $2",
     )

@@ -15,13 +15,19 @@ pub const MAX_QUANTITY: u32 = 1000;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlaceOrderRequest {
-    /// The paying customer (1-64 characters).
-    #[schema(example = "c-1")]
+    /// The paying customer (1-64 characters, no control characters).
+    #[schema(
+        example = "c-1",
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub customer_id: String,
     /// ISO 4217 code, three upper-case letters.
-    #[schema(example = "USD")]
+    #[schema(example = "USD", pattern = "^[A-Z]{3}$")]
     pub currency: String,
     /// 1-100 lines, each sku once.
+    #[schema(min_items = 1, max_items = 100)]
     pub items: Vec<RequestedItem>,
 }
 
@@ -30,10 +36,10 @@ pub struct PlaceOrderRequest {
 #[serde(deny_unknown_fields)]
 pub struct RequestedItem {
     /// `[A-Za-z0-9._-]{1,64}`.
-    #[schema(example = "SKU-1")]
+    #[schema(example = "SKU-1", pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub sku: String,
     /// 1-1000.
-    #[schema(example = 2)]
+    #[schema(example = 2, minimum = 1, maximum = 1000)]
     pub quantity: u32,
 }
 

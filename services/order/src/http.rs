@@ -71,11 +71,16 @@ pub struct OrderPage {
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
-    /// PENDING, CONFIRMED or CANCELLED.
+    /// PENDING, CONFIRMED or CANCELLED (empty: any).
+    #[param(pattern = "^(PENDING|CONFIRMED|CANCELLED)?$")]
     pub status: Option<String>,
     /// 1-100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
-    /// `next_cursor` of the previous page.
+    /// `next_cursor` of the previous page (empty: the first page).
+    #[param(
+        pattern = "^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})?$"
+    )]
     pub cursor: Option<String>,
 }
 
@@ -83,7 +88,7 @@ pub struct ListQuery {
 #[utoipa::path(
     post, path = "/v1/orders", tag = "orders",
     request_body = PlaceOrderRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "1-255 printable ASCII; a repeat with the same body returns the same order")),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[\\x20-\\x7e]{1,255}$", description = "1-255 printable ASCII; a repeat with the same body returns the same order")),
     responses(
         (status = 202, description = "Accepted; the saga runs in the background", body = OrderView, headers(("Location" = String))),
         (status = 400, description = "Malformed JSON or header", body = ProblemDetails, content_type = "application/problem+json"),
@@ -172,12 +177,16 @@ pub async fn list_orders(
     };
     let cursor = match query.cursor.as_deref() {
         None | Some("") => None,
-        Some(c) => Some(Uuid::parse_str(c).map_err(|_| {
-            Error::bad_request(
-                "request.invalid_cursor",
-                "cursor is not one this API issued",
-            )
-        })?),
+        Some(c) => {
+            // only the hyphenated form this API issues (the documented pattern), not every UUID spelling
+            let parsed = (c.len() == 36).then(|| Uuid::parse_str(c).ok()).flatten();
+            Some(parsed.ok_or_else(|| {
+                Error::bad_request(
+                    "request.invalid_cursor",
+                    "cursor is not one this API issued",
+                )
+            })?)
+        }
     };
     let items = state.list_orders(&tenant, status, cursor, limit).await?;
     let next_cursor = if items.len() as i64 == limit {

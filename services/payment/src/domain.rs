@@ -8,9 +8,10 @@ pub fn is_valid_currency(currency: &str) -> bool {
     currency.len() == 3 && currency.bytes().all(|b| b.is_ascii_uppercase())
 }
 
-/// Whether `customer_id` has 1-64 characters.
+/// Whether `customer_id` has 1-64 characters and no control characters (the order service's rule;
+/// a NUL could not even be stored).
 pub fn is_valid_customer_id(customer_id: &str) -> bool {
-    (1..=64).contains(&customer_id.chars().count())
+    (1..=64).contains(&customer_id.chars().count()) && !customer_id.chars().any(char::is_control)
 }
 
 /// What a client asks to store for one account.
@@ -31,7 +32,7 @@ pub fn validate_account(input: &AccountInput) -> Result<(), Error> {
         fields.push(FieldError::new(
             "customer_id",
             "length",
-            "must be 1-64 characters",
+            "must be 1-64 characters, no control characters",
         ));
     }
     if input.balance_cents < 0 {
@@ -62,7 +63,7 @@ pub fn validate_authorize(
         fields.push(FieldError::new(
             "customer_id",
             "length",
-            "must be 1-64 characters",
+            "must be 1-64 characters, no control characters",
         ));
     }
     if amount_cents <= 0 {

@@ -17,10 +17,10 @@ use crate::store::{self, AccountRow, Payment};
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct PutAccountRequest {
     /// The balance in the currency's minor unit (>= 0 and not below the held amount).
-    #[schema(example = 100_000)]
+    #[schema(example = 100_000, minimum = 0)]
     pub balance_cents: i64,
     /// ISO 4217 code (3 upper-case letters); cannot change while money is held.
-    #[schema(example = "USD")]
+    #[schema(example = "USD", pattern = "^[A-Z]{3}$")]
     pub currency: String,
 }
 
@@ -131,7 +131,7 @@ pub fn routes(pool: PgPool) -> Router {
     put,
     path = "/v1/accounts/{customer_id}",
     tag = "accounts",
-    params(("customer_id" = String, Path, description = "The customer, 1-64 characters")),
+    params(("customer_id" = String, Path, min_length = 1, max_length = 64, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$", description = "The customer, 1-64 characters, no control characters")),
     request_body = PutAccountRequest,
     responses(
         (status = 200, description = "The stored account", body = AccountView),
@@ -165,7 +165,7 @@ async fn put_account(
     get,
     path = "/v1/accounts/{customer_id}",
     tag = "accounts",
-    params(("customer_id" = String, Path, description = "The customer")),
+    params(("customer_id" = String, Path, min_length = 1, max_length = 64, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$", description = "The customer")),
     responses(
         (status = 200, description = "The account", body = AccountView),
         (status = 401, description = "No credentials", body = ProblemDetails, content_type = "application/problem+json"),

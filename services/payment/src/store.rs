@@ -126,6 +126,10 @@ pub async fn find_account(
     tenant: &TenantId,
     customer_id: &str,
 ) -> Result<Option<AccountRow>, Error> {
+    if !crate::domain::is_valid_customer_id(customer_id) {
+        // no such account can exist, and Postgres would refuse a NUL in the parameter
+        return Ok(None);
+    }
     sqlx::query_as::<_, AccountRow>(
         "SELECT customer_id, currency, balance_cents, held_cents FROM accounts WHERE tenant_id = $1 AND customer_id = $2",
     )
