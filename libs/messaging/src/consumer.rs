@@ -71,6 +71,10 @@ pub trait EventHandler: Send + Sync + 'static {
         tx: &mut PgConnection,
         event: &EventEnvelope,
     ) -> Result<(), HandlerError>;
+
+    /// Called after the handler's transaction committed: a handler that enqueues outbox events
+    /// wakes its service's relay here (the services' connections do not `NOTIFY`).
+    fn after_commit(&self) {}
 }
 
 /// Runs the consumer until `shutdown`, reconnecting after errors. Creates the durable consumer if
@@ -191,10 +195,18 @@ async fn handle_one(
                     tracing::warn!(error = %e, "ack failed; the inbox makes the redelivery a no-op");
                 }
             }
-            Err(e) if delivered >= spec.max_deliver => {
+            // the database was unreachable: that says nothing about the message, so it is retried
+            // for as long as the outage lasts and never dead-lettered for it
+            Err(Failure::Unavailable(e)) => {
+                metrics::counter!("consumer_retries_total", "consumer" => spec.durable_name.clone()).increment(1);
+                let delay = retry_delay(delivered).min(UNAVAILABLE_RETRY_MAX);
+                tracing::warn!(error = %e, delivered, retry_in_ms = delay.as_millis() as u64, "database unavailable; will retry");
+                let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
+            }
+            Err(Failure::Handler(e)) if delivered >= spec.max_deliver => {
                 dead_letter_and_term(js, dead_letter, spec, &message, &e.0).await;
             }
-            Err(e) => {
+            Err(Failure::Handler(e)) => {
                 metrics::counter!("consumer_retries_total", "consumer" => spec.durable_name.clone()).increment(1);
                 let delay = retry_delay(delivered);
                 tracing::warn!(error = %e.0, delivered, retry_in_ms = delay.as_millis() as u64, "handler failed; will retry");
@@ -212,12 +224,59 @@ enum Outcome {
     Duplicate,
 }
 
+/// Why handling an event failed.
+#[derive(Debug)]
+enum Failure {
+    /// Postgres could not be reached or the connection broke (also under the handler): the event
+    /// is not at fault, so the failure never counts towards dead-lettering.
+    Unavailable(String),
+    /// The handler (or its transaction) failed on a working connection: counts towards
+    /// `max_deliver`.
+    Handler(HandlerError),
+}
+
+impl From<sqlx::Error> for Failure {
+    fn from(e: sqlx::Error) -> Self {
+        if unavailable(&e) {
+            Failure::Unavailable(e.to_string())
+        } else {
+            Failure::Handler(e.into())
+        }
+    }
+}
+
+/// The longest wait between deliveries while the database is unavailable (so an outage ends in
+/// seconds, not in a long backoff).
+const UNAVAILABLE_RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// Errors that mean "the database is unreachable right now", not "this event cannot be handled":
+/// I/O, TLS, pool and protocol failures, and the server's connection-exception (08),
+/// insufficient-resources (53), operator-intervention (57, e.g. shutting down or starting up)
+/// and transaction-rollback (40, serialization failures and deadlocks) classes.
+fn unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::BeginFailed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+            ["08", "53", "57", "40"]
+                .iter()
+                .any(|class| c.starts_with(class))
+        }),
+        _ => false,
+    }
+}
+
 async fn handle_in_tx(
     pool: &PgPool,
     spec: &ConsumerSpec,
     handler: &Arc<dyn EventHandler>,
     envelope: &EventEnvelope,
-) -> Result<Outcome, HandlerError> {
+) -> Result<Outcome, Failure> {
     let mut tx = longship_tenant::begin(pool, &envelope.tenant_id).await?;
     let inserted = sqlx::query(
         "INSERT INTO inbox (consumer, event_id, tenant_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
@@ -232,8 +291,19 @@ async fn handle_in_tx(
         tx.rollback().await?;
         return Ok(Outcome::Duplicate);
     }
-    handler.handle(&mut tx, envelope).await?;
+    if let Err(e) = handler.handle(&mut tx, envelope).await {
+        // a handler whose queries failed because the connection broke (a database restart, a
+        // reset) leaves a transaction that cannot even be rolled back: blame the connection
+        return match tx.rollback().await {
+            Err(lost) if unavailable(&lost) => Err(Failure::Unavailable(format!(
+                "{} (connection lost: {lost})",
+                e.0
+            ))),
+            _ => Err(Failure::Handler(e)),
+        };
+    }
     tx.commit().await?;
+    handler.after_commit();
     Ok(Outcome::Handled)
 }
 

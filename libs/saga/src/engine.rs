@@ -82,6 +82,10 @@ impl<D> StartedSaga<D> {
 #[derive(Debug, Clone)]
 struct SagaState<D> {
     id: Uuid,
+    /// The claim this execution holds: `locked_by` as it wrote it. Unique per claim (not just per
+    /// worker), so an execution that outlived its lease is fenced out even when the same worker
+    /// claimed the saga again.
+    claim: String,
     tenant: TenantId,
     status: SagaStatus,
     data: D,
@@ -157,7 +161,7 @@ impl<S: SagaDefinition> SagaEngine<S> {
         }
     }
 
-    /// This worker's id (stored in `locked_by`).
+    /// This worker's id (the prefix of the claims it stores in `locked_by`).
     pub fn worker_id(&self) -> &str {
         &self.inner.worker_id
     }
@@ -190,6 +194,7 @@ impl<S: SagaDefinition> SagaEngine<S> {
             + chrono::Duration::from_std(self.inner.config.deadline)
                 .unwrap_or(chrono::Duration::seconds(30));
         let traceparent = longship_telemetry::propagation::current_traceparent();
+        let claim = format!("{}.{}", self.inner.worker_id, Uuid::new_v4().simple());
         sqlx::query(
             "INSERT INTO saga (id, saga_type, tenant_id, status, data, steps, step_index, deadline, next_attempt_at,
                                locked_by, locked_until, traceparent, created_at, updated_at)
@@ -202,7 +207,7 @@ impl<S: SagaDefinition> SagaEngine<S> {
         .bind(serde_json::to_value(&steps)?)
         .bind(deadline)
         .bind(now)
-        .bind(&self.inner.worker_id)
+        .bind(&claim)
         .bind(self.inner.config.lease.as_secs_f64())
         .bind(&traceparent)
         .execute(&mut *tx)
@@ -212,6 +217,7 @@ impl<S: SagaDefinition> SagaEngine<S> {
         Ok(StartedSaga {
             state: SagaState {
                 id,
+                claim,
                 tenant: tenant.clone(),
                 status: SagaStatus::Running,
                 data,
@@ -279,14 +285,15 @@ impl<S: SagaDefinition> SagaEngine<S> {
 
     async fn claim_due(&self, limit: i64) -> Result<Vec<SagaState<S::Data>>, SagaError> {
         let rows = sqlx::query(
-            "UPDATE saga SET locked_by = $1, locked_until = now() + make_interval(secs => $2), updated_at = now()
+            "UPDATE saga SET locked_by = $1 || '.' || replace(gen_random_uuid()::text, '-', ''),
+                    locked_until = now() + make_interval(secs => $2), updated_at = now()
              WHERE id IN (
                  SELECT id FROM saga
                  WHERE status IN ('RUNNING', 'COMPENSATING') AND saga_type = $3 AND next_attempt_at <= now()
                    AND (locked_until IS NULL OR locked_until < now())
                  ORDER BY next_attempt_at LIMIT $4
                  FOR UPDATE SKIP LOCKED)
-             RETURNING id, tenant_id, status, data, steps, step_index, failure_reason, deadline, traceparent, created_at",
+             RETURNING id, locked_by, tenant_id, status, data, steps, step_index, failure_reason, deadline, traceparent, created_at",
         )
         .bind(&self.inner.worker_id)
         .bind(self.inner.config.lease.as_secs_f64())
@@ -308,6 +315,7 @@ impl<S: SagaDefinition> SagaEngine<S> {
             let step_index: i32 = row.try_get("step_index")?;
             states.push(SagaState {
                 id: row.try_get("id")?,
+                claim: row.try_get("locked_by")?,
                 tenant,
                 status,
                 data: serde_json::from_value(row.try_get("data")?)?,
@@ -696,7 +704,8 @@ impl<S: SagaDefinition> SagaEngine<S> {
         self.inner.definition.after_finish();
     }
 
-    /// Writes the whole state in one fenced update. Terminal states drop the claim.
+    /// Writes the whole state in one update fenced on this execution's claim. Terminal states drop
+    /// the claim.
     async fn persist(
         &self,
         tx: Option<&mut PgConnection>,
@@ -713,7 +722,7 @@ impl<S: SagaDefinition> SagaEngine<S> {
              WHERE id = $1 AND locked_by = $2",
         )
         .bind(state.id)
-        .bind(&self.inner.worker_id)
+        .bind(&state.claim)
         .bind(state.status.as_str())
         .bind(serde_json::to_value(&state.data)?)
         .bind(serde_json::to_value(&state.steps)?)
@@ -738,7 +747,7 @@ impl<S: SagaDefinition> SagaEngine<S> {
             "UPDATE saga SET locked_by = NULL, locked_until = NULL, updated_at = now() WHERE id = $1 AND locked_by = $2",
         )
         .bind(state.id)
-        .bind(&self.inner.worker_id)
+        .bind(&state.claim)
         .execute(&self.inner.pool)
         .await;
         if let Err(e) = result {

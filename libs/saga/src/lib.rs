@@ -15,8 +15,10 @@
 //! succeed and are never skipped.
 //!
 //! Workers ([`SagaEngine::run`]) claim due sagas with `FOR UPDATE SKIP LOCKED` and hold a lease
-//! (`locked_by`, `locked_until`); every update is fenced on `locked_by`, so a saga is never executed
-//! by two workers at once, and one whose worker died is resumed when its lease expires. Each action
+//! (`locked_by`, `locked_until`); every update is fenced on `locked_by`, a token unique to each claim,
+//! so a saga is never executed twice at once (not even by the same worker re-claiming a saga whose
+//! lease lapsed under a stalled execution), and one whose worker died is resumed when its lease
+//! expires. Each action
 //! gets an idempotency key derived from saga id and step name, stable across retries and restarts.
 
 mod domain;

@@ -1,9 +1,14 @@
 //! Inbox-deduplicated JetStream consumers: retries, dead letters, tenant scope and trace context.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream::message::StreamMessage;
-use longship_messaging::enqueue;
+use longship_messaging::{EventEnvelope, EventHandler, HandlerError, enqueue};
+use longship_testkit::FaultProxy;
+use longship_testkit::proxy::Mode;
+use sqlx::PgConnection;
 use tracing::Instrument;
 
 use crate::helpers::{Harness, ORDERS, ScriptedHandler, envelope, eventually, header, order_event};
@@ -241,6 +246,107 @@ async fn the_handler_continues_the_producers_trace() {
         Some(producer_trace.as_str()),
         "the handler's trace id"
     );
+    h.finish().await;
+}
+
+/// Resets its own database connection (as a Postgres restart or a network cut does) on its first
+/// `outages` calls, then hands over to a [`ScriptedHandler`].
+struct ConnectionLostHandler {
+    proxy: Arc<FaultProxy>,
+    outages: u64,
+    calls: AtomicU64,
+    then: Arc<ScriptedHandler>,
+}
+
+#[async_trait::async_trait]
+impl EventHandler for ConnectionLostHandler {
+    async fn handle(
+        &self,
+        tx: &mut PgConnection,
+        event: &EventEnvelope,
+    ) -> Result<(), HandlerError> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) < self.outages {
+            self.proxy.cut();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            sqlx::query("SELECT 1").execute(&mut *tx).await?;
+            return Err(HandlerError("the cut connection answered".into()));
+        }
+        self.then.handle(tx, event).await
+    }
+}
+
+#[tokio::test]
+async fn connections_lost_under_the_handler_are_retried_past_max_deliver_not_dead_lettered() {
+    let mut h = Harness::start().await;
+    let proxy = Arc::new(FaultProxy::start(h.db_addr().await).await);
+    let scripted = ScriptedHandler::new("outage");
+    let handler = Arc::new(ConnectionLostHandler {
+        proxy: Arc::clone(&proxy),
+        outages: 5,
+        calls: AtomicU64::new(0),
+        then: scripted.clone(),
+    });
+    h.spawn_consumer_on(
+        h.pool_through(&proxy),
+        Harness::consumer_spec("outage", 3),
+        handler.clone(),
+    );
+
+    let event = envelope("acme", 0);
+    h.publish_envelope(&event, &event.id.to_string()).await;
+
+    let info = h.wait_until_consumer_settled("outage", 1).await;
+    assert_eq!(
+        info.delivered.consumer_sequence, 6,
+        "five deliveries lost their connection, the sixth succeeded"
+    );
+    assert_eq!(
+        scripted.calls(event.id),
+        1,
+        "handled once, after the outage"
+    );
+    assert_eq!(h.inbox_rows("outage").await, 1, "inbox rows");
+    assert_eq!(
+        h.stream_len(DEAD_LETTERS).await,
+        0,
+        "an outage is not a poison message"
+    );
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_waited_out_not_dead_lettered() {
+    let mut h = Harness::start().await;
+    let proxy = FaultProxy::start(h.db_addr().await).await;
+    let handler = ScriptedHandler::new("down");
+    h.spawn_consumer_on(
+        h.pool_through(&proxy),
+        Harness::consumer_spec("down", 2),
+        handler.clone(),
+    );
+
+    proxy.set_mode(Mode::Refuse);
+    let event = envelope("acme", 0);
+    h.publish_envelope(&event, &event.id.to_string()).await;
+    eventually(
+        "more deliveries than max_deliver while the database refuses",
+        Duration::from_secs(20),
+        async || {
+            let info = h.consumer_info("down").await?;
+            (info.delivered.consumer_sequence > 3).then_some(())
+        },
+    )
+    .await;
+    proxy.set_mode(Mode::Pass);
+
+    h.wait_until_consumer_settled("down", 1).await;
+    assert_eq!(
+        handler.calls(event.id),
+        1,
+        "handled once the database is back"
+    );
+    assert_eq!(h.inbox_rows("down").await, 1, "inbox rows");
+    assert_eq!(h.stream_len(DEAD_LETTERS).await, 0, "nothing dead-lettered");
     h.finish().await;
 }
 

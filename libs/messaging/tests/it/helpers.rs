@@ -138,6 +138,46 @@ impl Harness {
         self.tasks.push(tokio::spawn(consumer));
     }
 
+    /// Runs a consumer of `ORDERS` on `pool` (e.g. one through a fault proxy) until
+    /// [`Harness::finish`].
+    pub fn spawn_consumer_on(
+        &mut self,
+        pool: sqlx::PgPool,
+        spec: ConsumerSpec,
+        handler: Arc<dyn EventHandler>,
+    ) {
+        let consumer = run_consumer(
+            pool,
+            self.js.clone(),
+            self.naming.clone(),
+            spec,
+            handler,
+            self.shutdown.clone(),
+        );
+        self.tasks.push(tokio::spawn(consumer));
+    }
+
+    /// The address of this test's Postgres server.
+    pub async fn db_addr(&self) -> SocketAddr {
+        let options: sqlx::postgres::PgConnectOptions =
+            self.db.url().parse().expect("database URL");
+        tokio::net::lookup_host((options.get_host(), options.get_port()))
+            .await
+            .expect("resolve the Postgres address")
+            .next()
+            .expect("an address")
+    }
+
+    /// A pool on this test's database that connects through `proxy`.
+    pub fn pool_through(&self, proxy: &longship_testkit::FaultProxy) -> sqlx::PgPool {
+        let options: sqlx::postgres::PgConnectOptions =
+            self.db.url().parse().expect("database URL");
+        sqlx::postgres::PgPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(1))
+            .connect_lazy_with(options.host("127.0.0.1").port(proxy.addr().port()))
+    }
+
     /// A consumer spec for tests: `max_deliver` deliveries, a 2 s ack wait, 4 in flight.
     pub fn consumer_spec(durable: &str, max_deliver: i64) -> ConsumerSpec {
         ConsumerSpec {

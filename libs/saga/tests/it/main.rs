@@ -19,7 +19,8 @@ use uuid::Uuid;
 
 const SCHEMA: &str = include_str!("../../../../migrations/order/0001_init.sql");
 
-/// What each step does, per attempt: `ok`, `reject`, `transient`, `hang` (sleep past the step timeout).
+/// What each step does, per attempt: `ok`, `reject`, `transient`, `hang` (sleep past the step
+/// timeout), `slow` (1.5 s).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Script {
     /// step index -> behaviour of each attempt (last one repeats)
@@ -88,6 +89,10 @@ impl Scripted {
             "transient" => Err(StepError::Transient("unavailable".into())),
             "hang" => {
                 tokio::time::sleep(Duration::from_secs(3600)).await;
+                Ok(())
+            }
+            "slow" => {
+                tokio::time::sleep(Duration::from_millis(1500)).await;
                 Ok(())
             }
             _ => {
@@ -550,4 +555,59 @@ async fn shutdown_releases_claims_so_another_worker_continues_at_once() {
         locked, None,
         "the claim is released on shutdown, not left to expire"
     );
+}
+
+#[tokio::test]
+async fn an_execution_that_outlived_its_claim_cannot_record_even_when_its_own_worker_reclaimed() {
+    // an execution that outlives its lease (here a slow call; in production a paused process or a
+    // stalled database connection) is superseded when the saga is claimed again, also by its own
+    // worker's poll: the stale execution must not record anything afterwards. Here the stale
+    // execution's step Two succeeds late, while the new one was rejected at Two and is
+    // compensating (slowly, so it is still at it, re-claimed again and again, when the stale one
+    // wakes up): the saga must end COMPENSATED, and step Three must never run.
+    let h = Harness::new().await;
+    let shutdown = CancellationToken::new();
+    let engine = h.engine(
+        EngineConfig {
+            lease: Duration::from_millis(600),
+            step_timeout: Duration::from_secs(5),
+            ..fast_config()
+        },
+        &shutdown,
+    );
+    let worker = tokio::spawn({
+        let engine = engine.clone();
+        async move { engine.run().await }
+    });
+    let id = h
+        .start(
+            &engine,
+            script(
+                &[(1, &["slow", "reject"])],
+                &[(0, &["slow", "slow", "slow", "ok"])],
+            ),
+            true,
+        )
+        .await;
+    let (status, reason, _) = h.wait_terminal(id).await;
+    // let a stale execution finish whatever it would still do
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let calls = h.calls(id);
+    assert_eq!(
+        (status.as_str(), reason.as_deref()),
+        ("COMPENSATED", Some("insufficient_stock")),
+        "calls: {calls:?}"
+    );
+    assert!(
+        !calls.contains(&("Three".into(), false)),
+        "a superseded execution went on to step Three: {calls:?}"
+    );
+    let final_status: String = sqlx::query_scalar("SELECT status FROM saga WHERE id = $1")
+        .bind(id)
+        .fetch_one(h.db.pool())
+        .await
+        .expect("row");
+    assert_eq!(final_status, "COMPENSATED");
+    shutdown.cancel();
+    let _ = worker.await;
 }

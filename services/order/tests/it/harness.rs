@@ -191,20 +191,15 @@ impl Platform {
         }
         for addr in addrs {
             let client = HttpClient::new(format!("http://{addr}"));
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+            // generous: a loaded 2-core machine can take a while to migrate three databases
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
             loop {
-                if client
-                    .get("/readyz")
-                    .await
-                    .map(|r| r.status == 200)
-                    .unwrap_or(false)
-                {
-                    break;
-                }
-                assert!(
-                    tokio::time::Instant::now() < deadline,
-                    "{addr} not ready after 20 s"
-                );
+                let last = match client.get("/readyz").await {
+                    Ok(r) if r.status == 200 => break,
+                    Ok(r) => r.text(),
+                    Err(e) => e.to_string(),
+                };
+                assert!(tokio::time::Instant::now() < deadline, "{addr} not ready after 60 s: {last}");
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }

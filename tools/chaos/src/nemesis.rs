@@ -1,0 +1,344 @@
+//! The nemesis: runs the plan's faults at their times. Each fault heals itself when it ends;
+//! faults on the same target (a process, a link) take turns, faults on different targets overlap.
+//! [`heal_everything`] undoes whatever is still broken when the nemesis is stopped.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use longship_testkit::proxy::Mode;
+use sqlx::PgPool;
+use tokio::task::JoinSet;
+
+use crate::infra::{self, Infra};
+use crate::net::{Link, Network};
+use crate::plan::{Fault, FaultKind, ScheduledFault, Svc};
+use crate::procs::{ProcId, Supervisor};
+
+/// One injected fault, for the report.
+#[derive(Debug, Clone)]
+pub struct Injected {
+    /// When it started, from the beginning of the run.
+    pub at: Duration,
+    /// Its kind.
+    pub kind: FaultKind,
+    /// What it did, with what it found (e.g. sagas in flight at a kill).
+    pub what: String,
+}
+
+/// What the nemesis needs.
+#[derive(Clone)]
+pub struct Nemesis {
+    /// The processes.
+    pub supervisor: Arc<Supervisor>,
+    /// The proxies.
+    pub network: Arc<Network>,
+    /// The servers.
+    pub infra: Infra,
+    /// A superuser pool on the orders database (not through a proxy), to see sagas in flight.
+    pub orders_db: PgPool,
+    /// Faults injected so far.
+    pub log: Arc<Mutex<Vec<Injected>>>,
+    /// One lock per target, so faults on it take turns.
+    targets: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+}
+
+impl std::fmt::Debug for Nemesis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Nemesis").finish_non_exhaustive()
+    }
+}
+
+impl Nemesis {
+    /// A nemesis over the run's processes and links.
+    pub fn new(
+        supervisor: Arc<Supervisor>,
+        network: Arc<Network>,
+        infra: Infra,
+        orders_db: PgPool,
+    ) -> Nemesis {
+        Nemesis {
+            supervisor,
+            network,
+            infra,
+            orders_db,
+            log: Arc::new(Mutex::new(Vec::new())),
+            targets: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// Faults injected so far.
+    pub fn injected(&self) -> Vec<Injected> {
+        match self.log.lock() {
+            Ok(l) => l.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Runs `faults` (sorted by time) relative to `start`; returns when the last one has been
+    /// started and the tasks still running (the caller aborts them to stop the nemesis).
+    pub async fn run(
+        &self,
+        faults: Vec<ScheduledFault>,
+        start: tokio::time::Instant,
+    ) -> JoinSet<()> {
+        let mut tasks = JoinSet::new();
+        for scheduled in faults {
+            tokio::time::sleep_until(start + scheduled.at).await;
+            let nemesis = self.clone();
+            tasks.spawn(async move {
+                nemesis.inject(scheduled.fault, start).await;
+            });
+        }
+        tasks
+    }
+
+    fn target_lock(&self, target: String) -> Arc<tokio::sync::Mutex<()>> {
+        let mut targets = match self.targets.lock() {
+            Ok(t) => t,
+            Err(p) => p.into_inner(),
+        };
+        Arc::clone(targets.entry(target).or_default())
+    }
+
+    fn record(&self, start: tokio::time::Instant, kind: FaultKind, what: String) {
+        tracing::info!(fault = ?kind, "{what}");
+        let entry = Injected {
+            at: start.elapsed(),
+            kind,
+            what,
+        };
+        match self.log.lock() {
+            Ok(mut l) => l.push(entry),
+            Err(p) => p.into_inner().push(entry),
+        }
+    }
+
+    fn proxy(&self, link: Link) -> Option<&longship_testkit::FaultProxy> {
+        self.network.proxy(link)
+    }
+
+    /// Injects one fault and heals it.
+    pub async fn inject(&self, fault: Fault, start: tokio::time::Instant) {
+        let target = match &fault {
+            Fault::KillReplica { svc, replica, .. } | Fault::PauseReplica { svc, replica, .. } => {
+                ProcId::Replica(*svc, *replica).to_string()
+            }
+            Fault::KillNats { .. } => "nats".into(),
+            Fault::RestartPostgres { .. } => "postgres".into(),
+            Fault::DelayGrpc { link, .. } | Fault::CutGrpc { link, .. } => {
+                Link::Grpc(*link).to_string()
+            }
+            Fault::CutNats { svc, .. } | Fault::BlackholeNats { svc, .. } => {
+                Link::Nats(*svc).to_string()
+            }
+            Fault::CutPostgres { svc } | Fault::BlackholePostgres { svc, .. } => {
+                Link::Postgres(*svc).to_string()
+            }
+        };
+        let lock = self.target_lock(target);
+        let _turn = lock.lock().await;
+        let kind = fault.kind();
+        match fault {
+            Fault::KillReplica {
+                svc,
+                replica,
+                down_for,
+            } => {
+                let id = ProcId::Replica(svc, replica);
+                let Some(pid) = self.supervisor.pid(id) else {
+                    self.record(start, kind, format!("{id} already down; kill skipped"));
+                    return;
+                };
+                let in_flight = if svc == Svc::Order {
+                    // mid-saga: wait (briefly) until this replica holds sagas, then kill it
+                    let found = self.sagas_held_by(pid, Duration::from_secs(3)).await;
+                    format!(", {found} sagas in flight on it")
+                } else {
+                    String::new()
+                };
+                self.supervisor.kill_and_hold(id).await;
+                self.record(
+                    start,
+                    kind,
+                    format!("SIGKILL {id} (pid {pid}){in_flight}; restart in {down_for:.1?}"),
+                );
+                tokio::time::sleep(down_for).await;
+                if let Err(e) = self.supervisor.release(id) {
+                    tracing::warn!(error = %e, "restart of {id} failed; the reaper retries");
+                }
+            }
+            Fault::PauseReplica {
+                svc,
+                replica,
+                paused_for,
+            } => {
+                let id = ProcId::Replica(svc, replica);
+                let held = match (svc, self.supervisor.pid(id)) {
+                    (Svc::Order, Some(pid)) => {
+                        let n = self.sagas_held_by(pid, Duration::from_secs(3)).await;
+                        format!(" holding {n} sagas")
+                    }
+                    _ => String::new(),
+                };
+                if !self.supervisor.pause(id) {
+                    self.record(start, kind, format!("{id} is down; pause skipped"));
+                    return;
+                }
+                self.record(
+                    start,
+                    kind,
+                    format!("SIGSTOP {id}{held} for {paused_for:.1?}"),
+                );
+                tokio::time::sleep(paused_for).await;
+                self.supervisor.resume(id);
+            }
+            Fault::KillNats { down_for } => {
+                self.supervisor.kill_and_hold(ProcId::Nats).await;
+                self.record(
+                    start,
+                    kind,
+                    format!("SIGKILL nats-server; restart in {down_for:.1?}"),
+                );
+                tokio::time::sleep(down_for).await;
+                if let Err(e) = self.supervisor.release(ProcId::Nats) {
+                    tracing::warn!(error = %e, "nats-server restart failed; the reaper retries");
+                }
+                let _ = infra::wait_nats(&self.infra, Duration::from_secs(20)).await;
+            }
+            Fault::RestartPostgres { down_for } => {
+                self.supervisor.postgres_immediate_stop().await;
+                self.record(
+                    start,
+                    kind,
+                    format!("postgres immediate stop; restart in {down_for:.1?}"),
+                );
+                tokio::time::sleep(down_for).await;
+                if let Err(e) = self.supervisor.release(ProcId::Postgres) {
+                    tracing::warn!(error = %e, "postgres restart failed; the reaper retries");
+                }
+                let _ = infra::wait_postgres(&self.infra, Duration::from_secs(60)).await;
+            }
+            Fault::DelayGrpc {
+                link,
+                latency,
+                lasting,
+            } => {
+                let Some(proxy) = self.proxy(Link::Grpc(link)) else {
+                    return;
+                };
+                proxy.set_latency(latency);
+                self.record(
+                    start,
+                    kind,
+                    format!("{link}: +{latency:.0?} for {lasting:.1?}"),
+                );
+                tokio::time::sleep(lasting).await;
+                proxy.set_latency(Duration::ZERO);
+            }
+            Fault::CutGrpc { link, refuse_for } => {
+                let Some(proxy) = self.proxy(Link::Grpc(link)) else {
+                    return;
+                };
+                proxy.cut();
+                proxy.set_mode(Mode::Refuse);
+                self.record(
+                    start,
+                    kind,
+                    format!("{link}: cut, refused for {refuse_for:.1?}"),
+                );
+                tokio::time::sleep(refuse_for).await;
+                proxy.set_mode(Mode::Pass);
+            }
+            Fault::CutNats {
+                svc,
+                latency,
+                cuts,
+                gap,
+            } => {
+                let Some(proxy) = self.proxy(Link::Nats(svc)) else {
+                    return;
+                };
+                // acks crawl through the slowed link, so each cut loses some in flight
+                proxy.set_latency(latency);
+                self.record(
+                    start,
+                    kind,
+                    format!("{svc}->nats: +{latency:.0?}, {cuts} cuts {gap:.0?} apart"),
+                );
+                for _ in 0..cuts {
+                    tokio::time::sleep(gap).await;
+                    proxy.cut();
+                }
+                proxy.set_latency(Duration::ZERO);
+            }
+            Fault::BlackholeNats { svc, lasting } => {
+                let Some(proxy) = self.proxy(Link::Nats(svc)) else {
+                    return;
+                };
+                proxy.set_mode(Mode::Blackhole);
+                self.record(
+                    start,
+                    kind,
+                    format!("{svc}->nats: blackhole for {lasting:.1?}"),
+                );
+                tokio::time::sleep(lasting).await;
+                proxy.set_mode(Mode::Pass);
+            }
+            Fault::CutPostgres { svc } => {
+                let Some(proxy) = self.proxy(Link::Postgres(svc)) else {
+                    return;
+                };
+                proxy.cut();
+                self.record(start, kind, format!("{svc}->postgres: cut"));
+            }
+            Fault::BlackholePostgres { svc, lasting } => {
+                let Some(proxy) = self.proxy(Link::Postgres(svc)) else {
+                    return;
+                };
+                proxy.set_mode(Mode::Blackhole);
+                self.record(
+                    start,
+                    kind,
+                    format!("{svc}->postgres: blackhole for {lasting:.1?}"),
+                );
+                tokio::time::sleep(lasting).await;
+                proxy.set_mode(Mode::Pass);
+            }
+        }
+    }
+
+    /// Sagas the order replica with `pid` holds (its engine's worker id starts with its pid),
+    /// waiting up to `within` for at least one.
+    async fn sagas_held_by(&self, pid: i32, within: Duration) -> i64 {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let count = tokio::time::timeout(
+                Duration::from_secs(1),
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT count(*) FROM saga WHERE status IN ('RUNNING', 'COMPENSATING') AND locked_by LIKE $1",
+                )
+                .bind(format!("{pid}-%"))
+                .fetch_one(&self.orders_db),
+            )
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or(0);
+            if count > 0 || tokio::time::Instant::now() >= deadline {
+                return count;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Undoes every fault: links back to pass-through, paused processes continued, stopped ones
+/// started, Postgres and NATS up. Returns what it had to do.
+pub async fn heal_everything(nemesis: &Nemesis) -> Vec<String> {
+    nemesis.network.heal_all();
+    let healed = nemesis.supervisor.heal_all();
+    let _ = infra::wait_postgres(&nemesis.infra, Duration::from_secs(60)).await;
+    let _ = infra::wait_nats(&nemesis.infra, Duration::from_secs(30)).await;
+    healed
+}
