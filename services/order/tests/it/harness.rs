@@ -199,7 +199,10 @@ impl Platform {
                     Ok(r) => r.text(),
                     Err(e) => e.to_string(),
                 };
-                assert!(tokio::time::Instant::now() < deadline, "{addr} not ready after 60 s: {last}");
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{addr} not ready after 60 s: {last}"
+                );
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
