@@ -6,13 +6,14 @@ import 'justfiles/local.just'
 import 'justfiles/new-service.just'
 import 'justfiles/chaos.just'
 import 'justfiles/fuzz.just'
+import 'justfiles/bench.just'
 
 # Show the recipes
 default:
     @just --list
 
-# Run every test: Rust (unit + integration against real Postgres/NATS), deployment checks, script tests, the service generator, a 60 s chaos run
-test: test-rust test-deploy test-scripts test-new-service chaos-smoke
+# Run every test: Rust (unit + integration against real Postgres/NATS), deployment checks, script tests, the service generator, a 60 s chaos run, a benchmark smoke
+test: test-rust test-deploy test-scripts test-new-service chaos-smoke bench-quick
 
 # Rust tests of the whole workspace with nextest (needs Postgres at 127.0.0.1:5432 and NATS with JetStream at 127.0.0.1:4222)
 test-rust:

@@ -134,14 +134,20 @@ pub async fn migrate_with_retry(
     loop {
         match crate::db::migrate(&config.database, migrator).await {
             Ok(()) => return Ok(()),
-            Err(sqlx::migrate::MigrateError::Execute(sqlx::Error::Database(e))) => {
+            // a server that refuses connections for now (too many clients, starting up, shutting
+            // down) is waited out like an unreachable one; any other database error is a real failure
+            Err(sqlx::migrate::MigrateError::Execute(sqlx::Error::Database(e)))
+                if !e.code().is_some_and(|c| {
+                    ["08", "53", "57"].iter().any(|class| c.starts_with(class))
+                }) =>
+            {
                 return Err(StartError::Database(sqlx::Error::Protocol(format!(
                     "migration failed: {e}"
                 ))));
             }
             Err(e) => {
                 if !logged {
-                    tracing::warn!(error = %e, "database not reachable for migrations; retrying every second");
+                    tracing::warn!(error = %e, "database not available for migrations; retrying every second");
                     logged = true;
                 }
             }

@@ -7,13 +7,29 @@ use crate::TenantId;
 /// Begins a transaction whose `app.tenant_id` setting is `tenant`, so row-level security policies
 /// written against `current_setting('app.tenant_id', true)` show and accept only that tenant's rows.
 /// The setting is transaction-local: it cannot leak to the pooled connection's next user.
+///
+/// `BEGIN` and the setting travel in one simple-protocol message, so a tenant transaction costs one
+/// round trip before its first statement instead of two. The tenant id is inlined as a literal:
+/// [`TenantId`] admits only `[a-z0-9-]`, so it can never end the literal.
 pub async fn begin(
     pool: &PgPool,
     tenant: &TenantId,
 ) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    set_tenant(&mut tx, tenant).await?;
-    Ok(tx)
+    pool.begin_with(sqlx::AssertSqlSafe(begin_statement(tenant)))
+        .await
+}
+
+fn begin_statement(tenant: &TenantId) -> String {
+    debug_assert!(
+        tenant
+            .as_str()
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    );
+    format!(
+        "BEGIN; SELECT set_config('app.tenant_id', '{}', true)",
+        tenant.as_str()
+    )
 }
 
 /// Sets `app.tenant_id` for the rest of the current transaction on `conn`.
@@ -23,4 +39,18 @@ pub async fn set_tenant(conn: &mut PgConnection, tenant: &TenantId) -> Result<()
         .execute(conn)
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn begin_statement_sets_the_tenant_locally() {
+        let tenant = TenantId::parse("acme-2").expect("valid");
+        assert_eq!(
+            begin_statement(&tenant),
+            "BEGIN; SELECT set_config('app.tenant_id', 'acme-2', true)"
+        );
+    }
 }

@@ -28,20 +28,35 @@ pub struct Initial {
 
 /// Checks every invariant; returns the violations (empty = all hold).
 pub async fn check(dbs: &Databases<'_>, initial: &Initial) -> Vec<String> {
+    check_scoped(dbs, initial, None).await
+}
+
+/// Like [`check`], but only over the rows of `tenants` when given (databases shared with earlier
+/// runs or other work, e.g. the load generator's run against a long-lived platform). `None`
+/// checks whole databases.
+pub async fn check_scoped(
+    dbs: &Databases<'_>,
+    initial: &Initial,
+    tenants: Option<&[String]>,
+) -> Vec<String> {
     let mut violations = Vec::new();
     let (orders, inventory, payments) = (dbs.orders, dbs.inventory, dbs.payments);
 
     // 1. nothing pending, every saga finished
-    let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM orders WHERE status = 'PENDING'")
-        .fetch_one(orders)
+    let pending: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM orders WHERE status = 'PENDING' AND ($1::text[] IS NULL OR tenant_id = ANY($1))",
+    )
+    .bind(tenants)
+    .fetch_one(orders)
         .await
         .unwrap_or(-1);
     if pending != 0 {
         violations.push(format!("{pending} orders still PENDING"));
     }
     let running: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM saga WHERE status NOT IN ('COMPLETED', 'COMPENSATED')",
+        "SELECT count(*) FROM saga WHERE status NOT IN ('COMPLETED', 'COMPENSATED') AND ($1::text[] IS NULL OR tenant_id = ANY($1))",
     )
+    .bind(tenants)
     .fetch_one(orders)
     .await
     .unwrap_or(-1);
@@ -55,7 +70,8 @@ pub async fn check(dbs: &Databases<'_>, initial: &Initial) -> Vec<String> {
         ("payments", payments),
     ] {
         let unsent: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL AND ($1::text[] IS NULL OR tenant_id = ANY($1))")
+                .bind(tenants)
                 .fetch_one(pool)
                 .await
                 .unwrap_or(-1);
@@ -65,16 +81,19 @@ pub async fn check(dbs: &Databases<'_>, initial: &Initial) -> Vec<String> {
     }
 
     let order_rows =
-        sqlx::query("SELECT id, tenant_id, customer_id, status, total_cents, items FROM orders")
+        sqlx::query("SELECT id, tenant_id, customer_id, status, total_cents, items FROM orders WHERE $1::text[] IS NULL OR tenant_id = ANY($1)")
+            .bind(tenants)
             .fetch_all(orders)
             .await
             .unwrap_or_default();
     let payment_rows =
-        sqlx::query("SELECT tenant_id, order_id, amount_cents, status FROM payments")
+        sqlx::query("SELECT tenant_id, order_id, amount_cents, status FROM payments WHERE $1::text[] IS NULL OR tenant_id = ANY($1)")
+            .bind(tenants)
             .fetch_all(payments)
             .await
             .unwrap_or_default();
-    let reservation_rows = sqlx::query("SELECT tenant_id, order_id, status FROM reservations")
+    let reservation_rows = sqlx::query("SELECT tenant_id, order_id, status FROM reservations WHERE $1::text[] IS NULL OR tenant_id = ANY($1)")
+        .bind(tenants)
         .fetch_all(inventory)
         .await
         .unwrap_or_default();
@@ -149,7 +168,8 @@ pub async fn check(dbs: &Databases<'_>, initial: &Initial) -> Vec<String> {
     }
     // 6 (consumer side). every order_confirmed event handled exactly once by each consumer
     let confirmed_events: Vec<uuid::Uuid> =
-        sqlx::query_scalar("SELECT id FROM outbox WHERE event_type = 'orders.v1.order_confirmed'")
+        sqlx::query_scalar("SELECT id FROM outbox WHERE event_type = 'orders.v1.order_confirmed' AND ($1::text[] IS NULL OR tenant_id = ANY($1))")
+            .bind(tenants)
             .fetch_all(orders)
             .await
             .unwrap_or_default();
@@ -158,8 +178,9 @@ pub async fn check(dbs: &Databases<'_>, initial: &Initial) -> Vec<String> {
         ("payments", payments, "payment-order-confirmed"),
     ] {
         let handled: Vec<uuid::Uuid> =
-            sqlx::query_scalar("SELECT event_id FROM inbox WHERE consumer = $1")
+            sqlx::query_scalar("SELECT event_id FROM inbox WHERE consumer = $1 AND ($2::text[] IS NULL OR tenant_id = ANY($2))")
                 .bind(consumer)
+                .bind(tenants)
                 .fetch_all(pool)
                 .await
                 .unwrap_or_default();
@@ -218,9 +239,19 @@ pub async fn check(dbs: &Databases<'_>, initial: &Initial) -> Vec<String> {
 
 /// Waits until the system is quiet (no pending orders, outboxes drained, events handled), bounded.
 pub async fn wait_quiet(dbs: &Databases<'_>, initial: &Initial, within: Duration) -> Vec<String> {
+    wait_quiet_scoped(dbs, initial, None, within).await
+}
+
+/// [`wait_quiet`] over the rows of `tenants` only (see [`check_scoped`]).
+pub async fn wait_quiet_scoped(
+    dbs: &Databases<'_>,
+    initial: &Initial,
+    tenants: Option<&[String]>,
+    within: Duration,
+) -> Vec<String> {
     let deadline = tokio::time::Instant::now() + within;
     loop {
-        let violations = check(dbs, initial).await;
+        let violations = check_scoped(dbs, initial, tenants).await;
         if violations.is_empty() || tokio::time::Instant::now() >= deadline {
             return violations;
         }

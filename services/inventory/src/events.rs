@@ -2,9 +2,12 @@
 //! consumer that commits reservations.
 
 use chrono::{DateTime, Utc};
+use std::sync::Arc;
+
 use longship_messaging::{EventEnvelope, EventHandler, HandlerError};
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::domain::ReservedLine;
@@ -73,11 +76,29 @@ pub struct OrderConfirmed {
 }
 
 /// Commits the order's reservation when the order service confirms the order.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CommitOnOrderConfirmed;
+#[derive(Debug, Clone, Default)]
+pub struct CommitOnOrderConfirmed {
+    relay_wake: Option<Arc<Notify>>,
+}
+
+impl CommitOnOrderConfirmed {
+    /// The handler, waking the outbox relay (`OutboxRelay::waker`) after each commit: the event it
+    /// enqueues is published at once (the service's connections do not `NOTIFY`).
+    pub fn waking(relay_wake: Arc<Notify>) -> CommitOnOrderConfirmed {
+        CommitOnOrderConfirmed {
+            relay_wake: Some(relay_wake),
+        }
+    }
+}
 
 #[async_trait::async_trait]
 impl EventHandler for CommitOnOrderConfirmed {
+    fn after_commit(&self) {
+        if let Some(wake) = &self.relay_wake {
+            wake.notify_one();
+        }
+    }
+
     async fn handle(
         &self,
         tx: &mut PgConnection,

@@ -102,7 +102,7 @@ impl App {
                     "ORDERS",
                     events::ORDER_CONFIRMED,
                 ),
-                Arc::new(events::CommitOnOrderConfirmed),
+                Arc::new(events::CommitOnOrderConfirmed::waking(relay.waker())),
                 shutdown.clone(),
             )),
             tokio::spawn(

@@ -1,9 +1,12 @@
 //! The events payment publishes (payload [`PaymentEvent`], schema version 1) and the
 //! `order_confirmed` consumer that captures payments.
 
+use std::sync::Arc;
+
 use longship_messaging::{EventEnvelope, EventHandler, HandlerError};
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::store::{self, Capture};
@@ -54,11 +57,29 @@ pub struct OrderConfirmed {
 }
 
 /// Captures the order's payment when the order service confirms the order.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CaptureOnOrderConfirmed;
+#[derive(Debug, Clone, Default)]
+pub struct CaptureOnOrderConfirmed {
+    relay_wake: Option<Arc<Notify>>,
+}
+
+impl CaptureOnOrderConfirmed {
+    /// The handler, waking the outbox relay (`OutboxRelay::waker`) after each commit: the event it
+    /// enqueues is published at once (the service's connections do not `NOTIFY`).
+    pub fn waking(relay_wake: Arc<Notify>) -> CaptureOnOrderConfirmed {
+        CaptureOnOrderConfirmed {
+            relay_wake: Some(relay_wake),
+        }
+    }
+}
 
 #[async_trait::async_trait]
 impl EventHandler for CaptureOnOrderConfirmed {
+    fn after_commit(&self) {
+        if let Some(wake) = &self.relay_wake {
+            wake.notify_one();
+        }
+    }
+
     async fn handle(
         &self,
         tx: &mut PgConnection,

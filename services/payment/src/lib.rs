@@ -94,7 +94,7 @@ impl App {
                     "ORDERS",
                     events::ORDER_CONFIRMED,
                 ),
-                Arc::new(events::CaptureOnOrderConfirmed),
+                Arc::new(events::CaptureOnOrderConfirmed::waking(relay.waker())),
                 shutdown.clone(),
             )),
         ];

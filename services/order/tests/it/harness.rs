@@ -42,7 +42,7 @@ fn env(db: &TestDb, nats: &TestNats, http: &str, grpc: &str) -> Env {
         ("AUTH_ALLOW_TENANT_HEADER", "true"),
         ("AUTH_JWT_SECRET", "an-e2e-test-secret-long-enough"),
         ("SHUTDOWN_TIMEOUT_SECS", "5"),
-        ("DATABASE_MAX_CONNECTIONS", "20"),
+        ("DATABASE_MAX_CONNECTIONS", "8"),
     ])
 }
 
