@@ -285,7 +285,15 @@ impl SagaDefinition for PlaceOrderSaga {
         data: &PlaceOrderData,
         reason: &str,
     ) -> Result<(), sqlx::Error> {
-        store::cancel(tx, &info.tenant, data.order_id, reason).await?;
+        store::cancel(
+            tx,
+            &info.tenant,
+            data.order_id,
+            reason,
+            &data.items,
+            data.total_cents,
+        )
+        .await?;
         let payload = events::OrderCancelled {
             order_id: data.order_id,
             customer_id: data.customer_id.clone(),

@@ -216,20 +216,26 @@ pub async fn confirm(
     Ok(())
 }
 
-/// Marks the order CANCELLED with a reason.
+/// Marks the order CANCELLED with a reason, keeping the lines as priced so far (a cancelled order
+/// still shows what it would have cost once its stock was reserved).
 pub async fn cancel(
     conn: &mut PgConnection,
     tenant: &TenantId,
     id: Uuid,
     reason: &str,
+    items: &[OrderItem],
+    total: Option<i64>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE orders SET status = 'CANCELLED', failure_reason = $3, updated_at = now()
+        "UPDATE orders SET status = 'CANCELLED', failure_reason = $3, items = $4,
+                total_cents = COALESCE($5, total_cents), updated_at = now()
          WHERE tenant_id = $1 AND id = $2 AND status = 'PENDING'",
     )
     .bind(tenant.as_str())
     .bind(id)
     .bind(reason)
+    .bind(sqlx::types::Json(items))
+    .bind(total)
     .execute(conn)
     .await?;
     Ok(())

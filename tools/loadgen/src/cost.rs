@@ -1,7 +1,7 @@
 //! What a saga costs: CPU seconds of each process (from `/proc/<pid>/stat`), Postgres transactions
 //! of the three databases (`pg_stat_database`), WAL flushes (`pg_stat_wal`), statements
 //! (`pg_stat_statements` when loaded, or a counting proxy's stats file) and JetStream messages
-//! stored (stream info). A [`Snapshot`] before and after a phase; [`Cost::between`] the difference.
+//! stored (stream info). A [`Snapshot`] before and after a phase; [`Probe::between`] the difference.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};

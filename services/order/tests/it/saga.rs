@@ -83,7 +83,11 @@ async fn happy_path_confirms_captures_and_commits_stock() {
     p.stop().await;
 }
 
-async fn expect_cancelled(p: &Platform, body: serde_json::Value, reason: &str) {
+async fn expect_cancelled(
+    p: &Platform,
+    body: serde_json::Value,
+    reason: &str,
+) -> serde_json::Value {
     let r = p.place("acme", body, None).await;
     assert_eq!(r.status, 202, "{}", r.text());
     let id = r.json()["id"].as_str().expect("id").to_owned();
@@ -91,6 +95,7 @@ async fn expect_cancelled(p: &Platform, body: serde_json::Value, reason: &str) {
     assert_eq!(order["status"], "CANCELLED", "{order}");
     assert_eq!(order["failure_reason"], reason, "{order}");
     assert_eq!(order["saga"]["status"], "COMPENSATED");
+    order
 }
 
 #[tokio::test]
@@ -114,12 +119,20 @@ async fn business_failures_cancel_with_their_reason_and_hold_nothing() {
         "currency_mismatch",
     )
     .await;
-    expect_cancelled(
+    let declined = expect_cancelled(
         &p,
         order_body("poor", "USD", &[("SKU-1", 1)]),
         "payment_declined",
     )
     .await;
+    // stock was priced before the decline: the cancelled order still shows what it would have cost
+    assert_eq!(
+        (
+            declined["total_cents"].as_i64(),
+            declined["items"][0]["unit_price_cents"].as_i64()
+        ),
+        (Some(1000), Some(1000))
+    );
     expect_cancelled(
         &p,
         order_body("nobody", "USD", &[("SKU-1", 1)]),
