@@ -34,6 +34,7 @@ pub mod consumer;
 mod envelope;
 mod naming;
 pub mod outbox;
+pub mod testing;
 
 pub use consumer::{ConsumerSpec, EventHandler, HandlerError, run_consumer};
 pub use envelope::{DecodeError, EventEnvelope, NewEvent};

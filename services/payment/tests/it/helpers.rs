@@ -235,61 +235,30 @@ impl TestApp {
                 "items": [{"sku": "SKU-1", "quantity": 1, "unit_price_cents": total_cents}],
             }),
         };
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert(async_nats::header::NATS_MESSAGE_ID, msg_id);
-        longship_tenant::nats::inject(&mut headers, &self.tenant);
-        let body = serde_json::to_vec(&envelope).expect("envelope json");
-        js.publish_with_headers(
-            naming.subject("orders.v1.order_confirmed"),
-            headers,
-            body.into(),
-        )
-        .await
-        .expect("publish")
-        .await
-        .expect("JetStream ack");
+        longship_messaging::testing::publish_envelope(&js, &naming, &envelope, msg_id)
+            .await
+            .expect("publish order_confirmed");
     }
 
     /// How many stream messages a durable consumer has acknowledged (its ack floor).
     pub async fn consumer_acked(&self, stream: &str, durable: &str) -> u64 {
         let naming = Naming::new(self.nats.prefix());
-        let stream = self
-            .nats
-            .jetstream()
-            .get_stream(naming.stream(stream))
+        longship_messaging::testing::ack_floor(&self.nats.jetstream(), &naming, stream, durable)
             .await
-            .expect("stream");
-        match stream.consumer_info(durable).await {
-            Ok(info) => info.ack_floor.stream_sequence,
-            Err(_) => 0,
-        }
+            .expect("consumer ack floor")
     }
 
     /// This service's published events of `event_type`, oldest first.
     pub async fn published(&self, event_type: &str) -> Vec<EventEnvelope> {
         let naming = Naming::new(self.nats.prefix());
-        let mut stream = self
-            .nats
-            .jetstream()
-            .get_stream(naming.stream("PAYMENTS"))
-            .await
-            .expect("PAYMENTS stream");
-        let last = stream
-            .info()
-            .await
-            .expect("stream info")
-            .state
-            .last_sequence;
-        let mut out = Vec::new();
-        for seq in 1..=last {
-            if let Ok(message) = stream.get_raw_message(seq).await {
-                let envelope = EventEnvelope::decode(&message.payload).expect("envelope");
-                if envelope.event_type == event_type {
-                    out.push(envelope);
-                }
-            }
-        }
-        out
+        longship_messaging::testing::stream_events(
+            &self.nats.jetstream(),
+            &naming,
+            "PAYMENTS",
+            event_type,
+        )
+        .await
+        .expect("PAYMENTS events")
     }
 }
 
