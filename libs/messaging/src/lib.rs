@@ -41,4 +41,4 @@ pub use envelope::{DecodeError, EventEnvelope, NewEvent};
 pub use naming::{
     Naming, StreamSpec, ensure_dead_letter_stream, ensure_stream, ensure_streams_with_retry,
 };
-pub use outbox::{OutboxRelay, RelayConfig, enqueue};
+pub use outbox::{OutboxRelay, OutboxRow, RelayConfig, enqueue};

@@ -62,6 +62,20 @@ pub enum StepStatus {
     Compensated,
 }
 
+impl StepStatus {
+    /// The text stored in the step log (and shown by APIs).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Pending => "PENDING",
+            StepStatus::Running => "RUNNING",
+            StepStatus::Succeeded => "SUCCEEDED",
+            StepStatus::Failed => "FAILED",
+            StepStatus::Compensating => "COMPENSATING",
+            StepStatus::Compensated => "COMPENSATED",
+        }
+    }
+}
+
 /// One entry of the step log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepRecord {
@@ -125,6 +139,22 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use std::time::Duration;
+
+    #[test]
+    fn step_status_text_is_its_stored_form() {
+        use StepStatus::*;
+        for status in [
+            Pending,
+            Running,
+            Succeeded,
+            Failed,
+            Compensating,
+            Compensated,
+        ] {
+            let stored = serde_json::to_value(status).unwrap();
+            assert_eq!(stored, serde_json::Value::from(status.as_str()));
+        }
+    }
 
     fn rec(status: StepStatus) -> StepRecord {
         StepRecord {

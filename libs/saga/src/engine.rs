@@ -77,6 +77,16 @@ impl<D> StartedSaga<D> {
     pub fn id(&self) -> Uuid {
         self.state.id
     }
+
+    /// The status it was inserted with.
+    pub fn status(&self) -> SagaStatus {
+        self.state.status
+    }
+
+    /// The step log it was inserted with (the first step started).
+    pub fn steps(&self) -> &[StepRecord] {
+        &self.state.steps
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -3,11 +3,12 @@
 //! one tenant; queries name the tenant as well. Product rows are always locked in sku order, after
 //! the reservation row, so concurrent reservations, releases and commits cannot deadlock.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use longship_errors::Error;
-use longship_messaging::{NewEvent, enqueue};
+use longship_messaging::{NewEvent, OutboxRow};
 use longship_tenant::TenantId;
 use sqlx::PgConnection;
 use sqlx::types::Json;
@@ -155,21 +156,21 @@ pub async fn reserve(
     command: &ReserveCommand,
 ) -> Result<Reserved, Error> {
     // claim the order first: a concurrent duplicate waits here and then sees the committed row
-    let claimed = sqlx::query(
+    let claimed: Option<DateTime<Utc>> = sqlx::query_scalar(
         "INSERT INTO reservations (tenant_id, order_id, status, currency, idempotency_key, expires_at)
          VALUES ($1, $2, 'RESERVED', $3, $4, now() + make_interval(secs => $5))
-         ON CONFLICT (tenant_id, order_id) DO NOTHING",
+         ON CONFLICT (tenant_id, order_id) DO NOTHING
+         RETURNING expires_at",
     )
     .bind(tenant.as_str())
     .bind(command.order_id)
     .bind(&command.currency)
     .bind(&command.idempotency_key)
     .bind(command.ttl.as_secs_f64())
-    .execute(&mut *conn)
+    .fetch_optional(&mut *conn)
     .await
-    .map_err(db_error)?
-    .rows_affected();
-    if claimed == 0 {
+    .map_err(db_error)?;
+    let Some(expires_at) = claimed else {
         let existing = reservation(&mut *conn, tenant, command.order_id, false)
             .await?
             .ok_or_else(|| Error::internal(std::io::Error::other("reservation row vanished")))?;
@@ -181,41 +182,43 @@ pub async fn reserve(
                 .unwrap_or_else(|| command.currency.clone()),
             lines: existing.lines.0,
         });
-    }
+    };
 
     let skus: Vec<String> = command.lines.iter().map(|l| l.sku.clone()).collect();
     let products = lock_products(&mut *conn, tenant, &skus).await?;
     let planned = domain::plan_reservation(&command.currency, &command.lines, &products)?;
 
-    let quantities: Vec<i64> = planned.iter().map(|l| l.quantity).collect();
-    sqlx::query(
-        "UPDATE products p SET reserved = p.reserved + u.quantity, updated_at = now()
-         FROM UNNEST($2::text[], $3::bigint[]) AS u(sku, quantity)
-         WHERE p.tenant_id = $1 AND p.sku = u.sku",
-    )
-    .bind(tenant.as_str())
-    .bind(&skus)
-    .bind(&quantities)
-    .execute(&mut *conn)
-    .await
-    .map_err(db_error)?;
-    let expires_at: DateTime<Utc> = sqlx::query_scalar(
-        "UPDATE reservations SET lines = $3, updated_at = now() WHERE tenant_id = $1 AND order_id = $2 RETURNING expires_at",
-    )
-    .bind(tenant.as_str())
-    .bind(command.order_id)
-    .bind(Json(&planned))
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(db_error)?;
-
+    // the held units, the reservation's lines and the event in one statement (rows locked above)
     let payload = events::StockReserved {
         order_id: command.order_id,
         currency: command.currency.clone(),
         lines: planned.clone(),
         expires_at,
     };
-    enqueue_event(conn, tenant, events::STOCK_RESERVED, &payload).await?;
+    let event = outbox_row(tenant, events::STOCK_RESERVED, &payload)?;
+    static RESERVE: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "WITH held AS (
+                 UPDATE products p SET reserved = p.reserved + ({QUANTITY}), updated_at = now()
+                 WHERE p.tenant_id = $1 AND p.sku = ANY($2::text[])
+             ), event AS ({})
+             UPDATE reservations SET lines = $5, updated_at = now() WHERE tenant_id = $1 AND order_id = $4",
+            OutboxRow::insert_sql(6)
+        )
+    });
+    let quantities: Vec<i64> = planned.iter().map(|l| l.quantity).collect();
+    let skus: Vec<&str> = planned.iter().map(|l| l.sku.as_str()).collect();
+    let query = sqlx::query(sqlx::AssertSqlSafe(RESERVE.as_str()))
+        .bind(tenant.as_str())
+        .bind(&skus)
+        .bind(&quantities)
+        .bind(command.order_id)
+        .bind(Json(&planned));
+    event
+        .bind(query)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_error)?;
     Ok(Reserved {
         order_id: command.order_id,
         currency: command.currency.clone(),
@@ -355,17 +358,32 @@ struct StockRow {
     reserved: i64,
 }
 
+/// The quantity of the updated product's sku, from the statement's `$2` (skus) and `$3`
+/// (quantities); the rows updated are `tenant_id = $1 AND sku = ANY($2)`, locked before.
+const QUANTITY: &str = "SELECT u.quantity FROM unnest($2::text[], $3::bigint[]) AS u(sku, quantity) WHERE u.sku = p.sku";
+
+/// Locks the tenant's products among `skus`, in sku order (so concurrent reservations, releases
+/// and commits cannot deadlock). Each sku is one primary-key lookup, whatever the planner
+/// estimates for the tenant's catalogue.
 async fn lock_products(
     conn: &mut PgConnection,
     tenant: &TenantId,
     skus: &[String],
 ) -> Result<Vec<ProductStock>, Error> {
+    let mut sorted: Vec<&str> = skus.iter().map(String::as_str).collect();
+    sorted.sort_unstable();
+    sorted.dedup();
     let rows = sqlx::query_as::<_, StockRow>(
-        "SELECT sku, currency, price_cents, on_hand, reserved FROM products
-         WHERE tenant_id = $1 AND sku = ANY($2) ORDER BY sku FOR UPDATE",
+        "SELECT p.sku, p.currency, p.price_cents, p.on_hand, p.reserved
+         FROM unnest($2::text[]) WITH ORDINALITY AS u(sku, n)
+         CROSS JOIN LATERAL (
+             SELECT sku, currency, price_cents, on_hand, reserved FROM products
+             WHERE tenant_id = $1 AND sku = u.sku FOR UPDATE
+         ) AS p
+         ORDER BY u.n",
     )
     .bind(tenant.as_str())
-    .bind(skus)
+    .bind(&sorted)
     .fetch_all(conn)
     .await
     .map_err(db_error)?;
@@ -401,37 +419,11 @@ async fn return_stock(
     next: ReservationStatus,
     movement: StockMove,
 ) -> Result<(), Error> {
-    let mut sorted: Vec<&ReservedLine> = lines.iter().collect();
-    sorted.sort_by(|a, b| a.sku.cmp(&b.sku));
-    let skus: Vec<String> = sorted.iter().map(|l| l.sku.clone()).collect();
-    let quantities: Vec<i64> = sorted.iter().map(|l| l.quantity).collect();
+    let skus: Vec<String> = lines.iter().map(|l| l.sku.clone()).collect();
+    let quantities: Vec<i64> = lines.iter().map(|l| l.quantity).collect();
     lock_products(&mut *conn, tenant, &skus).await?;
-    let sql = match movement {
-        StockMove::Release => {
-            "UPDATE products p SET reserved = p.reserved - u.quantity, updated_at = now()
-             FROM UNNEST($2::text[], $3::bigint[]) AS u(sku, quantity)
-             WHERE p.tenant_id = $1 AND p.sku = u.sku"
-        }
-        StockMove::Commit => {
-            "UPDATE products p SET on_hand = p.on_hand - u.quantity, reserved = p.reserved - u.quantity, updated_at = now()
-             FROM UNNEST($2::text[], $3::bigint[]) AS u(sku, quantity)
-             WHERE p.tenant_id = $1 AND p.sku = u.sku"
-        }
-    };
-    sqlx::query(sql)
-        .bind(tenant.as_str())
-        .bind(&skus)
-        .bind(&quantities)
-        .execute(&mut *conn)
-        .await
-        .map_err(db_error)?;
-    sqlx::query("UPDATE reservations SET status = $3, updated_at = now() WHERE tenant_id = $1 AND order_id = $2")
-        .bind(tenant.as_str())
-        .bind(order_id)
-        .bind(next.as_str())
-        .execute(&mut *conn)
-        .await
-        .map_err(db_error)?;
+    // the stock movement, the reservation's new status and the event in one statement (rows
+    // locked above)
     let event_type = match next {
         ReservationStatus::Committed => events::STOCK_COMMITTED,
         ReservationStatus::Expired => events::RESERVATION_EXPIRED,
@@ -441,18 +433,53 @@ async fn return_stock(
         order_id,
         lines: lines.to_vec(),
     };
-    enqueue_event(conn, tenant, event_type, &payload).await
+    let event = outbox_row(tenant, event_type, &payload)?;
+    static RELEASE: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "WITH moved AS (
+                 UPDATE products p SET reserved = p.reserved - ({QUANTITY}), updated_at = now()
+                 WHERE p.tenant_id = $1 AND p.sku = ANY($2::text[])
+             ), event AS ({})
+             UPDATE reservations SET status = $5, updated_at = now() WHERE tenant_id = $1 AND order_id = $4",
+            OutboxRow::insert_sql(6)
+        )
+    });
+    static COMMIT: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "WITH moved AS (
+                 UPDATE products p SET on_hand = p.on_hand - ({QUANTITY}), reserved = p.reserved - ({QUANTITY}),
+                        updated_at = now()
+                 WHERE p.tenant_id = $1 AND p.sku = ANY($2::text[])
+             ), event AS ({})
+             UPDATE reservations SET status = $5, updated_at = now() WHERE tenant_id = $1 AND order_id = $4",
+            OutboxRow::insert_sql(6)
+        )
+    });
+    let sql = match movement {
+        StockMove::Release => RELEASE.as_str(),
+        StockMove::Commit => COMMIT.as_str(),
+    };
+    let query = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(tenant.as_str())
+        .bind(&skus)
+        .bind(&quantities)
+        .bind(order_id)
+        .bind(next.as_str());
+    event
+        .bind(query)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    Ok(())
 }
 
-async fn enqueue_event(
-    conn: &mut PgConnection,
+fn outbox_row(
     tenant: &TenantId,
     event_type: &str,
     payload: &impl serde::Serialize,
-) -> Result<(), Error> {
+) -> Result<OutboxRow, Error> {
     let event = NewEvent::new(event_type, tenant, payload).map_err(Error::internal)?;
-    enqueue(conn, &event).await.map_err(db_error)?;
-    Ok(())
+    OutboxRow::new(&event).map_err(db_error)
 }
 
 /// Keys of reservations past their deadline, across tenants (through the migration's

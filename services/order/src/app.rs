@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use longship_errors::{Error, Kind};
-use longship_messaging::{NewEvent, OutboxRelay, enqueue};
+use longship_messaging::{NewEvent, OutboxRelay, OutboxRow};
 use longship_saga::SagaEngine;
 use longship_tenant::TenantId;
 use sqlx::PgPool;
@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::domain::{self, PlaceOrderRequest};
 use crate::events;
 use crate::saga::{PlaceOrderData, PlaceOrderSaga};
-use crate::store::{self, OrderItem, OrderView};
+use crate::store::{self, OrderItem, OrderView, SagaStepView, SagaView};
 
 /// Shared state of the adapters.
 #[derive(Clone)]
@@ -88,7 +88,19 @@ impl AppState {
             idempotency_key: key,
             request_hash: &fingerprint,
         };
-        if !store::insert_order(&mut tx, &new).await.map_err(db)? {
+        let placed = events::OrderPlaced {
+            order_id: id,
+            customer_id: request.customer_id.clone(),
+            currency: request.currency.clone(),
+            items: items.clone(),
+        };
+        let event =
+            NewEvent::new(events::ORDER_PLACED, tenant, &placed).map_err(Error::internal)?;
+        let event = OutboxRow::new(&event).map_err(db)?;
+        let Some(created_at) = store::insert_order(&mut tx, &new, event)
+            .await
+            .map_err(db)?
+        else {
             // the key is taken (possibly by a request that just committed): answer with its order
             let Some(key) = key else {
                 return Err(Error::internal(std::io::Error::other(
@@ -122,12 +134,12 @@ impl AppState {
                 order,
                 created: false,
             });
-        }
+        };
         let data = PlaceOrderData {
             order_id: id,
             customer_id: request.customer_id.clone(),
             currency: request.currency.clone(),
-            items: items.clone(),
+            items,
             total_cents: None,
         };
         let started = self
@@ -135,19 +147,30 @@ impl AppState {
             .start(&mut tx, id, tenant, data)
             .await
             .map_err(Error::internal)?;
-        let placed = events::OrderPlaced {
-            order_id: id,
+        // the response is what was just written (no read-back: one statement less per order)
+        let order = OrderView {
+            id,
             customer_id: request.customer_id.clone(),
+            status: "PENDING".to_owned(),
             currency: request.currency.clone(),
-            items,
+            total_cents: 0,
+            items: placed.items,
+            failure_reason: None,
+            created_at,
+            updated_at: created_at,
+            saga: Some(SagaView {
+                status: started.status().as_str().to_owned(),
+                steps: started
+                    .steps()
+                    .iter()
+                    .map(|s| SagaStepView {
+                        name: s.name.clone(),
+                        status: s.status.as_str().to_owned(),
+                        attempts: s.attempts,
+                    })
+                    .collect(),
+            }),
         };
-        let event =
-            NewEvent::new(events::ORDER_PLACED, tenant, &placed).map_err(Error::internal)?;
-        enqueue(&mut tx, &event).await.map_err(db)?;
-        let order = store::get_order(&mut tx, tenant, id)
-            .await
-            .map_err(db)?
-            .ok_or_else(|| Error::internal(std::io::Error::other("inserted order not readable")))?;
         tx.commit().await.map_err(db)?;
         self.sagas.launch(started);
         self.relay.wake();

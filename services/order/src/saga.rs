@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use longship_messaging::{NewEvent, enqueue};
+use longship_messaging::{NewEvent, OutboxRow};
 use longship_proto::inventory::v1 as inv;
 use longship_proto::inventory::v1::inventory_service_client::InventoryServiceClient;
 use longship_proto::payment::v1 as pay;
@@ -230,16 +230,14 @@ impl Step<PlaceOrderData> for ConfirmOrder {
         data: &mut PlaceOrderData,
     ) -> Result<(), StepError> {
         let total = data.total_cents.unwrap_or(0);
-        store::confirm(tx, &ctx.tenant, data.order_id, &data.items, total)
-            .await
-            .map_err(|e| StepError::Transient(e.to_string()))?;
         let event = NewEvent::new(
             events::ORDER_CONFIRMED,
             &ctx.tenant,
             &events::OrderConfirmed::from(&*data),
         )
         .map_err(|e| StepError::Transient(e.to_string()))?;
-        enqueue(tx, &event)
+        let event = OutboxRow::new(&event).map_err(|e| StepError::Transient(e.to_string()))?;
+        store::confirm(tx, &ctx.tenant, data.order_id, &data.items, total, event)
             .await
             .map_err(|e| StepError::Transient(e.to_string()))?;
         Ok(())
@@ -285,15 +283,6 @@ impl SagaDefinition for PlaceOrderSaga {
         data: &PlaceOrderData,
         reason: &str,
     ) -> Result<(), sqlx::Error> {
-        store::cancel(
-            tx,
-            &info.tenant,
-            data.order_id,
-            reason,
-            &data.items,
-            data.total_cents,
-        )
-        .await?;
         let payload = events::OrderCancelled {
             order_id: data.order_id,
             customer_id: data.customer_id.clone(),
@@ -301,7 +290,16 @@ impl SagaDefinition for PlaceOrderSaga {
         };
         let event = NewEvent::new(events::ORDER_CANCELLED, &info.tenant, &payload)
             .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
-        enqueue(tx, &event).await?;
+        store::cancel(
+            tx,
+            &info.tenant,
+            data.order_id,
+            reason,
+            &data.items,
+            data.total_cents,
+            OutboxRow::new(&event)?,
+        )
+        .await?;
         Ok(())
     }
 

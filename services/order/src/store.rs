@@ -1,7 +1,10 @@
 //! Orders in Postgres. Every query runs in a tenant-scoped transaction and also filters on the
 //! tenant, so isolation holds twice (code and row-level security).
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
+use longship_messaging::OutboxRow;
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, Row};
 use utoipa::ToSchema;
@@ -84,28 +87,35 @@ pub struct NewOrder<'a> {
     pub request_hash: &'a str,
 }
 
-/// Inserts a PENDING order. `Ok(false)` when the tenant already used the idempotency key (the
-/// insert waits for a concurrent holder of the key to commit, so duplicates never both win).
+/// Inserts a PENDING order together with its `order_placed` event and returns its creation time,
+/// or `None` (and no event) when the tenant already used the idempotency key (the insert waits for
+/// a concurrent holder of the key to commit, so duplicates never both win).
 pub async fn insert_order(
     conn: &mut PgConnection,
     order: &NewOrder<'_>,
-) -> Result<bool, sqlx::Error> {
-    let inserted = sqlx::query(
-        "INSERT INTO orders (id, tenant_id, customer_id, status, currency, total_cents, items, idempotency_key, request_hash)
-         VALUES ($1, $2, $3, 'PENDING', $4, 0, $5, $6, $7)
-         ON CONFLICT (tenant_id, idempotency_key) DO NOTHING",
-    )
-    .bind(order.id)
-    .bind(order.tenant.as_str())
-    .bind(order.customer_id)
-    .bind(order.currency)
-    .bind(sqlx::types::Json(order.items))
-    .bind(order.idempotency_key)
-    .bind(order.request_hash)
-    .execute(conn)
-    .await?
-    .rows_affected();
-    Ok(inserted == 1)
+    event: OutboxRow,
+) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    static INSERT: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "WITH placed AS (
+                 INSERT INTO orders (id, tenant_id, customer_id, status, currency, total_cents, items, idempotency_key, request_hash)
+                 VALUES ($1, $2, $3, 'PENDING', $4, 0, $5, $6, $7)
+                 ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
+                 RETURNING created_at
+             ), event AS ({})
+             SELECT created_at FROM placed",
+            OutboxRow::insert_sql_from(8, "placed")
+        )
+    });
+    let query = sqlx::query_scalar(sqlx::AssertSqlSafe(INSERT.as_str()))
+        .bind(order.id)
+        .bind(order.tenant.as_str())
+        .bind(order.customer_id)
+        .bind(order.currency)
+        .bind(sqlx::types::Json(order.items))
+        .bind(order.idempotency_key)
+        .bind(order.request_hash);
+    event.bind_scalar(query).fetch_optional(conn).await
 }
 
 /// The order holding `key`, with its request fingerprint.
@@ -195,29 +205,36 @@ fn view_from_row(r: &sqlx::postgres::PgRow) -> Result<OrderView, sqlx::Error> {
     })
 }
 
-/// Marks the order CONFIRMED with its priced lines.
+/// Marks the order CONFIRMED with its priced lines and writes `event` (its `order_confirmed`), in
+/// one statement.
 pub async fn confirm(
     conn: &mut PgConnection,
     tenant: &TenantId,
     id: Uuid,
     items: &[OrderItem],
     total: i64,
+    event: OutboxRow,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE orders SET status = 'CONFIRMED', items = $3, total_cents = $4, updated_at = now()
-         WHERE tenant_id = $1 AND id = $2 AND status = 'PENDING'",
-    )
-    .bind(tenant.as_str())
-    .bind(id)
-    .bind(sqlx::types::Json(items))
-    .bind(total)
-    .execute(conn)
-    .await?;
+    static CONFIRM: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "WITH event AS ({})
+             UPDATE orders SET status = 'CONFIRMED', items = $3, total_cents = $4, updated_at = now()
+             WHERE tenant_id = $1 AND id = $2 AND status = 'PENDING'",
+            OutboxRow::insert_sql(5)
+        )
+    });
+    let query = sqlx::query(sqlx::AssertSqlSafe(CONFIRM.as_str()))
+        .bind(tenant.as_str())
+        .bind(id)
+        .bind(sqlx::types::Json(items))
+        .bind(total);
+    event.bind(query).execute(conn).await?;
     Ok(())
 }
 
 /// Marks the order CANCELLED with a reason, keeping the lines as priced so far (a cancelled order
-/// still shows what it would have cost once its stock was reserved).
+/// still shows what it would have cost once its stock was reserved), and writes `event` (its
+/// `order_cancelled`), in one statement.
 pub async fn cancel(
     conn: &mut PgConnection,
     tenant: &TenantId,
@@ -225,18 +242,23 @@ pub async fn cancel(
     reason: &str,
     items: &[OrderItem],
     total: Option<i64>,
+    event: OutboxRow,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE orders SET status = 'CANCELLED', failure_reason = $3, items = $4,
-                total_cents = COALESCE($5, total_cents), updated_at = now()
-         WHERE tenant_id = $1 AND id = $2 AND status = 'PENDING'",
-    )
-    .bind(tenant.as_str())
-    .bind(id)
-    .bind(reason)
-    .bind(sqlx::types::Json(items))
-    .bind(total)
-    .execute(conn)
-    .await?;
+    static CANCEL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "WITH event AS ({})
+             UPDATE orders SET status = 'CANCELLED', failure_reason = $3, items = $4,
+                    total_cents = COALESCE($5, total_cents), updated_at = now()
+             WHERE tenant_id = $1 AND id = $2 AND status = 'PENDING'",
+            OutboxRow::insert_sql(6)
+        )
+    });
+    let query = sqlx::query(sqlx::AssertSqlSafe(CANCEL.as_str()))
+        .bind(tenant.as_str())
+        .bind(id)
+        .bind(reason)
+        .bind(sqlx::types::Json(items))
+        .bind(total);
+    event.bind(query).execute(conn).await?;
     Ok(())
 }

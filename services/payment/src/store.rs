@@ -6,8 +6,10 @@
 //! Authorize and Void touch different tables (payments, tombstones), so row locks alone could let a
 //! Void and an Authorize both believe they came first. Then the account row is locked.
 
+use std::sync::LazyLock;
+
 use longship_errors::Error;
-use longship_messaging::{NewEvent, enqueue};
+use longship_messaging::{NewEvent, OutboxRow};
 use longship_tenant::TenantId;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -190,13 +192,14 @@ pub async fn authorize(
     command: &AuthorizeCommand,
 ) -> Result<Authorization, Error> {
     lock_order(&mut *conn, tenant, command.order_id).await?;
-    if tombstoned(&mut *conn, tenant, command.order_id).await? {
+    let (tombstoned, existing) = order_state(&mut *conn, tenant, command.order_id).await?;
+    if tombstoned {
         return Ok(Authorization::Refused(Error::failed_precondition(
             "payment.voided",
             "the payment for this order was voided before it was authorized",
         )));
     }
-    if let Some(existing) = payment(&mut *conn, tenant, command.order_id).await? {
+    if let Some(existing) = existing {
         return Ok(match existing.parsed_status()? {
             PaymentStatus::Declined => {
                 let decline = existing
@@ -220,42 +223,52 @@ pub async fn authorize(
         Ok(_) => (PaymentStatus::Authorized, None),
         Err(decline) => (PaymentStatus::Declined, Some(decline.clone())),
     };
-    if decision.is_ok() {
-        sqlx::query(
-            "UPDATE accounts SET held_cents = held_cents + $3, updated_at = now() WHERE tenant_id = $1 AND customer_id = $2",
+    let payment = Payment {
+        id: Uuid::now_v7(),
+        order_id: command.order_id,
+        customer_id: command.customer_id.clone(),
+        amount_cents: command.amount_cents,
+        currency: command.currency.clone(),
+        status: status.as_str().to_owned(),
+        decline_reason: decline.as_ref().map(|d| d.as_str().to_owned()),
+    };
+    let event_type = match decline {
+        None => events::PAYMENT_AUTHORIZED,
+        Some(_) => events::PAYMENT_DECLINED,
+    };
+    let event = outbox_row(tenant, event_type, &payment.event())?;
+    // the hold (when approved), the payment row and its event in one statement
+    static AUTHORIZE: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "WITH hold AS (
+                 UPDATE accounts SET held_cents = held_cents + $5, updated_at = now()
+                 WHERE $10 AND tenant_id = $2 AND customer_id = $4
+             ), event AS ({})
+             INSERT INTO payments (id, tenant_id, order_id, customer_id, amount_cents, currency, status, decline_reason, idempotency_key)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            OutboxRow::insert_sql(11)
         )
+    });
+    let query = sqlx::query(sqlx::AssertSqlSafe(AUTHORIZE.as_str()))
+        .bind(payment.id)
         .bind(tenant.as_str())
-        .bind(&command.customer_id)
-        .bind(command.amount_cents)
+        .bind(payment.order_id)
+        .bind(&payment.customer_id)
+        .bind(payment.amount_cents)
+        .bind(&payment.currency)
+        .bind(&payment.status)
+        .bind(&payment.decline_reason)
+        .bind(&command.idempotency_key)
+        .bind(decline.is_none());
+    event
+        .bind(query)
         .execute(&mut *conn)
         .await
         .map_err(db_error)?;
-    }
-    let inserted = sqlx::query_as::<_, Payment>(
-        "INSERT INTO payments (id, tenant_id, order_id, customer_id, amount_cents, currency, status, decline_reason, idempotency_key)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-         RETURNING id, order_id, customer_id, amount_cents, currency, status, decline_reason",
-    )
-    .bind(Uuid::now_v7())
-    .bind(tenant.as_str())
-    .bind(command.order_id)
-    .bind(&command.customer_id)
-    .bind(command.amount_cents)
-    .bind(&command.currency)
-    .bind(status.as_str())
-    .bind(decline.as_ref().map(Decline::as_str))
-    .bind(&command.idempotency_key)
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(db_error)?;
     match decline {
-        None => {
-            enqueue_event(conn, tenant, events::PAYMENT_AUTHORIZED, &inserted.event()).await?;
-            Ok(Authorization::Approved(inserted))
-        }
+        None => Ok(Authorization::Approved(payment)),
         Some(decline) => {
             metrics::counter!("payment_declines_total", "reason" => decline.as_str()).increment(1);
-            enqueue_event(conn, tenant, events::PAYMENT_DECLINED, &inserted.event()).await?;
             Ok(Authorization::Refused(decline.error()))
         }
     }
@@ -274,18 +287,7 @@ pub async fn void(
     match (domain::decide_void(status), current) {
         (VoidAction::Nothing(outcome), _) => Ok(outcome),
         (VoidAction::Void, Some(payment)) => {
-            lock_account(&mut *conn, tenant, &payment.customer_id).await?;
-            sqlx::query(
-                "UPDATE accounts SET held_cents = held_cents - $3, updated_at = now() WHERE tenant_id = $1 AND customer_id = $2",
-            )
-            .bind(tenant.as_str())
-            .bind(&payment.customer_id)
-            .bind(payment.amount_cents)
-            .execute(&mut *conn)
-            .await
-            .map_err(db_error)?;
-            let voided = set_status(&mut *conn, tenant, payment.id, PaymentStatus::Voided).await?;
-            enqueue_event(conn, tenant, events::PAYMENT_VOIDED, &voided.event()).await?;
+            settle(conn, tenant, payment, PaymentStatus::Voided).await?;
             Ok(VoidOutcome::Voided)
         }
         (VoidAction::Tombstone | VoidAction::Void, _) => {
@@ -325,20 +327,7 @@ pub async fn capture(
     let status = current.as_ref().map(Payment::parsed_status).transpose()?;
     match (domain::decide_capture(status), current) {
         (CaptureAction::Capture, Some(payment)) => {
-            lock_account(&mut *conn, tenant, &payment.customer_id).await?;
-            sqlx::query(
-                "UPDATE accounts SET balance_cents = balance_cents - $3, held_cents = held_cents - $3, updated_at = now()
-                 WHERE tenant_id = $1 AND customer_id = $2",
-            )
-            .bind(tenant.as_str())
-            .bind(&payment.customer_id)
-            .bind(payment.amount_cents)
-            .execute(&mut *conn)
-            .await
-            .map_err(db_error)?;
-            let captured =
-                set_status(&mut *conn, tenant, payment.id, PaymentStatus::Captured).await?;
-            enqueue_event(conn, tenant, events::PAYMENT_CAPTURED, &captured.event()).await?;
+            let captured = settle(conn, tenant, payment, PaymentStatus::Captured).await?;
             Ok(Capture::Captured(captured))
         }
         (CaptureAction::AlreadyCaptured, Some(payment)) => Ok(Capture::AlreadyCaptured(payment)),
@@ -367,19 +356,71 @@ async fn lock_order(
     Ok(())
 }
 
-async fn tombstoned(
+/// Whether a Void came first (tombstone) and the order's payment, locked, in one statement. Run
+/// after [`lock_order`], so no other command for the order is between the two reads.
+async fn order_state(
     conn: &mut PgConnection,
     tenant: &TenantId,
     order_id: Uuid,
-) -> Result<bool, Error> {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM payment_tombstones WHERE tenant_id = $1 AND order_id = $2)",
+) -> Result<(bool, Option<Payment>), Error> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        tombstoned: bool,
+        #[sqlx(flatten)]
+        payment: OptionalPayment,
+    }
+    #[derive(sqlx::FromRow)]
+    struct OptionalPayment {
+        id: Option<Uuid>,
+        order_id: Option<Uuid>,
+        customer_id: Option<String>,
+        amount_cents: Option<i64>,
+        currency: Option<String>,
+        status: Option<String>,
+        decline_reason: Option<String>,
+    }
+    let row = sqlx::query_as::<_, Row>(
+        "SELECT EXISTS (SELECT 1 FROM payment_tombstones WHERE tenant_id = $1 AND order_id = $2) AS tombstoned,
+                p.id, p.order_id, p.customer_id, p.amount_cents, p.currency, p.status, p.decline_reason
+         FROM (VALUES (1)) AS one
+         LEFT JOIN LATERAL (
+             SELECT id, order_id, customer_id, amount_cents, currency, status, decline_reason
+             FROM payments WHERE tenant_id = $1 AND order_id = $2 FOR UPDATE
+         ) AS p ON true",
     )
     .bind(tenant.as_str())
     .bind(order_id)
     .fetch_one(conn)
     .await
-    .map_err(db_error)
+    .map_err(db_error)?;
+    let p = row.payment;
+    let payment = match (
+        p.id,
+        p.order_id,
+        p.customer_id,
+        p.amount_cents,
+        p.currency,
+        p.status,
+    ) {
+        (
+            Some(id),
+            Some(order_id),
+            Some(customer_id),
+            Some(amount_cents),
+            Some(currency),
+            Some(status),
+        ) => Some(Payment {
+            id,
+            order_id,
+            customer_id,
+            amount_cents,
+            currency,
+            status,
+            decline_reason: p.decline_reason,
+        }),
+        _ => None,
+    };
+    Ok((row.tombstoned, payment))
 }
 
 async fn payment(
@@ -414,31 +455,52 @@ async fn lock_account(
     .map_err(db_error)
 }
 
-async fn set_status(
+/// Ends a hold: the account's held money is released (VOIDED) or leaves the account (CAPTURED), the
+/// payment takes its new status and the matching event is written, in one statement (the account
+/// row is locked by the update; the payment row already is).
+async fn settle(
     conn: &mut PgConnection,
     tenant: &TenantId,
-    id: Uuid,
-    status: PaymentStatus,
+    mut payment: Payment,
+    next: PaymentStatus,
 ) -> Result<Payment, Error> {
-    sqlx::query_as::<_, Payment>(
-        "UPDATE payments SET status = $3, updated_at = now() WHERE tenant_id = $1 AND id = $2
-         RETURNING id, order_id, customer_id, amount_cents, currency, status, decline_reason",
-    )
-    .bind(tenant.as_str())
-    .bind(id)
-    .bind(status.as_str())
-    .fetch_one(conn)
-    .await
-    .map_err(db_error)
+    let event_type = match next {
+        PaymentStatus::Captured => events::PAYMENT_CAPTURED,
+        _ => events::PAYMENT_VOIDED,
+    };
+    let event = outbox_row(tenant, event_type, &payment.event())?;
+    static SETTLE: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "WITH funds AS (
+                 UPDATE accounts SET held_cents = held_cents - $4,
+                        balance_cents = balance_cents - CASE WHEN $5 THEN $4 ELSE 0 END, updated_at = now()
+                 WHERE tenant_id = $1 AND customer_id = $3
+             ), event AS ({})
+             UPDATE payments SET status = $6, updated_at = now() WHERE tenant_id = $1 AND id = $2",
+            OutboxRow::insert_sql(7)
+        )
+    });
+    let query = sqlx::query(sqlx::AssertSqlSafe(SETTLE.as_str()))
+        .bind(tenant.as_str())
+        .bind(payment.id)
+        .bind(&payment.customer_id)
+        .bind(payment.amount_cents)
+        .bind(next == PaymentStatus::Captured)
+        .bind(next.as_str());
+    event
+        .bind(query)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    payment.status = next.as_str().to_owned();
+    Ok(payment)
 }
 
-async fn enqueue_event(
-    conn: &mut PgConnection,
+fn outbox_row(
     tenant: &TenantId,
     event_type: &str,
     payload: &impl serde::Serialize,
-) -> Result<(), Error> {
+) -> Result<OutboxRow, Error> {
     let event = NewEvent::new(event_type, tenant, payload).map_err(Error::internal)?;
-    enqueue(conn, &event).await.map_err(db_error)?;
-    Ok(())
+    OutboxRow::new(&event).map_err(db_error)
 }
