@@ -89,11 +89,14 @@ impl App {
                 pool.clone(),
                 platform.jetstream.clone(),
                 naming,
+                // a capture locks one account row per event, so captures can share a
+                // transaction (one commit for all waiting events) without deadlocking
                 ConsumerSpec::new(
                     events::ORDER_CONFIRMED_CONSUMER,
                     "ORDERS",
                     events::ORDER_CONFIRMED,
-                ),
+                )
+                .batched(32),
                 Arc::new(events::CaptureOnOrderConfirmed::waking(relay.waker())),
                 shutdown.clone(),
             )),

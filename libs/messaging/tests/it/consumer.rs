@@ -358,3 +358,77 @@ async fn wait_for_dead_letter(h: &Harness) -> StreamMessage {
     )
     .await
 }
+
+#[tokio::test]
+async fn a_batched_consumer_commits_waiting_events_together_each_under_its_tenant_and_isolates_a_failure()
+ {
+    let mut h = Harness::start().await;
+    // events wait in the stream before the consumer starts, so they arrive together
+    let tenants = ["acme", "globex", "initech"];
+    let mut events = Vec::new();
+    for i in 0..45 {
+        // one event fails once: its batch is rolled back and handled event by event
+        let fail_times = u64::from(i == 20);
+        let event = envelope(tenants[i % tenants.len()], fail_times);
+        h.publish_envelope(&event, &event.id.to_string()).await;
+        events.push(event);
+    }
+    // a redelivered copy inside the same batches is handled once
+    h.publish_envelope(&events[3], "a-second-copy").await;
+
+    let handler = ScriptedHandler::new("batched");
+    h.spawn_consumer(
+        Harness::consumer_spec("batched", 5).batched(16),
+        handler.clone(),
+    );
+    h.wait_until_consumer_settled("batched", 46).await;
+
+    let handled = h.handled("batched").await;
+    assert_eq!(
+        handled.len(),
+        events.len(),
+        "each event's writes committed once"
+    );
+    for row in &handled {
+        assert_eq!(
+            row.tx_tenant.as_deref(),
+            Some(row.envelope_tenant.as_str()),
+            "the handler's transaction is scoped to its own event's tenant"
+        );
+    }
+    let mut ids: Vec<_> = handled.iter().map(|r| r.event_id).collect();
+    ids.dedup();
+    assert_eq!(ids.len(), events.len(), "no event handled twice");
+    assert_eq!(
+        h.inbox_rows("batched").await,
+        events.len() as i64,
+        "inbox rows"
+    );
+    assert!(
+        handler.calls(events[20].id) >= 2,
+        "the failing event was tried again after its batch rolled back"
+    );
+    let failing = handled.iter().find(|r| r.event_id == events[20].id);
+    assert!(
+        failing.is_some_and(|r| r.attempt >= 2),
+        "its successful attempt is the one committed"
+    );
+    // rows inserted by one transaction share xmin: fewer transactions than events means batches
+    let transactions: i64 = sqlx::query_scalar(
+        "SELECT count(DISTINCT xmin::text) FROM handled WHERE consumer = 'batched'",
+    )
+    .fetch_one(h.db.pool())
+    .await
+    .expect("count transactions");
+    assert!(
+        transactions < events.len() as i64 / 2,
+        "{transactions} transactions for {} events: waiting events were not batched",
+        events.len()
+    );
+    assert_eq!(
+        h.stream_len(DEAD_LETTERS).await,
+        0,
+        "nothing was dead-lettered"
+    );
+    h.finish().await;
+}
