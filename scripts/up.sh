@@ -20,6 +20,10 @@ Environment (all optional):
   LONGSHIP_PG_URL         admin URL used to check Postgres and create databases
                           (default postgres://postgres@127.0.0.1:5432/postgres); the services
                           get the same server/user with their own database
+  LONGSHIP_PG_SOCKET_DIR  auto (default): when that Postgres is on this machine and accepts us on
+                          its Unix socket (/var/run/postgresql, /run/postgresql or /tmp), the
+                          services connect through the socket (far cheaper per round trip than
+                          loopback TCP, see docs/performance.md) | a directory | none (TCP)
   NATS_URL                NATS with JetStream (default nats://127.0.0.1:4222)
   NATS_PREFIX             subject/stream prefix passed to the services (default empty)
   LONGSHIP_DB_SUFFIX      appended to the database names orders/inventory/payments ([a-z0-9_])
@@ -344,13 +348,19 @@ for svc in "${MISSING[@]}"; do
 done
 
 # --- 7. migrate and start --------------------------------------------------------
+PG_SOCKET_DIR=""
+[[ "$INFRA_KIND" == docker ]] || PG_SOCKET_DIR="$(pg_socket_dir "$PG_ADMIN_URL")"
+if [[ -n "$PG_SOCKET_DIR" ]]; then
+    ok "the services reach Postgres through its Unix socket in $PG_SOCKET_DIR (LONGSHIP_PG_SOCKET_DIR=none for TCP)"
+fi
+
 ENV_ARGS=()
 service_env() {
     local svc="$1"
     ENV_ARGS=(
         "HTTP_ADDR=127.0.0.1:$(http_port "$svc")"
         "GRPC_ADDR=127.0.0.1:$(grpc_port "$svc")"
-        "DATABASE_URL=$(pg_url_with_db "$PG_ADMIN_URL" "$(db_name "$svc")")"
+        "DATABASE_URL=$(pg_url_with_socket "$(pg_url_with_db "$PG_ADMIN_URL" "$(db_name "$svc")")" "$PG_SOCKET_DIR")"
         "NATS_URL=$NATS_URL_EFFECTIVE"
         "AUTH_ALLOW_TENANT_HEADER=true"
         "AUTH_JWT_ALGORITHM=${AUTH_JWT_ALGORITHM:-HS256}"

@@ -132,6 +132,40 @@ pg_url_with_db() {
     printf '%s://%s/%s%s\n' "$scheme" "$authority" "$db" "$query"
 }
 
+# the postgres:// URL connecting through the Unix socket in directory $2 (libpq and sqlx both read
+# `host=/dir` from the query); unchanged when $2 is empty.
+pg_url_with_socket() {
+    local url="$1" dir="$2"
+    [[ -n "$dir" ]] || { printf '%s\n' "$url"; return; }
+    if [[ "$url" == *\?* ]]; then printf '%s&host=%s\n' "$url" "$dir"; else printf '%s?host=%s\n' "$url" "$dir"; fi
+}
+
+# pg_socket_dir URL: the Unix-socket directory through which the Postgres of URL accepts us, or
+# nothing (then connect over TCP). Only for a server on this machine, and only when a connection
+# through the socket works (pg_hba may say `peer` for local connections where it says `trust` for
+# TCP). LONGSHIP_PG_SOCKET_DIR: auto (default) | a directory | none.
+pg_socket_dir() {
+    local url="$1" want="${LONGSHIP_PG_SOCKET_DIR:-auto}" host port dir candidates=()
+    [[ "$want" == none ]] && return 0
+    command -v psql >/dev/null 2>&1 || return 0
+    host="$(url_host "$url")"
+    port="$(url_port "$url" 5432)"
+    if [[ "$want" == auto ]]; then
+        case "$host" in 127.0.0.1 | localhost | ::1) ;; *) return 0 ;; esac
+        candidates=(/var/run/postgresql /run/postgresql /tmp)
+    else
+        candidates=("$want")
+    fi
+    for dir in "${candidates[@]}"; do
+        [[ -S "$dir/.s.PGSQL.$port" ]] || continue
+        if PGCONNECT_TIMEOUT=5 psql "$(pg_url_with_socket "$url" "$dir")" -XtAq -c 'select 1' >/dev/null 2>&1; then
+            echo "$dir"
+            return 0
+        fi
+    done
+    [[ "$want" == auto ]] || warn "LONGSHIP_PG_SOCKET_DIR=$want: no usable Postgres socket there; using TCP"
+}
+
 # host and port of a postgres:// or nats:// URL (first server of a list).
 url_host() {
     local rest="${1#*://}"

@@ -27,6 +27,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 
+# shellcheck source=../../scripts/lib/common.sh
+source "$ROOT/scripts/lib/common.sh" # pg_socket_dir, pg_url_with_socket
 say() { printf '==> %s\n' "$*" >&2; }
 
 quick=0 keep=0 census=0 profile="" args=()
@@ -107,7 +109,12 @@ trap teardown EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-loadgen_args=(--port-offset "$offset" --db-suffix "$suffix" --nats-prefix "$prefix" --state-dir "$state" --pg-url "$pg_url")
+# loadgen (its admin queries and the commit ceiling) connects the way the services do: through
+# Postgres' Unix socket when scripts/up.sh picks it (LONGSHIP_PG_SOCKET_DIR), else over TCP
+pg_socket=""
+((census)) || pg_socket="$(pg_socket_dir "$pg_url")"
+loadgen_pg_url="$(pg_url_with_socket "$pg_url" "$pg_socket")"
+loadgen_args=(--port-offset "$offset" --db-suffix "$suffix" --nats-prefix "$prefix" --state-dir "$state" --pg-url "$loadgen_pg_url")
 if ((census)); then
     upstream="$(sed -E 's#^[a-z]+://([^@/]*@)?([^/?]+).*#\2#' <<<"$pg_url")"
     [[ "$upstream" == *:* ]] || upstream="$upstream:5432"
@@ -127,5 +134,5 @@ env "${platform_env[@]}" bash scripts/up.sh >"$state/up.log" 2>&1 || {
 
 say "running loadgen ${args[*]}"
 # loadgen itself keeps tokio's default threads; it records the platform sizing in the report
-BENCH_PLATFORM_CONFIG="TOKIO_WORKER_THREADS=$TOKIO_WORKER_THREADS DATABASE_MAX_CONNECTIONS=$DATABASE_MAX_CONNECTIONS RUST_LOG=${BENCH_RUST_LOG:-info} LONGSHIP_PG_URL=$pg_url" \
+BENCH_PLATFORM_CONFIG="TOKIO_WORKER_THREADS=$TOKIO_WORKER_THREADS DATABASE_MAX_CONNECTIONS=$DATABASE_MAX_CONNECTIONS RUST_LOG=${BENCH_RUST_LOG:-info} LONGSHIP_PG_URL=$pg_url${pg_socket:+ (services through the socket in $pg_socket)}" \
     env -u TOKIO_WORKER_THREADS "$loadgen" bench "${loadgen_args[@]}" "${args[@]}"

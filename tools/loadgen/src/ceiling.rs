@@ -1,6 +1,6 @@
 //! The commit ceiling of the same Postgres, measured in the same run: single-row INSERT
-//! transactions (autocommit, so one commit each) from `connections` connections over TCP with
-//! sqlx, as the services connect. Runs in a scratch database that it empties afterwards.
+//! transactions (autocommit, so one commit each) from `connections` connections with sqlx, over
+//! the transport the services use (TCP, or the Unix socket named in the URL's `host=/dir`). Runs in a scratch database that it empties afterwards.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -21,6 +21,8 @@ pub struct Ceiling {
     pub seconds: f64,
     /// Commits per second.
     pub commits_per_second: f64,
+    /// How the connections reached Postgres: `TCP` or `Unix socket <dir>`.
+    pub transport: String,
 }
 
 /// Runs the benchmark for `duration` after 0.5 s of warm-up.
@@ -95,5 +97,9 @@ pub async fn measure(
         connections: connections.max(1),
         seconds,
         commits_per_second: commits as f64 / seconds,
+        transport: match admin_options.get_socket() {
+            Some(dir) => format!("Unix socket {}", dir.display()),
+            None => "TCP".to_owned(),
+        },
     })
 }

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, PgPool};
+use sqlx::{ConnectOptions, Connection, PgPool};
 
 use crate::cli::{Command, Options};
 use crate::cost::{Cost, Probe};
@@ -220,6 +220,17 @@ async fn bench(o: Options) -> anyhow::Result<bool> {
         api.order_base()
     );
     let seeded = workload.seed(&api).await?;
+    // as pgbench does after loading: the planner sees the seeded tables as they are (a server
+    // with autovacuum off would otherwise plan against empty-table estimates for the whole run)
+    for db in &databases {
+        let mut conn = sqlx::PgConnection::connect_with(&admin_options.clone().database(db))
+            .await
+            .with_context(|| format!("connecting to {db} to vacuum it"))?;
+        sqlx::raw_sql("VACUUM (ANALYZE)")
+            .execute(&mut conn)
+            .await
+            .with_context(|| format!("VACUUM (ANALYZE) in {db}"))?;
+    }
     let workload = Arc::new(workload);
     let recorder = Arc::new(Recorder::new());
     let watcher = events::watch(

@@ -446,8 +446,9 @@ impl Report {
             (Some(c), Some(h)) => {
                 let _ = writeln!(
                     m,
-                    "Single-row INSERT commits on the same Postgres, {} connections over TCP (sqlx), {:.1} s: **{} commits/s**.\n",
+                    "Single-row INSERT commits on the same Postgres, {} connections over {} (sqlx), {:.1} s: **{} commits/s**.\n",
                     c.connections,
+                    c.transport,
                     c.seconds,
                     f(c.commits_per_second)
                 );
