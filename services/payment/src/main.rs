@@ -2,6 +2,9 @@
 
 use std::process::ExitCode;
 
+#[global_allocator]
+static ALLOC: longship_runtime::Allocator = longship_runtime::Allocator;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = match payment::Config::from_env(&longship_runtime::Env::process()) {
