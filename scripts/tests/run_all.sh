@@ -40,6 +40,7 @@ run() { # run NAME CMD...
 }
 
 run "scripts/tests/test_up_preflight.sh" bash "$HERE/test_up_preflight.sh"
+run "scripts/tests/test_pg_socket.sh" bash "$HERE/test_pg_socket.sh"
 run "scripts/tests/test_demo.sh" bash "$HERE/test_demo.sh"
 run "scripts/tests/test_up_lifecycle.sh" bash "$HERE/test_up_lifecycle.sh"
 run "scripts/tests/test_up_real.sh" bash "$HERE/test_up_real.sh"

@@ -43,6 +43,24 @@ for url in "$ORDER" "$INVENTORY" "$PAYMENT"; do
     if [[ "$code" == 200 ]]; then pass "$url/readyz is 200"; else fail "$url/readyz is $code"; fi
 done
 
+# a Postgres on this machine that accepts us on its Unix socket is reached through it
+# (LONGSHIP_PG_SOCKET_DIR=auto): the services' backends have no client address
+socket_dir=""
+for d in /var/run/postgresql /run/postgresql /tmp; do
+    if [[ -S "$d/.s.PGSQL.5432" ]] && psql -XtAq "postgres://postgres@127.0.0.1:5432/postgres?host=$d" -c 'select 1' >/dev/null 2>&1; then
+        socket_dir="$d" && break
+    fi
+done
+expected="tcp"
+[[ -n "$socket_dir" ]] && expected="socket"
+transports="$(psql -XtAq -d "$PG_ADMIN" -c "select distinct case when client_addr is null then 'socket' else 'tcp' end
+    from pg_stat_activity where datname in ('orders$SUFFIX', 'inventory$SUFFIX', 'payments$SUFFIX')")"
+if [[ "$transports" == "$expected" ]]; then
+    pass "the services reach Postgres over $expected${socket_dir:+ ($socket_dir)}"
+else
+    fail "the services' Postgres connections: got '$transports', wanted '$expected'"
+fi
+
 json() { curl -sS -H 'X-Tenant-Id: acme' -H 'Content-Type: application/json' "$@"; }
 json -X PUT "$INVENTORY/v1/products/SKU-UP" -d '{"name":"Up","price_cents":300,"currency":"USD","on_hand":5}' >/dev/null
 json -X PUT "$PAYMENT/v1/accounts/c-up" -d '{"balance_cents":10000,"currency":"USD"}' >/dev/null

@@ -4,11 +4,13 @@
 //!   JSON payload; on NATS also as headers (`Nats-Msg-Id` = id, `Tenant-Id`, `traceparent`, ...).
 //! - [`Naming`] and [`ensure_stream`]: one JetStream stream per producing service, with an optional
 //!   prefix so environments and tests can share a server.
-//! - [`outbox::enqueue`] writes an event in the caller's transaction; [`outbox::OutboxRelay`] publishes
+//! - [`outbox::enqueue`] writes an event in the caller's transaction ([`outbox::OutboxRow`] writes it
+//!   inside a statement of the caller's own, saving a round trip); [`outbox::OutboxRelay`] publishes
 //!   committed rows, waits for JetStream's ack and marks them sent.
 //! - [`consumer::run_consumer`]: durable pull consumers with explicit ack whose handler runs in a
 //!   tenant-scoped transaction together with the `inbox` row, so redeliveries are no-ops; failures
-//!   are retried with backoff and poison messages go to a dead-letter subject.
+//!   are retried with backoff and poison messages go to a dead-letter subject. A consumer may
+//!   handle the events waiting together in one transaction ([`ConsumerSpec::batched`]).
 //!
 //! # Delivery guarantees
 //!
@@ -22,7 +24,11 @@
 //!
 //! Publishing is **at least once**: a row is marked sent only after JetStream acknowledged it, so a
 //! crash between ack and mark publishes it again, and JetStream drops that duplicate by
-//! `Nats-Msg-Id` within the stream's duplicate window (2 minutes). Handling is **effectively once**
+//! `Nats-Msg-Id` within the stream's duplicate window (2 minutes). The mark is committed
+//! asynchronously (`synchronous_commit = off` for the relay's transaction only): a Postgres crash
+//! can lose the marks of the last ~0.2 s, which only republishes those rows (dropped as above, and
+//! by the consumers' inboxes after that); the event rows themselves were committed durably by the
+//! transactions that wrote them. Handling is **effectively once**
 //! per consumer: the handler's writes and the `inbox` row commit in one transaction, so a redelivered
 //! event is acknowledged without running the handler again. What a handler must do: write only
 //! through the transaction it is given (side effects outside Postgres — calling another service,

@@ -146,6 +146,53 @@ impl OutboxRow {
     }
 }
 
+/// A row's physical address (`ctid`), bound as Postgres' own `tid` type so that
+/// `ctid = ANY($1)` is a TID scan in every plan, cached or not (a `text[]` cast to `tid[]` is not
+/// one, and a plan made while the table was small would then scan the whole table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Tid {
+    block: u32,
+    offset: u16,
+}
+
+/// `tid` (OID 27) and `tid[]` (OID 1010) are built-in types with fixed OIDs.
+impl sqlx::Type<sqlx::Postgres> for Tid {
+    fn type_info() -> sqlx::postgres::PgTypeInfo {
+        sqlx::postgres::PgTypeInfo::with_oid(sqlx::postgres::types::Oid(27))
+    }
+}
+
+impl sqlx::postgres::PgHasArrayType for Tid {
+    fn array_type_info() -> sqlx::postgres::PgTypeInfo {
+        sqlx::postgres::PgTypeInfo::with_oid(sqlx::postgres::types::Oid(1010))
+    }
+}
+
+/// Binary form: the block number (4 bytes) then the line pointer (2 bytes), big-endian.
+impl sqlx::Encode<'_, sqlx::Postgres> for Tid {
+    fn encode_by_ref(
+        &self,
+        buf: &mut sqlx::postgres::PgArgumentBuffer,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        buf.extend_from_slice(&self.block.to_be_bytes());
+        buf.extend_from_slice(&self.offset.to_be_bytes());
+        Ok(sqlx::encode::IsNull::No)
+    }
+}
+
+impl sqlx::Decode<'_, sqlx::Postgres> for Tid {
+    fn decode(value: sqlx::postgres::PgValueRef<'_>) -> Result<Self, sqlx::error::BoxDynError> {
+        let bytes = <&[u8] as sqlx::Decode<sqlx::Postgres>>::decode(value)?;
+        match bytes {
+            [b0, b1, b2, b3, o0, o1] => Ok(Tid {
+                block: u32::from_be_bytes([*b0, *b1, *b2, *b3]),
+                offset: u16::from_be_bytes([*o0, *o1]),
+            }),
+            _ => Err(format!("a tid is 6 bytes, got {}", bytes.len()).into()),
+        }
+    }
+}
+
 /// Relay tuning.
 #[derive(Debug, Clone)]
 pub struct RelayConfig {
@@ -197,7 +244,7 @@ impl std::fmt::Debug for OutboxRelay {
 
 struct Pending {
     /// The row's physical address while this transaction holds its lock.
-    tid: String,
+    tid: Tid,
     id: Uuid,
     tenant_id: String,
     event_type: String,
@@ -328,7 +375,7 @@ impl OutboxRelay {
         // `ctid` marks the claimed rows by their physical address (a TID scan, whatever the
         // planner believes about the table's size; the rows are locked, so they cannot move)
         let rows = sqlx::query(
-            "SELECT ctid::text AS tid, id, tenant_id, event_type, schema_version, payload, traceparent, occurred_at
+            "SELECT ctid AS tid, id, tenant_id, event_type, schema_version, payload, traceparent, occurred_at
              FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
         )
         .bind(self.config.batch_size)
@@ -368,10 +415,10 @@ impl OutboxRelay {
                 )
                 .await
             {
-                Ok(ack) => acks.push((row.tid.as_str(), Some(ack))),
+                Ok(ack) => acks.push((row.tid, Some(ack))),
                 Err(e) => {
                     tracing::warn!(error = %e, "outbox send failed");
-                    acks.push((row.tid.as_str(), None));
+                    acks.push((row.tid, None));
                     break;
                 }
             }
@@ -388,18 +435,16 @@ impl OutboxRelay {
         .await
         .map_err(|_| RelayError::AckTimeout)?;
         // mark the acknowledged prefix sent; anything after a failure waits (keeps insertion order)
-        let sent: Vec<&str> = results
+        let sent: Vec<Tid> = results
             .iter()
             .take_while(|(_, ok)| *ok)
             .map(|(tid, _)| *tid)
             .collect();
         if !sent.is_empty() {
-            sqlx::query(
-                "UPDATE outbox SET published_at = now() WHERE ctid = ANY($1::text[]::tid[])",
-            )
-            .bind(&sent)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query("UPDATE outbox SET published_at = now() WHERE ctid = ANY($1)")
+                .bind(&sent)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         metrics::counter!("outbox_published_total").increment(sent.len() as u64);

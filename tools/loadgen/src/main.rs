@@ -63,6 +63,23 @@ async fn main() -> ExitCode {
     }
 }
 
+/// `VACUUM (ANALYZE)` in each database, as pgbench does after loading and as autovacuum would do
+/// on its own: the services' cached plans are made again against the tables as they are now (on a
+/// server with autovacuum off, plans made while a table was empty would otherwise scan it
+/// sequentially for the rest of the run).
+async fn vacuum_analyze(admin: &PgConnectOptions, databases: &[String]) -> anyhow::Result<()> {
+    for db in databases {
+        let mut conn = sqlx::PgConnection::connect_with(&admin.clone().database(db))
+            .await
+            .with_context(|| format!("connecting to {db} to vacuum it"))?;
+        sqlx::raw_sql("VACUUM (ANALYZE)")
+            .execute(&mut conn)
+            .await
+            .with_context(|| format!("VACUUM (ANALYZE) in {db}"))?;
+    }
+    Ok(())
+}
+
 async fn admin_pool(o: &Options) -> anyhow::Result<(PgPool, PgConnectOptions)> {
     let options: PgConnectOptions = o
         .pg_url
@@ -220,17 +237,7 @@ async fn bench(o: Options) -> anyhow::Result<bool> {
         api.order_base()
     );
     let seeded = workload.seed(&api).await?;
-    // as pgbench does after loading: the planner sees the seeded tables as they are (a server
-    // with autovacuum off would otherwise plan against empty-table estimates for the whole run)
-    for db in &databases {
-        let mut conn = sqlx::PgConnection::connect_with(&admin_options.clone().database(db))
-            .await
-            .with_context(|| format!("connecting to {db} to vacuum it"))?;
-        sqlx::raw_sql("VACUUM (ANALYZE)")
-            .execute(&mut conn)
-            .await
-            .with_context(|| format!("VACUUM (ANALYZE) in {db}"))?;
-    }
+    vacuum_analyze(&admin_options, &databases).await?;
     let workload = Arc::new(workload);
     let recorder = Arc::new(Recorder::new());
     let watcher = events::watch(
@@ -256,6 +263,8 @@ async fn bench(o: Options) -> anyhow::Result<bool> {
             unfinished,
             cost: None,
         });
+        // the warm-up filled the tables that seeding left empty (orders, sagas, payments, ...)
+        vacuum_analyze(&admin_options, &databases).await?;
     }
     let mut closed_rate = None;
     // backends of the run's databases during the closed loop: in a transaction or statement, and open
