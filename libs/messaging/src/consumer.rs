@@ -150,30 +150,29 @@ async fn consume(
         )
         .await?;
     let messages = consumer.messages().await?;
-    let dead_letter = naming.dead_letter_subject(&spec.durable_name);
+    let c = Consumer {
+        pool,
+        js,
+        spec,
+        handler,
+        dead_letter: naming.dead_letter_subject(&spec.durable_name),
+    };
     let shutdown_stream = messages.take_until(shutdown.clone().cancelled_owned());
     if spec.batch_size > 1 {
         shutdown_stream
             .ready_chunks(spec.batch_size)
-            .for_each(|chunk| handle_chunk(pool, js, naming, spec, handler, &dead_letter, chunk))
+            .for_each(|chunk| c.handle_chunk(chunk))
             .await;
-        return if shutdown.is_cancelled() {
-            Ok(())
-        } else {
-            Err("message stream ended".into())
-        };
-    }
-    shutdown_stream
-        .for_each_concurrent(spec.concurrency, |message| {
-            let dead_letter = dead_letter.clone();
-            async move {
+    } else {
+        shutdown_stream
+            .for_each_concurrent(spec.concurrency, |message| async {
                 match message {
-                    Ok(message) => handle_one(pool, js, naming, spec, handler, &dead_letter, message).await,
+                    Ok(message) => c.handle_one(message).await,
                     Err(e) => tracing::warn!(consumer = %spec.durable_name, error = %e, "message stream error"),
                 }
-            }
-        })
-        .await;
+            })
+            .await;
+    }
     if shutdown.is_cancelled() {
         Ok(())
     } else {
@@ -181,61 +180,235 @@ async fn consume(
     }
 }
 
-async fn handle_one(
-    pool: &PgPool,
-    js: &jetstream::Context,
-    naming: &Naming,
-    spec: &ConsumerSpec,
-    handler: &Arc<dyn EventHandler>,
-    dead_letter: &str,
-    message: jetstream::Message,
-) {
-    let delivered = message.info().map(|i| i.delivered).unwrap_or(1);
-    let span = event_span(spec, &message, delivered);
-    async {
-        let envelope = match EventEnvelope::decode(&message.payload) {
-            Ok(e) => e,
+/// What handling a message needs: the database, JetStream (for dead letters), the consumer's
+/// settings and handler.
+struct Consumer<'a> {
+    pool: &'a PgPool,
+    js: &'a jetstream::Context,
+    spec: &'a ConsumerSpec,
+    handler: &'a Arc<dyn EventHandler>,
+    dead_letter: String,
+}
+
+impl Consumer<'_> {
+    async fn handle_one(&self, message: jetstream::Message) {
+        let spec = self.spec;
+        let delivered = message.info().map(|i| i.delivered).unwrap_or(1);
+        let span = event_span(spec, &message, delivered);
+        async {
+            let envelope = match EventEnvelope::decode(&message.payload) {
+                Ok(e) => e,
+                Err(e) => {
+                    // undecodable bytes never become decodable: dead-letter at once
+                    self.dead_letter_and_term(&message, &e.to_string()).await;
+                    return;
+                }
+            };
+            let span = tracing::Span::current();
+            span.record("tenant_id", envelope.tenant_id.as_str());
+            span.record("event_id", envelope.id.to_string());
+            match self.handle_in_tx(&envelope).await {
+                Ok(outcome) => {
+                    if outcome == Outcome::Duplicate {
+                        metrics::counter!("consumer_duplicates_total", "consumer" => spec.durable_name.clone()).increment(1);
+                    }
+                    metrics::counter!("consumer_handled_total", "consumer" => spec.durable_name.clone()).increment(1);
+                    if let Err(e) = message.ack().await {
+                        tracing::warn!(error = %e, "ack failed; the inbox makes the redelivery a no-op");
+                    }
+                }
+                // the database was unreachable: that says nothing about the message, so it is retried
+                // for as long as the outage lasts and never dead-lettered for it
+                Err(Failure::Unavailable(e)) => {
+                    metrics::counter!("consumer_retries_total", "consumer" => spec.durable_name.clone()).increment(1);
+                    let delay = retry_delay(delivered).min(UNAVAILABLE_RETRY_MAX);
+                    tracing::warn!(error = %e, delivered, retry_in_ms = delay.as_millis() as u64, "database unavailable; will retry");
+                    let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
+                }
+                Err(Failure::Handler(e)) if delivered >= spec.max_deliver => {
+                    self.dead_letter_and_term(&message, &e.0).await;
+                }
+                Err(Failure::Handler(e)) => {
+                    metrics::counter!("consumer_retries_total", "consumer" => spec.durable_name.clone()).increment(1);
+                    let delay = retry_delay(delivered);
+                    tracing::warn!(error = %e.0, delivered, retry_in_ms = delay.as_millis() as u64, "handler failed; will retry");
+                    let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
+                }
+            }
+        }
+        .instrument(span)
+        .await;
+    }
+
+    /// Handles the events that were waiting together (see [`ConsumerSpec::batched`]).
+    async fn handle_chunk(
+        &self,
+        chunk: Vec<
+            Result<jetstream::Message, async_nats::jetstream::consumer::pull::MessagesError>,
+        >,
+    ) {
+        let spec = self.spec;
+        let mut messages = Vec::with_capacity(chunk.len());
+        for message in chunk {
+            match message {
+                Ok(m) => messages.push(m),
+                Err(e) => {
+                    tracing::warn!(consumer = %spec.durable_name, error = %e, "message stream error")
+                }
+            }
+        }
+        if messages.len() <= 1 {
+            for message in messages {
+                self.handle_one(message).await;
+            }
+            return;
+        }
+        let mut batch = Vec::with_capacity(messages.len());
+        for message in messages {
+            match EventEnvelope::decode(&message.payload) {
+                Ok(envelope) => batch.push((message, envelope)),
+                // handled alone: it is dead-lettered at once
+                Err(_) => self.handle_one(message).await,
+            }
+        }
+        match self.handle_batch_in_tx(&batch).await {
+            Ok(outcomes) => {
+                metrics::histogram!("consumer_batch_size", "consumer" => spec.durable_name.clone())
+                    .record(batch.len() as f64);
+                for ((message, _), outcome) in batch.iter().zip(outcomes) {
+                    if outcome == Outcome::Duplicate {
+                        metrics::counter!("consumer_duplicates_total", "consumer" => spec.durable_name.clone()).increment(1);
+                    }
+                    metrics::counter!("consumer_handled_total", "consumer" => spec.durable_name.clone()).increment(1);
+                    if let Err(e) = message.ack().await {
+                        tracing::warn!(error = %e, "ack failed; the inbox makes the redelivery a no-op");
+                    }
+                }
+            }
             Err(e) => {
-                // undecodable bytes never become decodable: dead-letter at once
-                dead_letter_and_term(js, dead_letter, spec, &message, &e.to_string()).await;
-                return;
-            }
-        };
-        let span = tracing::Span::current();
-        span.record("tenant_id", envelope.tenant_id.as_str());
-        span.record("event_id", envelope.id.to_string());
-        let _ = naming;
-        match handle_in_tx(pool, spec, handler, &envelope).await {
-            Ok(outcome) => {
-                if outcome == Outcome::Duplicate {
-                    metrics::counter!("consumer_duplicates_total", "consumer" => spec.durable_name.clone()).increment(1);
+                tracing::info!(consumer = %spec.durable_name, events = batch.len(), error = %e, "batch rolled back; handling its events one by one");
+                for (message, _) in batch {
+                    self.handle_one(message).await;
                 }
-                metrics::counter!("consumer_handled_total", "consumer" => spec.durable_name.clone()).increment(1);
-                if let Err(e) = message.ack().await {
-                    tracing::warn!(error = %e, "ack failed; the inbox makes the redelivery a no-op");
-                }
-            }
-            // the database was unreachable: that says nothing about the message, so it is retried
-            // for as long as the outage lasts and never dead-lettered for it
-            Err(Failure::Unavailable(e)) => {
-                metrics::counter!("consumer_retries_total", "consumer" => spec.durable_name.clone()).increment(1);
-                let delay = retry_delay(delivered).min(UNAVAILABLE_RETRY_MAX);
-                tracing::warn!(error = %e, delivered, retry_in_ms = delay.as_millis() as u64, "database unavailable; will retry");
-                let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
-            }
-            Err(Failure::Handler(e)) if delivered >= spec.max_deliver => {
-                dead_letter_and_term(js, dead_letter, spec, &message, &e.0).await;
-            }
-            Err(Failure::Handler(e)) => {
-                metrics::counter!("consumer_retries_total", "consumer" => spec.durable_name.clone()).increment(1);
-                let delay = retry_delay(delivered);
-                tracing::warn!(error = %e.0, delivered, retry_in_ms = delay.as_millis() as u64, "handler failed; will retry");
-                let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
             }
         }
     }
-    .instrument(span)
-    .await;
+
+    /// One transaction for the whole batch: per event, its tenant and its inbox row in one statement,
+    /// then the handler; one commit.
+    async fn handle_batch_in_tx(
+        &self,
+        batch: &[(jetstream::Message, EventEnvelope)],
+    ) -> Result<Vec<Outcome>, HandlerError> {
+        let (spec, handler) = (self.spec, self.handler);
+        let mut tx = self.pool.begin().await?;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        let mut handled = false;
+        for (message, envelope) in batch {
+            let delivered = message.info().map(|i| i.delivered).unwrap_or(1);
+            let span = event_span(spec, message, delivered);
+            span.record("tenant_id", envelope.tenant_id.as_str());
+            span.record("event_id", envelope.id.to_string());
+            let outcome = async {
+                if !self.claim(&mut tx, envelope).await? {
+                    return Ok(Outcome::Duplicate);
+                }
+                handler.handle(&mut tx, envelope).await?;
+                Ok::<_, HandlerError>(Outcome::Handled)
+            }
+            .instrument(span)
+            .await?;
+            handled |= outcome == Outcome::Handled;
+            outcomes.push(outcome);
+        }
+        tx.commit().await?;
+        if handled {
+            handler.after_commit();
+        }
+        Ok(outcomes)
+    }
+
+    /// Scopes the rest of the transaction to the event's tenant (a transaction-local setting, so
+    /// row-level security holds every handler to its own event's tenant, also in a batch) and
+    /// records the event in the inbox; `false` when this consumer handled it before.
+    async fn claim(
+        &self,
+        tx: &mut PgConnection,
+        envelope: &EventEnvelope,
+    ) -> Result<bool, sqlx::Error> {
+        let inserted = sqlx::query(
+            "WITH tenant AS (SELECT set_config('app.tenant_id', $3, true))
+             INSERT INTO inbox (consumer, event_id, tenant_id) SELECT $1, $2, $3 FROM tenant
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&self.spec.durable_name)
+        .bind(envelope.id)
+        .bind(envelope.tenant_id.as_str())
+        .execute(tx)
+        .await?
+        .rows_affected();
+        Ok(inserted == 1)
+    }
+
+    async fn handle_in_tx(&self, envelope: &EventEnvelope) -> Result<Outcome, Failure> {
+        let handler = self.handler;
+        let mut tx = self.pool.begin().await?;
+        if !self.claim(&mut tx, envelope).await? {
+            tx.rollback().await?;
+            return Ok(Outcome::Duplicate);
+        }
+        if let Err(e) = handler.handle(&mut tx, envelope).await {
+            // a handler whose queries failed because the connection broke (a database restart, a
+            // reset) leaves a transaction that cannot even be rolled back: blame the connection
+            return match tx.rollback().await {
+                Err(lost) if unavailable(&lost) => Err(Failure::Unavailable(format!(
+                    "{} (connection lost: {lost})",
+                    e.0
+                ))),
+                _ => Err(Failure::Handler(e)),
+            };
+        }
+        tx.commit().await?;
+        handler.after_commit();
+        Ok(Outcome::Handled)
+    }
+
+    async fn dead_letter_and_term(&self, message: &jetstream::Message, error: &str) {
+        let (js, spec, dead_letter) = (self.js, self.spec, self.dead_letter.as_str());
+        let mut headers = message.headers.clone().unwrap_or_default();
+        headers.insert("Dead-Letter-Reason", truncate(error, 512).as_str());
+        headers.insert("Dead-Letter-Consumer", spec.durable_name.as_str());
+        headers.insert("Original-Subject", message.subject.as_str());
+        // a new Nats-Msg-Id so the dead-letter stream's dedupe does not drop it as the original
+        headers.insert(
+            async_nats::header::NATS_MESSAGE_ID,
+            format!("dl-{}-{}", spec.durable_name, uuid::Uuid::now_v7()).as_str(),
+        );
+        let published = match js
+            .publish_with_headers(dead_letter.to_owned(), headers, message.payload.clone())
+            .await
+        {
+            Ok(ack) => ack.await.is_ok(),
+            Err(_) => false,
+        };
+        if !published {
+            tracing::error!(consumer = %spec.durable_name, "dead-letter publish failed; leaving the message for redelivery");
+            let _ = message
+                .ack_with(AckKind::Nak(Some(Duration::from_secs(5))))
+                .await;
+            return;
+        }
+        metrics::counter!("consumer_dead_letters_total", "consumer" => spec.durable_name.clone())
+            .increment(1);
+        tracing::error!(
+            consumer = %spec.durable_name,
+            subject = %message.subject,
+            dead_letter_subject = %dead_letter,
+            reason = %truncate(error, 512),
+            "message dead-lettered"
+        );
+        let _ = message.ack_with(AckKind::Term).await;
+    }
 }
 
 /// The span of one event's handling, continuing the producer's trace.
@@ -253,110 +426,6 @@ fn event_span(spec: &ConsumerSpec, message: &jetstream::Message, delivered: i64)
     longship_telemetry::propagation::set_parent(&span, parent);
     longship_telemetry::record_trace_id(&span);
     span
-}
-
-/// Handles the events that were waiting together (see [`ConsumerSpec::batched`]).
-async fn handle_chunk(
-    pool: &PgPool,
-    js: &jetstream::Context,
-    naming: &Naming,
-    spec: &ConsumerSpec,
-    handler: &Arc<dyn EventHandler>,
-    dead_letter: &str,
-    chunk: Vec<Result<jetstream::Message, async_nats::jetstream::consumer::pull::MessagesError>>,
-) {
-    let mut messages = Vec::with_capacity(chunk.len());
-    for message in chunk {
-        match message {
-            Ok(m) => messages.push(m),
-            Err(e) => {
-                tracing::warn!(consumer = %spec.durable_name, error = %e, "message stream error")
-            }
-        }
-    }
-    if messages.len() <= 1 {
-        for message in messages {
-            handle_one(pool, js, naming, spec, handler, dead_letter, message).await;
-        }
-        return;
-    }
-    let mut batch = Vec::with_capacity(messages.len());
-    for message in messages {
-        match EventEnvelope::decode(&message.payload) {
-            Ok(envelope) => batch.push((message, envelope)),
-            // handled alone: it is dead-lettered at once
-            Err(_) => handle_one(pool, js, naming, spec, handler, dead_letter, message).await,
-        }
-    }
-    match handle_batch_in_tx(pool, spec, handler, &batch).await {
-        Ok(outcomes) => {
-            metrics::histogram!("consumer_batch_size", "consumer" => spec.durable_name.clone())
-                .record(batch.len() as f64);
-            for ((message, _), outcome) in batch.iter().zip(outcomes) {
-                if outcome == Outcome::Duplicate {
-                    metrics::counter!("consumer_duplicates_total", "consumer" => spec.durable_name.clone()).increment(1);
-                }
-                metrics::counter!("consumer_handled_total", "consumer" => spec.durable_name.clone()).increment(1);
-                if let Err(e) = message.ack().await {
-                    tracing::warn!(error = %e, "ack failed; the inbox makes the redelivery a no-op");
-                }
-            }
-        }
-        Err(e) => {
-            tracing::info!(consumer = %spec.durable_name, events = batch.len(), error = %e, "batch rolled back; handling its events one by one");
-            for (message, _) in batch {
-                handle_one(pool, js, naming, spec, handler, dead_letter, message).await;
-            }
-        }
-    }
-}
-
-/// One transaction for the whole batch: per event, its tenant and its inbox row in one statement,
-/// then the handler; one commit.
-async fn handle_batch_in_tx(
-    pool: &PgPool,
-    spec: &ConsumerSpec,
-    handler: &Arc<dyn EventHandler>,
-    batch: &[(jetstream::Message, EventEnvelope)],
-) -> Result<Vec<Outcome>, HandlerError> {
-    let mut tx = pool.begin().await?;
-    let mut outcomes = Vec::with_capacity(batch.len());
-    let mut handled = false;
-    for (message, envelope) in batch {
-        let delivered = message.info().map(|i| i.delivered).unwrap_or(1);
-        let span = event_span(spec, message, delivered);
-        span.record("tenant_id", envelope.tenant_id.as_str());
-        span.record("event_id", envelope.id.to_string());
-        let outcome = async {
-            // the tenant setting is transaction-local and set before each event's statements, so
-            // row-level security scopes every handler to its own event's tenant
-            let inserted = sqlx::query(
-                "WITH tenant AS (SELECT set_config('app.tenant_id', $3, true))
-                 INSERT INTO inbox (consumer, event_id, tenant_id) SELECT $1, $2, $3 FROM tenant
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(&spec.durable_name)
-            .bind(envelope.id)
-            .bind(envelope.tenant_id.as_str())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if inserted == 0 {
-                return Ok(Outcome::Duplicate);
-            }
-            handler.handle(&mut tx, envelope).await?;
-            Ok::<_, HandlerError>(Outcome::Handled)
-        }
-        .instrument(span)
-        .await?;
-        handled |= outcome == Outcome::Handled;
-        outcomes.push(outcome);
-    }
-    tx.commit().await?;
-    if handled {
-        handler.after_commit();
-    }
-    Ok(outcomes)
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -412,89 +481,11 @@ fn unavailable(e: &sqlx::Error) -> bool {
     }
 }
 
-async fn handle_in_tx(
-    pool: &PgPool,
-    spec: &ConsumerSpec,
-    handler: &Arc<dyn EventHandler>,
-    envelope: &EventEnvelope,
-) -> Result<Outcome, Failure> {
-    let mut tx = longship_tenant::begin(pool, &envelope.tenant_id).await?;
-    let inserted = sqlx::query(
-        "INSERT INTO inbox (consumer, event_id, tenant_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-    )
-    .bind(&spec.durable_name)
-    .bind(envelope.id)
-    .bind(envelope.tenant_id.as_str())
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if inserted == 0 {
-        tx.rollback().await?;
-        return Ok(Outcome::Duplicate);
-    }
-    if let Err(e) = handler.handle(&mut tx, envelope).await {
-        // a handler whose queries failed because the connection broke (a database restart, a
-        // reset) leaves a transaction that cannot even be rolled back: blame the connection
-        return match tx.rollback().await {
-            Err(lost) if unavailable(&lost) => Err(Failure::Unavailable(format!(
-                "{} (connection lost: {lost})",
-                e.0
-            ))),
-            _ => Err(Failure::Handler(e)),
-        };
-    }
-    tx.commit().await?;
-    handler.after_commit();
-    Ok(Outcome::Handled)
-}
-
 fn retry_delay(delivered: i64) -> Duration {
     let exp = delivered.clamp(1, 10) as u32;
     let base = Duration::from_millis(100) * 2u32.pow(exp - 1);
     let jitter = rand::random::<u64>() % 100;
     (base + Duration::from_millis(jitter)).min(Duration::from_secs(30))
-}
-
-async fn dead_letter_and_term(
-    js: &jetstream::Context,
-    dead_letter: &str,
-    spec: &ConsumerSpec,
-    message: &jetstream::Message,
-    error: &str,
-) {
-    let mut headers = message.headers.clone().unwrap_or_default();
-    headers.insert("Dead-Letter-Reason", truncate(error, 512).as_str());
-    headers.insert("Dead-Letter-Consumer", spec.durable_name.as_str());
-    headers.insert("Original-Subject", message.subject.as_str());
-    // a new Nats-Msg-Id so the dead-letter stream's dedupe does not drop it as the original
-    headers.insert(
-        async_nats::header::NATS_MESSAGE_ID,
-        format!("dl-{}-{}", spec.durable_name, uuid::Uuid::now_v7()).as_str(),
-    );
-    let published = match js
-        .publish_with_headers(dead_letter.to_owned(), headers, message.payload.clone())
-        .await
-    {
-        Ok(ack) => ack.await.is_ok(),
-        Err(_) => false,
-    };
-    if !published {
-        tracing::error!(consumer = %spec.durable_name, "dead-letter publish failed; leaving the message for redelivery");
-        let _ = message
-            .ack_with(AckKind::Nak(Some(Duration::from_secs(5))))
-            .await;
-        return;
-    }
-    metrics::counter!("consumer_dead_letters_total", "consumer" => spec.durable_name.clone())
-        .increment(1);
-    tracing::error!(
-        consumer = %spec.durable_name,
-        subject = %message.subject,
-        dead_letter_subject = %dead_letter,
-        reason = %truncate(error, 512),
-        "message dead-lettered"
-    );
-    let _ = message.ack_with(AckKind::Term).await;
 }
 
 fn truncate(s: &str, max: usize) -> String {

@@ -37,6 +37,15 @@ pub async fn enqueue(conn: &mut PgConnection, event: &NewEvent) -> Result<Uuid, 
     Ok(id)
 }
 
+const OUTBOX_INSERT: &str =
+    "INSERT INTO outbox (id, tenant_id, event_type, schema_version, payload, traceparent)";
+
+/// `$first, ..., $first+5`: the six parameters of an outbox row.
+fn placeholders(first: usize) -> String {
+    let p: Vec<String> = (first..first + 6).map(|i| format!("${i}")).collect();
+    p.join(", ")
+}
+
 /// An event checked and ready to be written to the outbox by a statement of the caller's own: the
 /// `INSERT` of [`OutboxRow::insert_sql`] used as a data-modifying CTE beside the state change it
 /// belongs to, so the event costs no round trip of its own. Same checks and columns as
@@ -98,11 +107,7 @@ impl OutboxRow {
     /// The `INSERT INTO outbox` statement with its six parameters numbered from `first`; bind them
     /// with [`OutboxRow::bind`] right after the caller's parameters `$1..$first-1`.
     pub fn insert_sql(first: usize) -> String {
-        let p: Vec<String> = (first..first + 6).map(|i| format!("${i}")).collect();
-        format!(
-            "INSERT INTO outbox (id, tenant_id, event_type, schema_version, payload, traceparent) VALUES ({})",
-            p.join(", ")
-        )
+        format!("{OUTBOX_INSERT} VALUES ({})", placeholders(first))
     }
 
     /// Like [`OutboxRow::insert_sql`], but the row is written once for each row of `source` (a CTE
@@ -110,11 +115,19 @@ impl OutboxRow {
     /// CTE that inserts a row `ON CONFLICT DO NOTHING ... RETURNING`, the event is written only
     /// when that row was.
     pub fn insert_sql_from(first: usize, source: &str) -> String {
-        let p: Vec<String> = (first..first + 6).map(|i| format!("${i}")).collect();
         format!(
-            "INSERT INTO outbox (id, tenant_id, event_type, schema_version, payload, traceparent) SELECT {} FROM {source}",
-            p.join(", ")
+            "{OUTBOX_INSERT} SELECT {} FROM {source}",
+            placeholders(first)
         )
+    }
+
+    /// Binds the row's six parameters after the caller's and executes `query` on `conn`.
+    pub async fn execute_with(
+        self,
+        query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+        conn: &mut PgConnection,
+    ) -> Result<sqlx::postgres::PgQueryResult, sqlx::Error> {
+        self.bind(query).execute(conn).await
     }
 
     /// Binds the row's six parameters (see [`OutboxRow::insert_sql`]).
@@ -122,20 +135,6 @@ impl OutboxRow {
         self,
         query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
     ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
-        query
-            .bind(self.id)
-            .bind(self.tenant_id)
-            .bind(self.event_type)
-            .bind(self.schema_version)
-            .bind(self.payload)
-            .bind(self.traceparent)
-    }
-
-    /// [`OutboxRow::bind`] for a `query_scalar`.
-    pub fn bind_scalar<'q, O>(
-        self,
-        query: sqlx::query::QueryScalar<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
-    ) -> sqlx::query::QueryScalar<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
         query
             .bind(self.id)
             .bind(self.tenant_id)

@@ -215,8 +215,7 @@ pub async fn reserve(
         .bind(command.order_id)
         .bind(Json(&planned));
     event
-        .bind(query)
-        .execute(&mut *conn)
+        .execute_with(query, &mut *conn)
         .await
         .map_err(db_error)?;
     Ok(Reserved {
@@ -466,8 +465,7 @@ async fn return_stock(
         .bind(order_id)
         .bind(next.as_str());
     event
-        .bind(query)
-        .execute(&mut *conn)
+        .execute_with(query, &mut *conn)
         .await
         .map_err(db_error)?;
     Ok(())

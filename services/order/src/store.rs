@@ -107,7 +107,7 @@ pub async fn insert_order(
             OutboxRow::insert_sql_from(8, "placed")
         )
     });
-    let query = sqlx::query_scalar(sqlx::AssertSqlSafe(INSERT.as_str()))
+    let query = sqlx::query(sqlx::AssertSqlSafe(INSERT.as_str()))
         .bind(order.id)
         .bind(order.tenant.as_str())
         .bind(order.customer_id)
@@ -115,7 +115,8 @@ pub async fn insert_order(
         .bind(sqlx::types::Json(order.items))
         .bind(order.idempotency_key)
         .bind(order.request_hash);
-    event.bind_scalar(query).fetch_optional(conn).await
+    let placed = event.bind(query).fetch_optional(conn).await?;
+    placed.map(|row| row.try_get("created_at")).transpose()
 }
 
 /// The order holding `key`, with its request fingerprint.
@@ -228,7 +229,7 @@ pub async fn confirm(
         .bind(id)
         .bind(sqlx::types::Json(items))
         .bind(total);
-    event.bind(query).execute(conn).await?;
+    event.execute_with(query, conn).await?;
     Ok(())
 }
 
@@ -259,6 +260,6 @@ pub async fn cancel(
         .bind(reason)
         .bind(sqlx::types::Json(items))
         .bind(total);
-    event.bind(query).execute(conn).await?;
+    event.execute_with(query, conn).await?;
     Ok(())
 }

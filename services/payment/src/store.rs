@@ -261,8 +261,7 @@ pub async fn authorize(
         .bind(&command.idempotency_key)
         .bind(decline.is_none());
     event
-        .bind(query)
-        .execute(&mut *conn)
+        .execute_with(query, &mut *conn)
         .await
         .map_err(db_error)?;
     match decline {
@@ -488,8 +487,7 @@ async fn settle(
         .bind(next == PaymentStatus::Captured)
         .bind(next.as_str());
     event
-        .bind(query)
-        .execute(&mut *conn)
+        .execute_with(query, &mut *conn)
         .await
         .map_err(db_error)?;
     payment.status = next.as_str().to_owned();
