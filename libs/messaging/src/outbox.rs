@@ -314,7 +314,9 @@ impl OutboxRelay {
                 last_gauge = tokio::time::Instant::now();
             }
             if last_prune.elapsed() >= Duration::from_secs(60) {
-                self.prune().await;
+                if let Err(e) = self.prune().await {
+                    tracing::warn!(error = %e, "pruning sent outbox rows failed");
+                }
                 last_prune = tokio::time::Instant::now();
             }
             tokio::select! {
@@ -502,20 +504,40 @@ impl OutboxRelay {
         }
     }
 
-    async fn prune(&self) {
+    /// Deletes sent rows older than the retention; returns how many. Rows are appended in `seq`
+    /// order, so the rows past the retention are (all but a few) a prefix of the table by `seq`:
+    /// the statement reads that prefix along the primary key up to the first younger row and
+    /// deletes its sent rows, at most 10,000 per statement, never scanning the rows it keeps.
+    /// (A row that was still unsent is kept; a late row inside the prefix waits for the next
+    /// round.) The relay runs it once a minute.
+    pub async fn prune(&self) -> Result<u64, sqlx::Error> {
         let secs = self.config.retention.as_secs_f64();
-        let result = sqlx::query(
-            "DELETE FROM outbox WHERE published_at IS NOT NULL AND published_at < now() - make_interval(secs => $1)",
-        )
-        .bind(secs)
-        .persistent(false)
-        .execute(&self.pool)
-        .await;
-        if let Ok(done) = result
-            && done.rows_affected() > 0
-        {
-            tracing::debug!(rows = done.rows_affected(), "pruned sent outbox rows");
+        let mut pruned = 0;
+        loop {
+            let done = sqlx::query(
+                "DELETE FROM outbox WHERE seq IN (
+                     SELECT seq FROM outbox
+                     WHERE seq < COALESCE(
+                             (SELECT seq FROM outbox WHERE occurred_at >= now() - make_interval(secs => $1)
+                              ORDER BY seq LIMIT 1),
+                             9223372036854775807)
+                       AND published_at IS NOT NULL AND published_at < now() - make_interval(secs => $1)
+                     ORDER BY seq LIMIT 10000)",
+            )
+            .bind(secs)
+            .persistent(false)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            pruned += done;
+            if done < 10_000 {
+                break;
+            }
         }
+        if pruned > 0 {
+            tracing::debug!(rows = pruned, "pruned sent outbox rows");
+        }
+        Ok(pruned)
     }
 }
 

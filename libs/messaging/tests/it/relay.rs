@@ -387,3 +387,58 @@ fn publish_failures() -> f64 {
         .and_then(|value| value.trim().parse().ok())
         .unwrap_or(0.0)
 }
+
+#[tokio::test]
+async fn prune_deletes_sent_rows_past_the_retention_and_keeps_the_rest() {
+    let h = Harness::start().await;
+    let relay = h.relay(
+        h.js.clone(),
+        longship_messaging::RelayConfig {
+            retention: Duration::from_secs(3600),
+            ..Harness::relay_config(64)
+        },
+    );
+    let old_sent = h.enqueue_committed("acme", 5).await;
+    let old_unsent = h.enqueue_committed("acme", 2).await;
+    let young_sent = h.enqueue_committed("acme", 3).await;
+    let backdate = |ids: &[Uuid], sent: bool| {
+        let ids = ids.to_vec();
+        let pool = h.db.pool().clone();
+        async move {
+            sqlx::query(
+                "UPDATE outbox SET occurred_at = now() - interval '2 hours',
+                        published_at = CASE WHEN $2 THEN now() - interval '2 hours' END
+                 WHERE id = ANY($1)",
+            )
+            .bind(&ids)
+            .bind(sent)
+            .execute(&pool)
+            .await
+            .expect("backdate");
+        }
+    };
+    backdate(&old_sent, true).await;
+    backdate(&old_unsent, false).await;
+    sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)")
+        .bind(&young_sent)
+        .execute(h.db.pool())
+        .await
+        .expect("mark young rows sent");
+
+    assert_eq!(relay.prune().await.expect("prune"), 5, "rows pruned");
+    let left: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM outbox ORDER BY seq")
+        .fetch_all(h.db.pool())
+        .await
+        .expect("rows left");
+    assert_eq!(
+        left,
+        [old_unsent, young_sent].concat(),
+        "unsent rows and rows inside the retention stay"
+    );
+    assert_eq!(
+        relay.prune().await.expect("prune again"),
+        0,
+        "nothing more to prune"
+    );
+    h.finish().await;
+}
