@@ -101,16 +101,20 @@ else
     fail "services run in their own session" "$(ps -o pid,pgid,sid,args -p "$first_order")"
 fi
 
-# What the services were given (the contract's environment).
+# What the services were given (the contract's environment). The database URL names the local
+# server's Unix socket when up.sh can use it (scripts/tests/test_pg_socket.sh tests that choice).
+# shellcheck source=scripts/lib/common.sh
+source "$HERE/../lib/common.sh"
+socket="$(pg_socket_dir "postgres://postgres@127.0.0.1:5432/postgres" 2>/dev/null)"
 envf="$TMP/env/order.env"
 for want in "HTTP_ADDR=127.0.0.1:$o_http" "GRPC_ADDR=127.0.0.1:$((50051 + OFFSET))" \
-    "DATABASE_URL=postgres://postgres@127.0.0.1:5432/orders$SUFFIX" "NATS_URL=nats://127.0.0.1:4222" \
+    "DATABASE_URL=$(pg_url_with_socket "postgres://postgres@127.0.0.1:5432/orders$SUFFIX" "$socket")" "NATS_URL=nats://127.0.0.1:4222" \
     "NATS_PREFIX=uptest" "AUTH_ALLOW_TENANT_HEADER=true" "AUTH_JWT_ALGORITHM=HS256" "AUTH_JWT_SECRET=longship-dev-secret-change-me" \
     "INVENTORY_GRPC_URL=http://127.0.0.1:$((50052 + OFFSET))" "PAYMENT_GRPC_URL=http://127.0.0.1:$((50053 + OFFSET))" \
     "OTEL_SERVICE_NAME=order" "RUST_LOG=info" "LOG_FORMAT=pretty" "NO_COLOR=1"; do
     if grep -qxF "$want" "$envf" 2>/dev/null; then pass "order got $want"; else fail "order got $want" "$(cat "$envf" 2>/dev/null)"; fi
 done
-if grep -qxF "DATABASE_URL=postgres://postgres@127.0.0.1:5432/payments$SUFFIX" "$TMP/env/payment.env" &&
+if grep -qxF "DATABASE_URL=$(pg_url_with_socket "postgres://postgres@127.0.0.1:5432/payments$SUFFIX" "$socket")" "$TMP/env/payment.env" &&
     grep -qxF "HTTP_ADDR=127.0.0.1:$i_http" "$TMP/env/inventory.env"; then
     pass "payment and inventory got their own database and port"
 else
