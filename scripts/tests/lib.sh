@@ -46,11 +46,16 @@ free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-# A LONGSHIP_PORT_OFFSET whose six ports are all free right now.
+# A LONGSHIP_PORT_OFFSET whose six ports are all free right now, outside the kernel's ephemeral
+# range where it can be (so an outgoing connection elsewhere cannot take one before the service
+# binds it).
 pick_offset() {
-    local o p busy
+    local o p busy eph_lo eph_hi min_o max_o
+    read -r eph_lo eph_hi </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || { eph_lo=32768 eph_hi=60999; }
+    min_o=$((eph_hi + 1 - 50051)) max_o=$((65535 - 50054))
+    if ((min_o < 0 || max_o <= min_o || 8083 + max_o >= eph_lo)); then min_o=3000 max_o=12000; fi
     for _ in $(seq 1 50); do
-        o=$((3000 + RANDOM % 9000))
+        o=$((min_o + RANDOM % (max_o - min_o)))
         busy=0
         for p in 8080 8081 8082 50051 50052 50053; do
             # shellcheck disable=SC2016  # expanded by the inner shell
