@@ -360,6 +360,21 @@ def prod_tag(root: Path) -> str:
     return tags[-1] if tags else "0.1.0"
 
 
+def host_platform_args() -> list[str]:
+    """`--filter-platform <host triple>` from `rustc -vV`, or nothing if rustc cannot say."""
+    rustc = shutil.which("rustc")
+    if rustc is None:
+        return []
+    try:
+        out = subprocess.run([rustc, "-vV"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return []
+    for line in out.splitlines():
+        if line.startswith("host: "):
+            return ["--filter-platform", line.removeprefix("host: ").strip()]
+    return []
+
+
 def rustfmt(files: list[Path]) -> str | None:
     """Formats the generated Rust the way `cargo fmt` will check it. Returns a note when skipped."""
     if not files:
@@ -429,8 +444,13 @@ def commit(root: Path, stage: Path, plan: Plan, update_lock: bool) -> list[str]:
             if cargo is None:
                 notes.append("cargo not found: Cargo.lock gets the new crate on your first build")
             else:
-                proc = subprocess.run([cargo, "metadata", "--offline", "--format-version", "1"],
-                                      cwd=root, capture_output=True, text=True)
+                # Only this machine's platform: a build downloads the crates of its own platform,
+                # so a full `cargo metadata` (every platform) would need others (e.g. Android's)
+                # that were never fetched. Offline first; the registry if something is missing.
+                base = [cargo, "metadata", "--format-version", "1", *host_platform_args()]
+                proc = subprocess.run([*base, "--offline"], cwd=root, capture_output=True, text=True)
+                if proc.returncode != 0:
+                    proc = subprocess.run(base, cwd=root, capture_output=True, text=True)
                 if proc.returncode != 0:
                     raise Refused("`cargo metadata` failed on the generated workspace, so nothing was kept:\n"
                                   + proc.stderr.strip())
