@@ -49,13 +49,11 @@ for url in "$ORDER" "$INVENTORY" "$PAYMENT"; do
 done
 
 # a Postgres on this machine that accepts us on its Unix socket is reached through it
-# (LONGSHIP_PG_SOCKET_DIR=auto): the services' backends have no client address
-socket_dir=""
-for d in /var/run/postgresql /run/postgresql /tmp; do
-    if [[ -S "$d/.s.PGSQL.5432" ]] && psql -XtAq "postgres://postgres@127.0.0.1:5432/postgres?host=$d" -c 'select 1' >/dev/null 2>&1; then
-        socket_dir="$d" && break
-    fi
-done
+# (LONGSHIP_PG_SOCKET_DIR=auto; scripts/tests/test_pg_socket.sh tests that choice): the services'
+# backends then have no client address
+# shellcheck source=scripts/lib/common.sh
+source "$ROOT/scripts/lib/common.sh"
+socket_dir="$(pg_socket_dir "$PG_ADMIN" 2>/dev/null)"
 expected="tcp"
 [[ -n "$socket_dir" ]] && expected="socket"
 transports="$(psql -XtAq -d "$PG_ADMIN" -c "select distinct case when client_addr is null then 'socket' else 'tcp' end

@@ -29,11 +29,13 @@ pub const CHANNEL: &str = "outbox";
 /// [`sqlx::Error::Encode`] (source [`crate::DecodeError::InvalidType`]), writing nothing, when the
 /// event type is not `<service>.v<N>.<event>` or the payload is over [`MAX_PAYLOAD_BYTES`].
 pub async fn enqueue(conn: &mut PgConnection, event: &NewEvent) -> Result<Uuid, sqlx::Error> {
-    let row = OutboxRow::new(event)?;
+    let row = OutboxRow::from_event(event.clone())?;
     let id = row.id;
-    row.bind(sqlx::query(sqlx::AssertSqlSafe(OutboxRow::insert_sql(1))))
-        .execute(conn)
-        .await?;
+    row.execute_with(
+        sqlx::query(sqlx::AssertSqlSafe(OutboxRow::insert_sql(1))),
+        conn,
+    )
+    .await?;
     Ok(id)
 }
 
@@ -54,7 +56,7 @@ fn placeholders(first: usize) -> String {
 /// ```no_run
 /// # async fn f(conn: &mut sqlx::PgConnection, event: &longship_messaging::NewEvent) -> Result<(), sqlx::Error> {
 /// use longship_messaging::OutboxRow;
-/// let row = OutboxRow::new(event)?;
+/// let row = OutboxRow::from_event(event.clone())?;
 /// let sql = format!(
 ///     "WITH event AS ({}) UPDATE orders SET status = 'CONFIRMED' WHERE id = $1",
 ///     OutboxRow::insert_sql(2)
@@ -76,8 +78,21 @@ pub struct OutboxRow {
 }
 
 impl OutboxRow {
+    /// The event of `event_type` for `tenant` with `payload`, checked as by
+    /// [`OutboxRow::from_event`]. A payload that cannot be serialised is an
+    /// [`sqlx::Error::Encode`] too.
+    pub fn new(
+        event_type: &str,
+        tenant: &longship_tenant::TenantId,
+        payload: &impl serde::Serialize,
+    ) -> Result<OutboxRow, sqlx::Error> {
+        let event = NewEvent::new(event_type, tenant, payload)
+            .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        OutboxRow::from_event(event)
+    }
+
     /// Checks `event` (type and size, as [`enqueue`] does) and captures the current trace context.
-    pub fn new(event: &NewEvent) -> Result<OutboxRow, sqlx::Error> {
+    pub fn from_event(event: NewEvent) -> Result<OutboxRow, sqlx::Error> {
         // the relay publishes in order, so a row it cannot publish would hold back every later row
         if !crate::envelope::valid_type(&event.event_type) {
             let invalid = crate::DecodeError::InvalidType(event.event_type.clone());
@@ -97,9 +112,9 @@ impl OutboxRow {
         Ok(OutboxRow {
             id: Uuid::now_v7(),
             tenant_id: event.tenant_id.as_str().to_owned(),
-            event_type: event.event_type.clone(),
+            event_type: event.event_type,
             schema_version: event.schema_version as i32,
-            payload: event.data.clone(),
+            payload: event.data,
             traceparent: longship_telemetry::propagation::current_traceparent(),
         })
     }

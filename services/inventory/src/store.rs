@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use longship_errors::Error;
-use longship_messaging::{NewEvent, OutboxRow};
+use longship_messaging::OutboxRow;
 use longship_tenant::TenantId;
 use sqlx::PgConnection;
 use sqlx::types::Json;
@@ -195,7 +195,7 @@ pub async fn reserve(
         lines: planned.clone(),
         expires_at,
     };
-    let event = outbox_row(tenant, events::STOCK_RESERVED, &payload)?;
+    let event = OutboxRow::new(events::STOCK_RESERVED, tenant, &payload).map_err(db_error)?;
     static RESERVE: LazyLock<String> = LazyLock::new(|| {
         format!(
             "WITH held AS (
@@ -206,8 +206,8 @@ pub async fn reserve(
             OutboxRow::insert_sql(6)
         )
     });
+    // the plan keeps the request's lines in order, so `skus` pairs with these quantities
     let quantities: Vec<i64> = planned.iter().map(|l| l.quantity).collect();
-    let skus: Vec<&str> = planned.iter().map(|l| l.sku.as_str()).collect();
     let query = sqlx::query(sqlx::AssertSqlSafe(RESERVE.as_str()))
         .bind(tenant.as_str())
         .bind(&skus)
@@ -432,7 +432,7 @@ async fn return_stock(
         order_id,
         lines: lines.to_vec(),
     };
-    let event = outbox_row(tenant, event_type, &payload)?;
+    let event = OutboxRow::new(event_type, tenant, &payload).map_err(db_error)?;
     static RELEASE: LazyLock<String> = LazyLock::new(|| {
         format!(
             "WITH moved AS (
@@ -469,15 +469,6 @@ async fn return_stock(
         .await
         .map_err(db_error)?;
     Ok(())
-}
-
-fn outbox_row(
-    tenant: &TenantId,
-    event_type: &str,
-    payload: &impl serde::Serialize,
-) -> Result<OutboxRow, Error> {
-    let event = NewEvent::new(event_type, tenant, payload).map_err(Error::internal)?;
-    OutboxRow::new(&event).map_err(db_error)
 }
 
 /// Keys of reservations past their deadline, across tenants (through the migration's

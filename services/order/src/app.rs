@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use longship_errors::{Error, Kind};
-use longship_messaging::{NewEvent, OutboxRelay, OutboxRow};
+use longship_messaging::{OutboxRelay, OutboxRow};
 use longship_saga::SagaEngine;
 use longship_tenant::TenantId;
 use sqlx::PgPool;
@@ -94,9 +94,7 @@ impl AppState {
             currency: request.currency.clone(),
             items: items.clone(),
         };
-        let event =
-            NewEvent::new(events::ORDER_PLACED, tenant, &placed).map_err(Error::internal)?;
-        let event = OutboxRow::new(&event).map_err(db)?;
+        let event = OutboxRow::new(events::ORDER_PLACED, tenant, &placed).map_err(db)?;
         let Some(created_at) = store::insert_order(&mut tx, &new, event)
             .await
             .map_err(db)?

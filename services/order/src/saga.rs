@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use longship_messaging::{NewEvent, OutboxRow};
+use longship_messaging::OutboxRow;
 use longship_proto::inventory::v1 as inv;
 use longship_proto::inventory::v1::inventory_service_client::InventoryServiceClient;
 use longship_proto::payment::v1 as pay;
@@ -230,13 +230,12 @@ impl Step<PlaceOrderData> for ConfirmOrder {
         data: &mut PlaceOrderData,
     ) -> Result<(), StepError> {
         let total = data.total_cents.unwrap_or(0);
-        let event = NewEvent::new(
+        let event = OutboxRow::new(
             events::ORDER_CONFIRMED,
             &ctx.tenant,
             &events::OrderConfirmed::from(&*data),
         )
         .map_err(|e| StepError::Transient(e.to_string()))?;
-        let event = OutboxRow::new(&event).map_err(|e| StepError::Transient(e.to_string()))?;
         store::confirm(tx, &ctx.tenant, data.order_id, &data.items, total, event)
             .await
             .map_err(|e| StepError::Transient(e.to_string()))?;
@@ -288,8 +287,6 @@ impl SagaDefinition for PlaceOrderSaga {
             customer_id: data.customer_id.clone(),
             reason: reason.to_owned(),
         };
-        let event = NewEvent::new(events::ORDER_CANCELLED, &info.tenant, &payload)
-            .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
         store::cancel(
             tx,
             &info.tenant,
@@ -297,7 +294,7 @@ impl SagaDefinition for PlaceOrderSaga {
             reason,
             &data.items,
             data.total_cents,
-            OutboxRow::new(&event)?,
+            OutboxRow::new(events::ORDER_CANCELLED, &info.tenant, &payload)?,
         )
         .await?;
         Ok(())

@@ -9,9 +9,9 @@
 use std::sync::LazyLock;
 
 use longship_errors::Error;
-use longship_messaging::{NewEvent, OutboxRow};
+use longship_messaging::OutboxRow;
 use longship_tenant::TenantId;
-use sqlx::PgConnection;
+use sqlx::{FromRow, PgConnection, Row};
 use uuid::Uuid;
 
 use crate::domain::{
@@ -236,7 +236,7 @@ pub async fn authorize(
         None => events::PAYMENT_AUTHORIZED,
         Some(_) => events::PAYMENT_DECLINED,
     };
-    let event = outbox_row(tenant, event_type, &payment.event())?;
+    let event = OutboxRow::new(event_type, tenant, &payment.event()).map_err(db_error)?;
     // the hold (when approved), the payment row and its event in one statement
     static AUTHORIZE: LazyLock<String> = LazyLock::new(|| {
         format!(
@@ -362,23 +362,7 @@ async fn order_state(
     tenant: &TenantId,
     order_id: Uuid,
 ) -> Result<(bool, Option<Payment>), Error> {
-    #[derive(sqlx::FromRow)]
-    struct Row {
-        tombstoned: bool,
-        #[sqlx(flatten)]
-        payment: OptionalPayment,
-    }
-    #[derive(sqlx::FromRow)]
-    struct OptionalPayment {
-        id: Option<Uuid>,
-        order_id: Option<Uuid>,
-        customer_id: Option<String>,
-        amount_cents: Option<i64>,
-        currency: Option<String>,
-        status: Option<String>,
-        decline_reason: Option<String>,
-    }
-    let row = sqlx::query_as::<_, Row>(
+    let row = sqlx::query(
         "SELECT EXISTS (SELECT 1 FROM payment_tombstones WHERE tenant_id = $1 AND order_id = $2) AS tombstoned,
                 p.id, p.order_id, p.customer_id, p.amount_cents, p.currency, p.status, p.decline_reason
          FROM (VALUES (1)) AS one
@@ -392,34 +376,14 @@ async fn order_state(
     .fetch_one(conn)
     .await
     .map_err(db_error)?;
-    let p = row.payment;
-    let payment = match (
-        p.id,
-        p.order_id,
-        p.customer_id,
-        p.amount_cents,
-        p.currency,
-        p.status,
-    ) {
-        (
-            Some(id),
-            Some(order_id),
-            Some(customer_id),
-            Some(amount_cents),
-            Some(currency),
-            Some(status),
-        ) => Some(Payment {
-            id,
-            order_id,
-            customer_id,
-            amount_cents,
-            currency,
-            status,
-            decline_reason: p.decline_reason,
-        }),
-        _ => None,
+    let tombstoned: bool = row.try_get("tombstoned").map_err(db_error)?;
+    // the payment's columns are all null when there is none
+    let id: Option<Uuid> = row.try_get("id").map_err(db_error)?;
+    let payment = match id {
+        Some(_) => Some(Payment::from_row(&row).map_err(db_error)?),
+        None => None,
     };
-    Ok((row.tombstoned, payment))
+    Ok((tombstoned, payment))
 }
 
 async fn payment(
@@ -467,7 +431,7 @@ async fn settle(
         PaymentStatus::Captured => events::PAYMENT_CAPTURED,
         _ => events::PAYMENT_VOIDED,
     };
-    let event = outbox_row(tenant, event_type, &payment.event())?;
+    let event = OutboxRow::new(event_type, tenant, &payment.event()).map_err(db_error)?;
     static SETTLE: LazyLock<String> = LazyLock::new(|| {
         format!(
             "WITH funds AS (
@@ -492,13 +456,4 @@ async fn settle(
         .map_err(db_error)?;
     payment.status = next.as_str().to_owned();
     Ok(payment)
-}
-
-fn outbox_row(
-    tenant: &TenantId,
-    event_type: &str,
-    payload: &impl serde::Serialize,
-) -> Result<OutboxRow, Error> {
-    let event = NewEvent::new(event_type, tenant, payload).map_err(Error::internal)?;
-    OutboxRow::new(&event).map_err(db_error)
 }
