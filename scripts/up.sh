@@ -34,8 +34,9 @@ Environment (all optional):
   LONGSHIP_NO_BUILD=1     skip `cargo build` and use the binaries already built
   LONGSHIP_BIN_DIR        where the binaries are (default ${CARGO_TARGET_DIR:-target}/<profile>)
   passed through when set: RUST_LOG (default info), LOG_FORMAT (default pretty),
-  AUTH_JWT_SECRET, DATABASE_MAX_CONNECTIONS, DATABASE_APP_ROLE, SHUTDOWN_TIMEOUT_SECS,
-  OTEL_EXPORTER_OTLP_ENDPOINT, SAGA_DEADLINE_SECS (order), RESERVATION_TTL_SECS (inventory)
+  AUTH_JWT_SECRET, DATABASE_MAX_CONNECTIONS, DATABASE_APP_ROLE, DATABASE_PLAN_CACHE_MODE,
+  SHUTDOWN_TIMEOUT_SECS, OTEL_EXPORTER_OTLP_ENDPOINT, SAGA_DEADLINE_SECS (order),
+  RESERVATION_TTL_SECS (inventory)
 EOF
 }
 
@@ -372,7 +373,7 @@ service_env() {
         "NO_COLOR=${NO_COLOR:-1}"
     )
     local v
-    for v in NATS_PREFIX DATABASE_MAX_CONNECTIONS DATABASE_APP_ROLE SHUTDOWN_TIMEOUT_SECS OTEL_EXPORTER_OTLP_ENDPOINT; do
+    for v in NATS_PREFIX DATABASE_MAX_CONNECTIONS DATABASE_APP_ROLE DATABASE_PLAN_CACHE_MODE SHUTDOWN_TIMEOUT_SECS OTEL_EXPORTER_OTLP_ENDPOINT; do
         [[ -n "${!v:-}" ]] && ENV_ARGS+=("$v=${!v}")
     done
     case "$svc" in

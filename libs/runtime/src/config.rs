@@ -145,6 +145,45 @@ pub struct DatabaseConfig {
     /// Role the service switches to after connecting (`SET ROLE`), so row-level security applies
     /// even when the URL's user owns the tables. `None` when the URL already logs in as that role.
     pub app_role: Option<String>,
+    /// Postgres' `plan_cache_mode` for the service's connections (`DATABASE_PLAN_CACHE_MODE`):
+    /// `force_generic_plan` by default, so each prepared statement is planned once per connection
+    /// instead of on every execution.
+    pub plan_cache_mode: PlanCacheMode,
+}
+
+/// How Postgres plans the services' prepared statements (its `plan_cache_mode` setting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanCacheMode {
+    /// Postgres' default: custom plans for the first executions, then generic ones only when
+    /// their estimated cost is close.
+    Auto,
+    /// Plan every prepared statement once (per connection) and reuse the plan. Every statement on
+    /// the services' hot paths is a primary-key or index lookup whatever its parameters, so the
+    /// generic plan is the custom one without the planning (measured in docs/performance.md).
+    ForceGeneric,
+    /// Plan every execution with its parameters.
+    ForceCustom,
+}
+
+impl PlanCacheMode {
+    /// The setting's value as Postgres spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlanCacheMode::Auto => "auto",
+            PlanCacheMode::ForceGeneric => "force_generic_plan",
+            PlanCacheMode::ForceCustom => "force_custom_plan",
+        }
+    }
+
+    fn parse(s: &str) -> Option<PlanCacheMode> {
+        [
+            PlanCacheMode::Auto,
+            PlanCacheMode::ForceGeneric,
+            PlanCacheMode::ForceCustom,
+        ]
+        .into_iter()
+        .find(|m| m.as_str() == s)
+    }
 }
 
 /// NATS settings.
@@ -226,6 +265,14 @@ impl CommonConfig {
                 });
             }
         };
+        let plan_cache_mode = match env.get("DATABASE_PLAN_CACHE_MODE") {
+            None => PlanCacheMode::ForceGeneric,
+            Some(v) => PlanCacheMode::parse(&v).ok_or_else(|| ConfigError {
+                variable: "DATABASE_PLAN_CACHE_MODE".into(),
+                value: v,
+                reason: "must be auto, force_generic_plan or force_custom_plan".into(),
+            })?,
+        };
         let nats_url = env
             .get("NATS_URL")
             .unwrap_or_else(|| "nats://127.0.0.1:4222".into());
@@ -290,6 +337,7 @@ impl CommonConfig {
                 url: Secret::new(url),
                 max_connections,
                 app_role,
+                plan_cache_mode,
             },
             nats: NatsConfig {
                 url: nats_url,
@@ -367,6 +415,21 @@ mod tests {
     }
 
     #[test]
+    fn plan_cache_mode_defaults_to_generic_plans_and_takes_postgres_spellings() {
+        let base = Env::from_pairs([("AUTH_ALLOW_TENANT_HEADER", "true")]);
+        let config = CommonConfig::from_env(&base, DEFAULTS).expect("config");
+        assert_eq!(config.database.plan_cache_mode, PlanCacheMode::ForceGeneric);
+        for mode in ["auto", "force_generic_plan", "force_custom_plan"] {
+            let env = Env::from_pairs([
+                ("AUTH_ALLOW_TENANT_HEADER", "true"),
+                ("DATABASE_PLAN_CACHE_MODE", mode),
+            ]);
+            let config = CommonConfig::from_env(&env, DEFAULTS).expect(mode);
+            assert_eq!(config.database.plan_cache_mode.as_str(), mode);
+        }
+    }
+
+    #[test]
     fn bad_values_name_their_variable() {
         let cases = [
             ("HTTP_ADDR", "not-an-addr"),
@@ -381,6 +444,7 @@ mod tests {
             ("TENANT_RATE_LIMIT_RPS", "-5"),
             ("TENANT_RATE_LIMIT_RPS", "NaN"),
             ("TENANT_RATE_LIMIT_BURST", "0"),
+            ("DATABASE_PLAN_CACHE_MODE", "generic"),
         ];
         for (key, value) in cases {
             let env = Env::from_pairs([("AUTH_ALLOW_TENANT_HEADER", "true"), (key, value)]);

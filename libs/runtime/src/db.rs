@@ -15,6 +15,7 @@ pub const OUTBOX_NOTIFY_OFF: (&str, &str) = ("longship.outbox_notify", "off");
 /// Opens the service's pool. Every connection switches to the configured application role, which
 /// does not own the tables, so Postgres row-level security applies to everything the service runs.
 /// The pool is created lazily: the service starts and reports not-ready while the database is down.
+/// Connections start with the configured `plan_cache_mode` (generic plans by default).
 ///
 /// Connections are not pinged when taken from the pool (sqlx's default costs a round trip per
 /// checkout, about one in ten of a saga's round trips): a connection that died while idle fails
@@ -22,7 +23,10 @@ pub const OUTBOX_NOTIFY_OFF: (&str, &str) = ("longship.outbox_notify", "off");
 /// the API answers 503), and the pool then replaces it.
 pub fn connect_lazy(config: &DatabaseConfig) -> Result<PgPool, sqlx::Error> {
     let options: PgConnectOptions = config.url.expose().parse()?;
-    let options = options.options([OUTBOX_NOTIFY_OFF]);
+    let options = options.options([
+        OUTBOX_NOTIFY_OFF,
+        ("plan_cache_mode", config.plan_cache_mode.as_str()),
+    ]);
     let role = config.app_role.clone();
     let pool = PgPoolOptions::new()
         .max_connections(config.max_connections)

@@ -14,6 +14,10 @@ use uuid::Uuid;
 
 use crate::domain::{SagaStatus, StepRecord, StepStatus, backoff, next_compensation};
 use crate::step::{SagaDefinition, SagaInfo, StepContext, StepError, StepKind};
+use crate::transitions::{Transition, TransitionWriter};
+
+/// The most transitions one statement writes.
+const MAX_TRANSITION_BATCH: usize = 128;
 
 /// Engine tuning.
 #[derive(Debug, Clone)]
@@ -35,6 +39,9 @@ pub struct EngineConfig {
     pub concurrency: usize,
     /// Sagas claimed per poll.
     pub claim_batch: i64,
+    /// Connections that write saga transitions; the transitions of sagas that record at the same
+    /// time share one statement and one commit (see `transitions.rs`).
+    pub transition_writers: usize,
 }
 
 impl Default for EngineConfig {
@@ -48,6 +55,7 @@ impl Default for EngineConfig {
             poll_interval: Duration::from_millis(500),
             concurrency: 512,
             claim_batch: 64,
+            transition_writers: 2,
         }
     }
 }
@@ -136,6 +144,7 @@ struct Inner<S: SagaDefinition> {
     permits: Arc<Semaphore>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
+    transitions: TransitionWriter,
 }
 
 enum Attempt {
@@ -158,8 +167,15 @@ impl<S: SagaDefinition> SagaEngine<S> {
             &Uuid::new_v4().simple().to_string()[..8]
         );
         let permits = Arc::new(Semaphore::new(config.concurrency.max(1)));
+        let transitions = TransitionWriter::new(
+            pool.clone(),
+            config.lease,
+            config.transition_writers,
+            MAX_TRANSITION_BATCH,
+        );
         SagaEngine {
             inner: Arc::new(Inner {
+                transitions,
                 pool,
                 definition,
                 config,
@@ -714,38 +730,38 @@ impl<S: SagaDefinition> SagaEngine<S> {
         self.inner.definition.after_finish();
     }
 
-    /// Writes the whole state in one update fenced on this execution's claim. Terminal states drop
-    /// the claim.
+    /// Writes the whole state in one update fenced on this execution's claim: in `tx` when given,
+    /// else together with the transitions other sagas record at the same time (one statement and
+    /// one commit for all, each fenced on its own claim). Terminal states drop the claim.
     async fn persist(
         &self,
         tx: Option<&mut PgConnection>,
         state: &SagaState<S::Data>,
         next_attempt_at: DateTime<Utc>,
     ) -> Result<(), SagaError> {
-        let terminal = state.status.is_terminal();
-        let query = sqlx::query(
-            "UPDATE saga SET status = $3, data = $4, steps = $5, step_index = $6, failure_reason = $7,
-                    next_attempt_at = $8,
-                    locked_by = CASE WHEN $9 THEN NULL ELSE locked_by END,
-                    locked_until = CASE WHEN $9 THEN NULL ELSE greatest(now(), $8) + make_interval(secs => $10) END,
-                    updated_at = now()
-             WHERE id = $1 AND locked_by = $2",
-        )
-        .bind(state.id)
-        .bind(&state.claim)
-        .bind(state.status.as_str())
-        .bind(serde_json::to_value(&state.data)?)
-        .bind(serde_json::to_value(&state.steps)?)
-        .bind(state.step_index as i32)
-        .bind(&state.failure_reason)
-        .bind(next_attempt_at)
-        .bind(terminal)
-        .bind(self.inner.config.lease.as_secs_f64());
-        let done = match tx {
-            Some(tx) => query.execute(tx).await?,
-            None => query.execute(&self.inner.pool).await?,
+        let transition = Transition {
+            id: state.id,
+            claim: state.claim.clone(),
+            status: state.status.as_str(),
+            data: serde_json::to_value(&state.data)?,
+            steps: serde_json::to_value(&state.steps)?,
+            step_index: state.step_index as i32,
+            failure_reason: state.failure_reason.clone(),
+            next_attempt_at,
+            terminal: state.status.is_terminal(),
         };
-        if done.rows_affected() == 0 {
+        let written = match tx {
+            Some(tx) => {
+                transition
+                    .bind_one(self.inner.config.lease)
+                    .execute(tx)
+                    .await?
+                    .rows_affected()
+                    > 0
+            }
+            None => self.inner.transitions.write(transition).await?,
+        };
+        if !written {
             return Err(SagaError::LeaseLost);
         }
         Ok(())

@@ -5,7 +5,10 @@
 //! and its saga commit together) and [`SagaEngine::launch`] runs it right after that commit, with no
 //! poll in between. Every transition is committed before the next action, in one row update (the step
 //! log is a JSON array in the saga row), and the commit that ends one step also records the start of
-//! the next, so a happy path costs one commit per step.
+//! the next, so a happy path costs one commit per step. The transitions that concurrent sagas
+//! record at the same moment are written by one statement with one commit (group commit; each row
+//! still fenced on its own claim, each saga still waiting for its commit), so under load sagas
+//! share commits rather than queue for them.
 //!
 //! Outcomes of an action: success; business rejection ([`StepError::Rejected`]: compensate the
 //! completed steps in reverse order); transient failure ([`StepError::Transient`], or a timeout:
@@ -24,6 +27,7 @@
 mod domain;
 mod engine;
 mod step;
+mod transitions;
 
 pub use domain::{SagaStatus, StepRecord, StepStatus};
 pub use engine::{EngineConfig, SagaEngine, SagaError, StartedSaga};

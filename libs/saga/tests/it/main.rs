@@ -187,6 +187,7 @@ fn fast_config() -> EngineConfig {
         poll_interval: Duration::from_millis(50),
         concurrency: 256,
         claim_batch: 64,
+        transition_writers: 2,
     }
 }
 
