@@ -78,9 +78,18 @@ pub enum SagaError {
 #[derive(Debug)]
 pub struct StartedSaga<D> {
     state: SagaState<D>,
+    /// Whether `saga_started_total` counts it already.
+    counted: bool,
 }
 
 impl<D> StartedSaga<D> {
+    fn count_start(&mut self, saga_type: &'static str) {
+        if !self.counted {
+            self.counted = true;
+            metrics::counter!("saga_started_total", "saga" => saga_type).increment(1);
+        }
+    }
+
     /// The saga id.
     pub fn id(&self) -> Uuid {
         self.state.id
@@ -94,6 +103,101 @@ impl<D> StartedSaga<D> {
     /// The step log it was inserted with (the first step started).
     pub fn steps(&self) -> &[StepRecord] {
         &self.state.steps
+    }
+}
+
+const SAGA_INSERT: &str = "INSERT INTO saga (id, saga_type, tenant_id, status, data, steps, step_index, deadline,
+                       next_attempt_at, locked_by, locked_until, traceparent, created_at, updated_at)";
+
+/// A new saga's row, claimed by the engine that prepared it with its first step started
+/// ([`SagaEngine::prepare`]), for the caller to insert in a statement of its own:
+///
+/// ```no_run
+/// # async fn f(conn: &mut sqlx::PgConnection, row: longship_saga::SagaRow) -> Result<(), sqlx::Error> {
+/// use longship_saga::SagaRow;
+/// let sql = format!(
+///     "WITH placed AS (INSERT INTO orders (id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING id),
+///           saga AS ({})
+///      SELECT id FROM placed",
+///     SagaRow::insert_sql_from(2, "placed")
+/// );
+/// row.bind(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(uuid::Uuid::nil()))
+///     .fetch_optional(conn)
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct SagaRow {
+    id: Uuid,
+    saga_type: &'static str,
+    tenant_id: String,
+    data: serde_json::Value,
+    steps: serde_json::Value,
+    deadline: DateTime<Utc>,
+    now: DateTime<Utc>,
+    claim: String,
+    lease_secs: f64,
+    traceparent: Option<String>,
+}
+
+impl SagaRow {
+    /// The number of parameters [`SagaRow::bind`] binds.
+    pub const PARAMETERS: usize = 10;
+
+    fn values(first: usize) -> String {
+        let p = |i: usize| format!("${}", first + i);
+        format!(
+            "{}, {}, {}, 'RUNNING', {}, {}, 0, {}, {}, {}, {} + make_interval(secs => {}), {}, {}, {}",
+            p(0),
+            p(1),
+            p(2),
+            p(3),
+            p(4),
+            p(5),
+            p(6),
+            p(7),
+            p(6),
+            p(8),
+            p(9),
+            p(6),
+            p(6)
+        )
+    }
+
+    /// The `INSERT INTO saga` statement on its own (parameters `$1..$10`).
+    pub fn insert_sql() -> &'static str {
+        static SQL: std::sync::LazyLock<String> =
+            std::sync::LazyLock::new(|| format!("{SAGA_INSERT} VALUES ({})", SagaRow::values(1)));
+        SQL.as_str()
+    }
+
+    /// The insert as `INSERT INTO saga (...) SELECT ... FROM source`, its parameters numbered from
+    /// `first`: with `source` a CTE that inserts the business row `ON CONFLICT DO NOTHING ...
+    /// RETURNING`, the saga is inserted only when that row was. Bind with [`SagaRow::bind`] after
+    /// the caller's parameters `$1..$first-1`.
+    pub fn insert_sql_from(first: usize, source: &str) -> String {
+        format!(
+            "{SAGA_INSERT} SELECT {} FROM {source}",
+            SagaRow::values(first)
+        )
+    }
+
+    /// Binds the row's parameters (see [`SagaRow::insert_sql_from`]).
+    pub fn bind<'q>(
+        self,
+        query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+        query
+            .bind(self.id)
+            .bind(self.saga_type)
+            .bind(self.tenant_id)
+            .bind(self.data)
+            .bind(self.steps)
+            .bind(self.deadline)
+            .bind(self.now)
+            .bind(self.claim)
+            .bind(self.lease_secs)
+            .bind(self.traceparent)
     }
 }
 
@@ -206,6 +310,23 @@ impl<S: SagaDefinition> SagaEngine<S> {
         tenant: &TenantId,
         data: S::Data,
     ) -> Result<StartedSaga<S::Data>, SagaError> {
+        let (row, mut started) = self.prepare(id, tenant, data)?;
+        row.bind(sqlx::query(sqlx::AssertSqlSafe(SagaRow::insert_sql())))
+            .execute(&mut *tx)
+            .await?;
+        started.count_start(self.inner.definition.saga_type());
+        Ok(started)
+    }
+
+    /// Like [`SagaEngine::start`], for a caller that inserts the row with a statement of its own
+    /// (as a data-modifying CTE beside its business row, [`SagaRow::insert_sql_from`]), which
+    /// saves the insert its round trip. Launch the saga only if that statement inserted the row.
+    pub fn prepare(
+        &self,
+        id: Uuid,
+        tenant: &TenantId,
+        data: S::Data,
+    ) -> Result<(SagaRow, StartedSaga<S::Data>), SagaError> {
         let steps_def = self.inner.definition.steps();
         let mut steps: Vec<StepRecord> = steps_def
             .iter()
@@ -221,26 +342,20 @@ impl<S: SagaDefinition> SagaEngine<S> {
                 .unwrap_or(chrono::Duration::seconds(30));
         let traceparent = longship_telemetry::propagation::current_traceparent();
         let claim = format!("{}.{}", self.inner.worker_id, Uuid::new_v4().simple());
-        sqlx::query(
-            "INSERT INTO saga (id, saga_type, tenant_id, status, data, steps, step_index, deadline, next_attempt_at,
-                               locked_by, locked_until, traceparent, created_at, updated_at)
-             VALUES ($1, $2, $3, 'RUNNING', $4, $5, 0, $6, $7, $8, $7 + make_interval(secs => $9), $10, $7, $7)",
-        )
-        .bind(id)
-        .bind(self.inner.definition.saga_type())
-        .bind(tenant.as_str())
-        .bind(serde_json::to_value(&data)?)
-        .bind(serde_json::to_value(&steps)?)
-        .bind(deadline)
-        .bind(now)
-        .bind(&claim)
-        .bind(self.inner.config.lease.as_secs_f64())
-        .bind(&traceparent)
-        .execute(&mut *tx)
-        .await?;
-        metrics::counter!("saga_started_total", "saga" => self.inner.definition.saga_type())
-            .increment(1);
-        Ok(StartedSaga {
+        let row = SagaRow {
+            id,
+            saga_type: self.inner.definition.saga_type(),
+            tenant_id: tenant.as_str().to_owned(),
+            data: serde_json::to_value(&data)?,
+            steps: serde_json::to_value(&steps)?,
+            deadline,
+            now,
+            claim: claim.clone(),
+            lease_secs: self.inner.config.lease.as_secs_f64(),
+            traceparent: traceparent.clone(),
+        };
+        let started = StartedSaga {
+            counted: false,
             state: SagaState {
                 id,
                 claim,
@@ -254,11 +369,13 @@ impl<S: SagaDefinition> SagaEngine<S> {
                 traceparent,
                 created_at: now,
             },
-        })
+        };
+        Ok((row, started))
     }
 
     /// Runs a saga the caller has just committed, in the background, without waiting for a poll.
-    pub fn launch(&self, started: StartedSaga<S::Data>) {
+    pub fn launch(&self, mut started: StartedSaga<S::Data>) {
+        started.count_start(self.inner.definition.saga_type());
         let engine = self.clone();
         self.inner.tasks.spawn(async move {
             let Ok(_permit) = Arc::clone(&engine.inner.permits).acquire_owned().await else {

@@ -30,5 +30,5 @@ mod step;
 mod transitions;
 
 pub use domain::{SagaStatus, StepRecord, StepStatus};
-pub use engine::{EngineConfig, SagaEngine, SagaError, StartedSaga};
+pub use engine::{EngineConfig, SagaEngine, SagaError, SagaRow, StartedSaga};
 pub use step::{SagaDefinition, SagaInfo, Step, StepContext, StepError, StepKind};

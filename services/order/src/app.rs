@@ -95,7 +95,18 @@ impl AppState {
             items: items.clone(),
         };
         let event = OutboxRow::new(events::ORDER_PLACED, tenant, &placed).map_err(db)?;
-        let Some(created_at) = store::insert_order(&mut tx, &new, event)
+        let data = PlaceOrderData {
+            order_id: id,
+            customer_id: request.customer_id.clone(),
+            currency: request.currency.clone(),
+            items: items.clone(),
+            total_cents: None,
+        };
+        let (saga, started) = self
+            .sagas
+            .prepare(id, tenant, data)
+            .map_err(Error::internal)?;
+        let Some(created_at) = store::insert_order(&mut tx, &new, event, saga)
             .await
             .map_err(db)?
         else {
@@ -133,18 +144,6 @@ impl AppState {
                 created: false,
             });
         };
-        let data = PlaceOrderData {
-            order_id: id,
-            customer_id: request.customer_id.clone(),
-            currency: request.currency.clone(),
-            items,
-            total_cents: None,
-        };
-        let started = self
-            .sagas
-            .start(&mut tx, id, tenant, data)
-            .await
-            .map_err(Error::internal)?;
         // the response is what was just written (no read-back: one statement less per order)
         let order = OrderView {
             id,

@@ -5,6 +5,7 @@ use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use longship_messaging::OutboxRow;
+use longship_saga::SagaRow;
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, Row};
 use utoipa::ToSchema;
@@ -94,7 +95,10 @@ pub async fn insert_order(
     conn: &mut PgConnection,
     order: &NewOrder<'_>,
     event: OutboxRow,
+    saga: SagaRow,
 ) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    // the order, its `order_placed` event and its saga in one statement, the last two only if the
+    // order was inserted (not on an idempotent replay)
     static INSERT: LazyLock<String> = LazyLock::new(|| {
         format!(
             "WITH placed AS (
@@ -102,9 +106,10 @@ pub async fn insert_order(
                  VALUES ($1, $2, $3, 'PENDING', $4, 0, $5, $6, $7)
                  ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
                  RETURNING created_at
-             ), event AS ({})
+             ), event AS ({}), saga AS ({})
              SELECT created_at FROM placed",
-            OutboxRow::insert_sql_from(8, "placed")
+            OutboxRow::insert_sql_from(8, "placed"),
+            SagaRow::insert_sql_from(14, "placed")
         )
     });
     let query = sqlx::query(sqlx::AssertSqlSafe(INSERT.as_str()))
@@ -115,7 +120,7 @@ pub async fn insert_order(
         .bind(sqlx::types::Json(order.items))
         .bind(order.idempotency_key)
         .bind(order.request_hash);
-    let placed = event.bind(query).fetch_optional(conn).await?;
+    let placed = saga.bind(event.bind(query)).fetch_optional(conn).await?;
     placed.map(|row| row.try_get("created_at")).transpose()
 }
 

@@ -307,6 +307,55 @@ async fn happy_path_runs_every_step_once() {
 }
 
 #[tokio::test]
+async fn a_saga_row_inserted_by_the_callers_statement_runs_and_is_written_only_with_its_source_row()
+{
+    let h = Harness::new().await;
+    let shutdown = CancellationToken::new();
+    let engine = h.engine(fast_config(), &shutdown);
+    let tenant = TenantId::parse("acme").expect("tenant");
+    sqlx::query("CREATE TABLE business (id uuid PRIMARY KEY)")
+        .execute(h.db.pool())
+        .await
+        .expect("table");
+    let sql = format!(
+        "WITH placed AS (INSERT INTO business (id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING id),
+              saga AS ({})
+         SELECT id FROM placed",
+        longship_saga::SagaRow::insert_sql_from(2, "placed")
+    );
+    let id = Uuid::now_v7();
+    let mut inserted = Vec::new();
+    // the second statement conflicts on the business row: no saga row either
+    for _ in 0..2 {
+        let (row, started) = engine
+            .prepare(id, &tenant, Script::default())
+            .expect("prepare");
+        let mut tx = h.db.pool().begin().await.expect("begin");
+        let placed = row
+            .bind(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(id))
+            .fetch_optional(&mut *tx)
+            .await
+            .expect("insert");
+        tx.commit().await.expect("commit");
+        inserted.push(placed.is_some());
+        if placed.is_some() {
+            engine.launch(started);
+        }
+    }
+    assert_eq!(inserted, vec![true, false]);
+    let (status, reason, steps) = h.wait_terminal(id).await;
+    assert_eq!((status.as_str(), reason), ("COMPLETED", None));
+    assert_eq!(h.calls(id).len(), 3);
+    assert_eq!(step_field(&steps, 0, "attempts"), 1);
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM saga")
+        .fetch_one(h.db.pool())
+        .await
+        .expect("count");
+    assert_eq!(rows, 1);
+    shutdown.cancel();
+}
+
+#[tokio::test]
 async fn rejection_at_step_three_compensates_two_then_one() {
     let h = Harness::new().await;
     let shutdown = CancellationToken::new();
