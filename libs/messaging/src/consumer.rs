@@ -31,6 +31,9 @@ pub struct ConsumerSpec {
     /// Events handled in one transaction when several are waiting (1: a transaction each). See
     /// [`ConsumerSpec::batched`].
     pub batch_size: usize,
+    /// How long a batch's transaction waits for a row lock before it gives way (rolls back and
+    /// handles its events one by one). See [`ConsumerSpec::batched`].
+    pub batch_lock_timeout: Duration,
 }
 
 impl ConsumerSpec {
@@ -44,6 +47,7 @@ impl ConsumerSpec {
             concurrency: 32,
             ack_wait: Duration::from_secs(30),
             batch_size: 1,
+            batch_lock_timeout: Duration::from_millis(25),
         }
     }
 
@@ -54,12 +58,23 @@ impl ConsumerSpec {
     /// rolled back and its events are handled one by one, with the usual retries and dead
     /// letters, so one bad event never holds back the others.
     ///
-    /// Only for handlers whose transactions cannot deadlock with each other or with the service's
-    /// other writers when several events share one: e.g. a handler that locks one row of one
-    /// kind per event. A handler that locks several rows per event (in key order) would lock out
-    /// of order across the events of a batch.
+    /// A batch never waits long for a lock: its transaction runs with a short `lock_timeout`
+    /// ([`ConsumerSpec::batch_lock_timeout`], 25 ms by default), and a batch that would wait
+    /// longer rolls back and handles its events one by one, each in its own transaction without
+    /// that limit. So a handler that locks several rows per event may be batched although the
+    /// events of a batch lock their rows out of any global order: if a batch and another
+    /// transaction ever wait on each other, the batch gives way within the timeout (long before
+    /// Postgres' deadlock detector would pick a victim, which could be the other transaction).
+    /// Contention only costs throughput (a batch handled one by one), never an event.
     pub fn batched(mut self, size: usize) -> ConsumerSpec {
         self.batch_size = size.max(1);
+        self
+    }
+
+    /// Sets how long a batch waits for a row lock before it gives way (see
+    /// [`ConsumerSpec::batched`]); at least 1 ms.
+    pub fn batch_lock_timeout(mut self, timeout: Duration) -> ConsumerSpec {
+        self.batch_lock_timeout = timeout.max(Duration::from_millis(1));
         self
     }
 }
@@ -257,12 +272,7 @@ impl Consumer<'_> {
                 }
             }
         }
-        if messages.len() <= 1 {
-            for message in messages {
-                self.handle_one(message).await;
-            }
-            return;
-        }
+        // a chunk of one goes the same way: it too waits no longer than the batch lock timeout
         let mut batch = Vec::with_capacity(messages.len());
         for message in messages {
             match EventEnvelope::decode(&message.payload) {
@@ -270,6 +280,9 @@ impl Consumer<'_> {
                 // handled alone: it is dead-lettered at once
                 Err(_) => self.handle_one(message).await,
             }
+        }
+        if batch.is_empty() {
+            return;
         }
         match self.handle_batch_in_tx(&batch).await {
             Ok(outcomes) => {
@@ -286,6 +299,8 @@ impl Consumer<'_> {
                 }
             }
             Err(e) => {
+                metrics::counter!("consumer_batch_fallbacks_total", "consumer" => spec.durable_name.clone())
+                    .increment(1);
                 tracing::info!(consumer = %spec.durable_name, events = batch.len(), error = %e, "batch rolled back; handling its events one by one");
                 for (message, _) in batch {
                     self.handle_one(message).await;
@@ -301,7 +316,12 @@ impl Consumer<'_> {
         batch: &[(jetstream::Message, EventEnvelope)],
     ) -> Result<Vec<Outcome>, HandlerError> {
         let (spec, handler) = (self.spec, self.handler);
-        let mut tx = self.pool.begin().await?;
+        // the limit travels with BEGIN (one round trip) and ends with the transaction
+        let begin = format!(
+            "BEGIN; SET LOCAL lock_timeout = '{}ms'",
+            spec.batch_lock_timeout.as_millis().max(1)
+        );
+        let mut tx = self.pool.begin_with(sqlx::AssertSqlSafe(begin)).await?;
         let mut outcomes = Vec::with_capacity(batch.len());
         let mut handled = false;
         for (message, envelope) in batch {

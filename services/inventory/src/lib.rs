@@ -97,11 +97,17 @@ impl App {
                 pool.clone(),
                 platform.jetstream.clone(),
                 naming,
+                // waiting stock commits share a transaction (one commit for all). Each locks its
+                // reservation and then its products in sku order, so across a batch the product
+                // rows are locked out of order; a batch that would wait on a lock (a Reserve
+                // holding a product) gives way within its lock timeout and is handled event by
+                // event, so it can never deadlock the saga's Reserve
                 ConsumerSpec::new(
                     events::ORDER_CONFIRMED_CONSUMER,
                     "ORDERS",
                     events::ORDER_CONFIRMED,
-                ),
+                )
+                .batched(32),
                 Arc::new(events::CommitOnOrderConfirmed::waking(relay.waker())),
                 shutdown.clone(),
             )),

@@ -89,8 +89,9 @@ impl App {
                 pool.clone(),
                 platform.jetstream.clone(),
                 naming,
-                // a capture locks one account row per event, so captures can share a
-                // transaction (one commit for all waiting events) without deadlocking
+                // waiting captures share a transaction (one commit for all); a batch that would
+                // wait on a lock (an Authorize on the same account, another replica's batch)
+                // gives way and is handled event by event
                 ConsumerSpec::new(
                     events::ORDER_CONFIRMED_CONSUMER,
                     "ORDERS",

@@ -432,3 +432,65 @@ async fn a_batched_consumer_commits_waiting_events_together_each_under_its_tenan
     );
     h.finish().await;
 }
+
+#[tokio::test]
+async fn a_batch_that_waits_on_a_lock_gives_way_and_its_events_are_handled_one_by_one() {
+    let mut h = Harness::start().await;
+    let mut events = Vec::new();
+    for _ in 0..12 {
+        let event = envelope("acme", 0);
+        h.publish_envelope(&event, &event.id.to_string()).await;
+        events.push(event);
+    }
+    // another transaction holds a lock every handler needs, longer than a batch may wait
+    let mut holder = h.db.pool().begin().await.expect("begin");
+    sqlx::query("LOCK TABLE handled IN EXCLUSIVE MODE")
+        .execute(&mut *holder)
+        .await
+        .expect("lock");
+    let handler = ScriptedHandler::new("giving-way");
+    h.spawn_consumer(
+        Harness::consumer_spec("giving-way", 5)
+            .batched(16)
+            .batch_lock_timeout(Duration::from_millis(50)),
+        handler.clone(),
+    );
+    // the batch gave way (its first event was tried, then tried again alone) while the lock is
+    // held: without the batch's lock timeout it would still be waiting
+    eventually("a batch to give way", Duration::from_secs(10), async || {
+        events
+            .iter()
+            .any(|e| handler.calls(e.id) >= 2)
+            .then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    holder.commit().await.expect("release the lock");
+    h.wait_until_consumer_settled("giving-way", events.len() as u64)
+        .await;
+
+    let handled = h.handled("giving-way").await;
+    assert_eq!(handled.len(), events.len(), "each event committed once");
+    assert_eq!(h.inbox_rows("giving-way").await, events.len() as i64);
+    // the events of the batch that gave way were committed one by one
+    let rows: Vec<(uuid::Uuid, String)> =
+        sqlx::query_as("SELECT event_id, xmin::text FROM handled WHERE consumer = 'giving-way'")
+            .fetch_all(h.db.pool())
+            .await
+            .expect("rows");
+    let retried: Vec<_> = rows
+        .iter()
+        .filter(|(id, _)| handler.calls(*id) >= 2)
+        .collect();
+    assert!(!retried.is_empty());
+    for (id, xmin) in &retried {
+        let sharing = rows.iter().filter(|(_, x)| x == xmin).count();
+        assert_eq!(sharing, 1, "event {id} shares its transaction");
+    }
+    assert_eq!(
+        h.stream_len(DEAD_LETTERS).await,
+        0,
+        "nothing was dead-lettered"
+    );
+    h.finish().await;
+}
