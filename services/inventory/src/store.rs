@@ -155,22 +155,39 @@ pub async fn reserve(
     tenant: &TenantId,
     command: &ReserveCommand,
 ) -> Result<Reserved, Error> {
-    // claim the order first: a concurrent duplicate waits here and then sees the committed row
-    let claimed: Option<DateTime<Utc>> = sqlx::query_scalar(
-        "INSERT INTO reservations (tenant_id, order_id, status, currency, idempotency_key, expires_at)
-         VALUES ($1, $2, 'RESERVED', $3, $4, now() + make_interval(secs => $5))
-         ON CONFLICT (tenant_id, order_id) DO NOTHING
-         RETURNING expires_at",
+    // claim the order first (a concurrent duplicate waits at the claim and then sees the committed
+    // row), and only when claimed lock the products, one primary-key lookup per sku in sku order:
+    // one statement. No row: the order was claimed before.
+    let skus: Vec<String> = command.lines.iter().map(|l| l.sku.clone()).collect();
+    let rows = sqlx::query_as::<_, ClaimedStockRow>(
+        "WITH claim AS (
+             INSERT INTO reservations (tenant_id, order_id, status, currency, idempotency_key, expires_at)
+             VALUES ($1, $2, 'RESERVED', $3, $4, now() + make_interval(secs => $5))
+             ON CONFLICT (tenant_id, order_id) DO NOTHING
+             RETURNING expires_at
+         )
+         SELECT c.expires_at, p.sku, p.currency, p.price_cents, p.on_hand, p.reserved
+         FROM claim c
+         LEFT JOIN LATERAL (
+             SELECT q.sku, q.currency, q.price_cents, q.on_hand, q.reserved, u.n
+             FROM unnest($6::text[]) WITH ORDINALITY AS u(sku, n)
+             CROSS JOIN LATERAL (
+                 SELECT sku, currency, price_cents, on_hand, reserved FROM products
+                 WHERE tenant_id = $1 AND sku = u.sku FOR UPDATE
+             ) AS q
+         ) AS p ON true
+         ORDER BY p.n",
     )
     .bind(tenant.as_str())
     .bind(command.order_id)
     .bind(&command.currency)
     .bind(&command.idempotency_key)
     .bind(command.ttl.as_secs_f64())
-    .fetch_optional(&mut *conn)
+    .bind(sorted_unique(&skus))
+    .fetch_all(&mut *conn)
     .await
     .map_err(db_error)?;
-    let Some(expires_at) = claimed else {
+    let Some(expires_at) = rows.first().map(|r| r.expires_at) else {
         let existing = reservation(&mut *conn, tenant, command.order_id, false)
             .await?
             .ok_or_else(|| Error::internal(std::io::Error::other("reservation row vanished")))?;
@@ -183,9 +200,10 @@ pub async fn reserve(
             lines: existing.lines.0,
         });
     };
-
-    let skus: Vec<String> = command.lines.iter().map(|l| l.sku.clone()).collect();
-    let products = lock_products(&mut *conn, tenant, &skus).await?;
+    let products: Vec<ProductStock> = rows
+        .into_iter()
+        .filter_map(ClaimedStockRow::product)
+        .collect();
     let planned = domain::plan_reservation(&command.currency, &command.lines, &products)?;
 
     // the held units, the reservation's lines and the event in one statement (rows locked above)
@@ -348,6 +366,39 @@ async fn reservation(
         .map_err(db_error)
 }
 
+/// The skus in lock order (sorted, each once).
+fn sorted_unique(skus: &[String]) -> Vec<&str> {
+    let mut sorted: Vec<&str> = skus.iter().map(String::as_str).collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    sorted
+}
+
+/// A row of Reserve's claim: the claim's expiry and one locked product (none when no sku exists).
+#[derive(sqlx::FromRow)]
+struct ClaimedStockRow {
+    expires_at: DateTime<Utc>,
+    sku: Option<String>,
+    currency: Option<String>,
+    price_cents: Option<i64>,
+    on_hand: Option<i64>,
+    reserved: Option<i64>,
+}
+
+impl ClaimedStockRow {
+    fn product(self) -> Option<ProductStock> {
+        Some(ProductStock {
+            sku: self.sku?,
+            currency: self.currency?,
+            price_cents: self.price_cents?,
+            stock: StockLevel {
+                on_hand: self.on_hand?,
+                reserved: self.reserved?,
+            },
+        })
+    }
+}
+
 #[derive(sqlx::FromRow)]
 struct StockRow {
     sku: String,
@@ -369,9 +420,7 @@ async fn lock_products(
     tenant: &TenantId,
     skus: &[String],
 ) -> Result<Vec<ProductStock>, Error> {
-    let mut sorted: Vec<&str> = skus.iter().map(String::as_str).collect();
-    sorted.sort_unstable();
-    sorted.dedup();
+    let sorted = sorted_unique(skus);
     let rows = sqlx::query_as::<_, StockRow>(
         "SELECT p.sku, p.currency, p.price_cents, p.on_hand, p.reserved
          FROM unnest($2::text[]) WITH ORDINALITY AS u(sku, n)

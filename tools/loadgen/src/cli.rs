@@ -118,7 +118,7 @@ impl Options {
             mix: 0.0,
             warmup: Duration::from_secs(5),
             closed: Duration::from_secs(25),
-            clients: 16,
+            clients: 32,
             open: Duration::from_secs(20),
             rates: Vec::new(),
             rate_share: 0.5,
@@ -183,7 +183,7 @@ Workload:
   --tenants N (8)  --skus N (50 per tenant)  --customers N (100 per tenant)
   --mix F                 share of orders that fail: half declined payments, half out of stock (0)
   --warmup SECS (5)       closed-loop warm-up, not reported
-  --closed SECS (25)      closed-loop phase (0 skips)     --clients N (16)
+  --closed SECS (25)      closed-loop phase (0 skips)     --clients N (32)
   --open SECS (20)        each open-loop phase (0 skips)
   --rate R[,R...]         open-loop rates in orders/s (default: --rate-share of the closed-loop rate)
   --rate-share F (0.5)
