@@ -274,6 +274,16 @@ mod tests {
         ids
     }
 
+    /// One writer, so everything queued goes into its next statement.
+    fn one_writer(db: &TestDb) -> Arc<TransitionWriter> {
+        Arc::new(TransitionWriter::new(
+            db.pool().clone(),
+            Duration::from_secs(30),
+            1,
+            128,
+        ))
+    }
+
     fn transition(id: Uuid, claim: String, status: &'static str, step_index: i32) -> Transition {
         Transition {
             id,
@@ -307,12 +317,7 @@ mod tests {
     async fn concurrent_transitions_share_one_statement_and_each_stays_fenced_on_its_claim() {
         let db = TestDb::new().await;
         let ids = sagas(&db, 40).await;
-        let writer = Arc::new(TransitionWriter::new(
-            db.pool().clone(),
-            Duration::from_secs(30),
-            1,
-            128,
-        ));
+        let writer = one_writer(&db);
         let transitions = ids
             .iter()
             .enumerate()
@@ -367,12 +372,7 @@ mod tests {
     async fn a_row_the_batch_cannot_write_fails_alone() {
         let db = TestDb::new().await;
         let ids = sagas(&db, 10).await;
-        let writer = Arc::new(TransitionWriter::new(
-            db.pool().clone(),
-            Duration::from_secs(30),
-            1,
-            128,
-        ));
+        let writer = one_writer(&db);
         let transitions = ids
             .iter()
             .enumerate()
