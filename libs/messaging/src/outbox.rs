@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 use chrono::{DateTime, Utc};
+use futures::FutureExt;
 use futures::future::join_all;
 use sqlx::{PgConnection, PgPool, Row};
 use tokio::sync::Notify;
@@ -384,6 +385,10 @@ impl OutboxRelay {
         // crash only means its rows are published again, which JetStream drops by `Nats-Msg-Id`
         // and consumers' inboxes drop after that. Every event's own row was committed durably by
         // the transaction that wrote it.
+        // A wake stored by a commit before this point is answered by the claim below (the commit
+        // precedes its wake, which precedes the claim's snapshot): consume it, so the loop does
+        // not come back for rows this batch already sends. Commits after this point wake it again.
+        let _ = self.wake.notified().now_or_never();
         let mut tx = self
             .pool
             .begin_with("BEGIN; SET LOCAL synchronous_commit = off")
