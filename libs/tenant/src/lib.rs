@@ -13,4 +13,4 @@ pub use auth::{
     AuthConfig, Authenticator, Claims, JwtAlgorithm, TENANT_HEADER, Tenant, issue_dev_token,
 };
 pub use id::{InvalidTenantId, TenantId};
-pub use sql::{begin, set_tenant};
+pub use sql::{begin, begin_then, set_tenant};

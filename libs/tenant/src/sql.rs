@@ -19,6 +19,21 @@ pub async fn begin(
         .await
 }
 
+/// Like [`begin`], with `then` (further statements, e.g. taking a lock) in the same round trip.
+/// `then` is sent as it is: build it only from values that cannot end a literal (ids checked by
+/// their types), never from request text.
+pub async fn begin_then(
+    pool: &PgPool,
+    tenant: &TenantId,
+    then: &str,
+) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    pool.begin_with(sqlx::AssertSqlSafe(format!(
+        "{}; {then}",
+        begin_statement(tenant)
+    )))
+    .await
+}
+
 fn begin_statement(tenant: &TenantId) -> String {
     debug_assert!(
         tenant

@@ -45,8 +45,8 @@ impl PaymentGrpc {
             amount_cents: request.amount_cents,
             currency: request.currency,
         };
-        let mut tx = longship_tenant::begin(&self.pool, tenant).await?;
-        let authorization = store::authorize(&mut tx, tenant, &command).await?;
+        let mut tx = store::OrderTx::begin(&self.pool, tenant, order_id).await?;
+        let authorization = store::authorize(&mut tx, &command).await?;
         // a decline is recorded too: commit first, answer the refusal after
         tx.commit().await?;
         self.relay.wake();
@@ -62,8 +62,8 @@ impl PaymentGrpc {
         request: pb::VoidRequest,
     ) -> Result<pb::VoidResponse, Error> {
         let order_id = order_id(&request.order_id)?;
-        let mut tx = longship_tenant::begin(&self.pool, tenant).await?;
-        let outcome = store::void(&mut tx, tenant, order_id).await?;
+        let mut tx = store::OrderTx::begin(&self.pool, tenant, order_id).await?;
+        let outcome = store::void(&mut tx, order_id).await?;
         tx.commit().await?;
         self.relay.wake();
         Ok(pb::VoidResponse {

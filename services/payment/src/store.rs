@@ -187,11 +187,10 @@ pub enum Authorization {
 /// Holds funds for an order, idempotently by order id: a repeat answers the first result (including
 /// a decline); an Authorize after a Void of the order is refused.
 pub async fn authorize(
-    conn: &mut PgConnection,
-    tenant: &TenantId,
+    tx: &mut OrderTx,
     command: &AuthorizeCommand,
 ) -> Result<Authorization, Error> {
-    lock_order(&mut *conn, tenant, command.order_id).await?;
+    let (conn, tenant) = tx.for_order(command.order_id)?;
     let (tombstoned, existing) = order_state(&mut *conn, tenant, command.order_id).await?;
     if tombstoned {
         return Ok(Authorization::Refused(Error::failed_precondition(
@@ -275,12 +274,8 @@ pub async fn authorize(
 
 /// Releases the order's hold (the saga's compensation). Idempotent; records a tombstone when
 /// nothing was authorized so that a late Authorize is refused.
-pub async fn void(
-    conn: &mut PgConnection,
-    tenant: &TenantId,
-    order_id: Uuid,
-) -> Result<VoidOutcome, Error> {
-    lock_order(&mut *conn, tenant, order_id).await?;
+pub async fn void(tx: &mut OrderTx, order_id: Uuid) -> Result<VoidOutcome, Error> {
+    let (conn, tenant) = tx.for_order(order_id)?;
     let current = payment(&mut *conn, tenant, order_id).await?;
     let status = current.as_ref().map(Payment::parsed_status).transpose()?;
     match (domain::decide_void(status), current) {
@@ -342,17 +337,70 @@ pub async fn capture(
     }
 }
 
+/// The key of an order's command lock (the same in both ways of taking it).
+fn order_lock_key(tenant: &TenantId, order_id: Uuid) -> String {
+    format!("payment:{tenant}:{order_id}")
+}
+
+/// Takes the order's command lock in a transaction already open (the capture consumer's).
 async fn lock_order(
     conn: &mut PgConnection,
     tenant: &TenantId,
     order_id: Uuid,
 ) -> Result<(), Error> {
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-        .bind(format!("payment:{tenant}:{order_id}"))
+        .bind(order_lock_key(tenant, order_id))
         .execute(conn)
         .await
         .map_err(db_error)?;
     Ok(())
+}
+
+/// A transaction of one tenant that holds one order's command lock from its first round trip:
+/// `BEGIN`, the tenant setting and the lock travel together (the key is built from a checked
+/// tenant id and a UUID, so it cannot end its literal), which saves Authorize and Void a round
+/// trip. [`authorize`] and [`void`] take it, so they cannot run without the lock.
+pub struct OrderTx {
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    tenant: TenantId,
+    order_id: Uuid,
+}
+
+impl OrderTx {
+    /// Begins a transaction for `tenant` holding the command lock of `order_id`.
+    pub async fn begin(
+        pool: &sqlx::PgPool,
+        tenant: &TenantId,
+        order_id: Uuid,
+    ) -> Result<OrderTx, Error> {
+        let lock = format!(
+            "SELECT pg_advisory_xact_lock(hashtextextended('{}', 0))",
+            order_lock_key(tenant, order_id)
+        );
+        let tx = longship_tenant::begin_then(pool, tenant, &lock)
+            .await
+            .map_err(db_error)?;
+        Ok(OrderTx {
+            tx,
+            tenant: tenant.clone(),
+            order_id,
+        })
+    }
+
+    /// Commits (and so releases the lock).
+    pub async fn commit(self) -> Result<(), Error> {
+        self.tx.commit().await.map_err(db_error)
+    }
+
+    /// The connection and tenant, for a command on `order_id`, which must be the locked order.
+    fn for_order(&mut self, order_id: Uuid) -> Result<(&mut PgConnection, &TenantId), Error> {
+        if order_id != self.order_id {
+            return Err(Error::internal(std::io::Error::other(
+                "a payment command ran in another order's transaction",
+            )));
+        }
+        Ok((&mut *self.tx, &self.tenant))
+    }
 }
 
 /// Whether a Void came first (tombstone) and the order's payment, locked, in one statement. Run
