@@ -141,9 +141,6 @@ pub struct SagaRow {
 }
 
 impl SagaRow {
-    /// The number of parameters [`SagaRow::bind`] binds.
-    pub const PARAMETERS: usize = 10;
-
     fn values(first: usize) -> String {
         let p = |i: usize| format!("${}", first + i);
         format!(

@@ -387,15 +387,14 @@ struct ClaimedStockRow {
 
 impl ClaimedStockRow {
     fn product(self) -> Option<ProductStock> {
-        Some(ProductStock {
+        let row = StockRow {
             sku: self.sku?,
             currency: self.currency?,
             price_cents: self.price_cents?,
-            stock: StockLevel {
-                on_hand: self.on_hand?,
-                reserved: self.reserved?,
-            },
-        })
+            on_hand: self.on_hand?,
+            reserved: self.reserved?,
+        };
+        Some(row.into())
     }
 }
 
@@ -406,6 +405,20 @@ struct StockRow {
     price_cents: i64,
     on_hand: i64,
     reserved: i64,
+}
+
+impl From<StockRow> for ProductStock {
+    fn from(r: StockRow) -> ProductStock {
+        ProductStock {
+            sku: r.sku,
+            currency: r.currency,
+            price_cents: r.price_cents,
+            stock: StockLevel {
+                on_hand: r.on_hand,
+                reserved: r.reserved,
+            },
+        }
+    }
 }
 
 /// The quantity of the updated product's sku, from the statement's `$2` (skus) and `$3`
@@ -435,18 +448,7 @@ async fn lock_products(
     .fetch_all(conn)
     .await
     .map_err(db_error)?;
-    Ok(rows
-        .into_iter()
-        .map(|r| ProductStock {
-            sku: r.sku,
-            currency: r.currency,
-            price_cents: r.price_cents,
-            stock: StockLevel {
-                on_hand: r.on_hand,
-                reserved: r.reserved,
-            },
-        })
-        .collect())
+    Ok(rows.into_iter().map(ProductStock::from).collect())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

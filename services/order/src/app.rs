@@ -79,15 +79,6 @@ impl AppState {
         let mut tx = longship_tenant::begin(&self.pool, tenant)
             .await
             .map_err(db)?;
-        let new = store::NewOrder {
-            id,
-            tenant,
-            customer_id: &request.customer_id,
-            currency: &request.currency,
-            items: &items,
-            idempotency_key: key,
-            request_hash: &fingerprint,
-        };
         let placed = events::OrderPlaced {
             order_id: id,
             customer_id: request.customer_id.clone(),
@@ -95,11 +86,20 @@ impl AppState {
             items: items.clone(),
         };
         let event = OutboxRow::new(events::ORDER_PLACED, tenant, &placed).map_err(db)?;
+        let new = store::NewOrder {
+            id,
+            tenant,
+            customer_id: &request.customer_id,
+            currency: &request.currency,
+            items: &placed.items,
+            idempotency_key: key,
+            request_hash: &fingerprint,
+        };
         let data = PlaceOrderData {
             order_id: id,
             customer_id: request.customer_id.clone(),
             currency: request.currency.clone(),
-            items: items.clone(),
+            items,
             total_cents: None,
         };
         let (saga, started) = self

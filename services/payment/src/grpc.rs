@@ -63,7 +63,7 @@ impl PaymentGrpc {
     ) -> Result<pb::VoidResponse, Error> {
         let order_id = order_id(&request.order_id)?;
         let mut tx = store::OrderTx::begin(&self.pool, tenant, order_id).await?;
-        let outcome = store::void(&mut tx, order_id).await?;
+        let outcome = store::void(&mut tx).await?;
         tx.commit().await?;
         self.relay.wake();
         Ok(pb::VoidResponse {

@@ -190,7 +190,12 @@ pub async fn authorize(
     tx: &mut OrderTx,
     command: &AuthorizeCommand,
 ) -> Result<Authorization, Error> {
-    let (conn, tenant) = tx.for_order(command.order_id)?;
+    let (conn, tenant, locked) = tx.parts();
+    if command.order_id != locked {
+        return Err(Error::internal(std::io::Error::other(
+            "an Authorize ran in another order's transaction",
+        )));
+    }
     let (tombstoned, existing) = order_state(&mut *conn, tenant, command.order_id).await?;
     if tombstoned {
         return Ok(Authorization::Refused(Error::failed_precondition(
@@ -274,8 +279,8 @@ pub async fn authorize(
 
 /// Releases the order's hold (the saga's compensation). Idempotent; records a tombstone when
 /// nothing was authorized so that a late Authorize is refused.
-pub async fn void(tx: &mut OrderTx, order_id: Uuid) -> Result<VoidOutcome, Error> {
-    let (conn, tenant) = tx.for_order(order_id)?;
+pub async fn void(tx: &mut OrderTx) -> Result<VoidOutcome, Error> {
+    let (conn, tenant, order_id) = tx.parts();
     let current = payment(&mut *conn, tenant, order_id).await?;
     let status = current.as_ref().map(Payment::parsed_status).transpose()?;
     match (domain::decide_void(status), current) {
@@ -392,14 +397,9 @@ impl OrderTx {
         self.tx.commit().await.map_err(db_error)
     }
 
-    /// The connection and tenant, for a command on `order_id`, which must be the locked order.
-    fn for_order(&mut self, order_id: Uuid) -> Result<(&mut PgConnection, &TenantId), Error> {
-        if order_id != self.order_id {
-            return Err(Error::internal(std::io::Error::other(
-                "a payment command ran in another order's transaction",
-            )));
-        }
-        Ok((&mut *self.tx, &self.tenant))
+    /// The connection, the tenant and the locked order.
+    fn parts(&mut self) -> (&mut PgConnection, &TenantId, Uuid) {
+        (&mut *self.tx, &self.tenant, self.order_id)
     }
 }
 
