@@ -179,7 +179,7 @@ for changed in libs/proto/src/lib.rs docker/compose.yaml scripts/lib/common.sh k
 done
 expect_out "prints the next steps" "Next:"
 if [[ "$(grep -cE '^  [123]\. ' <<<"$OUT")" == 3 ]]; then pass "prints three next steps"; else fail "prints three next steps" "$OUT"; fi
-for f in "services/$NAME/Cargo.toml" "services/$NAME/src/lib.rs" "services/$NAME/tests/it/main.rs" \
+for f in "services/$NAME/Cargo.toml" "services/$NAME/build.rs" "services/$NAME/src/lib.rs" "services/$NAME/tests/it/main.rs" \
     "proto/$NAME/v1/$NAME.proto" "migrations/$NAME/0001_init.sql" "k8s/base/$NAME/deployment.yaml"; do
     if [[ -f "$COPY/$f" ]]; then pass "created $f"; else fail "created $f"; fi
 done

@@ -185,7 +185,8 @@ pub enum Authorization {
 }
 
 /// Holds funds for an order, idempotently by order id: a repeat answers the first result (including
-/// a decline); an Authorize after a Void of the order is refused.
+/// a decline); an Authorize after a Void of the order, before or after its first authorization, is
+/// refused (`payment.voided`), as inventory refuses a Reserve after a Release.
 pub async fn authorize(
     tx: &mut OrderTx,
     command: &AuthorizeCommand,
@@ -198,8 +199,7 @@ pub async fn authorize(
     }
     let (tombstoned, existing) = order_state(&mut *conn, tenant, command.order_id).await?;
     if tombstoned {
-        return Ok(Authorization::Refused(Error::failed_precondition(
-            "payment.voided",
+        return Ok(Authorization::Refused(voided(
             "the payment for this order was voided before it was authorized",
         )));
     }
@@ -213,6 +213,10 @@ pub async fn authorize(
                     .unwrap_or(Decline::InsufficientFunds);
                 Authorization::Refused(decline.error())
             }
+            // the hold is gone: answering the payment would tell the saga that money is held
+            PaymentStatus::Voided => Authorization::Refused(voided(
+                "the payment for this order was voided after it was authorized",
+            )),
             _ => Authorization::Approved(existing),
         });
     }
@@ -275,6 +279,10 @@ pub async fn authorize(
             Ok(Authorization::Refused(decline.error()))
         }
     }
+}
+
+fn voided(message: &'static str) -> Error {
+    Error::failed_precondition("payment.voided", message)
 }
 
 /// Releases the order's hold (the saga's compensation). Idempotent; records a tombstone when

@@ -19,13 +19,18 @@ async fn void_releases_the_hold_once() {
     assert_eq!(app.funds("c-1").await, (1_000, 0));
     assert_eq!(app.payment_statuses(order).await, ["VOIDED"]);
 
-    // a repeated Authorize answers the (now voided) payment and holds nothing
+    // a repeated Authorize is refused, as a Reserve after a Release is: the hold is gone, and
+    // answering the payment would tell a caller that money is held
     let repeat = app
         .authorize(order, "c-1", 400, "USD")
         .await
-        .expect("first result");
-    assert_eq!(repeat.status, "VOIDED");
+        .expect_err("voided");
+    assert_eq!(
+        (repeat.code(), code(&repeat)),
+        (Code::FailedPrecondition, "payment.voided".into())
+    );
     assert_eq!(app.funds("c-1").await, (1_000, 0));
+    assert_eq!(app.payment_statuses(order).await, ["VOIDED"]);
 
     let declined = Uuid::now_v7();
     app.authorize(declined, "c-1", 5_000, "USD")
