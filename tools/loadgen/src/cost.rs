@@ -40,13 +40,19 @@ pub struct Snapshot {
 }
 
 /// Statement counters of one database.
-#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Statements {
     /// Statements executed.
     pub statements: u64,
-    /// Client round trips (a simple query or an extended-protocol Sync); `None` from pg_stat_statements.
+    /// Client round trips (a simple query or an extended-protocol Sync); 0 from pg_stat_statements.
     #[serde(default)]
     pub round_trips: u64,
+    /// Round trips without a statement (sqlx's ping on returning a connection); census only.
+    #[serde(default)]
+    pub pings: u64,
+    /// Statements by text; census only.
+    #[serde(default)]
+    pub by_statement: BTreeMap<String, u64>,
 }
 
 /// The difference between two snapshots, per saga where it says so.
@@ -82,6 +88,10 @@ pub struct Cost {
     pub statements_per_saga: Option<BTreeMap<String, f64>>,
     /// Round trips per saga by database, when counted by the proxy.
     pub round_trips_per_saga: Option<BTreeMap<String, f64>>,
+    /// Of those, round trips without a statement (pings), by database.
+    pub pings_per_saga: Option<BTreeMap<String, f64>>,
+    /// Statements per saga by database and text, most frequent first (census only).
+    pub statement_texts_per_saga: BTreeMap<String, Vec<(String, f64)>>,
     /// Messages stored per saga by stream.
     pub nats_messages_per_saga: BTreeMap<String, f64>,
     /// Sum over the streams.
@@ -308,7 +318,7 @@ impl Probe {
                         r.try_get("d").ok()?,
                         Statements {
                             statements: calls.max(0) as u64,
-                            round_trips: 0,
+                            ..Statements::default()
                         },
                     ))
                 })
@@ -364,12 +374,29 @@ impl Probe {
             }
             _ => (None, None),
         };
+        let mut pings_per_saga = None;
+        let mut statement_texts_per_saga = BTreeMap::new();
         let (statements_per_saga, round_trips_per_saga) = match (&a.statements, &b.statements) {
             (Some(x), Some(y)) => {
                 let mut st = BTreeMap::new();
                 let mut rt = BTreeMap::new();
+                let mut pings = BTreeMap::new();
                 for (db, s1) in y {
-                    let s0 = x.get(db).copied().unwrap_or_default();
+                    let s0 = x.get(db).cloned().unwrap_or_default();
+                    pings.insert(db.clone(), s1.pings.saturating_sub(s0.pings) as f64 / n);
+                    let mut texts: Vec<(String, f64)> = s1
+                        .by_statement
+                        .iter()
+                        .map(|(text, c1)| {
+                            let c0 = s0.by_statement.get(text).copied().unwrap_or(0);
+                            (text.clone(), c1.saturating_sub(c0) as f64 / n)
+                        })
+                        .filter(|(_, per)| *per > 0.0)
+                        .collect();
+                    texts.sort_by(|p, q| q.1.total_cmp(&p.1).then_with(|| p.0.cmp(&q.0)));
+                    if !texts.is_empty() {
+                        statement_texts_per_saga.insert(db.clone(), texts);
+                    }
                     st.insert(
                         db.clone(),
                         s1.statements.saturating_sub(s0.statements) as f64 / n,
@@ -380,6 +407,9 @@ impl Probe {
                     );
                 }
                 let any_rt = rt.values().any(|v| *v > 0.0);
+                if any_rt {
+                    pings_per_saga = Some(pings);
+                }
                 (Some(st), any_rt.then_some(rt))
             }
             _ => (None, None),
@@ -409,6 +439,8 @@ impl Probe {
             wal_bytes_per_saga,
             statements_per_saga,
             round_trips_per_saga,
+            pings_per_saga,
+            statement_texts_per_saga,
             nats_messages_per_saga_total: nats_messages_per_saga.values().sum(),
             nats_messages_per_saga,
         }

@@ -220,6 +220,9 @@ pub struct Report {
     pub timeline: Vec<TimelinePoint>,
 }
 
+/// Statements listed per database in the census section; the rest are summed in one row.
+const STATEMENT_ROWS: usize = 20;
+
 fn f(v: f64) -> String {
     if v >= 100.0 {
         format!("{v:.0}")
@@ -423,6 +426,15 @@ impl Report {
                     f(r.values().sum())
                 );
             }
+            if let Some(p) = &c.pings_per_saga {
+                let per: Vec<String> = p.iter().map(|(k, v)| format!("{k} {}", f(*v))).collect();
+                let _ = writeln!(
+                    m,
+                    "| of those, without a statement (sqlx's ping when a connection returns to its pool; {}) | {} |",
+                    per.join(", "),
+                    f(p.values().sum())
+                );
+            }
             let streams: Vec<String> = c
                 .nats_messages_per_saga
                 .iter()
@@ -439,6 +451,25 @@ impl Report {
                 "| Postgres commits per second (three databases) | {} /s |\n",
                 f(c.commits_per_second)
             );
+            for (db, texts) in &c.statement_texts_per_saga {
+                let _ = writeln!(
+                    m,
+                    "Statements per saga in `{db}` (census; whitespace collapsed, long ones cut):\n\n| per saga | statement |\n|---:|---|"
+                );
+                for (text, per) in texts.iter().take(STATEMENT_ROWS) {
+                    let _ = writeln!(m, "| {} | `{}` |", f(*per), text.replace('|', "\\|"));
+                }
+                if texts.len() > STATEMENT_ROWS {
+                    let rest: f64 = texts[STATEMENT_ROWS..].iter().map(|(_, v)| v).sum();
+                    let _ = writeln!(
+                        m,
+                        "| {} | ({} other statements) |",
+                        f(rest),
+                        texts.len() - STATEMENT_ROWS
+                    );
+                }
+                let _ = writeln!(m);
+            }
         }
 
         let _ = writeln!(m, "## Commit ceiling\n");
