@@ -2,9 +2,12 @@
 //! inside a transaction the caller opened with `longship_tenant::begin`, so row-level security
 //! scopes it to one tenant; queries name the tenant as well.
 //!
-//! Commands for one order are serialised by a transaction-level advisory lock on (tenant, order):
-//! Authorize and Void touch different tables (payments, tombstones), so row locks alone could let a
-//! Void and an Authorize both believe they came first. Then the account row is locked.
+//! Authorize and Void for one order are serialised by a transaction-level advisory lock on
+//! (tenant, order): they touch different tables (payments, tombstones), so row locks alone could
+//! let a Void and an Authorize both believe they came first. Then the account row is locked.
+//! Capture needs only the payment row's lock: it changes an existing payment, and every command
+//! that changes a payment locks its row first (a Capture waiting on a Void's lock reads the row as
+//! the Void left it, and the other way round).
 
 use std::sync::LazyLock;
 
@@ -323,13 +326,13 @@ pub enum Capture {
 }
 
 /// Captures the order's authorized payment: the money leaves the account. Idempotent. A confirmed
-/// order without an authorization is logged and counted.
+/// order without an authorization is logged and counted. Serialised with Void by the payment row's
+/// lock (see the module documentation).
 pub async fn capture(
     conn: &mut PgConnection,
     tenant: &TenantId,
     order_id: Uuid,
 ) -> Result<Capture, Error> {
-    lock_order(&mut *conn, tenant, order_id).await?;
     let current = payment(&mut *conn, tenant, order_id).await?;
     let status = current.as_ref().map(Payment::parsed_status).transpose()?;
     match (domain::decide_capture(status), current) {
@@ -350,23 +353,9 @@ pub async fn capture(
     }
 }
 
-/// The key of an order's command lock (the same in both ways of taking it).
+/// The key of an order's command lock.
 fn order_lock_key(tenant: &TenantId, order_id: Uuid) -> String {
     format!("payment:{tenant}:{order_id}")
-}
-
-/// Takes the order's command lock in a transaction already open (the capture consumer's).
-async fn lock_order(
-    conn: &mut PgConnection,
-    tenant: &TenantId,
-    order_id: Uuid,
-) -> Result<(), Error> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-        .bind(order_lock_key(tenant, order_id))
-        .execute(conn)
-        .await
-        .map_err(db_error)?;
-    Ok(())
 }
 
 /// A transaction of one tenant that holds one order's command lock from its first round trip:
@@ -412,7 +401,8 @@ impl OrderTx {
 }
 
 /// Whether a Void came first (tombstone) and the order's payment, locked, in one statement. Run
-/// after [`lock_order`], so no other command for the order is between the two reads.
+/// in an [`OrderTx`], after the order's command lock, so no other command for the order is between
+/// the two reads.
 async fn order_state(
     conn: &mut PgConnection,
     tenant: &TenantId,

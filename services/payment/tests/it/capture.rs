@@ -111,3 +111,29 @@ async fn grpc_capture_is_idempotent_and_refuses_what_is_not_held() {
     assert_eq!(app.funds("c-1").await, (750, 0));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn racing_capture_and_void_settle_the_hold_exactly_once() {
+    let app = spawn_app().await;
+    app.given_account("c-1", 100_000, "USD").await;
+    let mut balance = 100_000;
+    for _ in 0..10 {
+        let order = Uuid::now_v7();
+        app.authorize(order, "c-1", 100, "USD")
+            .await
+            .expect("authorized");
+        let (captured, voided) = tokio::join!(app.capture(order), app.void(order));
+        match (captured, voided.as_str()) {
+            // the capture came first: the void finds the money gone and changes nothing
+            (Ok(payment), "CAPTURED") => {
+                assert_eq!(payment.status, "CAPTURED");
+                balance -= 100;
+            }
+            // the void came first: the capture finds nothing held
+            (Err(status), "VOIDED") => assert_eq!(code(&status), "payment.not_capturable"),
+            (other, outcome) => panic!("inconsistent: {other:?} / {outcome}"),
+        }
+        assert_eq!(app.funds("c-1").await, (balance, 0));
+    }
+    app.stop().await;
+}
