@@ -200,7 +200,8 @@ pub async fn authorize(
             "an Authorize ran in another order's transaction",
         )));
     }
-    let (tombstoned, existing) = order_state(&mut *conn, tenant, command.order_id).await?;
+    let state = authorize_state(&mut *conn, tenant, command).await?;
+    let (tombstoned, existing) = (state.tombstoned, state.payment);
     if tombstoned {
         return Ok(Authorization::Refused(voided(
             "the payment for this order was voided before it was authorized",
@@ -224,7 +225,7 @@ pub async fn authorize(
         });
     }
 
-    let account = lock_account(&mut *conn, tenant, &command.customer_id).await?;
+    let account = state.account;
     let decision = domain::authorize(
         account.as_ref().map(AccountRow::domain).as_ref(),
         &command.currency,
@@ -400,36 +401,65 @@ impl OrderTx {
     }
 }
 
-/// Whether a Void came first (tombstone) and the order's payment, locked, in one statement. Run
-/// in an [`OrderTx`], after the order's command lock, so no other command for the order is between
-/// the two reads.
-async fn order_state(
+/// What an Authorize decides on, read in one statement: whether a Void came first (tombstone), the
+/// order's payment and the customer's account, both locked (the payment row first, then the
+/// account, as Void and Capture lock them). Run in an [`OrderTx`], after the order's command lock,
+/// so no other Authorize or Void for the order is between these reads and the write. A repeated
+/// Authorize locks the account too, for the length of its short transaction.
+struct AuthorizeState {
+    tombstoned: bool,
+    payment: Option<Payment>,
+    account: Option<AccountRow>,
+}
+
+async fn authorize_state(
     conn: &mut PgConnection,
     tenant: &TenantId,
-    order_id: Uuid,
-) -> Result<(bool, Option<Payment>), Error> {
+    command: &AuthorizeCommand,
+) -> Result<AuthorizeState, Error> {
     let row = sqlx::query(
         "SELECT EXISTS (SELECT 1 FROM payment_tombstones WHERE tenant_id = $1 AND order_id = $2) AS tombstoned,
-                p.id, p.order_id, p.customer_id, p.amount_cents, p.currency, p.status, p.decline_reason
+                p.id, p.order_id, p.customer_id, p.amount_cents, p.currency, p.status, p.decline_reason,
+                a.customer_id AS account_customer_id, a.currency AS account_currency,
+                a.balance_cents, a.held_cents
          FROM (VALUES (1)) AS one
          LEFT JOIN LATERAL (
              SELECT id, order_id, customer_id, amount_cents, currency, status, decline_reason
              FROM payments WHERE tenant_id = $1 AND order_id = $2 FOR UPDATE
-         ) AS p ON true",
+         ) AS p ON true
+         LEFT JOIN LATERAL (
+             SELECT customer_id, currency, balance_cents, held_cents
+             FROM accounts WHERE tenant_id = $1 AND customer_id = $3 FOR UPDATE
+         ) AS a ON true",
     )
     .bind(tenant.as_str())
-    .bind(order_id)
+    .bind(command.order_id)
+    .bind(&command.customer_id)
     .fetch_one(conn)
     .await
     .map_err(db_error)?;
     let tombstoned: bool = row.try_get("tombstoned").map_err(db_error)?;
-    // the payment's columns are all null when there is none
-    let id: Option<Uuid> = row.try_get("id").map_err(db_error)?;
-    let payment = match id {
+    // a missing payment or account reads as all-null columns
+    let payment_id: Option<Uuid> = row.try_get("id").map_err(db_error)?;
+    let payment = match payment_id {
         Some(_) => Some(Payment::from_row(&row).map_err(db_error)?),
         None => None,
     };
-    Ok((tombstoned, payment))
+    let account_customer: Option<String> = row.try_get("account_customer_id").map_err(db_error)?;
+    let account = match account_customer {
+        Some(customer_id) => Some(AccountRow {
+            customer_id,
+            currency: row.try_get("account_currency").map_err(db_error)?,
+            balance_cents: row.try_get("balance_cents").map_err(db_error)?,
+            held_cents: row.try_get("held_cents").map_err(db_error)?,
+        }),
+        None => None,
+    };
+    Ok(AuthorizeState {
+        tombstoned,
+        payment,
+        account,
+    })
 }
 
 async fn payment(
