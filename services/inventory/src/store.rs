@@ -188,7 +188,7 @@ pub async fn reserve(
     .await
     .map_err(db_error)?;
     let Some(expires_at) = rows.first().map(|r| r.expires_at) else {
-        let existing = reservation(&mut *conn, tenant, command.order_id, false)
+        let existing = reservation(&mut *conn, tenant, command.order_id)
             .await?
             .ok_or_else(|| Error::internal(std::io::Error::other("reservation row vanished")))?;
         domain::replay_reserve(existing.status()?)?;
@@ -252,7 +252,7 @@ pub async fn release(
 ) -> Result<ReleaseOutcome, Error> {
     // a concurrent Reserve may commit between our read and our tombstone insert; then read again
     for _ in 0..3 {
-        let current = reservation(&mut *conn, tenant, order_id, true).await?;
+        let current = lock_reservation(&mut *conn, tenant, order_id, Held::Any).await?;
         let status = current.as_ref().map(ReservationRow::status).transpose()?;
         match domain::decide_release(status, ReleaseReason::Requested) {
             ReleaseAction::Nothing(outcome) => return Ok(outcome),
@@ -291,15 +291,7 @@ pub async fn expire(
     tenant: &TenantId,
     order_id: Uuid,
 ) -> Result<bool, Error> {
-    let row = sqlx::query_as::<_, ReservationRow>(
-        "SELECT status, currency, lines FROM reservations
-         WHERE tenant_id = $1 AND order_id = $2 AND expires_at <= now() FOR UPDATE",
-    )
-    .bind(tenant.as_str())
-    .bind(order_id)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(db_error)?;
+    let row = lock_reservation(&mut *conn, tenant, order_id, Held::PastItsDeadline).await?;
     let status = row.as_ref().map(ReservationRow::status).transpose()?;
     match domain::decide_release(status, ReleaseReason::Expired) {
         ReleaseAction::Release(next) => {
@@ -318,7 +310,7 @@ pub async fn commit(
     tenant: &TenantId,
     order_id: Uuid,
 ) -> Result<CommitOutcome, Error> {
-    let current = reservation(&mut *conn, tenant, order_id, true).await?;
+    let current = lock_reservation(&mut *conn, tenant, order_id, Held::Any).await?;
     let status = current.as_ref().map(ReservationRow::status).transpose()?;
     let outcome = domain::decide_commit(status);
     match outcome {
@@ -351,19 +343,61 @@ async fn reservation(
     conn: &mut PgConnection,
     tenant: &TenantId,
     order_id: Uuid,
-    lock: bool,
 ) -> Result<Option<ReservationRow>, Error> {
-    let sql = if lock {
-        "SELECT status, currency, lines FROM reservations WHERE tenant_id = $1 AND order_id = $2 FOR UPDATE"
-    } else {
-        "SELECT status, currency, lines FROM reservations WHERE tenant_id = $1 AND order_id = $2"
-    };
-    sqlx::query_as::<_, ReservationRow>(sql)
-        .bind(tenant.as_str())
-        .bind(order_id)
-        .fetch_optional(conn)
-        .await
-        .map_err(db_error)
+    sqlx::query_as::<_, ReservationRow>(
+        "SELECT status, currency, lines FROM reservations WHERE tenant_id = $1 AND order_id = $2",
+    )
+    .bind(tenant.as_str())
+    .bind(order_id)
+    .fetch_optional(conn)
+    .await
+    .map_err(db_error)
+}
+
+/// Which reservation [`lock_reservation`] takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Held {
+    /// The order's reservation, whatever its deadline.
+    Any,
+    /// Only if its deadline has passed (the expiry sweep).
+    PastItsDeadline,
+}
+
+/// Locks the order's reservation and, when it still holds stock (RESERVED), its products, in one
+/// statement: the reservation first, then the products in sku order (byte order, as
+/// [`sorted_unique`] sorts them for Reserve, so the two cannot deadlock), as Release, Commit and
+/// the expiry sweep need them before they move stock ([`return_stock`]).
+async fn lock_reservation(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    order_id: Uuid,
+    held: Held,
+) -> Result<Option<ReservationRow>, Error> {
+    sqlx::query_as::<_, ReservationRow>(
+        "WITH r AS MATERIALIZED (
+             SELECT status, currency, lines FROM reservations
+             WHERE tenant_id = $1 AND order_id = $2 AND ($3 OR expires_at <= now()) FOR UPDATE
+         ), locked AS MATERIALIZED (
+             SELECT p.sku
+             FROM (
+                 SELECT l.sku
+                 FROM r CROSS JOIN LATERAL jsonb_to_recordset(r.lines) AS l(sku text)
+                 WHERE r.status = 'RESERVED'
+                 GROUP BY l.sku
+                 ORDER BY l.sku COLLATE \"C\" -- byte order; the lookup keeps the column's collation (its index)
+             ) AS u
+             CROSS JOIN LATERAL (
+                 SELECT sku FROM products WHERE tenant_id = $1 AND sku = u.sku FOR UPDATE
+             ) AS p
+         )
+         SELECT status, currency, lines, (SELECT count(*) FROM locked) AS products_locked FROM r",
+    )
+    .bind(tenant.as_str())
+    .bind(order_id)
+    .bind(held == Held::Any)
+    .fetch_optional(conn)
+    .await
+    .map_err(db_error)
 }
 
 /// The skus in lock order (sorted, each once).
@@ -425,32 +459,6 @@ impl From<StockRow> for ProductStock {
 /// (quantities); the rows updated are `tenant_id = $1 AND sku = ANY($2)`, locked before.
 const QUANTITY: &str = "SELECT u.quantity FROM unnest($2::text[], $3::bigint[]) AS u(sku, quantity) WHERE u.sku = p.sku";
 
-/// Locks the tenant's products among `skus`, in sku order (so concurrent reservations, releases
-/// and commits cannot deadlock). Each sku is one primary-key lookup, whatever the planner
-/// estimates for the tenant's catalogue.
-async fn lock_products(
-    conn: &mut PgConnection,
-    tenant: &TenantId,
-    skus: &[String],
-) -> Result<Vec<ProductStock>, Error> {
-    let sorted = sorted_unique(skus);
-    let rows = sqlx::query_as::<_, StockRow>(
-        "SELECT p.sku, p.currency, p.price_cents, p.on_hand, p.reserved
-         FROM unnest($2::text[]) WITH ORDINALITY AS u(sku, n)
-         CROSS JOIN LATERAL (
-             SELECT sku, currency, price_cents, on_hand, reserved FROM products
-             WHERE tenant_id = $1 AND sku = u.sku FOR UPDATE
-         ) AS p
-         ORDER BY u.n",
-    )
-    .bind(tenant.as_str())
-    .bind(&sorted)
-    .fetch_all(conn)
-    .await
-    .map_err(db_error)?;
-    Ok(rows.into_iter().map(ProductStock::from).collect())
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum StockMove {
     /// Reserved units become available again.
@@ -460,7 +468,8 @@ enum StockMove {
 }
 
 /// Moves a reservation's units out of `reserved` (back to available, or out of `on_hand`), sets
-/// the reservation's new status and enqueues the matching event.
+/// the reservation's new status and enqueues the matching event. The reservation and its products
+/// are locked already ([`lock_reservation`]).
 async fn return_stock(
     conn: &mut PgConnection,
     tenant: &TenantId,
@@ -471,9 +480,8 @@ async fn return_stock(
 ) -> Result<(), Error> {
     let skus: Vec<String> = lines.iter().map(|l| l.sku.clone()).collect();
     let quantities: Vec<i64> = lines.iter().map(|l| l.quantity).collect();
-    lock_products(&mut *conn, tenant, &skus).await?;
-    // the stock movement, the reservation's new status and the event in one statement (rows
-    // locked above)
+    // the stock movement, the reservation's new status and the event in one statement (the rows
+    // were locked by `lock_reservation`)
     let event_type = match next {
         ReservationStatus::Committed => events::STOCK_COMMITTED,
         ReservationStatus::Expired => events::RESERVATION_EXPIRED,
