@@ -170,13 +170,33 @@ struct Measured {
     cost: Option<Cost>,
 }
 
+/// A report directory of its own under `root`: `<stamp>`, or `<stamp>-2`, `-3`, ... when a run
+/// started in the same second (two benches side by side) has taken it. Creating the leaf is the
+/// claim, so two runs never write into one directory.
+fn claim_report_dir(root: &std::path::Path, stamp: &str) -> anyhow::Result<std::path::PathBuf> {
+    std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
+    for n in 1..1000 {
+        let dir = match n {
+            1 => root.join(stamp),
+            n => root.join(format!("{stamp}-{n}")),
+        };
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e).with_context(|| format!("creating {}", dir.display())),
+        }
+    }
+    anyhow::bail!(
+        "no free report directory for {stamp} under {}",
+        root.display()
+    )
+}
+
 async fn bench(o: Options) -> anyhow::Result<bool> {
     let wall = Instant::now();
     let started_at = chrono::Utc::now();
     let run_id = format!("lg{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    let out = o
-        .out_dir
-        .join(started_at.format("%Y%m%d-%H%M%S").to_string());
+    let stamp = started_at.format("%Y%m%d-%H%M%S").to_string();
     let (admin, admin_options) = admin_pool(&o).await?;
     let databases: Vec<String> = o.databases().iter().map(|(_, d)| d.clone()).collect();
     for db in &databases {
@@ -462,7 +482,7 @@ async fn bench(o: Options) -> anyhow::Result<bool> {
         passed,
         timeline,
     };
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let out = claim_report_dir(&o.out_dir, &stamp)?;
     std::fs::write(out.join("report.json"), serde_json::to_vec_pretty(&report)?)?;
     let markdown = report.markdown();
     std::fs::write(out.join("report.md"), &markdown)?;
@@ -526,4 +546,22 @@ async fn check_invariants(
         Duration::from_secs(30),
     )
     .await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::claim_report_dir;
+
+    #[test]
+    fn runs_started_in_the_same_second_get_directories_of_their_own() {
+        let root = std::env::temp_dir().join(format!("loadgen-reports-{}", uuid::Uuid::new_v4()));
+        let first = claim_report_dir(&root, "20261123-052843").expect("first");
+        let second = claim_report_dir(&root, "20261123-052843").expect("second");
+        let third = claim_report_dir(&root, "20261123-052843").expect("third");
+        assert_eq!(first, root.join("20261123-052843"));
+        assert_eq!(second, root.join("20261123-052843-2"));
+        assert_eq!(third, root.join("20261123-052843-3"));
+        assert!(first.is_dir() && second.is_dir() && third.is_dir());
+        std::fs::remove_dir_all(&root).expect("cleanup");
+    }
 }
