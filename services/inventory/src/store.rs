@@ -390,6 +390,7 @@ async fn lock_reservation(
                  SELECT sku FROM products WHERE tenant_id = $1 AND sku = u.sku FOR UPDATE
              ) AS p
          )
+         -- reading `locked` is what runs it (an unread CTE is never executed), after `r`
          SELECT status, currency, lines, (SELECT count(*) FROM locked) AS products_locked FROM r",
     )
     .bind(tenant.as_str())

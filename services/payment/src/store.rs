@@ -200,8 +200,11 @@ pub async fn authorize(
             "an Authorize ran in another order's transaction",
         )));
     }
-    let state = authorize_state(&mut *conn, tenant, command).await?;
-    let (tombstoned, existing) = (state.tombstoned, state.payment);
+    let AuthorizeState {
+        tombstoned,
+        payment: existing,
+        account,
+    } = authorize_state(&mut *conn, tenant, command).await?;
     if tombstoned {
         return Ok(Authorization::Refused(voided(
             "the payment for this order was voided before it was authorized",
@@ -225,7 +228,6 @@ pub async fn authorize(
         });
     }
 
-    let account = state.account;
     let decision = domain::authorize(
         account.as_ref().map(AccountRow::domain).as_ref(),
         &command.currency,

@@ -233,6 +233,15 @@ fn f(v: f64) -> String {
     }
 }
 
+/// `key value, key value, ...` for a per-database (or per-stream) breakdown in one table cell.
+fn breakdown(values: &BTreeMap<String, f64>) -> String {
+    values
+        .iter()
+        .map(|(k, v)| format!("{k} {}", f(*v)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 impl Report {
     /// The Markdown report.
     pub fn markdown(&self) -> String {
@@ -374,17 +383,12 @@ impl Report {
                 f(c.machine_cores_busy),
                 self.machine.cores
             );
-            let dbs: Vec<String> = c
-                .commits_per_saga
-                .iter()
-                .map(|(k, v)| format!("{k} {}", f(*v)))
-                .collect();
             let _ = writeln!(m, "| measure | per saga |");
             let _ = writeln!(m, "|---|---:|");
             let _ = writeln!(
                 m,
                 "| Postgres commits (xact_commit; {}) | {} |",
-                dbs.join(", "),
+                breakdown(&c.commits_per_saga),
                 f(c.commits_per_saga_total)
             );
             let _ = writeln!(m, "| Postgres rollbacks | {} |", f(c.rollbacks_per_saga));
@@ -400,12 +404,10 @@ impl Report {
             }
             match &c.statements_per_saga {
                 Some(s) => {
-                    let per: Vec<String> =
-                        s.iter().map(|(k, v)| format!("{k} {}", f(*v))).collect();
                     let _ = writeln!(
                         m,
                         "| statements ({}) | {} |",
-                        per.join(", "),
+                        breakdown(s),
                         f(s.values().sum())
                     );
                 }
@@ -418,32 +420,25 @@ impl Report {
                 }
             }
             if let Some(r) = &c.round_trips_per_saga {
-                let per: Vec<String> = r.iter().map(|(k, v)| format!("{k} {}", f(*v))).collect();
                 let _ = writeln!(
                     m,
                     "| client round trips to Postgres ({}) | {} |",
-                    per.join(", "),
+                    breakdown(r),
                     f(r.values().sum())
                 );
             }
             if let Some(p) = &c.pings_per_saga {
-                let per: Vec<String> = p.iter().map(|(k, v)| format!("{k} {}", f(*v))).collect();
                 let _ = writeln!(
                     m,
                     "| of those, without a statement (sqlx's ping when a connection returns to its pool; {}) | {} |",
-                    per.join(", "),
+                    breakdown(p),
                     f(p.values().sum())
                 );
             }
-            let streams: Vec<String> = c
-                .nats_messages_per_saga
-                .iter()
-                .map(|(k, v)| format!("{k} {}", f(*v)))
-                .collect();
             let _ = writeln!(
                 m,
                 "| JetStream messages stored ({}) | {} |",
-                streams.join(", "),
+                breakdown(&c.nats_messages_per_saga),
                 f(c.nats_messages_per_saga_total)
             );
             let _ = writeln!(
