@@ -120,6 +120,25 @@ impl Env {
         }
         Ok(Duration::from_secs(secs))
     }
+
+    /// Milliseconds as a duration, within `min..=max`.
+    pub fn millis_or(
+        &self,
+        key: &str,
+        default: u64,
+        min: u64,
+        max: u64,
+    ) -> Result<Duration, ConfigError> {
+        let millis: u64 = self.parse_or(key, default)?;
+        if !(min..=max).contains(&millis) {
+            return Err(ConfigError {
+                variable: key.into(),
+                value: millis.to_string(),
+                reason: format!("must be between {min} and {max} milliseconds"),
+            });
+        }
+        Ok(Duration::from_millis(millis))
+    }
 }
 
 /// Per-service defaults for the common settings (the contract's ports and database name).
@@ -222,6 +241,18 @@ pub struct CommonConfig {
     pub tenant_rate_limit_rps: f64,
     /// Requests a tenant may make at once after being idle (the token bucket's size).
     pub tenant_rate_limit_burst: u32,
+    /// The outbox relay's tuning.
+    pub outbox: OutboxConfig,
+}
+
+/// How the outbox relay batches (`OUTBOX_BATCH_SIZE`, `OUTBOX_LINGER_MS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutboxConfig {
+    /// Events claimed, published and marked per batch.
+    pub batch_size: i64,
+    /// How long a woken relay waits before claiming when its last batch was not full, so that the
+    /// events of commits close together share a batch (0: claim at once).
+    pub linger: Duration,
 }
 
 impl CommonConfig {
@@ -329,6 +360,18 @@ impl CommonConfig {
                 reason: "must be at least 1".into(),
             });
         }
+        let outbox_batch_size: i64 = env.parse_or("OUTBOX_BATCH_SIZE", 256)?;
+        if !(1..=10_000).contains(&outbox_batch_size) {
+            return Err(ConfigError {
+                variable: "OUTBOX_BATCH_SIZE".into(),
+                value: outbox_batch_size.to_string(),
+                reason: "must be between 1 and 10000".into(),
+            });
+        }
+        let outbox = OutboxConfig {
+            batch_size: outbox_batch_size,
+            linger: env.millis_or("OUTBOX_LINGER_MS", 2, 0, 1000)?,
+        };
         Ok(CommonConfig {
             service_name: defaults.name.to_owned(),
             http_addr,
@@ -350,6 +393,7 @@ impl CommonConfig {
             tenant_concurrency_limit: env.parse_or("TENANT_CONCURRENCY_LIMIT", 0)?,
             tenant_rate_limit_rps,
             tenant_rate_limit_burst,
+            outbox,
         })
     }
 
@@ -387,6 +431,30 @@ mod tests {
         assert_eq!(config.database.app_role.as_deref(), Some("longship_app"));
         assert!(config.auth.allow_tenant_header);
         assert!(!config.tenant_limits().enabled());
+        assert_eq!(
+            config.outbox,
+            OutboxConfig {
+                batch_size: 256,
+                linger: Duration::from_millis(2)
+            }
+        );
+    }
+
+    #[test]
+    fn the_outbox_relay_is_tuned_by_its_variables() {
+        let env = Env::from_pairs([
+            ("AUTH_ALLOW_TENANT_HEADER", "true"),
+            ("OUTBOX_BATCH_SIZE", "64"),
+            ("OUTBOX_LINGER_MS", "0"),
+        ]);
+        let config = CommonConfig::from_env(&env, DEFAULTS).expect("config");
+        assert_eq!(
+            config.outbox,
+            OutboxConfig {
+                batch_size: 64,
+                linger: Duration::ZERO
+            }
+        );
     }
 
     #[test]
@@ -445,6 +513,10 @@ mod tests {
             ("TENANT_RATE_LIMIT_RPS", "NaN"),
             ("TENANT_RATE_LIMIT_BURST", "0"),
             ("DATABASE_PLAN_CACHE_MODE", "generic"),
+            ("OUTBOX_BATCH_SIZE", "0"),
+            ("OUTBOX_BATCH_SIZE", "20000"),
+            ("OUTBOX_LINGER_MS", "5000"),
+            ("OUTBOX_LINGER_MS", "-1"),
         ];
         for (key, value) in cases {
             let env = Env::from_pairs([("AUTH_ALLOW_TENANT_HEADER", "true"), (key, value)]);

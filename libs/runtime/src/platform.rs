@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use longship_messaging::{Naming, OutboxRelay, RelayConfig};
 use longship_tenant::Authenticator;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -75,6 +76,21 @@ impl Platform {
             readiness,
             authenticator,
         })
+    }
+
+    /// The service's outbox relay, tuned by `OUTBOX_BATCH_SIZE` and `OUTBOX_LINGER_MS` (start it
+    /// with [`OutboxRelay::run`]; wake it after commits that enqueue events).
+    pub fn outbox_relay(&self, naming: &Naming) -> OutboxRelay {
+        OutboxRelay::new(
+            self.pool.clone(),
+            self.jetstream.clone(),
+            naming.clone(),
+            RelayConfig {
+                batch_size: self.config.outbox.batch_size,
+                linger: self.config.outbox.linger,
+                ..RelayConfig::default()
+            },
+        )
     }
 
     /// The service's `/v1` routes wrapped with the platform routes and middleware.

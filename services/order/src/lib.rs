@@ -16,7 +16,7 @@ pub mod store;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use longship_messaging::{Naming, OutboxRelay, RelayConfig, StreamSpec, ensure_streams_with_retry};
+use longship_messaging::{Naming, StreamSpec, ensure_streams_with_retry};
 use longship_proto::order::v1::order_service_server::OrderServiceServer;
 use longship_runtime::{CancellationToken, Platform};
 use longship_saga::{EngineConfig, SagaEngine};
@@ -45,12 +45,7 @@ impl App {
     pub async fn build(config: Config, shutdown: &CancellationToken) -> anyhow::Result<App> {
         let platform = Platform::start(config.common.clone(), &MIGRATOR, shutdown).await?;
         let naming = Naming::new(&config.common.nats.prefix);
-        let relay = OutboxRelay::new(
-            platform.pool.clone(),
-            platform.jetstream.clone(),
-            naming.clone(),
-            RelayConfig::default(),
-        );
+        let relay = platform.outbox_relay(&naming);
         let participants = saga::Participants::connect_lazy(
             &config.inventory_url,
             &config.payment_url,

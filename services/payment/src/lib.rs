@@ -15,8 +15,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use longship_messaging::{
-    ConsumerSpec, Naming, OutboxRelay, RelayConfig, StreamSpec, ensure_streams_with_retry,
-    run_consumer,
+    ConsumerSpec, Naming, OutboxRelay, StreamSpec, ensure_streams_with_retry, run_consumer,
 };
 use longship_proto::payment::v1::payment_service_server::PaymentServiceServer;
 use longship_runtime::{CancellationToken, Platform};
@@ -46,12 +45,7 @@ impl App {
     pub async fn build(config: Config, shutdown: &CancellationToken) -> anyhow::Result<App> {
         let platform = Platform::start(config.common, &MIGRATOR, shutdown).await?;
         let naming = Naming::new(&platform.config.nats.prefix);
-        let relay = OutboxRelay::new(
-            platform.pool.clone(),
-            platform.jetstream.clone(),
-            naming.clone(),
-            RelayConfig::default(),
-        );
+        let relay = platform.outbox_relay(&naming);
         Ok(App {
             platform,
             naming,
