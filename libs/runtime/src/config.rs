@@ -110,15 +110,8 @@ impl Env {
         min: u64,
         max: u64,
     ) -> Result<Duration, ConfigError> {
-        let secs: u64 = self.parse_or(key, default)?;
-        if !(min..=max).contains(&secs) {
-            return Err(ConfigError {
-                variable: key.into(),
-                value: secs.to_string(),
-                reason: format!("must be between {min} and {max} seconds"),
-            });
-        }
-        Ok(Duration::from_secs(secs))
+        self.within_or(key, default, (min, max), "seconds")
+            .map(Duration::from_secs)
     }
 
     /// Milliseconds as a duration, within `min..=max`.
@@ -129,15 +122,27 @@ impl Env {
         min: u64,
         max: u64,
     ) -> Result<Duration, ConfigError> {
-        let millis: u64 = self.parse_or(key, default)?;
-        if !(min..=max).contains(&millis) {
+        self.within_or(key, default, (min, max), "milliseconds")
+            .map(Duration::from_millis)
+    }
+
+    /// A whole number of `unit`s within `min..=max`, or `default`.
+    fn within_or(
+        &self,
+        key: &str,
+        default: u64,
+        (min, max): (u64, u64),
+        unit: &str,
+    ) -> Result<u64, ConfigError> {
+        let value: u64 = self.parse_or(key, default)?;
+        if !(min..=max).contains(&value) {
             return Err(ConfigError {
                 variable: key.into(),
-                value: millis.to_string(),
-                reason: format!("must be between {min} and {max} milliseconds"),
+                value: value.to_string(),
+                reason: format!("must be between {min} and {max} {unit}"),
             });
         }
-        Ok(Duration::from_millis(millis))
+        Ok(value)
     }
 }
 
