@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
+use longship_messaging::RelayConfig;
 use longship_telemetry::{LogFormat, TelemetryConfig};
 use longship_tenant::{AuthConfig, JwtAlgorithm};
 
@@ -112,18 +113,6 @@ impl Env {
     ) -> Result<Duration, ConfigError> {
         self.within_or(key, default, (min, max), "seconds")
             .map(Duration::from_secs)
-    }
-
-    /// Milliseconds as a duration, within `min..=max`.
-    pub fn millis_or(
-        &self,
-        key: &str,
-        default: u64,
-        min: u64,
-        max: u64,
-    ) -> Result<Duration, ConfigError> {
-        self.within_or(key, default, (min, max), "milliseconds")
-            .map(Duration::from_millis)
     }
 
     /// A whole number of `unit`s within `min..=max`, or `default`.
@@ -246,18 +235,9 @@ pub struct CommonConfig {
     pub tenant_rate_limit_rps: f64,
     /// Requests a tenant may make at once after being idle (the token bucket's size).
     pub tenant_rate_limit_burst: u32,
-    /// The outbox relay's tuning.
-    pub outbox: OutboxConfig,
-}
-
-/// How the outbox relay batches (`OUTBOX_BATCH_SIZE`, `OUTBOX_LINGER_MS`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OutboxConfig {
-    /// Events claimed, published and marked per batch.
-    pub batch_size: i64,
-    /// How long a woken relay waits before claiming when its last batch was not full, so that the
-    /// events of commits close together share a batch (0: claim at once).
-    pub linger: Duration,
+    /// The outbox relay's tuning: `RelayConfig::default()` with `OUTBOX_BATCH_SIZE` and
+    /// `OUTBOX_LINGER_MS` applied.
+    pub outbox: RelayConfig,
 }
 
 impl CommonConfig {
@@ -365,17 +345,22 @@ impl CommonConfig {
                 reason: "must be at least 1".into(),
             });
         }
-        let outbox_batch_size: i64 = env.parse_or("OUTBOX_BATCH_SIZE", 256)?;
-        if !(1..=10_000).contains(&outbox_batch_size) {
-            return Err(ConfigError {
-                variable: "OUTBOX_BATCH_SIZE".into(),
-                value: outbox_batch_size.to_string(),
-                reason: "must be between 1 and 10000".into(),
-            });
-        }
-        let outbox = OutboxConfig {
-            batch_size: outbox_batch_size,
-            linger: env.millis_or("OUTBOX_LINGER_MS", 2, 0, 1000)?,
+        let relay = RelayConfig::default();
+        let outbox = RelayConfig {
+            // at most 10,000, so the cast cannot wrap
+            batch_size: env.within_or(
+                "OUTBOX_BATCH_SIZE",
+                relay.batch_size.unsigned_abs(),
+                (1, 10_000),
+                "events",
+            )? as i64,
+            linger: Duration::from_millis(env.within_or(
+                "OUTBOX_LINGER_MS",
+                relay.linger.as_millis() as u64,
+                (0, 1000),
+                "milliseconds",
+            )?),
+            ..relay
         };
         Ok(CommonConfig {
             service_name: defaults.name.to_owned(),
@@ -437,11 +422,8 @@ mod tests {
         assert!(config.auth.allow_tenant_header);
         assert!(!config.tenant_limits().enabled());
         assert_eq!(
-            config.outbox,
-            OutboxConfig {
-                batch_size: 256,
-                linger: Duration::from_millis(2)
-            }
+            (config.outbox.batch_size, config.outbox.linger),
+            (256, Duration::from_millis(2))
         );
     }
 
@@ -454,11 +436,8 @@ mod tests {
         ]);
         let config = CommonConfig::from_env(&env, DEFAULTS).expect("config");
         assert_eq!(
-            config.outbox,
-            OutboxConfig {
-                batch_size: 64,
-                linger: Duration::ZERO
-            }
+            (config.outbox.batch_size, config.outbox.linger),
+            (64, Duration::ZERO)
         );
     }
 

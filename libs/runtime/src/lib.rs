@@ -16,7 +16,7 @@ mod secret;
 pub mod shutdown;
 pub mod tenant_limit;
 
-pub use config::{CommonConfig, ConfigError, Env, OutboxConfig, ServiceDefaults};
+pub use config::{CommonConfig, ConfigError, Env, ServiceDefaults};
 /// The allocator every service binary installs (`#[global_allocator] static ALLOC: Allocator =
 /// Allocator;` in its `main.rs`): mimalloc, which costs the services markedly less CPU than glibc's
 /// malloc under many small short-lived allocations (requests, rows, JSON, spans).

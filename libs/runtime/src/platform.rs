@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use longship_messaging::{Naming, OutboxRelay, RelayConfig};
+use longship_messaging::{Naming, OutboxRelay};
 use longship_tenant::Authenticator;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -85,11 +85,7 @@ impl Platform {
             self.pool.clone(),
             self.jetstream.clone(),
             naming.clone(),
-            RelayConfig {
-                batch_size: self.config.outbox.batch_size,
-                linger: self.config.outbox.linger,
-                ..RelayConfig::default()
-            },
+            self.config.outbox.clone(),
         )
     }
 
