@@ -38,9 +38,10 @@ lint:
 fmt:
     cargo fmt --all
 
-# Print a development JWT for TENANT (HS256 with AUTH_JWT_SECRET, default the local dev secret)
-token TENANT:
-    @python3 scripts/token.py {{ quote(TENANT) }}
+# Print a development JWT: `just token TENANT`, `just token --operator`, `just token --admin TENANT` (HS256 with AUTH_JWT_SECRET)
+[positional-arguments]
+token *ARGS:
+    @python3 scripts/token.py "$@"
 
 # Render a Kubernetes overlay (dev or prod) to stdout
 k8s-render overlay="dev":

@@ -223,6 +223,14 @@ impl Error {
         Self::new(Kind::Unauthenticated, code, message)
     }
 
+    /// 403 with `code`: authenticated, but not allowed.
+    pub fn forbidden(
+        code: impl Into<Cow<'static, str>>,
+        message: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        Self::new(Kind::PermissionDenied, code, message)
+    }
+
     /// 404 with `code`, e.g. `order.not_found`.
     pub fn not_found(
         code: impl Into<Cow<'static, str>>,

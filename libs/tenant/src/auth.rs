@@ -185,6 +185,19 @@ impl Authenticator {
 
     /// Verifies a bearer token and returns its tenant. Reasons are logged, never echoed back in detail.
     pub fn verify_token(&self, token: &str) -> Result<TenantId, Error> {
+        let claims: RawClaims = self.decode(token)?;
+        match claims.tenant_id {
+            Some(serde_json::Value::String(s)) => TenantId::parse(&s).map_err(|_| invalid_tenant()),
+            Some(_) => Err(invalid_tenant()),
+            None => Err(Error::unauthenticated(
+                "auth.invalid_token",
+                "the token has no tenant_id claim",
+            )),
+        }
+    }
+
+    /// Verifies `token` (signature, algorithm, expiry) and decodes its claims as `T`.
+    pub(crate) fn decode<T: serde::de::DeserializeOwned>(&self, token: &str) -> Result<T, Error> {
         let Some(key) = &self.key else {
             return Err(Error::unauthenticated(
                 "auth.invalid_token",
@@ -197,34 +210,29 @@ impl Authenticator {
                 "token too large",
             ));
         }
-        let data =
-            jsonwebtoken::decode::<RawClaims>(token, key, &self.validation).map_err(|e| {
-                tracing::info!(reason = %e, "bearer token refused");
-                Error::unauthenticated(
-                    "auth.invalid_token",
-                    "the bearer token is invalid or expired",
-                )
-            })?;
-        match data.claims.tenant_id {
-            Some(serde_json::Value::String(s)) => TenantId::parse(&s).map_err(|_| invalid_tenant()),
-            Some(_) => Err(invalid_tenant()),
-            None => Err(Error::unauthenticated(
+        let data = jsonwebtoken::decode::<T>(token, key, &self.validation).map_err(|e| {
+            tracing::info!(reason = %e, "bearer token refused");
+            Error::unauthenticated(
                 "auth.invalid_token",
-                "the token has no tenant_id claim",
-            )),
-        }
+                "the bearer token is invalid or expired",
+            )
+        })?;
+        Ok(data.claims)
     }
 
     fn authenticate_bearer(&self, value: &http::HeaderValue) -> Result<TenantId, Error> {
-        let text = value.to_str().map_err(|_| malformed_authorization())?;
-        let token = text
-            .strip_prefix("Bearer ")
-            .or_else(|| text.strip_prefix("bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(malformed_authorization)?;
-        self.verify_token(token)
+        self.verify_token(bearer_token(value)?)
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` header value.
+pub(crate) fn bearer_token(value: &http::HeaderValue) -> Result<&str, Error> {
+    let text = value.to_str().map_err(|_| malformed_authorization())?;
+    text.strip_prefix("Bearer ")
+        .or_else(|| text.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(malformed_authorization)
 }
 
 fn invalid_tenant() -> Error {

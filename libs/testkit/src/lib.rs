@@ -1,12 +1,14 @@
 //! Real infrastructure for tests: a fresh, migrated Postgres database per test ([`TestDb`]) and an
 //! isolated NATS namespace per test ([`TestNats`]), and a fault-injecting TCP proxy ([`FaultProxy`])
-//! to put between code under test and either of them.
+//! to put between code under test and either of them. [`browser`] runs the real-browser tests of
+//! `tests/browser/` against a service started in-process.
 //!
 //! Infrastructure is found, in order, from `TEST_DATABASE_URL` / `TEST_NATS_URL`, then the local
 //! defaults (`postgres://postgres@127.0.0.1:5432/postgres`, `nats://127.0.0.1:4222`), then
 //! containers started with testcontainers when a Docker engine is reachable. When none answers the
 //! test fails with one message saying what to start: tests never skip silently.
 
+pub mod browser;
 mod http;
 mod infra;
 pub mod invariants;

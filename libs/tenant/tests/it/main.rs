@@ -2,5 +2,6 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // reason: tests fail by panicking
 
+mod admin;
 mod auth;
 mod rls;
