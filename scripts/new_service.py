@@ -346,6 +346,7 @@ def plan_edits(root: Path, names: Names, values: dict[str, str], plan: Plan) -> 
                     f"database {names.name_snake}")
     ed.above_marker("k8s/overlays/prod/kustomization.yaml", "prod-images", "prod-image.yaml",
                     f"image longship/{n}:{values['prod_tag']}")
+    ed.append("docs/errors.md", "errors-catalogue.md", f"error codes of {n} in docs/errors.md")
     ed.above_marker("k8s/tests/check_manifests.py", "check-services", "check-service.py", f"{n} in SERVICES")
     ed.above_marker("k8s/tests/check_manifests.py", "check-external-secrets", "check-external-secret.py",
                     f"{n}-db in EXTERNAL_SECRETS")

@@ -1,19 +1,12 @@
 -- The inventory service's database: products and reservations (tenant data, under row-level
--- security) and the platform's outbox and inbox tables (infrastructure read across tenants by the
--- relay and the consumers; never exposed by the API, each row still carries its tenant).
-
-DO $$ BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'longship_app') THEN
-    CREATE ROLE longship_app NOLOGIN;
-  END IF;
-EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; -- created concurrently by another database's migration
-END $$;
+-- security). The platform's tables (outbox and inbox) come from the libraries' own schemas
+-- (libs/*/migrations), applied before these.
 
 CREATE TABLE products (
     tenant_id    text NOT NULL,
     sku          text NOT NULL CHECK (sku ~ '^[A-Za-z0-9._-]{1,64}$'),
     name         text NOT NULL CHECK (char_length(name) BETWEEN 1 AND 200),
-    price_cents  bigint NOT NULL CHECK (price_cents >= 0),
+    price_cents  bigint NOT NULL CHECK (price_cents >= 1),
     currency     text NOT NULL CHECK (currency ~ '^[A-Z]{3}$'),
     on_hand      bigint NOT NULL CONSTRAINT products_on_hand_non_negative CHECK (on_hand >= 0),
     reserved     bigint NOT NULL DEFAULT 0 CONSTRAINT products_reserved_non_negative CHECK (reserved >= 0),
@@ -76,36 +69,5 @@ AS $$
 $$;
 REVOKE ALL ON FUNCTION expired_reservations(int) FROM PUBLIC;
 
--- transactional outbox (libs/messaging)
-CREATE TABLE outbox (
-    seq             bigserial PRIMARY KEY,
-    id              uuid NOT NULL UNIQUE,
-    tenant_id       text NOT NULL,
-    event_type      text NOT NULL,
-    schema_version  int NOT NULL DEFAULT 1,
-    payload         jsonb NOT NULL,
-    traceparent     text,
-    occurred_at     timestamptz NOT NULL DEFAULT now(),
-    published_at    timestamptz
-);
-CREATE INDEX outbox_pending ON outbox (seq) WHERE published_at IS NULL;
-CREATE FUNCTION outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_notify('outbox', '');
-    RETURN NULL;
-END $$;
-CREATE TRIGGER outbox_notify AFTER INSERT ON outbox FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify();
-
--- consumer deduplication (libs/messaging)
-CREATE TABLE inbox (
-    consumer    text NOT NULL,
-    event_id    uuid NOT NULL,
-    tenant_id   text NOT NULL,
-    handled_at  timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (consumer, event_id)
-);
-
-GRANT USAGE ON SCHEMA public TO longship_app;
-GRANT SELECT, INSERT, UPDATE, DELETE ON products, reservations, outbox, inbox TO longship_app;
-GRANT USAGE ON SEQUENCE outbox_seq_seq TO longship_app;
+GRANT SELECT, INSERT, UPDATE, DELETE ON products, reservations TO longship_app;
 GRANT EXECUTE ON FUNCTION expired_reservations(int) TO longship_app;

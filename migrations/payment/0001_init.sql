@@ -1,13 +1,6 @@
 -- The payment service's database: customer accounts, payments and void tombstones (tenant data,
--- under row-level security) and the platform's outbox and inbox tables (infrastructure read across
--- tenants by the relay and the consumers; never exposed by the API, each row still carries its tenant).
-
-DO $$ BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'longship_app') THEN
-    CREATE ROLE longship_app NOLOGIN;
-  END IF;
-EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; -- created concurrently by another database's migration
-END $$;
+-- under row-level security). The platform's tables (outbox and inbox) come from the libraries'
+-- own schemas (libs/*/migrations), applied before these.
 
 CREATE TABLE accounts (
     tenant_id      text NOT NULL,
@@ -66,35 +59,4 @@ CREATE POLICY tenant_isolation ON payment_tombstones
     USING (tenant_id = current_setting('app.tenant_id', true))
     WITH CHECK (tenant_id = current_setting('app.tenant_id', true));
 
--- transactional outbox (libs/messaging)
-CREATE TABLE outbox (
-    seq             bigserial PRIMARY KEY,
-    id              uuid NOT NULL UNIQUE,
-    tenant_id       text NOT NULL,
-    event_type      text NOT NULL,
-    schema_version  int NOT NULL DEFAULT 1,
-    payload         jsonb NOT NULL,
-    traceparent     text,
-    occurred_at     timestamptz NOT NULL DEFAULT now(),
-    published_at    timestamptz
-);
-CREATE INDEX outbox_pending ON outbox (seq) WHERE published_at IS NULL;
-CREATE FUNCTION outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_notify('outbox', '');
-    RETURN NULL;
-END $$;
-CREATE TRIGGER outbox_notify AFTER INSERT ON outbox FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify();
-
--- consumer deduplication (libs/messaging)
-CREATE TABLE inbox (
-    consumer    text NOT NULL,
-    event_id    uuid NOT NULL,
-    tenant_id   text NOT NULL,
-    handled_at  timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (consumer, event_id)
-);
-
-GRANT USAGE ON SCHEMA public TO longship_app;
-GRANT SELECT, INSERT, UPDATE, DELETE ON accounts, payments, payment_tombstones, outbox, inbox TO longship_app;
-GRANT USAGE ON SEQUENCE outbox_seq_seq TO longship_app;
+GRANT SELECT, INSERT, UPDATE, DELETE ON accounts, payments, payment_tombstones TO longship_app;

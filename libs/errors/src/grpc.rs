@@ -10,6 +10,26 @@ use crate::{Error, FieldError, Kind};
 /// The metadata key carrying the stable error code.
 pub const CODE_METADATA_KEY: &str = "x-error-code";
 
+/// The binary metadata key carrying a typed business refusal (a participant's `RefusalDetail`
+/// message, encoded), beside the stable code.
+pub const REFUSAL_METADATA_KEY: &str = "x-refusal-bin";
+
+/// `status` with a typed business refusal attached ([`REFUSAL_METADATA_KEY`]).
+pub fn with_refusal(mut status: tonic::Status, detail: &impl prost::Message) -> tonic::Status {
+    let value = tonic::metadata::BinaryMetadataValue::from_bytes(&detail.encode_to_vec());
+    status
+        .metadata_mut()
+        .insert_bin(REFUSAL_METADATA_KEY, value);
+    status
+}
+
+/// The typed business refusal `status` carries, if any (and if it decodes as `M`).
+pub fn refusal_of<M: prost::Message + Default>(status: &tonic::Status) -> Option<M> {
+    let value = status.metadata().get_bin(REFUSAL_METADATA_KEY)?;
+    let bytes = value.to_bytes().ok()?;
+    M::decode(bytes.as_ref()).ok()
+}
+
 impl From<Error> for tonic::Status {
     fn from(err: Error) -> Self {
         err.log();

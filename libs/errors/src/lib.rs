@@ -6,17 +6,27 @@
 //! `x-error-code` metadata entry, field errors in the status details). sqlx errors map in one place
 //! ([`Error::from_sqlx`] with named constraints), and axum's own rejections come out as problem+json
 //! through the [`Json`], [`Query`] and [`Path`] extractors of this crate.
+//!
+//! Codes are closed enums ([`ErrorCode`], declared with [`error_codes!`]): [`PlatformCode`] here
+//! for what every service can answer, and one enum per service and library for its own; each is
+//! listed in `docs/errors.md`, which a test checks against the enum ([`check_catalogue`]).
 
+mod codes;
 mod extract;
 mod grpc;
+mod platform;
 mod problem;
 mod sql;
 
 use std::borrow::Cow;
 use std::fmt;
 
+pub use codes::{ErrorCode, catalogue_section, check_catalogue};
 pub use extract::{Json, Path, Query};
-pub use grpc::{CODE_METADATA_KEY, status_to_error};
+pub use grpc::{
+    CODE_METADATA_KEY, REFUSAL_METADATA_KEY, refusal_of, status_to_error, with_refusal,
+};
+pub use platform::PlatformCode;
 pub use problem::{FieldError, PROBLEM_CONTENT_TYPE, ProblemDetails, current_trace_id};
 pub use sql::ConstraintMap;
 
@@ -159,21 +169,23 @@ impl Kind {
 
     /// The default stable code for this kind, used when no more specific one is given.
     pub fn default_code(self) -> &'static str {
-        match self {
-            Kind::BadRequest => "request.malformed",
-            Kind::Unauthenticated => "auth.unauthenticated",
-            Kind::PermissionDenied => "auth.forbidden",
-            Kind::NotFound => "resource.not_found",
-            Kind::Conflict => "resource.conflict",
-            Kind::FailedPrecondition => "request.failed_precondition",
-            Kind::PayloadTooLarge => "request.body_too_large",
-            Kind::UnsupportedMediaType => "request.unsupported_media_type",
-            Kind::Validation => "request.invalid",
-            Kind::TooManyRequests => "request.rate_limited",
-            Kind::Unavailable => "service.unavailable",
-            Kind::Timeout => "service.timeout",
-            Kind::Internal => "internal",
-        }
+        use PlatformCode as P;
+        let code = match self {
+            Kind::BadRequest => P::Malformed,
+            Kind::Unauthenticated => P::Unauthenticated,
+            Kind::PermissionDenied => P::Forbidden,
+            Kind::NotFound => P::ResourceNotFound,
+            Kind::Conflict => P::ResourceConflict,
+            Kind::FailedPrecondition => P::FailedPrecondition,
+            Kind::PayloadTooLarge => P::BodyTooLarge,
+            Kind::UnsupportedMediaType => P::UnsupportedMediaType,
+            Kind::Validation => P::Invalid,
+            Kind::TooManyRequests => P::RateLimited,
+            Kind::Unavailable => P::Unavailable,
+            Kind::Timeout => P::Timeout,
+            Kind::Internal => P::Internal,
+        };
+        code.as_str()
     }
 }
 
@@ -262,6 +274,16 @@ impl Error {
             n => format!("{n} fields are invalid"),
         };
         Self::new(Kind::Validation, Kind::Validation.default_code(), message).with_fields(fields)
+    }
+
+    /// 422 `request.invalid` for one field: its name, a short code (`format`, `range`, ...) and
+    /// what is wrong.
+    pub fn invalid_field(
+        field: impl Into<String>,
+        code: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Error::validation(vec![FieldError::new(field, code, message)])
     }
 
     /// 422 with a specific `code` and message and no field errors.

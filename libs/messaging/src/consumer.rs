@@ -11,7 +11,7 @@ use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::{EventEnvelope, Naming};
+use crate::{EventEnvelope, Naming, RelayWake};
 
 /// A consumer's settings.
 #[derive(Debug, Clone)]
@@ -97,7 +97,9 @@ impl From<serde_json::Error> for HandlerError {
     }
 }
 
-/// Handles one event inside a transaction scoped to the event's tenant. Write only through `tx`.
+/// Handles one event inside a transaction scoped to the event's tenant. Write only through `tx`;
+/// events it enqueues there are published as soon as the transaction commits (the runner wakes the
+/// service's relay after every commit that handled an event).
 #[async_trait::async_trait]
 pub trait EventHandler: Send + Sync + 'static {
     /// Handles `event`. Events of types this handler does not care about should return `Ok(())`.
@@ -106,25 +108,33 @@ pub trait EventHandler: Send + Sync + 'static {
         tx: &mut PgConnection,
         event: &EventEnvelope,
     ) -> Result<(), HandlerError>;
+}
 
-    /// Called after the handler's transaction committed: a handler that enqueues outbox events
-    /// wakes its service's relay here (the services' connections do not `NOTIFY`).
-    fn after_commit(&self) {}
+/// What the consumers of one service share: its database, JetStream, its names, and its outbox
+/// relay, woken after every commit that handled an event.
+#[derive(Debug, Clone)]
+pub struct ConsumerContext {
+    /// The service's pool.
+    pub pool: PgPool,
+    /// JetStream (consuming, and publishing dead letters).
+    pub js: jetstream::Context,
+    /// Stream and subject names.
+    pub naming: Naming,
+    /// The service's relay.
+    pub relay: RelayWake,
 }
 
 /// Runs the consumer until `shutdown`, reconnecting after errors. Creates the durable consumer if
 /// missing; the stream must exist (the producer creates it), and is waited for.
 pub async fn run_consumer(
-    pool: PgPool,
-    js: jetstream::Context,
-    naming: Naming,
+    context: ConsumerContext,
     spec: ConsumerSpec,
     handler: Arc<dyn EventHandler>,
     shutdown: CancellationToken,
 ) {
     let mut backoff = Duration::from_millis(200);
     loop {
-        let attempt = consume(&pool, &js, &naming, &spec, &handler, &shutdown);
+        let attempt = consume(&context, &spec, &handler, &shutdown);
         tokio::select! {
             result = attempt => match result {
                 Ok(()) => return,
@@ -141,13 +151,12 @@ pub async fn run_consumer(
 }
 
 async fn consume(
-    pool: &PgPool,
-    js: &jetstream::Context,
-    naming: &Naming,
+    context: &ConsumerContext,
     spec: &ConsumerSpec,
     handler: &Arc<dyn EventHandler>,
     shutdown: &CancellationToken,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let (js, naming) = (&context.js, &context.naming);
     let stream = js.get_stream(naming.stream(&spec.stream)).await?;
     let consumer = stream
         .get_or_create_consumer(
@@ -166,10 +175,11 @@ async fn consume(
         .await?;
     let messages = consumer.messages().await?;
     let c = Consumer {
-        pool,
+        pool: &context.pool,
         js,
         spec,
         handler,
+        relay: &context.relay,
         dead_letter: naming.dead_letter_subject(&spec.durable_name),
     };
     let shutdown_stream = messages.take_until(shutdown.clone().cancelled_owned());
@@ -202,6 +212,7 @@ struct Consumer<'a> {
     js: &'a jetstream::Context,
     spec: &'a ConsumerSpec,
     handler: &'a Arc<dyn EventHandler>,
+    relay: &'a RelayWake,
     dead_letter: String,
 }
 
@@ -343,7 +354,7 @@ impl Consumer<'_> {
         }
         tx.commit().await?;
         if handled {
-            handler.after_commit();
+            self.relay.wake();
         }
         Ok(outcomes)
     }
@@ -389,7 +400,7 @@ impl Consumer<'_> {
             };
         }
         tx.commit().await?;
-        handler.after_commit();
+        self.relay.wake();
         Ok(Outcome::Handled)
     }
 

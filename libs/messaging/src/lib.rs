@@ -6,7 +6,9 @@
 //!   prefix so environments and tests can share a server.
 //! - [`outbox::enqueue`] writes an event in the caller's transaction ([`outbox::OutboxRow`] writes it
 //!   inside a statement of the caller's own, saving a round trip); [`outbox::OutboxRelay`] publishes
-//!   committed rows, waits for JetStream's ack and marks them sent.
+//!   committed rows, waits for JetStream's ack and marks them sent; a [`RelayWake`] wakes it after a
+//!   commit.
+//! - [`SCHEMA`]: the `outbox` and `inbox` tables, owned by this library.
 //! - [`consumer::run_consumer`]: durable pull consumers with explicit ack whose handler runs in a
 //!   tenant-scoped transaction together with the `inbox` row, so redeliveries are no-ops; failures
 //!   are retried with backoff and poison messages go to a dead-letter subject. A consumer may
@@ -42,9 +44,17 @@ mod naming;
 pub mod outbox;
 pub mod testing;
 
-pub use consumer::{ConsumerSpec, EventHandler, HandlerError, run_consumer};
+pub use consumer::{ConsumerContext, ConsumerSpec, EventHandler, HandlerError, run_consumer};
 pub use envelope::{DecodeError, EventEnvelope, NewEvent};
 pub use naming::{
     Naming, StreamSpec, ensure_dead_letter_stream, ensure_stream, ensure_streams_with_retry,
 };
-pub use outbox::{OutboxRelay, OutboxRow, RelayConfig, enqueue};
+pub use outbox::{
+    EnqueueError, OutboxError, OutboxRelay, OutboxRow, RelayConfig, RelayWake, enqueue,
+};
+
+/// The tables this library needs in every service database that uses it (`outbox`, `inbox`),
+/// applied by the runtime before the service's own migrations.
+pub static SCHEMA: longship_sql::Schema = longship_sql::Schema::new("messaging", &MIGRATOR);
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

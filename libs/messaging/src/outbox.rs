@@ -1,9 +1,14 @@
-//! The transactional outbox: [`enqueue`] inside the caller's transaction, [`OutboxRelay`] to publish.
+//! The transactional outbox: [`enqueue`] (or [`OutboxRow`] inside a statement of the caller's own)
+//! in the caller's transaction, [`OutboxRelay`] to publish.
 //!
-//! Table (each service's migrations create it):
-//! `outbox(seq bigserial primary key, id uuid unique, tenant_id text, event_type text, payload jsonb,
+//! Table (this library's schema, `migrations/0001_outbox_inbox.sql`): `outbox(seq bigserial
+//! primary key, id uuid unique, tenant_id text, event_type text, schema_version int, payload jsonb,
 //! traceparent text, occurred_at timestamptz, published_at timestamptz)`, with a statement trigger
-//! that `NOTIFY outbox` on insert.
+//! that `NOTIFY outbox` on insert (unless the connection opted out).
+
+mod row;
+
+pub use row::{EnqueueError, MAX_PAYLOAD_BYTES, OutboxError, OutboxRow, enqueue};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,154 +17,15 @@ use async_nats::jetstream;
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use futures::future::join_all;
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{PgPool, Row};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::{EventEnvelope, Naming, NewEvent};
-
-/// Largest event payload [`enqueue`] accepts (the envelope must stay under NATS' 1 MiB limit).
-pub const MAX_PAYLOAD_BYTES: usize = 512 * 1024;
+use crate::{EventEnvelope, Naming};
 
 /// The Postgres channel the outbox trigger notifies.
 pub const CHANNEL: &str = "outbox";
-
-/// Writes `event` to the outbox in the caller's transaction (it is published only if that commits).
-/// Returns the event id. The current span's trace context is stored with it. Fails with
-/// [`sqlx::Error::Encode`] (source [`crate::DecodeError::InvalidType`]), writing nothing, when the
-/// event type is not `<service>.v<N>.<event>` or the payload is over [`MAX_PAYLOAD_BYTES`].
-pub async fn enqueue(conn: &mut PgConnection, event: &NewEvent) -> Result<Uuid, sqlx::Error> {
-    let row = OutboxRow::from_event(event.clone())?;
-    let id = row.id;
-    row.execute_with(
-        sqlx::query(sqlx::AssertSqlSafe(OutboxRow::insert_sql(1))),
-        conn,
-    )
-    .await?;
-    Ok(id)
-}
-
-const OUTBOX_INSERT: &str =
-    "INSERT INTO outbox (id, tenant_id, event_type, schema_version, payload, traceparent)";
-
-/// `$first, ..., $first+5`: the six parameters of an outbox row.
-fn placeholders(first: usize) -> String {
-    let p: Vec<String> = (first..first + 6).map(|i| format!("${i}")).collect();
-    p.join(", ")
-}
-
-/// An event checked and ready to be written to the outbox by a statement of the caller's own: the
-/// `INSERT` of [`OutboxRow::insert_sql`] used as a data-modifying CTE beside the state change it
-/// belongs to, so the event costs no round trip of its own. Same checks and columns as
-/// [`enqueue`]:
-///
-/// ```no_run
-/// # async fn f(conn: &mut sqlx::PgConnection, event: &longship_messaging::NewEvent) -> Result<(), sqlx::Error> {
-/// use longship_messaging::OutboxRow;
-/// let row = OutboxRow::from_event(event.clone())?;
-/// let sql = format!(
-///     "WITH event AS ({}) UPDATE orders SET status = 'CONFIRMED' WHERE id = $1",
-///     OutboxRow::insert_sql(2)
-/// );
-/// row.bind(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(uuid::Uuid::nil()))
-///     .execute(conn)
-///     .await?;
-/// # Ok(()) }
-/// ```
-#[derive(Debug, Clone)]
-pub struct OutboxRow {
-    /// The event id (UUID v7, also its `Nats-Msg-Id`).
-    pub id: Uuid,
-    tenant_id: String,
-    event_type: String,
-    schema_version: i32,
-    payload: serde_json::Value,
-    traceparent: Option<String>,
-}
-
-impl OutboxRow {
-    /// The event of `event_type` for `tenant` with `payload`, checked as by
-    /// [`OutboxRow::from_event`]. A payload that cannot be serialised is an
-    /// [`sqlx::Error::Encode`] too.
-    pub fn new(
-        event_type: &str,
-        tenant: &longship_tenant::TenantId,
-        payload: &impl serde::Serialize,
-    ) -> Result<OutboxRow, sqlx::Error> {
-        let event = NewEvent::new(event_type, tenant, payload)
-            .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-        OutboxRow::from_event(event)
-    }
-
-    /// Checks `event` (type and size, as [`enqueue`] does) and captures the current trace context.
-    pub fn from_event(event: NewEvent) -> Result<OutboxRow, sqlx::Error> {
-        // the relay publishes in order, so a row it cannot publish would hold back every later row
-        if !crate::envelope::valid_type(&event.event_type) {
-            let invalid = crate::DecodeError::InvalidType(event.event_type.clone());
-            return Err(sqlx::Error::Encode(Box::new(invalid)));
-        }
-        // NATS refuses messages over its max payload (1 MiB by default): such a row could never be sent
-        let size = serde_json::to_vec(&event.data)
-            .map(|b| b.len())
-            .unwrap_or(usize::MAX);
-        if size > MAX_PAYLOAD_BYTES {
-            let too_big = crate::DecodeError::InvalidType(format!(
-                "{} payload of {size} bytes",
-                event.event_type
-            ));
-            return Err(sqlx::Error::Encode(Box::new(too_big)));
-        }
-        Ok(OutboxRow {
-            id: Uuid::now_v7(),
-            tenant_id: event.tenant_id.as_str().to_owned(),
-            event_type: event.event_type,
-            schema_version: event.schema_version as i32,
-            payload: event.data,
-            traceparent: longship_telemetry::propagation::current_traceparent(),
-        })
-    }
-
-    /// The `INSERT INTO outbox` statement with its six parameters numbered from `first`; bind them
-    /// with [`OutboxRow::bind`] right after the caller's parameters `$1..$first-1`.
-    pub fn insert_sql(first: usize) -> String {
-        format!("{OUTBOX_INSERT} VALUES ({})", placeholders(first))
-    }
-
-    /// Like [`OutboxRow::insert_sql`], but the row is written once for each row of `source` (a CTE
-    /// of the same statement): `INSERT INTO outbox (...) SELECT $first, ... FROM source`. With a
-    /// CTE that inserts a row `ON CONFLICT DO NOTHING ... RETURNING`, the event is written only
-    /// when that row was.
-    pub fn insert_sql_from(first: usize, source: &str) -> String {
-        format!(
-            "{OUTBOX_INSERT} SELECT {} FROM {source}",
-            placeholders(first)
-        )
-    }
-
-    /// Binds the row's six parameters after the caller's and executes `query` on `conn`.
-    pub async fn execute_with(
-        self,
-        query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
-        conn: &mut PgConnection,
-    ) -> Result<sqlx::postgres::PgQueryResult, sqlx::Error> {
-        self.bind(query).execute(conn).await
-    }
-
-    /// Binds the row's six parameters (see [`OutboxRow::insert_sql`]).
-    pub fn bind<'q>(
-        self,
-        query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
-    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
-        query
-            .bind(self.id)
-            .bind(self.tenant_id)
-            .bind(self.event_type)
-            .bind(self.schema_version)
-            .bind(self.payload)
-            .bind(self.traceparent)
-    }
-}
 
 /// A row's physical address (`ctid`), bound as Postgres' own `tid` type so that
 /// `ctid = ANY($1)` is a TID scan in every plan, cached or not (a `text[]` cast to `tid[]` is not
@@ -205,6 +71,18 @@ impl sqlx::Decode<'_, sqlx::Postgres> for Tid {
             }),
             _ => Err(format!("a tid is 6 bytes, got {}", bytes.len()).into()),
         }
+    }
+}
+
+/// Wakes a service's outbox relay after a commit that enqueued events: the relay then publishes at
+/// once instead of at its next poll (the services' connections do not `NOTIFY`). Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct RelayWake(Arc<Notify>);
+
+impl RelayWake {
+    /// Wakes the relay (several wakes before it runs count as one).
+    pub fn wake(&self) {
+        self.0.notify_one();
     }
 }
 
@@ -292,9 +170,10 @@ impl OutboxRelay {
         self.wake.notify_one();
     }
 
-    /// A handle that wakes this relay.
-    pub fn waker(&self) -> Arc<Notify> {
-        Arc::clone(&self.wake)
+    /// A handle that wakes this relay, for the parts of a service that commit events (the saga
+    /// engine, the consumer runner, request handlers).
+    pub fn waker(&self) -> RelayWake {
+        RelayWake(Arc::clone(&self.wake))
     }
 
     /// Runs until `shutdown`: publishes whenever woken (in-process, LISTEN/NOTIFY, or the poll

@@ -115,8 +115,20 @@ impl Env {
             .map(Duration::from_secs)
     }
 
-    /// A whole number of `unit`s within `min..=max`, or `default`.
-    fn within_or(
+    /// Milliseconds as a duration, within `min..=max`.
+    pub fn millis_or(
+        &self,
+        key: &str,
+        default: u64,
+        min: u64,
+        max: u64,
+    ) -> Result<Duration, ConfigError> {
+        self.within_or(key, default, (min, max), "milliseconds")
+            .map(Duration::from_millis)
+    }
+
+    /// A whole number of `unit`s within `min..=max`, or `default`; the error says the range.
+    pub fn within_or(
         &self,
         key: &str,
         default: u64,
@@ -243,147 +255,27 @@ pub struct CommonConfig {
 impl CommonConfig {
     /// Reads the common settings.
     pub fn from_env(env: &Env, defaults: ServiceDefaults) -> Result<CommonConfig, ConfigError> {
-        let http_addr = env.parse_or(
-            "HTTP_ADDR",
-            SocketAddr::from(([0, 0, 0, 0], defaults.http_port)),
-        )?;
-        let grpc_addr = env.parse_or(
-            "GRPC_ADDR",
-            SocketAddr::from(([0, 0, 0, 0], defaults.grpc_port)),
-        )?;
-        let url = env
-            .get("DATABASE_URL")
-            .unwrap_or_else(|| format!("postgres://postgres@127.0.0.1:5432/{}", defaults.database));
-        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-            return Err(ConfigError {
-                variable: "DATABASE_URL".into(),
-                value: "<redacted>".into(),
-                reason: "must start with postgres://".into(),
-            });
-        }
-        let max_connections: u32 = env.parse_or("DATABASE_MAX_CONNECTIONS", 16)?;
-        if !(1..=1000).contains(&max_connections) {
-            return Err(ConfigError {
-                variable: "DATABASE_MAX_CONNECTIONS".into(),
-                value: max_connections.to_string(),
-                reason: "must be between 1 and 1000".into(),
-            });
-        }
-        let app_role = match env.get("DATABASE_APP_ROLE") {
-            None => Some("longship_app".to_owned()),
-            Some(r) if r == "none" || r == "-" => None,
-            Some(r) if r.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => Some(r),
-            Some(r) => {
-                return Err(ConfigError {
-                    variable: "DATABASE_APP_ROLE".into(),
-                    value: r,
-                    reason: "must be a plain role name ([A-Za-z0-9_]) or `none`".into(),
-                });
-            }
-        };
-        let plan_cache_mode = match env.get("DATABASE_PLAN_CACHE_MODE") {
-            None => PlanCacheMode::ForceGeneric,
-            Some(v) => PlanCacheMode::parse(&v).ok_or_else(|| ConfigError {
-                variable: "DATABASE_PLAN_CACHE_MODE".into(),
-                value: v,
-                reason: "must be auto, force_generic_plan or force_custom_plan".into(),
-            })?,
-        };
-        let nats_url = env
-            .get("NATS_URL")
-            .unwrap_or_else(|| "nats://127.0.0.1:4222".into());
-        let prefix = env.get("NATS_PREFIX").unwrap_or_default();
-        if !prefix
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-')
-        {
-            return Err(ConfigError {
-                variable: "NATS_PREFIX".into(),
-                value: prefix,
-                reason: "letters, digits and dashes only".into(),
-            });
-        }
-        let algorithm: JwtAlgorithm = env.parse_or("AUTH_JWT_ALGORITHM", JwtAlgorithm::Hs256)?;
-        let auth = AuthConfig {
-            allow_tenant_header: env.bool_or("AUTH_ALLOW_TENANT_HEADER", false)?,
-            algorithm,
-            secret: env.get("AUTH_JWT_SECRET"),
-            public_key_pem: env.get("AUTH_JWT_PUBLIC_KEY"),
-        };
-        longship_tenant::Authenticator::new(&auth).map_err(|reason| ConfigError {
-            variable: "AUTH_JWT_SECRET / AUTH_JWT_PUBLIC_KEY / AUTH_ALLOW_TENANT_HEADER".into(),
-            value: "<redacted>".into(),
-            reason,
-        })?;
-        let telemetry = TelemetryConfig {
-            service_name: env
-                .get("OTEL_SERVICE_NAME")
-                .unwrap_or_else(|| defaults.name.to_owned()),
-            log_filter: env.get("RUST_LOG").unwrap_or_else(|| "info".into()),
-            log_format: env.parse_or("LOG_FORMAT", LogFormat::Json)?,
-            otlp_endpoint: env.get("OTEL_EXPORTER_OTLP_ENDPOINT"),
-        };
-        let tenant_rate_limit_rps: f64 = env.parse_or("TENANT_RATE_LIMIT_RPS", 0.0)?;
-        if !(tenant_rate_limit_rps.is_finite()
-            && (0.0..=1_000_000.0).contains(&tenant_rate_limit_rps))
-        {
-            return Err(ConfigError {
-                variable: "TENANT_RATE_LIMIT_RPS".into(),
-                value: tenant_rate_limit_rps.to_string(),
-                reason: "must be a number of requests per second between 0 (off) and 1000000"
-                    .into(),
-            });
-        }
-        // by default a tenant may spend one second's worth of requests at once
-        let default_burst = tenant_rate_limit_rps.ceil().max(1.0) as u32;
-        let tenant_rate_limit_burst: u32 =
-            env.parse_or("TENANT_RATE_LIMIT_BURST", default_burst)?;
-        if tenant_rate_limit_burst == 0 {
-            return Err(ConfigError {
-                variable: "TENANT_RATE_LIMIT_BURST".into(),
-                value: "0".into(),
-                reason: "must be at least 1".into(),
-            });
-        }
-        let relay = RelayConfig::default();
-        let outbox = RelayConfig {
-            // at most 10,000, so the cast cannot wrap
-            batch_size: env.within_or(
-                "OUTBOX_BATCH_SIZE",
-                relay.batch_size.unsigned_abs(),
-                (1, 10_000),
-                "events",
-            )? as i64,
-            linger: Duration::from_millis(env.within_or(
-                "OUTBOX_LINGER_MS",
-                relay.linger.as_millis() as u64,
-                (0, 1000),
-                "milliseconds",
-            )?),
-            ..relay
-        };
+        let (tenant_rate_limit_rps, tenant_rate_limit_burst) = rate_limits(env)?;
         Ok(CommonConfig {
             service_name: defaults.name.to_owned(),
-            http_addr,
-            grpc_addr,
-            database: DatabaseConfig {
-                url: Secret::new(url),
-                max_connections,
-                app_role,
-                plan_cache_mode,
-            },
-            nats: NatsConfig {
-                url: nats_url,
-                prefix,
-            },
-            auth,
-            telemetry,
+            http_addr: env.parse_or(
+                "HTTP_ADDR",
+                SocketAddr::from(([0, 0, 0, 0], defaults.http_port)),
+            )?,
+            grpc_addr: env.parse_or(
+                "GRPC_ADDR",
+                SocketAddr::from(([0, 0, 0, 0], defaults.grpc_port)),
+            )?,
+            database: database(env, defaults.database)?,
+            nats: nats(env)?,
+            auth: auth(env)?,
+            telemetry: telemetry(env, defaults.name)?,
             shutdown_timeout: env.secs_or("SHUTDOWN_TIMEOUT_SECS", 20, 1, 600)?,
             request_timeout: env.secs_or("HTTP_REQUEST_TIMEOUT_SECS", 15, 1, 300)?,
             tenant_concurrency_limit: env.parse_or("TENANT_CONCURRENCY_LIMIT", 0)?,
             tenant_rate_limit_rps,
             tenant_rate_limit_burst,
-            outbox,
+            outbox: relay(env)?,
         })
     }
 
@@ -395,6 +287,152 @@ impl CommonConfig {
             burst: self.tenant_rate_limit_burst,
         }
     }
+}
+
+/// `DATABASE_*`.
+fn database(env: &Env, name: &str) -> Result<DatabaseConfig, ConfigError> {
+    let url = env
+        .get("DATABASE_URL")
+        .unwrap_or_else(|| format!("postgres://postgres@127.0.0.1:5432/{}", name));
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(ConfigError {
+            variable: "DATABASE_URL".into(),
+            value: "<redacted>".into(),
+            reason: "must start with postgres://".into(),
+        });
+    }
+    let max_connections: u32 = env.parse_or("DATABASE_MAX_CONNECTIONS", 16)?;
+    if !(1..=1000).contains(&max_connections) {
+        return Err(ConfigError {
+            variable: "DATABASE_MAX_CONNECTIONS".into(),
+            value: max_connections.to_string(),
+            reason: "must be between 1 and 1000".into(),
+        });
+    }
+    let app_role = match env.get("DATABASE_APP_ROLE") {
+        None => Some("longship_app".to_owned()),
+        Some(r) if r == "none" || r == "-" => None,
+        Some(r) if r.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => Some(r),
+        Some(r) => {
+            return Err(ConfigError {
+                variable: "DATABASE_APP_ROLE".into(),
+                value: r,
+                reason: "must be a plain role name ([A-Za-z0-9_]) or `none`".into(),
+            });
+        }
+    };
+    let plan_cache_mode = match env.get("DATABASE_PLAN_CACHE_MODE") {
+        None => PlanCacheMode::ForceGeneric,
+        Some(v) => PlanCacheMode::parse(&v).ok_or_else(|| ConfigError {
+            variable: "DATABASE_PLAN_CACHE_MODE".into(),
+            value: v,
+            reason: "must be auto, force_generic_plan or force_custom_plan".into(),
+        })?,
+    };
+    Ok(DatabaseConfig {
+        url: Secret::new(url),
+        max_connections,
+        app_role,
+        plan_cache_mode,
+    })
+}
+
+/// `NATS_URL`, `NATS_PREFIX`.
+fn nats(env: &Env) -> Result<NatsConfig, ConfigError> {
+    let nats_url = env
+        .get("NATS_URL")
+        .unwrap_or_else(|| "nats://127.0.0.1:4222".into());
+    let prefix = env.get("NATS_PREFIX").unwrap_or_default();
+    if !prefix
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-')
+    {
+        return Err(ConfigError {
+            variable: "NATS_PREFIX".into(),
+            value: prefix,
+            reason: "letters, digits and dashes only".into(),
+        });
+    }
+    Ok(NatsConfig {
+        url: nats_url,
+        prefix,
+    })
+}
+
+/// `AUTH_*`, checked by building the authenticator once.
+fn auth(env: &Env) -> Result<AuthConfig, ConfigError> {
+    let algorithm: JwtAlgorithm = env.parse_or("AUTH_JWT_ALGORITHM", JwtAlgorithm::Hs256)?;
+    let auth = AuthConfig {
+        allow_tenant_header: env.bool_or("AUTH_ALLOW_TENANT_HEADER", false)?,
+        algorithm,
+        secret: env.get("AUTH_JWT_SECRET"),
+        public_key_pem: env.get("AUTH_JWT_PUBLIC_KEY"),
+    };
+    longship_tenant::Authenticator::new(&auth).map_err(|reason| ConfigError {
+        variable: "AUTH_JWT_SECRET / AUTH_JWT_PUBLIC_KEY / AUTH_ALLOW_TENANT_HEADER".into(),
+        value: "<redacted>".into(),
+        reason,
+    })?;
+    Ok(auth)
+}
+
+/// `OTEL_SERVICE_NAME`, `RUST_LOG`, `LOG_FORMAT`, `OTEL_EXPORTER_OTLP_ENDPOINT`.
+fn telemetry(env: &Env, service: &str) -> Result<TelemetryConfig, ConfigError> {
+    let telemetry = TelemetryConfig {
+        service_name: env
+            .get("OTEL_SERVICE_NAME")
+            .unwrap_or_else(|| service.to_owned()),
+        log_filter: env.get("RUST_LOG").unwrap_or_else(|| "info".into()),
+        log_format: env.parse_or("LOG_FORMAT", LogFormat::Json)?,
+        otlp_endpoint: env.get("OTEL_EXPORTER_OTLP_ENDPOINT"),
+    };
+    Ok(telemetry)
+}
+
+/// `TENANT_RATE_LIMIT_RPS` and `TENANT_RATE_LIMIT_BURST`.
+fn rate_limits(env: &Env) -> Result<(f64, u32), ConfigError> {
+    let tenant_rate_limit_rps: f64 = env.parse_or("TENANT_RATE_LIMIT_RPS", 0.0)?;
+    if !(tenant_rate_limit_rps.is_finite() && (0.0..=1_000_000.0).contains(&tenant_rate_limit_rps))
+    {
+        return Err(ConfigError {
+            variable: "TENANT_RATE_LIMIT_RPS".into(),
+            value: tenant_rate_limit_rps.to_string(),
+            reason: "must be a number of requests per second between 0 (off) and 1000000".into(),
+        });
+    }
+    // by default a tenant may spend one second's worth of requests at once
+    let default_burst = tenant_rate_limit_rps.ceil().max(1.0) as u32;
+    let tenant_rate_limit_burst: u32 = env.parse_or("TENANT_RATE_LIMIT_BURST", default_burst)?;
+    if tenant_rate_limit_burst == 0 {
+        return Err(ConfigError {
+            variable: "TENANT_RATE_LIMIT_BURST".into(),
+            value: "0".into(),
+            reason: "must be at least 1".into(),
+        });
+    }
+    Ok((tenant_rate_limit_rps, tenant_rate_limit_burst))
+}
+
+/// `OUTBOX_BATCH_SIZE`, `OUTBOX_LINGER_MS` over the relay's defaults.
+fn relay(env: &Env) -> Result<RelayConfig, ConfigError> {
+    let relay = RelayConfig::default();
+    let outbox = RelayConfig {
+        // at most 10,000, so the cast cannot wrap
+        batch_size: env.within_or(
+            "OUTBOX_BATCH_SIZE",
+            relay.batch_size.unsigned_abs(),
+            (1, 10_000),
+            "events",
+        )? as i64,
+        linger: Duration::from_millis(env.within_or(
+            "OUTBOX_LINGER_MS",
+            relay.linger.as_millis() as u64,
+            (0, 1000),
+            "milliseconds",
+        )?),
+        ..relay
+    };
+    Ok(outbox)
 }
 
 #[cfg(test)]

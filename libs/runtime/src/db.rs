@@ -50,10 +50,21 @@ pub fn connect_lazy(config: &DatabaseConfig) -> Result<PgPool, sqlx::Error> {
     Ok(pool)
 }
 
-/// Applies `migrator` with the URL's own user (the schema owner), outside the application role.
+/// Everything a service database needs, in the order it is applied: the platform's and the
+/// libraries' schemas (each with its own migrations table), then the service's own migrations.
+#[derive(Debug)]
+pub struct Migrations {
+    /// Library schemas, in order.
+    pub schemas: Vec<&'static longship_sql::Schema>,
+    /// The service's migrations.
+    pub service: &'static sqlx::migrate::Migrator,
+}
+
+/// Applies `migrations` (the libraries' schemas, then the service's migrations) with the URL's own
+/// user (the schema owner), outside the application role.
 pub async fn migrate(
     config: &DatabaseConfig,
-    migrator: &sqlx::migrate::Migrator,
+    migrations: &Migrations,
 ) -> Result<(), sqlx::migrate::MigrateError> {
     let options: PgConnectOptions = config
         .url
@@ -61,7 +72,10 @@ pub async fn migrate(
         .parse()
         .map_err(sqlx::migrate::MigrateError::from)?;
     let mut conn = sqlx::PgConnection::connect_with(&options).await?;
-    let result = migrator.run(&mut conn).await;
+    let result = match longship_sql::apply_all(&mut conn, &migrations.schemas).await {
+        Ok(()) => migrations.service.run(&mut conn).await,
+        Err(e) => Err(e),
+    };
     let _ = conn.close().await;
     result
 }

@@ -1,11 +1,17 @@
-//! The service runtime every Longship service starts from: typed configuration from the environment
-//! ([`config`]), Postgres and NATS connections ([`db`], [`nats`]), the HTTP server with the platform
-//! routes and middleware ([`http`]), the gRPC server with the health service ([`grpc`]), readiness
-//! ([`Readiness`]), graceful shutdown ([`shutdown`]) and per-tenant limits on the public API
-//! ([`tenant_limit`]).
+//! The service shell every Longship service runs in. A service declares what it has ([`Service`]:
+//! its settings, migrations, streams, and a `wire` that registers its API, gRPC services, consumers
+//! and background tasks on a [`Shell`]); the runtime owns the rest, the same for every service: the
+//! binary's `main` ([`service_main!`]), typed configuration from the environment ([`config`]),
+//! telemetry, Postgres and NATS connections ([`db`], [`nats`]), the platform's and the libraries'
+//! schemas applied before the service's migrations, the HTTP server with the platform routes and
+//! middleware ([`http`]), the gRPC server with the health service ([`grpc`]), readiness
+//! ([`Readiness`]), per-tenant limits on the public API ([`tenant_limit`]), and a graceful drain
+//! that stops and joins everything it started ([`App::run`]). Tests build a service on port 0 with
+//! [`App::build`].
 
 pub mod config;
 pub mod db;
+mod entry;
 pub mod grpc;
 pub mod http;
 pub mod nats;
@@ -13,10 +19,13 @@ pub mod openapi;
 mod platform;
 mod readiness;
 mod secret;
+mod service;
 pub mod shutdown;
 pub mod tenant_limit;
 
 pub use config::{CommonConfig, ConfigError, Env, ServiceDefaults};
+pub use db::Migrations;
+pub use entry::main;
 /// The allocator every service binary installs (`#[global_allocator] static ALLOC: Allocator =
 /// Allocator;` in its `main.rs`): mimalloc, which costs the services markedly less CPU than glibc's
 /// malloc under many small short-lived allocations (requests, rows, JSON, spans).
@@ -24,6 +33,7 @@ pub use mimalloc::MiMalloc as Allocator;
 pub use platform::{Platform, StartError, migrate_with_retry};
 pub use readiness::Readiness;
 pub use secret::Secret;
+pub use service::{App, Service, ServiceConfig, Shell, WireError, migrate};
 pub use tokio_util::sync::CancellationToken;
 
 use std::future::IntoFuture;

@@ -9,6 +9,7 @@ use longship_tenant::Authenticator;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
+use crate::db::Migrations;
 use crate::http::HttpOptions;
 use crate::{CommonConfig, Listeners, Readiness};
 
@@ -49,14 +50,17 @@ pub enum StartError {
     /// Shut down before start-up finished.
     #[error("shut down during start-up")]
     Cancelled,
+    /// The service could not wire its parts.
+    #[error("{0}")]
+    Wire(String),
 }
 
 impl Platform {
-    /// Binds the listeners, connects to Postgres and NATS, and applies `migrator` (retrying while
-    /// the database is unreachable, until `shutdown`).
+    /// Binds the listeners, connects to Postgres and NATS, and applies `migrations` (retrying
+    /// while the database is unreachable, until `shutdown`).
     pub async fn start(
         config: CommonConfig,
-        migrator: &'static sqlx::migrate::Migrator,
+        migrations: &Migrations,
         shutdown: &CancellationToken,
     ) -> Result<Platform, StartError> {
         let listeners = Listeners::bind(config.http_addr, config.grpc_addr).await?;
@@ -65,7 +69,7 @@ impl Platform {
         let jetstream = async_nats::jetstream::new(nats.clone());
         let readiness = Readiness::new(Some(pool.clone()), Some(nats.clone()));
         let authenticator = Arc::new(Authenticator::new(&config.auth).map_err(StartError::Auth)?);
-        migrate_with_retry(&config, migrator, shutdown).await?;
+        migrate_with_retry(&config, migrations, shutdown).await?;
         readiness.set_migrated();
         Ok(Platform {
             config,
@@ -139,12 +143,12 @@ impl Platform {
 /// reachable database.
 pub async fn migrate_with_retry(
     config: &CommonConfig,
-    migrator: &'static sqlx::migrate::Migrator,
+    migrations: &Migrations,
     shutdown: &CancellationToken,
 ) -> Result<(), StartError> {
     let mut logged = false;
     loop {
-        match crate::db::migrate(&config.database, migrator).await {
+        match crate::db::migrate(&config.database, migrations).await {
             Ok(()) => return Ok(()),
             // a server that refuses connections for now (too many clients, starting up, shutting
             // down) is waited out like an unreachable one; any other database error is a real failure

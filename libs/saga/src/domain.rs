@@ -1,6 +1,13 @@
-//! The saga state machine's pure parts: statuses, the step log and which step runs next.
+//! The saga state machine's pure parts: statuses, the step log, the history a transition records,
+//! and [`Progress`], which decides every move (no I/O: the engine executes what it decides).
+
+mod progress;
+#[cfg(test)]
+mod tests;
 
 use serde::{Deserialize, Serialize};
+
+pub use progress::{Next, Progress, StepShape};
 
 /// Saga status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -17,6 +24,14 @@ pub enum SagaStatus {
 }
 
 impl SagaStatus {
+    /// Every status.
+    pub const ALL: [SagaStatus; 4] = [
+        SagaStatus::Running,
+        SagaStatus::Compensating,
+        SagaStatus::Completed,
+        SagaStatus::Compensated,
+    ];
+
     /// The stored text.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -29,13 +44,9 @@ impl SagaStatus {
 
     /// Parses the stored text.
     pub fn parse(s: &str) -> Option<SagaStatus> {
-        match s {
-            "RUNNING" => Some(SagaStatus::Running),
-            "COMPENSATING" => Some(SagaStatus::Compensating),
-            "COMPLETED" => Some(SagaStatus::Completed),
-            "COMPENSATED" => Some(SagaStatus::Compensated),
-            _ => None,
-        }
+        SagaStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
     }
 
     /// Whether nothing more will happen.
@@ -114,6 +125,73 @@ impl StepRecord {
     }
 }
 
+/// What a history entry records: a step reaching a status, a retry being scheduled, the saga
+/// ending, or an operator's request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum HistoryState {
+    /// An attempt of the step's action started (the first attempt of the first step is the
+    /// saga's start; the first attempt of a later step follows the previous step's success).
+    Running,
+    /// The step's action succeeded.
+    Succeeded,
+    /// The step's action was refused by a business rule (`error` says why).
+    Failed,
+    /// An attempt failed transiently; the next one is scheduled (`error` says why).
+    RetryScheduled,
+    /// A compensation attempt started.
+    Compensating,
+    /// The step's compensation succeeded.
+    Compensated,
+    /// The saga finished: every step succeeded.
+    Completed,
+    /// The saga finished: everything it did is undone (`error` carries the failure reason).
+    SagaCompensated,
+    /// An operator made the next attempt due now.
+    RetryRequested,
+    /// An operator cancelled the saga (`error` carries the reason given).
+    CancelRequested,
+}
+
+impl HistoryState {
+    /// The stored and shown text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HistoryState::Running => "RUNNING",
+            HistoryState::Succeeded => "SUCCEEDED",
+            HistoryState::Failed => "FAILED",
+            HistoryState::RetryScheduled => "RETRY_SCHEDULED",
+            HistoryState::Compensating => "COMPENSATING",
+            HistoryState::Compensated => "COMPENSATED",
+            HistoryState::Completed => "COMPLETED",
+            HistoryState::SagaCompensated => "SAGA_COMPENSATED",
+            HistoryState::RetryRequested => "RETRY_REQUESTED",
+            HistoryState::CancelRequested => "CANCEL_REQUESTED",
+        }
+    }
+}
+
+/// One thing that happened to a saga, recorded with the transition that made it happen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEvent {
+    /// What happened.
+    pub state: HistoryState,
+    /// The step concerned, if any.
+    pub step: Option<String>,
+    /// The attempt concerned (of the action, or of the compensation), if any.
+    pub attempt: Option<u32>,
+    /// The error or reason, shortened to [`MAX_ERROR_CHARS`].
+    pub error: Option<String>,
+}
+
+/// The longest error text kept in the step log and history.
+pub const MAX_ERROR_CHARS: usize = 500;
+
+/// `s` cut to [`MAX_ERROR_CHARS`] characters.
+pub fn shorten(s: &str) -> String {
+    s.chars().take(MAX_ERROR_CHARS).collect()
+}
+
 /// The highest step at or below `from` that still needs compensating, among `compensable` steps.
 pub fn next_compensation(steps: &[StepRecord], compensable: &[bool], from: usize) -> Option<usize> {
     (0..=from.min(steps.len().saturating_sub(1)))
@@ -132,70 +210,4 @@ pub fn backoff(
     let exp = attempt.saturating_sub(1).min(20);
     let raw = base.saturating_mul(2u32.saturating_pow(exp)).min(max);
     raw.mul_f64(1.0 - 0.25 * jitter.clamp(0.0, 1.0))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-    use std::time::Duration;
-
-    #[test]
-    fn step_status_text_is_its_stored_form() {
-        use StepStatus::*;
-        for status in [
-            Pending,
-            Running,
-            Succeeded,
-            Failed,
-            Compensating,
-            Compensated,
-        ] {
-            let stored = serde_json::to_value(status).unwrap();
-            assert_eq!(stored, serde_json::Value::from(status.as_str()));
-        }
-    }
-
-    fn rec(status: StepStatus) -> StepRecord {
-        StepRecord {
-            status,
-            ..StepRecord::pending("s")
-        }
-    }
-
-    #[test]
-    fn compensation_order_is_reverse_and_skips_what_had_no_effect() {
-        let steps = vec![
-            rec(StepStatus::Succeeded),
-            rec(StepStatus::Succeeded),
-            rec(StepStatus::Failed),
-        ];
-        let compensable = [true, true, true];
-        assert_eq!(next_compensation(&steps, &compensable, 2), Some(1));
-        assert_eq!(next_compensation(&steps, &compensable, 0), Some(0));
-        let steps = vec![
-            rec(StepStatus::Compensated),
-            rec(StepStatus::Compensated),
-            rec(StepStatus::Failed),
-        ];
-        assert_eq!(next_compensation(&steps, &compensable, 2), None);
-        // an uncertain (timed-out) step is compensated too
-        let steps = vec![rec(StepStatus::Succeeded), rec(StepStatus::Running)];
-        assert_eq!(next_compensation(&steps, &[true, true], 1), Some(1));
-        // non-compensable steps are skipped
-        assert_eq!(next_compensation(&steps, &[true, false], 1), Some(0));
-    }
-
-    proptest! {
-        #[test]
-        fn backoff_is_bounded_and_grows(attempt in 1u32..64, jitter in 0.0f64..1.0) {
-            let base = Duration::from_millis(50);
-            let max = Duration::from_secs(2);
-            let d = backoff(attempt, base, max, jitter);
-            prop_assert!(d <= max);
-            prop_assert!(d >= base.mul_f64(0.75).min(max.mul_f64(0.75)));
-            let next = backoff(attempt + 1, base, max, 0.0);
-            prop_assert!(next >= backoff(attempt, base, max, 0.0));
-        }
-    }
 }

@@ -1,23 +1,32 @@
-//! The engine: starting sagas, executing them, and workers that claim and resume due sagas.
+//! The engine: starting sagas, and the worker loop that claims and resumes due sagas; executing one
+//! saga is in [`crate::execution`].
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
+use longship_messaging::RelayWake;
 use longship_tenant::TenantId;
-use sqlx::{PgConnection, PgPool, Row};
-use tokio::sync::Semaphore;
+use sqlx::{PgConnection, PgPool};
+use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::domain::{SagaStatus, StepRecord, StepStatus, backoff, next_compensation};
-use crate::step::{SagaDefinition, SagaInfo, StepContext, StepError, StepKind};
-use crate::transitions::{Transition, TransitionWriter};
+use crate::domain::Progress;
+use crate::error::SagaError;
+use crate::running::Execution;
+use crate::store::{self, ClaimQuery, SagaRow};
+use crate::transitions::TransitionWriter;
+use crate::versions::{SagaData, SagaVersions};
 
 /// The most transitions one statement writes.
 const MAX_TRANSITION_BATCH: usize = 128;
+
+/// The Postgres channel on which operator actions (retry, cancel) name the saga they changed, so
+/// the replica executing it stops at once instead of at its next transition.
+pub const OPERATOR_CHANNEL: &str = "longship_saga_operator";
 
 /// Engine tuning.
 #[derive(Debug, Clone)]
@@ -42,6 +51,8 @@ pub struct EngineConfig {
     /// Connections that write saga transitions; the transitions of sagas that record at the same
     /// time share one statement and one commit (see `transitions.rs`).
     pub transition_writers: usize,
+    /// How often the stuck-saga gauges are refreshed.
+    pub gauge_interval: Duration,
 }
 
 impl Default for EngineConfig {
@@ -56,172 +67,50 @@ impl Default for EngineConfig {
             concurrency: 512,
             claim_batch: 64,
             transition_writers: 2,
+            gauge_interval: Duration::from_secs(15),
         }
     }
 }
 
-/// Engine errors.
-#[derive(Debug, thiserror::Error)]
-pub enum SagaError {
-    /// Postgres failed.
-    #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
-    /// The saga data could not be (de)serialised.
-    #[error("saga data: {0}")]
-    Data(#[from] serde_json::Error),
-    /// Another worker owns the saga now (our lease expired).
-    #[error("lease lost")]
-    LeaseLost,
-}
-
-/// A saga inserted by [`SagaEngine::start`], ready to [`SagaEngine::launch`] once the caller commits.
-#[derive(Debug)]
+/// A saga inserted by [`SagaEngine::start`] (or [`SagaEngine::prepare`] and the caller's own
+/// statement), ready to [`SagaEngine::launch`] once the caller commits.
 pub struct StartedSaga<D> {
-    state: SagaState<D>,
+    pub(crate) execution: Execution<D>,
     /// Whether `saga_started_total` counts it already.
     counted: bool,
 }
 
-impl<D> StartedSaga<D> {
-    fn count_start(&mut self, saga_type: &'static str) {
-        if !self.counted {
-            self.counted = true;
-            metrics::counter!("saga_started_total", "saga" => saga_type).increment(1);
-        }
+impl<D> std::fmt::Debug for StartedSaga<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StartedSaga")
+            .field("id", &self.execution.id)
+            .finish()
     }
+}
 
+impl<D> StartedSaga<D> {
     /// The saga id.
     pub fn id(&self) -> Uuid {
-        self.state.id
+        self.execution.id
     }
 
-    /// The status it was inserted with.
-    pub fn status(&self) -> SagaStatus {
-        self.state.status
+    /// The version it runs.
+    pub fn version(&self) -> u32 {
+        self.execution.version
     }
 
-    /// The step log it was inserted with (the first step started).
-    pub fn steps(&self) -> &[StepRecord] {
-        &self.state.steps
-    }
-}
-
-const SAGA_INSERT: &str = "INSERT INTO saga (id, saga_type, tenant_id, status, data, steps, step_index, deadline,
-                       next_attempt_at, locked_by, locked_until, traceparent, created_at, updated_at)";
-
-/// A new saga's row, claimed by the engine that prepared it with its first step started
-/// ([`SagaEngine::prepare`]), for the caller to insert in a statement of its own:
-///
-/// ```no_run
-/// # async fn f(conn: &mut sqlx::PgConnection, row: longship_saga::SagaRow) -> Result<(), sqlx::Error> {
-/// use longship_saga::SagaRow;
-/// let sql = format!(
-///     "WITH placed AS (INSERT INTO orders (id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING id),
-///           saga AS ({})
-///      SELECT id FROM placed",
-///     SagaRow::insert_sql_from(2, "placed")
-/// );
-/// row.bind(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(uuid::Uuid::nil()))
-///     .fetch_optional(conn)
-///     .await?;
-/// # Ok(()) }
-/// ```
-#[derive(Debug, Clone)]
-pub struct SagaRow {
-    id: Uuid,
-    saga_type: &'static str,
-    tenant_id: String,
-    data: serde_json::Value,
-    steps: serde_json::Value,
-    deadline: DateTime<Utc>,
-    now: DateTime<Utc>,
-    claim: String,
-    lease_secs: f64,
-    traceparent: Option<String>,
-}
-
-impl SagaRow {
-    fn values(first: usize) -> String {
-        let p = |i: usize| format!("${}", first + i);
-        format!(
-            "{}, {}, {}, 'RUNNING', {}, {}, 0, {}, {}, {}, {} + make_interval(secs => {}), {}, {}, {}",
-            p(0),
-            p(1),
-            p(2),
-            p(3),
-            p(4),
-            p(5),
-            p(6),
-            p(7),
-            p(6),
-            p(8),
-            p(9),
-            p(6),
-            p(6)
-        )
-    }
-
-    /// The `INSERT INTO saga` statement on its own (parameters `$1..$10`).
-    pub fn insert_sql() -> &'static str {
-        static SQL: std::sync::LazyLock<String> =
-            std::sync::LazyLock::new(|| format!("{SAGA_INSERT} VALUES ({})", SagaRow::values(1)));
-        SQL.as_str()
-    }
-
-    /// The insert as `INSERT INTO saga (...) SELECT ... FROM source`, its parameters numbered from
-    /// `first`: with `source` a CTE that inserts the business row `ON CONFLICT DO NOTHING ...
-    /// RETURNING`, the saga is inserted only when that row was. Bind with [`SagaRow::bind`] after
-    /// the caller's parameters `$1..$first-1`.
-    pub fn insert_sql_from(first: usize, source: &str) -> String {
-        format!(
-            "{SAGA_INSERT} SELECT {} FROM {source}",
-            SagaRow::values(first)
-        )
-    }
-
-    /// Binds the row's parameters (see [`SagaRow::insert_sql_from`]).
-    pub fn bind<'q>(
-        self,
-        query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
-    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
-        query
-            .bind(self.id)
-            .bind(self.saga_type)
-            .bind(self.tenant_id)
-            .bind(self.data)
-            .bind(self.steps)
-            .bind(self.deadline)
-            .bind(self.now)
-            .bind(self.claim)
-            .bind(self.lease_secs)
-            .bind(self.traceparent)
+    /// Where it starts: status and step log (its first step started).
+    pub fn progress(&self) -> &Progress {
+        &self.execution.progress
     }
 }
 
-#[derive(Debug, Clone)]
-struct SagaState<D> {
-    id: Uuid,
-    /// The claim this execution holds: `locked_by` as it wrote it. Unique per claim (not just per
-    /// worker), so an execution that outlived its lease is fenced out even when the same worker
-    /// claimed the saga again.
-    claim: String,
-    tenant: TenantId,
-    status: SagaStatus,
-    data: D,
-    steps: Vec<StepRecord>,
-    step_index: usize,
-    failure_reason: Option<String>,
-    deadline: DateTime<Utc>,
-    traceparent: Option<String>,
-    created_at: DateTime<Utc>,
+/// Runs the sagas of one type, in every version it knows. Cheap to clone.
+pub struct SagaEngine<D> {
+    pub(crate) inner: Arc<Inner<D>>,
 }
 
-/// Runs sagas of one definition. Cheap to clone.
-pub struct SagaEngine<S: SagaDefinition> {
-    inner: Arc<Inner<S>>,
-}
-
-impl<S: SagaDefinition> Clone for SagaEngine<S> {
+impl<D> Clone for SagaEngine<D> {
     fn clone(&self) -> Self {
         SagaEngine {
             inner: Arc::clone(&self.inner),
@@ -229,45 +118,47 @@ impl<S: SagaDefinition> Clone for SagaEngine<S> {
     }
 }
 
-impl<S: SagaDefinition> std::fmt::Debug for SagaEngine<S> {
+impl<D> std::fmt::Debug for SagaEngine<D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SagaEngine")
             .field("worker_id", &self.inner.worker_id)
+            .field("versions", &self.inner.versions)
             .finish()
     }
 }
 
-struct Inner<S: SagaDefinition> {
-    pool: PgPool,
-    definition: S,
-    config: EngineConfig,
-    worker_id: String,
-    permits: Arc<Semaphore>,
-    tasks: TaskTracker,
-    shutdown: CancellationToken,
-    transitions: TransitionWriter,
+pub(crate) struct Inner<D> {
+    pub pool: PgPool,
+    pub versions: SagaVersions<D>,
+    pub config: EngineConfig,
+    pub worker_id: String,
+    pub permits: Arc<Semaphore>,
+    pub tasks: TaskTracker,
+    pub shutdown: CancellationToken,
+    pub transitions: TransitionWriter,
+    pub relay: RelayWake,
+    /// Sagas executing in this process, by id: an operator's action stops them.
+    pub running: Mutex<HashMap<Uuid, CancellationToken>>,
+    /// Wakes the worker loop to claim now (an operator made a saga due).
+    pub poke: Notify,
 }
 
-enum Attempt {
-    Continue,
-    Stop,
-}
-
-impl<S: SagaDefinition> SagaEngine<S> {
-    /// An engine over `pool`. `shutdown` stops claiming and makes running sagas release their claim
-    /// between steps.
+impl<D: SagaData> SagaEngine<D> {
+    /// An engine over `pool` running `versions`. Commits that may have enqueued events (local
+    /// steps, the end of a compensated saga) wake `relay`. `shutdown` stops claiming and makes
+    /// running sagas release their claim between steps.
     pub fn new(
         pool: PgPool,
-        definition: S,
+        versions: SagaVersions<D>,
         config: EngineConfig,
+        relay: RelayWake,
         shutdown: CancellationToken,
-    ) -> SagaEngine<S> {
+    ) -> SagaEngine<D> {
         let worker_id = format!(
             "{}-{}",
             std::process::id(),
             &Uuid::new_v4().simple().to_string()[..8]
         );
-        let permits = Arc::new(Semaphore::new(config.concurrency.max(1)));
         let transitions = TransitionWriter::new(
             pool.clone(),
             config.lease,
@@ -276,14 +167,17 @@ impl<S: SagaDefinition> SagaEngine<S> {
         );
         SagaEngine {
             inner: Arc::new(Inner {
+                permits: Arc::new(Semaphore::new(config.concurrency.max(1))),
                 transitions,
                 pool,
-                definition,
+                versions,
                 config,
                 worker_id,
-                permits,
                 tasks: TaskTracker::new(),
                 shutdown,
+                relay,
+                running: Mutex::new(HashMap::new()),
+                poke: Notify::new(),
             }),
         }
     }
@@ -293,76 +187,74 @@ impl<S: SagaDefinition> SagaEngine<S> {
         &self.inner.worker_id
     }
 
-    /// The definition.
-    pub fn definition(&self) -> &S {
-        &self.inner.definition
+    /// The versions this engine runs.
+    pub fn versions(&self) -> &SagaVersions<D> {
+        &self.inner.versions
     }
 
-    /// Inserts saga `id` in the caller's transaction, already claimed by this worker with its first
-    /// step started, so [`SagaEngine::launch`] can run it right after the caller commits.
+    /// Inserts saga `id` in the caller's transaction (its own statement), already claimed by this
+    /// worker with its first step started, so [`SagaEngine::launch`] can run it right after the
+    /// caller commits.
     pub async fn start(
         &self,
         tx: &mut PgConnection,
         id: Uuid,
         tenant: &TenantId,
-        data: S::Data,
-    ) -> Result<StartedSaga<S::Data>, SagaError> {
+        data: D,
+    ) -> Result<StartedSaga<D>, SagaError> {
         let (row, mut started) = self.prepare(id, tenant, data)?;
-        row.bind(sqlx::query(sqlx::AssertSqlSafe(SagaRow::insert_sql())))
-            .execute(&mut *tx)
-            .await?;
-        started.count_start(self.inner.definition.saga_type());
+        let mut binds = longship_sql::Binds::new();
+        let sql = row.insert(&mut binds);
+        binds.query(sql)?.execute(&mut *tx).await?;
+        started.count_start(self.inner.versions.saga_type());
         Ok(started)
     }
 
     /// Like [`SagaEngine::start`], for a caller that inserts the row with a statement of its own
-    /// (as a data-modifying CTE beside its business row, [`SagaRow::insert_sql_from`]), which
-    /// saves the insert its round trip. Launch the saga only if that statement inserted the row.
+    /// ([`SagaRow::ctes_from`], beside its business row), which saves the insert its round trip.
+    /// Launch the saga only if that statement inserted the row. New sagas run the starting
+    /// version ([`SagaVersions::start_on`]).
     pub fn prepare(
         &self,
         id: Uuid,
         tenant: &TenantId,
-        data: S::Data,
-    ) -> Result<(SagaRow, StartedSaga<S::Data>), SagaError> {
-        let steps_def = self.inner.definition.steps();
-        let mut steps: Vec<StepRecord> = steps_def
-            .iter()
-            .map(|s| StepRecord::pending(s.name()))
-            .collect();
-        if let Some(first) = steps.first_mut() {
-            first.status = StepStatus::Running;
-            first.attempts = 1;
-        }
+        data: D,
+    ) -> Result<(SagaRow, StartedSaga<D>), SagaError> {
+        let versions = &self.inner.versions;
+        let version = versions
+            .starting()
+            .ok_or_else(|| SagaError::Definition("no starting version".into()))?;
         let now = Utc::now();
         let deadline = now
             + chrono::Duration::from_std(self.inner.config.deadline)
                 .unwrap_or(chrono::Duration::seconds(30));
+        let mut progress = Progress::start(&version.names, deadline);
         let traceparent = longship_telemetry::propagation::current_traceparent();
         let claim = format!("{}.{}", self.inner.worker_id, Uuid::new_v4().simple());
         let row = SagaRow {
             id,
-            saga_type: self.inner.definition.saga_type(),
+            saga_type: versions.saga_type(),
+            version: versions.starting_version(),
             tenant_id: tenant.as_str().to_owned(),
             data: serde_json::to_value(&data)?,
-            steps: serde_json::to_value(&steps)?,
+            steps: serde_json::to_value(&progress.steps)?,
+            current_step: progress.current_step().map(str::to_owned),
             deadline,
             now,
             claim: claim.clone(),
             lease_secs: self.inner.config.lease.as_secs_f64(),
             traceparent: traceparent.clone(),
+            history: progress.take_events(),
         };
         let started = StartedSaga {
             counted: false,
-            state: SagaState {
+            execution: Execution {
                 id,
                 claim,
+                version: versions.starting_version(),
                 tenant: tenant.clone(),
-                status: SagaStatus::Running,
+                progress,
                 data,
-                steps,
-                step_index: 0,
-                failure_reason: None,
-                deadline,
                 traceparent,
                 created_at: now,
             },
@@ -371,531 +263,156 @@ impl<S: SagaDefinition> SagaEngine<S> {
     }
 
     /// Runs a saga the caller has just committed, in the background, without waiting for a poll.
-    pub fn launch(&self, mut started: StartedSaga<S::Data>) {
-        started.count_start(self.inner.definition.saga_type());
+    pub fn launch(&self, mut started: StartedSaga<D>) {
+        started.count_start(self.inner.versions.saga_type());
         let engine = self.clone();
         self.inner.tasks.spawn(async move {
             let Ok(_permit) = Arc::clone(&engine.inner.permits).acquire_owned().await else {
                 return;
             };
-            engine.execute(started.state, false).await;
+            engine.execute(started.execution, false).await;
         });
     }
 
-    /// The worker loop: until shutdown, claims due sagas (new ones whose launcher died, retries of
-    /// released ones, sagas of dead workers whose lease expired) and executes them. On shutdown,
-    /// waits for running sagas to reach a step boundary and release their claim.
+    /// The worker loop: until shutdown, claims due sagas (new ones whose launcher died, retries
+    /// made due by an operator or released at shutdown, sagas of dead workers whose lease expired)
+    /// and executes them; listens for operators' actions; refreshes the stuck-saga gauges. On
+    /// shutdown, waits for running sagas to reach a step boundary and release their claim.
     pub async fn run(&self) {
         let shutdown = self.inner.shutdown.clone();
+        let listener = tokio::spawn(self.clone().listen_for_operators());
+        let mut next_gauges = tokio::time::Instant::now();
+        let mut waiting_versions = std::collections::BTreeSet::new();
         loop {
             let available = self.inner.permits.available_permits() as i64;
+            let mut full = false;
             if available > 0 {
-                match self
-                    .claim_due(available.min(self.inner.config.claim_batch))
-                    .await
-                {
-                    Ok(claimed) => {
-                        let full = claimed.len() as i64 == self.inner.config.claim_batch;
-                        for state in claimed {
-                            let engine = self.clone();
-                            let Ok(permit) = Arc::clone(&self.inner.permits).acquire_owned().await
-                            else {
-                                break;
-                            };
-                            self.inner.tasks.spawn(async move {
-                                let _permit = permit;
-                                engine.execute(state, true).await;
-                            });
-                        }
-                        if full {
-                            continue;
-                        }
-                    }
+                match self.claim_and_spawn(available).await {
+                    Ok(f) => full = f,
                     Err(e) => tracing::warn!(error = %e, "claiming due sagas failed"),
                 }
             }
+            if tokio::time::Instant::now() >= next_gauges {
+                crate::gauges::refresh(
+                    &self.inner.pool,
+                    &self.inner.versions,
+                    &mut waiting_versions,
+                )
+                .await;
+                next_gauges = tokio::time::Instant::now() + self.inner.config.gauge_interval;
+            }
+            if full {
+                continue;
+            }
             tokio::select! {
                 () = tokio::time::sleep(self.inner.config.poll_interval) => {}
+                () = self.inner.poke.notified() => {}
                 () = shutdown.cancelled() => break,
             }
         }
+        listener.abort();
         self.inner.tasks.close();
         self.inner.tasks.wait().await;
     }
 
-    async fn claim_due(&self, limit: i64) -> Result<Vec<SagaState<S::Data>>, SagaError> {
-        let rows = sqlx::query(
-            "UPDATE saga SET locked_by = $1 || '.' || replace(gen_random_uuid()::text, '-', ''),
-                    locked_until = now() + make_interval(secs => $2), updated_at = now()
-             WHERE id IN (
-                 SELECT id FROM saga
-                 WHERE status IN ('RUNNING', 'COMPENSATING') AND saga_type = $3 AND next_attempt_at <= now()
-                   AND (locked_until IS NULL OR locked_until < now())
-                 ORDER BY next_attempt_at LIMIT $4
-                 FOR UPDATE SKIP LOCKED)
-             RETURNING id, locked_by, tenant_id, status, data, steps, step_index, failure_reason, deadline, traceparent, created_at",
-        )
-        .bind(&self.inner.worker_id)
-        .bind(self.inner.config.lease.as_secs_f64())
-        .bind(self.inner.definition.saga_type())
-        .bind(limit)
-        .fetch_all(&self.inner.pool)
-        .await?;
-        let mut states = Vec::with_capacity(rows.len());
-        for row in rows {
-            let status: String = row.try_get("status")?;
-            let tenant: String = row.try_get("tenant_id")?;
-            let (Some(status), Ok(tenant)) = (SagaStatus::parse(&status), TenantId::parse(&tenant))
-            else {
-                tracing::error!(
-                    "saga row with an invalid status or tenant; leaving it for an operator"
-                );
-                continue;
+    /// Claims what is due (at most `available`) and spawns an execution for each; true when the
+    /// claim was a full batch (more may be due).
+    async fn claim_and_spawn(&self, available: i64) -> Result<bool, SagaError> {
+        let versions: Vec<i32> = self
+            .inner
+            .versions
+            .known()
+            .into_iter()
+            .map(|v| v as i32)
+            .collect();
+        let query = ClaimQuery {
+            worker_id: &self.inner.worker_id,
+            lease_secs: self.inner.config.lease.as_secs_f64(),
+            saga_type: self.inner.versions.saga_type(),
+            versions: &versions,
+            limit: available.min(self.inner.config.claim_batch),
+        };
+        let claimed = store::claim_due(&self.inner.pool, &query).await?;
+        let full = claimed.len() as i64 == self.inner.config.claim_batch;
+        for row in claimed {
+            let id = row.id;
+            let claim = row.claim.clone();
+            let execution = match Execution::from_claimed(row) {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::error!(saga_id = %id, error = %e, "saga data does not decode; leaving it for an operator");
+                    let _ = store::release(&self.inner.pool, id, &claim).await;
+                    continue;
+                }
             };
-            let step_index: i32 = row.try_get("step_index")?;
-            states.push(SagaState {
-                id: row.try_get("id")?,
-                claim: row.try_get("locked_by")?,
-                tenant,
-                status,
-                data: serde_json::from_value(row.try_get("data")?)?,
-                steps: serde_json::from_value(row.try_get("steps")?)?,
-                step_index: step_index.max(0) as usize,
-                failure_reason: row.try_get("failure_reason")?,
-                deadline: row.try_get("deadline")?,
-                traceparent: row.try_get("traceparent")?,
-                created_at: row.try_get("created_at")?,
+            let Ok(permit) = Arc::clone(&self.inner.permits).acquire_owned().await else {
+                break;
+            };
+            let engine = self.clone();
+            self.inner.tasks.spawn(async move {
+                let _permit = permit;
+                engine.execute(execution, true).await;
             });
         }
-        Ok(states)
+        Ok(full)
     }
 
-    async fn execute(&self, mut state: SagaState<S::Data>, resumed: bool) {
-        let span = tracing::info_span!(
-            "saga.run",
-            saga_id = %state.id,
-            saga_type = self.inner.definition.saga_type(),
-            tenant_id = %state.tenant,
-            order_id = tracing::field::Empty,
-            trace_id = tracing::field::Empty,
-            resumed,
-        );
-        if let Some(tp) = &state.traceparent {
-            longship_telemetry::propagation::set_parent(
-                &span,
-                longship_telemetry::propagation::context_from_traceparent(tp),
-            );
-        }
-        longship_telemetry::record_trace_id(&span);
-        async {
-            if resumed {
-                // a claimed saga's current attempt is recorded before it is made
-                if let Err(e) = self.begin_current_attempt(&mut state).await {
-                    tracing::warn!(error = %e, "could not record the resumed attempt");
-                    return;
-                }
-            }
-            loop {
-                if state.status.is_terminal() {
-                    return;
-                }
-                if self.inner.shutdown.is_cancelled() {
-                    self.release(&state).await;
-                    return;
-                }
-                let outcome = match state.status {
-                    SagaStatus::Running => self.forward(&mut state).await,
-                    SagaStatus::Compensating => self.backward(&mut state).await,
-                    _ => Ok(Attempt::Stop),
-                };
-                match outcome {
-                    Ok(Attempt::Continue) => {}
-                    Ok(Attempt::Stop) => return,
-                    Err(SagaError::LeaseLost) => {
-                        tracing::warn!("lease lost; another worker continues this saga");
-                        return;
+    /// Listens on [`OPERATOR_CHANNEL`]: an operator's action on a saga this process executes
+    /// stops that execution (its claim was taken away; another claim resumes it at once), and the
+    /// worker loop claims at once.
+    async fn listen_for_operators(self) {
+        loop {
+            let listening = async {
+                let mut listener =
+                    sqlx::postgres::PgListener::connect_with(&self.inner.pool).await?;
+                listener.listen(OPERATOR_CHANNEL).await?;
+                loop {
+                    let notification = listener.recv().await?;
+                    if let Ok(id) = Uuid::parse_str(notification.payload()) {
+                        self.interrupt(id);
                     }
-                    Err(e) => {
-                        // could not record a transition: stop; the lease expires and the saga resumes
-                        // from its last committed state (actions are idempotent)
-                        tracing::warn!(error = %e, "saga transition not recorded; it will resume after its lease");
-                        return;
-                    }
+                    self.inner.poke.notify_one();
                 }
+                #[allow(unreachable_code)]
+                Ok::<(), sqlx::Error>(())
+            };
+            if let Err(e) = listening.await {
+                tracing::debug!(error = %e, "operator listener lost; the poll picks operators' actions up meanwhile");
             }
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
-        .instrument(span)
-        .await;
     }
 
-    /// Records the start of the next attempt of the current step (after a claim).
-    async fn begin_current_attempt(&self, state: &mut SagaState<S::Data>) -> Result<(), SagaError> {
-        let i = state.step_index;
-        match state.status {
-            SagaStatus::Running => {
-                if let Some(step) = state.steps.get_mut(i) {
-                    step.status = StepStatus::Running;
-                    step.attempts += 1;
-                }
-            }
-            SagaStatus::Compensating => {
-                if let Some(step) = state.steps.get_mut(i)
-                    && step.needs_compensation()
-                {
-                    step.status = StepStatus::Compensating;
-                    step.compensation_attempts += 1;
-                }
-            }
-            _ => return Ok(()),
-        }
-        self.persist(None, state, Utc::now()).await
-    }
-
-    async fn forward(&self, state: &mut SagaState<S::Data>) -> Result<Attempt, SagaError> {
-        let steps = self.inner.definition.steps();
-        let i = state.step_index;
-        let Some(step) = steps.get(i) else {
-            return self.finish_completed(state).await;
-        };
-        if Utc::now() >= state.deadline {
-            tracing::warn!(step = step.name(), "saga deadline passed; compensating");
-            self.enter_compensation(state, "timeout", i);
-            return self.persist_and_continue(state).await;
-        }
-        let attempt = state.steps[i].attempts.max(1);
-        let ctx = StepContext {
-            saga_id: state.id,
-            tenant: state.tenant.clone(),
-            step: step.name(),
-            attempt,
-            idempotency_key: format!("{}:{}", state.id, step.name()),
-        };
-        let step_span =
-            tracing::info_span!("saga.step", step = step.name(), attempt, phase = "action");
-        let started = Instant::now();
-        if step.kind() == StepKind::Local {
-            return self
-                .forward_local(state, i, &ctx)
-                .instrument(step_span)
-                .await;
-        }
-        let mut data = state.data.clone();
-        let result = match tokio::time::timeout(
-            self.inner.config.step_timeout,
-            step.execute(&ctx, &mut data),
-        )
-        .instrument(step_span)
-        .await
+    /// Stops this process's execution of saga `id`, if any.
+    fn interrupt(&self, id: Uuid) {
+        if let Ok(running) = self.inner.running.lock()
+            && let Some(token) = running.get(&id)
         {
-            Ok(r) => r,
-            Err(_) => Err(StepError::Transient(format!(
-                "timed out after {:?}",
-                self.inner.config.step_timeout
-            ))),
-        };
-        metrics::histogram!("saga_step_duration_seconds", "step" => step.name())
-            .record(started.elapsed().as_secs_f64());
-        match result {
-            Ok(()) => {
-                state.data = data;
-                self.mark_succeeded_and_advance(state, i);
-                if state.step_index >= steps.len() {
-                    return self.finish_completed(state).await;
-                }
-                if steps[state.step_index].kind() == StepKind::Local {
-                    // the local step commits together with this success
-                    return Ok(Attempt::Continue);
-                }
-                self.persist_and_continue(state).await
-            }
-            Err(StepError::Rejected { reason, message }) => {
-                tracing::info!(step = step.name(), %reason, "step rejected; compensating");
-                state.steps[i].status = StepStatus::Failed;
-                state.steps[i].last_error = Some(message);
-                self.enter_compensation(state, &reason, i.saturating_sub(1));
-                if i == 0 {
-                    return self.finish_compensated(state).await;
-                }
-                self.persist_and_continue(state).await
-            }
-            Err(StepError::Transient(message)) => self.retry_later(state, i, message, false).await,
+            token.cancel();
         }
     }
 
-    async fn forward_local(
-        &self,
-        state: &mut SagaState<S::Data>,
-        i: usize,
-        ctx: &StepContext,
-    ) -> Result<Attempt, SagaError> {
-        let steps = self.inner.definition.steps();
-        let mut tx = longship_tenant::begin(&self.inner.pool, &state.tenant).await?;
-        let mut data = state.data.clone();
-        match steps[i].execute_local(ctx, &mut tx, &mut data).await {
-            Ok(()) => {
-                let previous = state.clone();
-                state.data = data;
-                self.mark_succeeded_and_advance(state, i);
-                let finished = state.step_index >= steps.len();
-                if finished {
-                    state.status = SagaStatus::Completed;
-                }
-                if let Err(e) = self.persist(Some(&mut tx), state, Utc::now()).await {
-                    *state = previous;
-                    return Err(e);
-                }
-                tx.commit().await?;
-                if finished {
-                    self.after_terminal(state, "completed");
-                    return Ok(Attempt::Stop);
-                }
-                Ok(Attempt::Continue)
-            }
-            Err(StepError::Rejected { reason, message }) => {
-                drop(tx);
-                state.steps[i].status = StepStatus::Failed;
-                state.steps[i].last_error = Some(message);
-                self.enter_compensation(state, &reason, i.saturating_sub(1));
-                if i == 0 {
-                    return self.finish_compensated(state).await;
-                }
-                self.persist_and_continue(state).await
-            }
-            Err(StepError::Transient(message)) => {
-                drop(tx);
-                self.retry_later(state, i, message, false).await
-            }
+    /// Registers an execution of saga `id`; the token is cancelled by an operator's action.
+    pub(crate) fn register(&self, id: Uuid) -> CancellationToken {
+        let token = CancellationToken::new();
+        if let Ok(mut running) = self.inner.running.lock() {
+            running.insert(id, token.clone());
         }
+        token
     }
 
-    async fn backward(&self, state: &mut SagaState<S::Data>) -> Result<Attempt, SagaError> {
-        let steps = self.inner.definition.steps();
-        let compensable: Vec<bool> = steps.iter().map(|s| s.compensable()).collect();
-        let Some(i) = next_compensation(&state.steps, &compensable, state.step_index) else {
-            return self.finish_compensated(state).await;
-        };
-        if state.step_index != i || state.steps[i].status != StepStatus::Compensating {
-            state.step_index = i;
-            state.steps[i].status = StepStatus::Compensating;
-            state.steps[i].compensation_attempts += 1;
-            self.persist(None, state, Utc::now()).await?;
-        }
-        let step = &steps[i];
-        let attempt = state.steps[i].compensation_attempts.max(1);
-        let ctx = StepContext {
-            saga_id: state.id,
-            tenant: state.tenant.clone(),
-            step: step.name(),
-            attempt,
-            idempotency_key: format!("{}:{}:compensate", state.id, step.name()),
-        };
-        let span = tracing::info_span!(
-            "saga.step",
-            step = step.name(),
-            attempt,
-            phase = "compensation"
-        );
-        let result = match tokio::time::timeout(
-            self.inner.config.step_timeout,
-            step.compensate(&ctx, &state.data),
-        )
-        .instrument(span)
-        .await
-        {
-            Ok(r) => r,
-            Err(_) => Err(StepError::Transient("compensation timed out".into())),
-        };
-        match result {
-            Ok(()) => {
-                state.steps[i].status = StepStatus::Compensated;
-                match next_compensation(&state.steps, &compensable, i) {
-                    None => self.finish_compensated(state).await,
-                    Some(next) => {
-                        state.step_index = next;
-                        state.steps[next].status = StepStatus::Compensating;
-                        state.steps[next].compensation_attempts += 1;
-                        self.persist_and_continue(state).await
-                    }
-                }
-            }
-            Err(e) => {
-                // compensations never give up: a failing one is visible as a metric and in the step log
-                metrics::counter!("saga_compensation_failures_total", "step" => step.name())
-                    .increment(1);
-                self.retry_later(state, i, e.to_string(), true).await
-            }
-        }
-    }
-
-    fn mark_succeeded_and_advance(&self, state: &mut SagaState<S::Data>, i: usize) {
-        state.steps[i].status = StepStatus::Succeeded;
-        state.steps[i].last_error = None;
-        state.step_index = i + 1;
-        if let Some(next) = state.steps.get_mut(i + 1) {
-            next.status = StepStatus::Running;
-            next.attempts += 1;
-        }
-    }
-
-    fn enter_compensation(&self, state: &mut SagaState<S::Data>, reason: &str, from: usize) {
-        state.status = SagaStatus::Compensating;
-        state.failure_reason = Some(reason.to_owned());
-        state.step_index = from;
-    }
-
-    async fn retry_later(
-        &self,
-        state: &mut SagaState<S::Data>,
-        i: usize,
-        message: String,
-        compensation: bool,
-    ) -> Result<Attempt, SagaError> {
-        let step_name = self.inner.definition.steps()[i].name();
-        let tries = if compensation {
-            state.steps[i].compensation_attempts
-        } else {
-            state.steps[i].attempts
-        };
-        let mut delay = backoff(
-            tries,
-            self.inner.config.retry_base,
-            self.inner.config.retry_max,
-            rand::random::<f64>(),
-        );
-        if !compensation {
-            // never sleep past the deadline: the next loop turn compensates with `timeout`
-            let left = (state.deadline - Utc::now())
-                .to_std()
-                .unwrap_or(Duration::ZERO);
-            delay = delay.min(left);
-        }
-        metrics::counter!("saga_step_retries_total", "step" => step_name).increment(1);
-        tracing::info!(step = step_name, error = %message, retry_in_ms = delay.as_millis() as u64, "step failed transiently");
-        state.steps[i].last_error = Some(truncate(&message, 500));
-        if compensation {
-            state.steps[i].compensation_attempts += 1;
-        } else {
-            state.steps[i].attempts += 1;
-        }
-        let next_at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
-        // the next attempt is recorded now; we keep the claim and sleep in-process
-        self.persist(None, state, next_at).await?;
-        tokio::select! {
-            () = tokio::time::sleep(delay) => Ok(Attempt::Continue),
-            () = self.inner.shutdown.cancelled() => {
-                self.release(state).await;
-                Ok(Attempt::Stop)
-            }
-        }
-    }
-
-    async fn persist_and_continue(
-        &self,
-        state: &mut SagaState<S::Data>,
-    ) -> Result<Attempt, SagaError> {
-        self.persist(None, state, Utc::now()).await?;
-        Ok(Attempt::Continue)
-    }
-
-    async fn finish_completed(&self, state: &mut SagaState<S::Data>) -> Result<Attempt, SagaError> {
-        state.status = SagaStatus::Completed;
-        self.persist(None, state, Utc::now()).await?;
-        self.after_terminal(state, "completed");
-        Ok(Attempt::Stop)
-    }
-
-    async fn finish_compensated(
-        &self,
-        state: &mut SagaState<S::Data>,
-    ) -> Result<Attempt, SagaError> {
-        state.status = SagaStatus::Compensated;
-        let reason = state
-            .failure_reason
-            .clone()
-            .unwrap_or_else(|| "unknown".into());
-        let mut tx = longship_tenant::begin(&self.inner.pool, &state.tenant).await?;
-        let info = SagaInfo {
-            saga_id: state.id,
-            tenant: state.tenant.clone(),
-        };
-        self.inner
-            .definition
-            .on_compensated(&mut tx, &info, &state.data, &reason)
-            .await?;
-        self.persist(Some(&mut tx), state, Utc::now()).await?;
-        tx.commit().await?;
-        self.after_terminal(state, "compensated");
-        Ok(Attempt::Stop)
-    }
-
-    fn after_terminal(&self, state: &SagaState<S::Data>, outcome: &'static str) {
-        let elapsed = (Utc::now() - state.created_at).to_std().unwrap_or_default();
-        let reason = state.failure_reason.clone().unwrap_or_default();
-        metrics::counter!("saga_finished_total", "saga" => self.inner.definition.saga_type(), "outcome" => outcome, "reason" => reason)
-            .increment(1);
-        metrics::histogram!("saga_duration_seconds", "saga" => self.inner.definition.saga_type(), "outcome" => outcome)
-            .record(elapsed.as_secs_f64());
-        tracing::info!(
-            outcome,
-            failure_reason = state.failure_reason.as_deref(),
-            elapsed_ms = elapsed.as_millis() as u64,
-            "saga finished"
-        );
-        self.inner.definition.after_finish();
-    }
-
-    /// Writes the whole state in one update fenced on this execution's claim: in `tx` when given,
-    /// else together with the transitions other sagas record at the same time (one statement and
-    /// one commit for all, each fenced on its own claim). Terminal states drop the claim.
-    async fn persist(
-        &self,
-        tx: Option<&mut PgConnection>,
-        state: &SagaState<S::Data>,
-        next_attempt_at: DateTime<Utc>,
-    ) -> Result<(), SagaError> {
-        let transition = Transition {
-            id: state.id,
-            claim: state.claim.clone(),
-            status: state.status.as_str(),
-            data: serde_json::to_value(&state.data)?,
-            steps: serde_json::to_value(&state.steps)?,
-            step_index: state.step_index as i32,
-            failure_reason: state.failure_reason.clone(),
-            next_attempt_at,
-            terminal: state.status.is_terminal(),
-        };
-        let written = match tx {
-            Some(tx) => {
-                transition
-                    .bind_one(self.inner.config.lease)
-                    .execute(tx)
-                    .await?
-                    .rows_affected()
-                    > 0
-            }
-            None => self.inner.transitions.write(transition).await?,
-        };
-        if !written {
-            return Err(SagaError::LeaseLost);
-        }
-        Ok(())
-    }
-
-    /// Gives the saga back (shutdown): another worker may claim it at once.
-    async fn release(&self, state: &SagaState<S::Data>) {
-        let result = sqlx::query(
-            "UPDATE saga SET locked_by = NULL, locked_until = NULL, updated_at = now() WHERE id = $1 AND locked_by = $2",
-        )
-        .bind(state.id)
-        .bind(&state.claim)
-        .execute(&self.inner.pool)
-        .await;
-        if let Err(e) = result {
-            tracing::warn!(error = %e, "could not release saga claim; it resumes after its lease");
+    pub(crate) fn deregister(&self, id: Uuid) {
+        if let Ok(mut running) = self.inner.running.lock() {
+            running.remove(&id);
         }
     }
 }
 
-fn truncate(s: &str, max: usize) -> String {
-    s.chars().take(max).collect()
+impl<D> StartedSaga<D> {
+    fn count_start(&mut self, saga_type: &'static str) {
+        if !self.counted {
+            self.counted = true;
+            metrics::counter!("saga_started_total", "saga" => saga_type).increment(1);
+        }
+    }
 }

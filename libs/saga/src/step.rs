@@ -1,4 +1,7 @@
-//! What a saga is made of.
+//! What a saga is made of: a [`SagaDefinition`] (type, version, steps, and how the saga's own
+//! state ends when it is compensated) and its [`Step`]s. Nothing here succeeds by default: a remote
+//! step implements its call, a compensable step its compensation, and a step without compensation
+//! says so where it is built.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -6,6 +9,8 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use longship_tenant::TenantId;
+
+use crate::domain::StepShape;
 
 /// Identity of a running saga, given to hooks.
 #[derive(Debug, Clone)]
@@ -42,88 +47,168 @@ pub enum StepError {
         /// Detail for the step log.
         message: String,
     },
+    /// The action took effect, but the saga must not go on (e.g. the participant's answer cannot
+    /// be used: a total that overflows). The step is compensated like a completed one, then every
+    /// step before it; `reason` becomes the saga's failure reason.
+    Abort {
+        /// Stable reason, e.g. `amount_out_of_range`.
+        reason: String,
+        /// Detail for the step log.
+        message: String,
+    },
     /// Might succeed later (unavailable, deadline, conflict); retried with backoff.
     Transient(String),
+}
+
+impl StepError {
+    /// What went wrong, for the step log and history (the reason too for refusals and aborts).
+    pub fn detail(&self) -> String {
+        match self {
+            StepError::Rejected { reason, message } | StepError::Abort { reason, message } => {
+                format!("{reason}: {message}")
+            }
+            StepError::Transient(message) => message.clone(),
+        }
+    }
 }
 
 impl std::fmt::Display for StepError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StepError::Rejected { reason, message } => write!(f, "rejected ({reason}): {message}"),
+            StepError::Abort { reason, message } => write!(f, "aborted ({reason}): {message}"),
             StepError::Transient(m) => write!(f, "transient: {m}"),
         }
     }
 }
 
-/// Where a step's action runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StepKind {
-    /// A call to another service; no transaction is held while it runs.
-    Remote,
-    /// Local database work, committed in the same transaction as the step's success.
-    Local,
+/// A step's action that calls another service. No transaction is held while it runs; it may
+/// update the saga's data (e.g. with prices a participant returned).
+#[async_trait::async_trait]
+pub trait RemoteAction<D>: Send + Sync {
+    /// Makes the call (with `ctx.idempotency_key`, so a repeated call is a no-op at the participant).
+    async fn call(&self, ctx: &StepContext, data: &mut D) -> Result<(), StepError>;
+}
+
+/// A step's action that is local database work, run in a transaction scoped to the saga's tenant
+/// that also records the step's success.
+#[async_trait::async_trait]
+pub trait LocalAction<D>: Send + Sync {
+    /// Does the work through `tx`.
+    async fn run(
+        &self,
+        ctx: &StepContext,
+        tx: &mut PgConnection,
+        data: &mut D,
+    ) -> Result<(), StepError>;
+}
+
+/// Undoes a remote action. Must be idempotent, and must succeed even if the action never ran (the
+/// participant then records a tombstone so a late action is refused). It is retried until it
+/// succeeds, so it reports only transient failures.
+#[async_trait::async_trait]
+pub trait Compensation<D>: Send + Sync {
+    /// Makes the undo call (with `ctx.idempotency_key`).
+    async fn compensate(&self, ctx: &StepContext, data: &D) -> Result<(), StepError>;
+}
+
+pub(crate) enum Action<D> {
+    Remote(Box<dyn RemoteAction<D>>),
+    Local(Box<dyn LocalAction<D>>),
 }
 
 /// One step of a saga over data `D`.
-#[async_trait::async_trait]
-pub trait Step<D>: Send + Sync {
-    /// Name in the step log, e.g. `ReserveStock`.
-    fn name(&self) -> &'static str;
+pub struct Step<D> {
+    name: &'static str,
+    pub(crate) action: Action<D>,
+    pub(crate) compensation: Option<Box<dyn Compensation<D>>>,
+}
 
-    /// Remote (default) or local.
-    fn kind(&self) -> StepKind {
-        StepKind::Remote
-    }
-
-    /// The remote action; may update `data` (e.g. with prices a participant returned).
-    async fn execute(&self, _ctx: &StepContext, _data: &mut D) -> Result<(), StepError> {
-        Ok(())
-    }
-
-    /// The local action, in a transaction scoped to the saga's tenant that also commits the step.
-    async fn execute_local(
-        &self,
-        _ctx: &StepContext,
-        _tx: &mut PgConnection,
-        _data: &mut D,
-    ) -> Result<(), StepError> {
-        Ok(())
-    }
-
-    /// Whether the step has a compensation.
-    fn compensable(&self) -> bool {
-        false
-    }
-
-    /// Undoes the action. Must be idempotent and must succeed even if the action never ran.
-    async fn compensate(&self, _ctx: &StepContext, _data: &D) -> Result<(), StepError> {
-        Ok(())
+impl<D> std::fmt::Debug for Step<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Step")
+            .field("name", &self.name)
+            .field("shape", &self.shape())
+            .finish()
     }
 }
 
-/// A saga type.
-#[async_trait::async_trait]
-pub trait SagaDefinition: Send + Sync + 'static {
-    /// The saga's data.
-    type Data: Serialize + DeserializeOwned + Send + Sync + Clone + 'static;
-
-    /// Stored in `saga.saga_type`; workers only claim their own type.
-    fn saga_type(&self) -> &'static str;
-
-    /// The steps, in order.
-    fn steps(&self) -> &[Box<dyn Step<Self::Data>>];
-
-    /// Runs in the transaction that marks the saga COMPENSATED (e.g. the order becomes CANCELLED).
-    async fn on_compensated(
-        &self,
-        _tx: &mut PgConnection,
-        _info: &SagaInfo,
-        _data: &Self::Data,
-        _reason: &str,
-    ) -> Result<(), sqlx::Error> {
-        Ok(())
+impl<D> Step<D> {
+    /// A call to another service, undone by `compensation` when a later step fails.
+    pub fn remote(
+        name: &'static str,
+        action: impl RemoteAction<D> + 'static,
+        compensation: impl Compensation<D> + 'static,
+    ) -> Step<D> {
+        Step {
+            name,
+            action: Action::Remote(Box::new(action)),
+            compensation: Some(Box::new(compensation)),
+        }
     }
 
-    /// Called after a saga's final transition committed (e.g. wake an outbox relay).
-    fn after_finish(&self) {}
+    /// A call to another service whose effect needs no undoing (a read, a notification). A
+    /// failure of a later step leaves its effect in place.
+    pub fn remote_without_compensation(
+        name: &'static str,
+        action: impl RemoteAction<D> + 'static,
+    ) -> Step<D> {
+        Step {
+            name,
+            action: Action::Remote(Box::new(action)),
+            compensation: None,
+        }
+    }
+
+    /// Local database work committed with the step's success. It is not compensated: undo the
+    /// saga's local state in [`SagaDefinition::on_compensated`].
+    pub fn local(name: &'static str, action: impl LocalAction<D> + 'static) -> Step<D> {
+        Step {
+            name,
+            action: Action::Local(Box::new(action)),
+            compensation: None,
+        }
+    }
+
+    /// The name in the step log, e.g. `ReserveStock`.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// What the state machine needs to know about it.
+    pub fn shape(&self) -> StepShape {
+        StepShape {
+            compensable: self.compensation.is_some(),
+            local: matches!(self.action, Action::Local(_)),
+        }
+    }
+}
+
+/// One version of a saga type. Each saga records the version it started with and is always
+/// executed and compensated with that version's steps; a change to the steps is a new version
+/// beside the old one (see `docs/changing-a-saga.md`).
+#[async_trait::async_trait]
+pub trait SagaDefinition: Send + Sync + 'static {
+    /// The saga's data (stored as JSON in the saga row). Versions of one type share it; a version
+    /// that needs more adds fields with serde defaults.
+    type Data: Serialize + DeserializeOwned + Send + Sync + Clone + 'static;
+
+    /// Stored in `saga.saga_type`; engines claim only their own type.
+    fn saga_type(&self) -> &'static str;
+
+    /// This definition's version (1, 2, ...), stored with every saga it starts.
+    fn version(&self) -> u32;
+
+    /// The steps, in order.
+    fn steps(&self) -> &[Step<Self::Data>];
+
+    /// Runs in the transaction that marks the saga COMPENSATED: ends the saga's own state (e.g.
+    /// the order becomes CANCELLED with `reason`).
+    async fn on_compensated(
+        &self,
+        tx: &mut PgConnection,
+        info: &SagaInfo,
+        data: &Self::Data,
+        reason: &str,
+    ) -> Result<(), sqlx::Error>;
 }

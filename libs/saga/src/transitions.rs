@@ -12,70 +12,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use uuid::Uuid;
 
-use crate::engine::SagaError;
-
-/// One saga's new state, fenced on the claim of the execution that writes it.
-#[derive(Debug, Clone)]
-pub(crate) struct Transition {
-    pub id: Uuid,
-    pub claim: String,
-    pub status: &'static str,
-    pub data: serde_json::Value,
-    pub steps: serde_json::Value,
-    pub step_index: i32,
-    pub failure_reason: Option<String>,
-    pub next_attempt_at: DateTime<Utc>,
-    /// Terminal states drop the claim.
-    pub terminal: bool,
-}
-
-/// The statement for one transition (also what a transaction of a local step runs).
-pub(crate) const UPDATE_ONE: &str =
-    "UPDATE saga SET status = $3, data = $4, steps = $5, step_index = $6, failure_reason = $7,
-            next_attempt_at = $8,
-            locked_by = CASE WHEN $9 THEN NULL ELSE locked_by END,
-            locked_until = CASE WHEN $9 THEN NULL ELSE greatest(now(), $8) + make_interval(secs => $10) END,
-            updated_at = now()
-     WHERE id = $1 AND locked_by = $2";
-
-/// The same for many sagas: one row of `unnest` per transition, each fenced on its own claim; the
-/// ids it returns are the rows it wrote.
-const UPDATE_MANY: &str = "UPDATE saga s SET status = t.status, data = t.data, steps = t.steps, step_index = t.step_index,
-            failure_reason = t.failure_reason, next_attempt_at = t.next_attempt_at,
-            locked_by = CASE WHEN t.terminal THEN NULL ELSE s.locked_by END,
-            locked_until = CASE WHEN t.terminal THEN NULL
-                                ELSE greatest(now(), t.next_attempt_at) + make_interval(secs => $10) END,
-            updated_at = now()
-     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::int4[], $7::text[],
-                 $8::timestamptz[], $9::bool[])
-          AS t(id, claim, status, data, steps, step_index, failure_reason, next_attempt_at, terminal)
-     WHERE s.id = t.id AND s.locked_by = t.claim
-     RETURNING s.id";
-
-impl Transition {
-    /// Binds the parameters of [`UPDATE_ONE`].
-    pub(crate) fn bind_one(
-        &self,
-        lease: Duration,
-    ) -> sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments> {
-        sqlx::query(UPDATE_ONE)
-            .bind(self.id)
-            .bind(&self.claim)
-            .bind(self.status)
-            .bind(&self.data)
-            .bind(&self.steps)
-            .bind(self.step_index)
-            .bind(&self.failure_reason)
-            .bind(self.next_attempt_at)
-            .bind(self.terminal)
-            .bind(lease.as_secs_f64())
-    }
-}
+use crate::error::SagaError;
+use crate::store::{Transition, statement_many};
 
 struct Pending {
     transition: Transition,
@@ -185,8 +127,12 @@ async fn write_one(
     statements: &AtomicU64,
 ) -> Result<bool, SagaError> {
     statements.fetch_add(1, Ordering::Relaxed);
-    let done = transition.bind_one(lease).execute(pool).await?;
-    Ok(done.rows_affected() > 0)
+    let written = transition
+        .clone()
+        .statement(lease)?
+        .fetch_optional(pool)
+        .await?;
+    Ok(written.is_some())
 }
 
 /// Writes `batch` in one statement and answers each transition. If the statement fails, each
@@ -226,21 +172,11 @@ async fn write_many(
     statements: &AtomicU64,
 ) -> Result<HashSet<Uuid>, sqlx::Error> {
     statements.fetch_add(1, Ordering::Relaxed);
-    let t = || batch.iter().map(|p| &p.transition);
-    let ids: Vec<Uuid> = sqlx::query_scalar(UPDATE_MANY)
-        .bind(t().map(|t| t.id).collect::<Vec<_>>())
-        .bind(t().map(|t| t.claim.as_str()).collect::<Vec<_>>())
-        .bind(t().map(|t| t.status).collect::<Vec<_>>())
-        .bind(t().map(|t| &t.data).collect::<Vec<_>>())
-        .bind(t().map(|t| &t.steps).collect::<Vec<_>>())
-        .bind(t().map(|t| t.step_index).collect::<Vec<_>>())
-        .bind(t().map(|t| t.failure_reason.as_deref()).collect::<Vec<_>>())
-        .bind(t().map(|t| t.next_attempt_at).collect::<Vec<_>>())
-        .bind(t().map(|t| t.terminal).collect::<Vec<_>>())
-        .bind(lease.as_secs_f64())
-        .fetch_all(pool)
-        .await?;
-    Ok(ids.into_iter().collect())
+    let transitions: Vec<&Transition> = batch.iter().map(|p| &p.transition).collect();
+    let rows = statement_many(&transitions, lease)?.fetch_all(pool).await?;
+    rows.iter()
+        .map(|r| sqlx::Row::try_get::<Uuid, _>(r, "id"))
+        .collect()
 }
 
 #[cfg(test)]
@@ -249,14 +185,9 @@ mod tests {
     use super::*;
     use longship_testkit::TestDb;
 
-    const SCHEMA: &str = include_str!("../../../migrations/order/0001_init.sql");
-
     /// `n` running sagas, the i-th claimed as `claim-i`.
     async fn sagas(db: &TestDb, n: usize) -> Vec<Uuid> {
-        sqlx::raw_sql(SCHEMA)
-            .execute(db.pool())
-            .await
-            .expect("schema");
+        db.apply(&[&longship_tenant::SCHEMA, &crate::SCHEMA]).await;
         let mut ids = Vec::new();
         for i in 0..n {
             let id = Uuid::now_v7();
@@ -293,8 +224,17 @@ mod tests {
             steps: serde_json::json!([{ "name": "a" }]),
             step_index,
             failure_reason: None,
-            next_attempt_at: Utc::now(),
+            next_attempt_at: chrono::Utc::now(),
             terminal: status == "COMPLETED",
+            current_step: Some("a".into()),
+            attempts: 1,
+            last_error: None,
+            history: vec![crate::domain::HistoryEvent {
+                state: crate::domain::HistoryState::Succeeded,
+                step: Some("a".into()),
+                attempt: Some(1),
+                error: None,
+            }],
         }
     }
 

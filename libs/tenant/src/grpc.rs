@@ -36,14 +36,17 @@ fn invalid() -> Status {
     ))
 }
 
-/// The tenant a server handler runs for. Call on requests that passed [`require_tenant`]; it reads the
-/// extension, or the metadata again when the interceptor was not installed.
+/// The tenant a server handler runs for, recorded on the current span (`tenant_id`). Call on
+/// requests that passed [`require_tenant`]; it reads the extension, or the metadata again when the
+/// interceptor was not installed.
 #[allow(clippy::result_large_err)] // reason: tonic's Status is the error type of every handler
 pub fn tenant_of<T>(request: &Request<T>) -> Result<TenantId, Status> {
-    match request.extensions().get::<TenantId>() {
-        Some(t) => Ok(t.clone()),
-        None => tenant_from_metadata(request.metadata()),
-    }
+    let tenant = match request.extensions().get::<TenantId>() {
+        Some(t) => t.clone(),
+        None => tenant_from_metadata(request.metadata())?,
+    };
+    tracing::Span::current().record("tenant_id", tenant.as_str());
+    Ok(tenant)
 }
 
 /// Adds `x-tenant-id` to an outgoing request.

@@ -2,7 +2,8 @@
 //! authenticated over HTTP ([`Authenticator`], the [`Tenant`] axum extractor; admins by the [`Admin`]
 //! extractor), carried over gRPC
 //! ([`grpc`] interceptors, `x-tenant-id`) and NATS ([`nats`] header `Tenant-Id`), and how it reaches
-//! Postgres row-level security ([`begin`] opens a transaction with `app.tenant_id` set).
+//! Postgres row-level security ([`begin`] opens a transaction with `app.tenant_id` set; [`SCHEMA`]
+//! creates the non-owner role the services run as, so that security applies to them).
 
 mod admin;
 mod auth;
@@ -19,3 +20,9 @@ pub use auth::{
 };
 pub use id::{InvalidTenantId, TenantId};
 pub use sql::{begin, begin_then, set_tenant};
+
+/// The role the services' connections run as (`longship_app`: owns no table, so row-level security
+/// applies), created in every service database before anything else.
+pub static SCHEMA: longship_sql::Schema = longship_sql::Schema::new("tenant", &MIGRATOR);
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

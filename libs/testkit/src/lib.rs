@@ -1,4 +1,6 @@
-//! Real infrastructure for tests: a fresh, migrated Postgres database per test ([`TestDb`]) and an
+//! Real infrastructure for tests, and any service started on it: [`TestApp`] runs a service
+//! in-process on port 0 with typed clients, [`eventually`] polls, [`assert_status`] checks gRPC
+//! answers. The infrastructure: a fresh, migrated Postgres database per test ([`TestDb`]) and an
 //! isolated NATS namespace per test ([`TestNats`]), and a fault-injecting TCP proxy ([`FaultProxy`])
 //! to put between code under test and either of them. [`browser`] runs the real-browser tests of
 //! `tests/browser/` against a service started in-process.
@@ -8,6 +10,7 @@
 //! containers started with testcontainers when a Docker engine is reachable. When none answers the
 //! test fails with one message saying what to start: tests never skip silently.
 
+mod app;
 pub mod browser;
 mod http;
 mod infra;
@@ -16,6 +19,9 @@ mod nats;
 mod postgres;
 pub mod proxy;
 
+pub use app::{
+    TEST_JWT_SECRET, TEST_TENANT, TestApp, TestAppBuilder, assert_status, error_code, eventually,
+};
 pub use http::{HttpClient, HttpResponse};
 pub use nats::TestNats;
 pub use postgres::TestDb;

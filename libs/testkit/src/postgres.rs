@@ -64,6 +64,18 @@ impl TestDb {
         db
     }
 
+    /// Applies library schemas (e.g. `longship_tenant::SCHEMA`, `longship_messaging::SCHEMA`), in
+    /// order, as the owner: what a library's own tests need instead of a service's migrations.
+    pub async fn apply(&self, schemas: &[&longship_sql::Schema]) {
+        let mut conn =
+            self.pool.acquire().await.unwrap_or_else(|e| {
+                fail(&format!("connecting to test database {}: {e}", self.name))
+            });
+        longship_sql::apply_all(&mut conn, schemas)
+            .await
+            .unwrap_or_else(|e| fail(&format!("applying schemas to {}: {e}", self.name)));
+    }
+
     /// A pool connected as the admin (owner) user.
     pub fn pool(&self) -> &PgPool {
         &self.pool

@@ -1,15 +1,14 @@
-//! Inventory configuration: the platform's common settings plus the reservation safety net.
+//! The inventory service's own settings: the reservation safety net (the settings every service
+//! has are `longship_runtime::CommonConfig`).
 //!
 //! | variable | default | meaning |
 //! |---|---|---|
 //! | `RESERVATION_TTL_SECS` | 600 | how long an unconfirmed reservation holds stock (60-86400; must stay well above the saga deadline) |
 //! | `RESERVATION_SWEEP_INTERVAL_SECS` | 5 | how often expired reservations are released (1-3600) |
-//!
-//! plus everything in `longship_runtime::CommonConfig`.
 
 use std::time::Duration;
 
-use longship_runtime::{CommonConfig, ConfigError, Env, ServiceDefaults};
+use longship_runtime::{ConfigError, Env, ServiceDefaults};
 
 /// The contract's ports and database for inventory.
 pub const DEFAULTS: ServiceDefaults = ServiceDefaults {
@@ -23,11 +22,9 @@ pub const DEFAULTS: ServiceDefaults = ServiceDefaults {
 /// (30 s by default): otherwise a confirmed order could find its stock released.
 pub const MIN_RESERVATION_TTL_SECS: u64 = 60;
 
-/// The inventory service's settings.
+/// The inventory service's own settings.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Ports, database, NATS, auth, telemetry.
-    pub common: CommonConfig,
     /// How long a reservation holds stock unless committed or released. `from_env` refuses less
     /// than [`MIN_RESERVATION_TTL_SECS`]; tests may set a shorter value on the struct directly.
     pub reservation_ttl: Duration,
@@ -39,7 +36,6 @@ impl Config {
     /// Reads the configuration; the error names the variable at fault.
     pub fn from_env(env: &Env) -> Result<Config, ConfigError> {
         Ok(Config {
-            common: CommonConfig::from_env(env, DEFAULTS)?,
             reservation_ttl: env.secs_or(
                 "RESERVATION_TTL_SECS",
                 600,
@@ -66,9 +62,7 @@ mod tests {
     #[test]
     fn defaults_follow_the_contract() {
         let config = Config::from_env(&env(&[])).expect("config");
-        assert_eq!(config.common.http_addr.port(), 8081);
-        assert_eq!(config.common.grpc_addr.port(), 50052);
-        assert!(config.common.database.url.expose().ends_with("/inventory"));
+        assert_eq!((DEFAULTS.http_port, DEFAULTS.grpc_port), (8081, 50052));
         assert_eq!(config.reservation_ttl, Duration::from_secs(600));
         assert_eq!(config.sweep_interval, Duration::from_secs(5));
     }

@@ -1,17 +1,10 @@
-//! The events inventory publishes (payload types, schema version 1) and the `order_confirmed`
-//! consumer that commits reservations.
+//! The events inventory publishes (payload types, schema version 1) and the one it consumes.
 
 use chrono::{DateTime, Utc};
-use std::sync::Arc;
-
-use longship_messaging::{EventEnvelope, EventHandler, HandlerError};
 use serde::{Deserialize, Serialize};
-use sqlx::PgConnection;
-use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::domain::ReservedLine;
-use crate::store;
 
 /// Stock was reserved for an order (payload [`StockReserved`]).
 pub const STOCK_RESERVED: &str = "inventory.v1.stock_reserved";
@@ -23,8 +16,6 @@ pub const STOCK_COMMITTED: &str = "inventory.v1.stock_committed";
 pub const RESERVATION_EXPIRED: &str = "inventory.v1.reservation_expired";
 /// The order service confirmed an order.
 pub const ORDER_CONFIRMED: &str = "orders.v1.order_confirmed";
-/// The durable consumer committing stock on `order_confirmed`.
-pub const ORDER_CONFIRMED_CONSUMER: &str = "inventory-order-confirmed";
 
 /// Payload of `inventory.v1.stock_reserved`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,45 +64,4 @@ pub struct OrderConfirmed {
     pub total_cents: i64,
     /// The order's lines.
     pub items: Vec<OrderItem>,
-}
-
-/// Commits the order's reservation when the order service confirms the order.
-#[derive(Debug, Clone, Default)]
-pub struct CommitOnOrderConfirmed {
-    relay_wake: Option<Arc<Notify>>,
-}
-
-impl CommitOnOrderConfirmed {
-    /// The handler, waking the outbox relay (`OutboxRelay::waker`) after each commit: the event it
-    /// enqueues is published at once (the service's connections do not `NOTIFY`).
-    pub fn waking(relay_wake: Arc<Notify>) -> CommitOnOrderConfirmed {
-        CommitOnOrderConfirmed {
-            relay_wake: Some(relay_wake),
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl EventHandler for CommitOnOrderConfirmed {
-    fn after_commit(&self) {
-        if let Some(wake) = &self.relay_wake {
-            wake.notify_one();
-        }
-    }
-
-    async fn handle(
-        &self,
-        tx: &mut PgConnection,
-        event: &EventEnvelope,
-    ) -> Result<(), HandlerError> {
-        if event.event_type != ORDER_CONFIRMED {
-            return Ok(());
-        }
-        let confirmed: OrderConfirmed = event.payload()?;
-        let outcome = store::commit(tx, &event.tenant_id, confirmed.order_id)
-            .await
-            .map_err(|e| HandlerError(format!("{e}: {}", e.source_chain())))?;
-        tracing::info!(order_id = %confirmed.order_id, outcome = outcome.as_str(), "order confirmed: stock commit");
-        Ok(())
-    }
 }

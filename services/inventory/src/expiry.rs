@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use longship_errors::Error;
-use longship_messaging::OutboxRelay;
+use longship_messaging::RelayWake;
 use longship_runtime::CancellationToken;
 use longship_tenant::TenantId;
 use sqlx::PgPool;
@@ -19,13 +19,13 @@ const BATCH: i32 = 100;
 #[derive(Debug, Clone)]
 pub struct ExpirySweeper {
     pool: PgPool,
-    relay: OutboxRelay,
+    relay: RelayWake,
     interval: Duration,
 }
 
 impl ExpirySweeper {
     /// A sweeper over `pool`.
-    pub fn new(pool: PgPool, relay: OutboxRelay, interval: Duration) -> ExpirySweeper {
+    pub fn new(pool: PgPool, relay: RelayWake, interval: Duration) -> ExpirySweeper {
         ExpirySweeper {
             pool,
             relay,

@@ -1,65 +1,73 @@
-//! The gRPC adapter: `longship.inventory.v1.InventoryService` over the store, one tenant-scoped
-//! transaction per call.
+//! The gRPC adapter: `longship.inventory.v1.InventoryService` over the use cases. Business
+//! refusals carry a typed `RefusalDetail` beside their stable code, so the saga maps them without
+//! reading strings.
 
-use std::time::Duration;
+use std::sync::Arc;
 
-use longship_errors::{Error, FieldError};
-use longship_messaging::OutboxRelay;
+use longship_errors::{Error, ErrorCode};
 use longship_proto::inventory::v1 as pb;
 use longship_proto::inventory::v1::inventory_service_server::InventoryService;
 use longship_tenant::TenantId;
 use longship_tenant::grpc::tenant_of;
-use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::domain::{self, RequestedLine};
-use crate::store::{self, ReserveCommand};
+use crate::domain::{InventoryCode, RequestedLine};
+use crate::usecases::{ReserveOrder, Stock};
 
 /// The inventory gRPC service.
 #[derive(Debug, Clone)]
-pub struct InventoryGrpc {
-    pool: PgPool,
-    relay: OutboxRelay,
-    reservation_ttl: Duration,
+pub struct InventoryGrpc(pub Arc<Stock>);
+
+/// The typed refusal an error is, if it is one (every code is decided here: a new code must say).
+fn refusal(code: InventoryCode) -> Option<pb::Refusal> {
+    match code {
+        InventoryCode::UnknownSku => Some(pb::Refusal::UnknownSku),
+        InventoryCode::InsufficientStock => Some(pb::Refusal::InsufficientStock),
+        InventoryCode::CurrencyMismatch => Some(pb::Refusal::CurrencyMismatch),
+        InventoryCode::ReservationReleased => Some(pb::Refusal::ReservationReleased),
+        InventoryCode::ProductNotFound | InventoryCode::OnHandBelowReserved => None,
+    }
+}
+
+/// The status of an error, with its typed refusal attached when it is a business refusal.
+fn status(error: Error) -> Status {
+    let detail = InventoryCode::parse(error.code()).and_then(refusal);
+    let status = Status::from(error);
+    match detail {
+        Some(r) => longship_errors::with_refusal(status, &pb::RefusalDetail { refusal: r as i32 }),
+        None => status,
+    }
+}
+
+/// Parses the order id and records it on the call span.
+fn order_id(raw: &str) -> Result<Uuid, Error> {
+    let id = Uuid::parse_str(raw)
+        .map_err(|_| Error::invalid_field("order_id", "format", "must be a UUID"))?;
+    tracing::Span::current().record("order_id", raw);
+    Ok(id)
 }
 
 impl InventoryGrpc {
-    /// A service over `pool` that wakes `relay` after committing events.
-    pub fn new(pool: PgPool, relay: OutboxRelay, reservation_ttl: Duration) -> InventoryGrpc {
-        InventoryGrpc {
-            pool,
-            relay,
-            reservation_ttl,
-        }
-    }
-
     async fn reserve(
         &self,
         tenant: &TenantId,
-        request: pb::ReserveRequest,
+        r: pb::ReserveRequest,
     ) -> Result<pb::ReserveResponse, Error> {
-        let order_id = order_id(&request.order_id)?;
-        let lines: Vec<RequestedLine> = request
-            .lines
-            .iter()
-            .map(|l| RequestedLine {
-                sku: l.sku.clone(),
-                quantity: i64::from(l.quantity),
-            })
-            .collect();
-        domain::validate_reserve(&request.currency, &lines)?;
-        let command = ReserveCommand {
-            order_id,
-            idempotency_key: request.idempotency_key,
-            currency: request.currency,
-            lines,
-            ttl: self.reservation_ttl,
+        let order = ReserveOrder {
+            order_id: order_id(&r.order_id)?,
+            idempotency_key: r.idempotency_key,
+            currency: r.currency,
+            lines: r
+                .lines
+                .iter()
+                .map(|l| RequestedLine {
+                    sku: l.sku.clone(),
+                    quantity: i64::from(l.quantity),
+                })
+                .collect(),
         };
-        let mut tx = longship_tenant::begin(&self.pool, tenant).await?;
-        let reserved = store::reserve(&mut tx, tenant, &command).await?;
-        tx.commit().await?;
-        self.relay.wake();
+        let reserved = self.0.reserve(tenant, order).await?;
         Ok(pb::ReserveResponse {
             order_id: reserved.order_id.to_string(),
             currency: reserved.currency,
@@ -75,48 +83,8 @@ impl InventoryGrpc {
         })
     }
 
-    async fn release(
-        &self,
-        tenant: &TenantId,
-        request: pb::ReleaseRequest,
-    ) -> Result<pb::ReleaseResponse, Error> {
-        let order_id = order_id(&request.order_id)?;
-        let mut tx = longship_tenant::begin(&self.pool, tenant).await?;
-        let outcome = store::release(&mut tx, tenant, order_id).await?;
-        tx.commit().await?;
-        self.relay.wake();
-        Ok(pb::ReleaseResponse {
-            order_id: order_id.to_string(),
-            outcome: outcome.as_str().to_owned(),
-        })
-    }
-
-    async fn commit(
-        &self,
-        tenant: &TenantId,
-        request: pb::CommitRequest,
-    ) -> Result<pb::CommitResponse, Error> {
-        let order_id = order_id(&request.order_id)?;
-        let mut tx = longship_tenant::begin(&self.pool, tenant).await?;
-        let outcome = store::commit(&mut tx, tenant, order_id).await?;
-        tx.commit().await?;
-        self.relay.wake();
-        Ok(pb::CommitResponse {
-            order_id: order_id.to_string(),
-            outcome: outcome.as_str().to_owned(),
-        })
-    }
-
-    async fn get_product(
-        &self,
-        tenant: &TenantId,
-        request: pb::GetProductRequest,
-    ) -> Result<pb::Product, Error> {
-        let mut tx = longship_tenant::begin(&self.pool, tenant).await?;
-        let product = store::find_product(&mut tx, tenant, &request.sku).await?;
-        tx.commit().await?;
-        let product = product
-            .ok_or_else(|| Error::not_found("inventory.unknown_sku", "no product with this sku"))?;
+    async fn product(&self, tenant: &TenantId, sku: &str) -> Result<pb::Product, Error> {
+        let product = self.0.product(tenant, sku).await?;
         Ok(pb::Product {
             available: product.available(),
             sku: product.sku,
@@ -129,70 +97,53 @@ impl InventoryGrpc {
     }
 }
 
-/// The call's tenant, recorded on the call span.
-#[allow(clippy::result_large_err)] // reason: tonic's Status is the error type of every handler
-fn tenant<T>(request: &Request<T>) -> Result<TenantId, Status> {
-    let tenant = tenant_of(request)?;
-    tracing::Span::current().record("tenant_id", tenant.as_str());
-    Ok(tenant)
-}
-
-/// Parses the order id and records it on the call span.
-fn order_id(raw: &str) -> Result<Uuid, Error> {
-    let id = Uuid::parse_str(raw).map_err(|_| {
-        Error::validation(vec![FieldError::new(
-            "order_id",
-            "format",
-            "must be a UUID",
-        )])
-    })?;
-    tracing::Span::current().record("order_id", raw);
-    Ok(id)
-}
-
 #[tonic::async_trait]
 impl InventoryService for InventoryGrpc {
     async fn reserve(
         &self,
         request: Request<pb::ReserveRequest>,
     ) -> Result<Response<pb::ReserveResponse>, Status> {
-        let tenant = tenant(&request)?;
+        let tenant = tenant_of(&request)?;
         InventoryGrpc::reserve(self, &tenant, request.into_inner())
             .await
             .map(Response::new)
-            .map_err(Status::from)
+            .map_err(status)
     }
 
     async fn release(
         &self,
         request: Request<pb::ReleaseRequest>,
     ) -> Result<Response<pb::ReleaseResponse>, Status> {
-        let tenant = tenant(&request)?;
-        InventoryGrpc::release(self, &tenant, request.into_inner())
-            .await
-            .map(Response::new)
-            .map_err(Status::from)
+        let tenant = tenant_of(&request)?;
+        let id = order_id(&request.get_ref().order_id).map_err(status)?;
+        let outcome = self.0.release(&tenant, id).await.map_err(status)?;
+        Ok(Response::new(pb::ReleaseResponse {
+            order_id: id.to_string(),
+            outcome: outcome.as_str().to_owned(),
+        }))
     }
 
     async fn commit(
         &self,
         request: Request<pb::CommitRequest>,
     ) -> Result<Response<pb::CommitResponse>, Status> {
-        let tenant = tenant(&request)?;
-        InventoryGrpc::commit(self, &tenant, request.into_inner())
-            .await
-            .map(Response::new)
-            .map_err(Status::from)
+        let tenant = tenant_of(&request)?;
+        let id = order_id(&request.get_ref().order_id).map_err(status)?;
+        let outcome = self.0.commit(&tenant, id).await.map_err(status)?;
+        Ok(Response::new(pb::CommitResponse {
+            order_id: id.to_string(),
+            outcome: outcome.as_str().to_owned(),
+        }))
     }
 
     async fn get_product(
         &self,
         request: Request<pb::GetProductRequest>,
     ) -> Result<Response<pb::Product>, Status> {
-        let tenant = tenant(&request)?;
-        InventoryGrpc::get_product(self, &tenant, request.into_inner())
+        let tenant = tenant_of(&request)?;
+        self.product(&tenant, &request.get_ref().sku)
             .await
             .map(Response::new)
-            .map_err(Status::from)
+            .map_err(status)
     }
 }

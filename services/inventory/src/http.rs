@@ -1,16 +1,18 @@
 //! The HTTP adapter: `/v1/products` (ARCHITECTURE §5) and its OpenAPI document.
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
 use longship_errors::{Error, Json, Path, ProblemDetails};
 use longship_tenant::Tenant;
 use serde::{Deserialize, Serialize};
-use sqlx::PgPool;
 use utoipa::{OpenApi, ToSchema};
 
-use crate::domain::{self, ProductInput};
-use crate::store::{self, Product};
+use crate::domain::ProductInput;
+use crate::store::Product;
+use crate::usecases::Stock;
 
 /// The body of `PUT /v1/products/{sku}`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -23,8 +25,9 @@ pub struct PutProductRequest {
         pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
     )]
     pub name: String,
-    /// Unit price in the currency's minor unit (>= 0).
-    #[schema(example = 1250, minimum = 0)]
+    /// Unit price in the currency's minor unit (>= 1: a product that costs nothing could never be
+    /// paid for).
+    #[schema(example = 1250, minimum = 1)]
     pub price_cents: i64,
     /// ISO 4217 code (3 upper-case letters).
     #[schema(example = "USD", pattern = "^[A-Z]{3}$")]
@@ -80,10 +83,10 @@ impl From<Product> for ProductView {
 pub struct ApiDoc;
 
 /// The `/v1` routes.
-pub fn routes(pool: PgPool) -> Router {
+pub fn routes(stock: Arc<Stock>) -> Router {
     Router::new()
         .route("/v1/products/{sku}", get(get_product).put(put_product))
-        .with_state(pool)
+        .with_state(stock)
 }
 
 /// Creates or replaces a product, setting its stock on hand.
@@ -103,7 +106,7 @@ pub fn routes(pool: PgPool) -> Router {
     )
 )]
 async fn put_product(
-    State(pool): State<PgPool>,
+    State(stock): State<Arc<Stock>>,
     Tenant(tenant): Tenant,
     Path(sku): Path<String>,
     Json(body): Json<PutProductRequest>,
@@ -115,11 +118,7 @@ async fn put_product(
         currency: body.currency,
         on_hand: body.on_hand,
     };
-    domain::validate_product(&input)?;
-    let mut tx = longship_tenant::begin(&pool, &tenant).await?;
-    let product = store::upsert_product(&mut tx, &tenant, &input).await?;
-    tx.commit().await?;
-    Ok(Json(product.into()))
+    Ok(Json(stock.put_product(&tenant, input).await?.into()))
 }
 
 /// Reads a product and its stock.
@@ -135,14 +134,9 @@ async fn put_product(
     )
 )]
 async fn get_product(
-    State(pool): State<PgPool>,
+    State(stock): State<Arc<Stock>>,
     Tenant(tenant): Tenant,
     Path(sku): Path<String>,
 ) -> Result<Json<ProductView>, Error> {
-    let mut tx = longship_tenant::begin(&pool, &tenant).await?;
-    let product = store::find_product(&mut tx, &tenant, &sku).await?;
-    tx.commit().await?;
-    product
-        .map(|p| Json(p.into()))
-        .ok_or_else(|| Error::not_found("inventory.product_not_found", "no product with this sku"))
+    Ok(Json(stock.product(&tenant, &sku).await?.into()))
 }

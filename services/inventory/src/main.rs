@@ -1,40 +1,4 @@
-//! The inventory service binary: `inventory` serves, `inventory migrate` applies migrations and exits.
+//! The inventory service binary: `inventory` serves, `inventory migrate` applies the migrations
+//! and exits.
 
-use std::process::ExitCode;
-
-#[global_allocator]
-static ALLOC: longship_runtime::Allocator = longship_runtime::Allocator;
-
-#[tokio::main]
-async fn main() -> ExitCode {
-    let config = match inventory::Config::from_env(&longship_runtime::Env::process()) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("inventory: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let _telemetry = match longship_telemetry::init(&config.common.telemetry) {
-        Ok(g) => g,
-        Err(e) => {
-            eprintln!("inventory: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let shutdown = longship_runtime::shutdown::on_signal();
-    let result = match std::env::args().nth(1).as_deref() {
-        Some("migrate") => inventory::migrate(&config, &shutdown).await,
-        None | Some("serve") => inventory::run(config, shutdown).await,
-        Some(other) => Err(anyhow::anyhow!(
-            "unknown command {other:?} (use `serve` or `migrate`)"
-        )),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = %e, "inventory stopped");
-            eprintln!("inventory: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
+longship_runtime::service_main!(inventory::Inventory);

@@ -3,28 +3,29 @@
 //! one tenant; queries name the tenant as well. Product rows are always locked in sku order, after
 //! the reservation row, so concurrent reservations, releases and commits cannot deadlock.
 
-use std::sync::LazyLock;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use longship_errors::Error;
+use longship_errors::{Error, PlatformCode};
 use longship_messaging::OutboxRow;
+use longship_sql::{Binds, Placeholder};
 use longship_tenant::TenantId;
 use sqlx::PgConnection;
 use sqlx::types::Json;
 use uuid::Uuid;
 
 use crate::domain::{
-    self, CommitOutcome, ProductInput, ProductStock, ReleaseAction, ReleaseOutcome, ReleaseReason,
-    RequestedLine, ReservationStatus, ReservedLine, StockLevel,
+    self, CommitOutcome, InventoryCode, ProductInput, ProductStock, ReleaseAction, ReleaseOutcome,
+    ReleaseReason, RequestedLine, ReservationStatus, ReservedLine, StockLevel,
 };
 use crate::events;
 
 fn on_hand_below_reserved() -> Error {
-    Error::conflict(
-        "inventory.on_hand_below_reserved",
-        "on_hand cannot be set below the units currently reserved",
-    )
+    Error::from_code(InventoryCode::OnHandBelowReserved)
+}
+
+fn outbox(e: longship_messaging::OutboxError) -> Error {
+    Error::internal(e)
 }
 
 /// Named constraints and the client errors they mean.
@@ -213,27 +214,25 @@ pub async fn reserve(
         lines: planned.clone(),
         expires_at,
     };
-    let event = OutboxRow::new(events::STOCK_RESERVED, tenant, &payload).map_err(db_error)?;
-    static RESERVE: LazyLock<String> = LazyLock::new(|| {
-        format!(
-            "WITH held AS (
-                 UPDATE products p SET reserved = p.reserved + ({QUANTITY}), updated_at = now()
-                 WHERE p.tenant_id = $1 AND p.sku = ANY($2::text[])
-             ), event AS ({})
-             UPDATE reservations SET lines = $5, updated_at = now() WHERE tenant_id = $1 AND order_id = $4",
-            OutboxRow::insert_sql(6)
-        )
-    });
+    let event = OutboxRow::new(events::STOCK_RESERVED, tenant, &payload).map_err(outbox)?;
     // the plan keeps the request's lines in order, so `skus` pairs with these quantities
     let quantities: Vec<i64> = planned.iter().map(|l| l.quantity).collect();
-    let query = sqlx::query(sqlx::AssertSqlSafe(RESERVE.as_str()))
-        .bind(tenant.as_str())
-        .bind(&skus)
-        .bind(&quantities)
-        .bind(command.order_id)
-        .bind(Json(&planned));
-    event
-        .execute_with(query, &mut *conn)
+    let mut b = Binds::new();
+    let (t, sku_list, amounts) = (b.push(tenant.as_str()), b.push(&skus), b.push(&quantities));
+    let sql = format!(
+        "WITH held AS (
+             UPDATE products p SET reserved = p.reserved + ({}), updated_at = now()
+             WHERE p.tenant_id = {t} AND p.sku = ANY({sku_list}::text[])
+         ), event AS ({})
+         UPDATE reservations SET lines = {}, updated_at = now() WHERE tenant_id = {t} AND order_id = {}",
+        quantity(sku_list, amounts),
+        event.insert(&mut b),
+        b.push(Json(&planned)),
+        b.push(command.order_id),
+    );
+    b.query(sql)
+        .map_err(db_error)?
+        .execute(&mut *conn)
         .await
         .map_err(db_error)?;
     Ok(Reserved {
@@ -278,9 +277,8 @@ pub async fn release(
             }
         }
     }
-    Err(Error::new(
-        longship_errors::Kind::Unavailable,
-        "service.retry",
+    Err(Error::coded(
+        PlatformCode::Retry,
         "a concurrent update conflicted, retry",
     ))
 }
@@ -457,8 +455,12 @@ impl From<StockRow> for ProductStock {
 }
 
 /// The quantity of the updated product's sku, from the statement's `$2` (skus) and `$3`
-/// (quantities); the rows updated are `tenant_id = $1 AND sku = ANY($2)`, locked before.
-const QUANTITY: &str = "SELECT u.quantity FROM unnest($2::text[], $3::bigint[]) AS u(sku, quantity) WHERE u.sku = p.sku";
+/// (quantities); the rows updated are those of `skus`, locked before.
+fn quantity(skus: Placeholder, quantities: Placeholder) -> String {
+    format!(
+        "SELECT u.quantity FROM unnest({skus}::text[], {quantities}::bigint[]) AS u(sku, quantity) WHERE u.sku = p.sku"
+    )
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum StockMove {
@@ -492,40 +494,29 @@ async fn return_stock(
         order_id,
         lines: lines.to_vec(),
     };
-    let event = OutboxRow::new(event_type, tenant, &payload).map_err(db_error)?;
-    static RELEASE: LazyLock<String> = LazyLock::new(|| {
-        format!(
-            "WITH moved AS (
-                 UPDATE products p SET reserved = p.reserved - ({QUANTITY}), updated_at = now()
-                 WHERE p.tenant_id = $1 AND p.sku = ANY($2::text[])
-             ), event AS ({})
-             UPDATE reservations SET status = $5, updated_at = now() WHERE tenant_id = $1 AND order_id = $4",
-            OutboxRow::insert_sql(6)
-        )
-    });
-    static COMMIT: LazyLock<String> = LazyLock::new(|| {
-        format!(
-            "WITH moved AS (
-                 UPDATE products p SET on_hand = p.on_hand - ({QUANTITY}), reserved = p.reserved - ({QUANTITY}),
-                        updated_at = now()
-                 WHERE p.tenant_id = $1 AND p.sku = ANY($2::text[])
-             ), event AS ({})
-             UPDATE reservations SET status = $5, updated_at = now() WHERE tenant_id = $1 AND order_id = $4",
-            OutboxRow::insert_sql(6)
-        )
-    });
-    let sql = match movement {
-        StockMove::Release => RELEASE.as_str(),
-        StockMove::Commit => COMMIT.as_str(),
+    let event = OutboxRow::new(event_type, tenant, &payload).map_err(outbox)?;
+    let mut b = Binds::new();
+    let (t, sku_list, amounts) = (b.push(tenant.as_str()), b.push(&skus), b.push(&quantities));
+    let moved = quantity(sku_list, amounts);
+    let counters = match movement {
+        StockMove::Release => format!("reserved = p.reserved - ({moved})"),
+        StockMove::Commit => {
+            format!("on_hand = p.on_hand - ({moved}), reserved = p.reserved - ({moved})")
+        }
     };
-    let query = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(tenant.as_str())
-        .bind(&skus)
-        .bind(&quantities)
-        .bind(order_id)
-        .bind(next.as_str());
-    event
-        .execute_with(query, &mut *conn)
+    let sql = format!(
+        "WITH moved AS (
+             UPDATE products p SET {counters}, updated_at = now()
+             WHERE p.tenant_id = {t} AND p.sku = ANY({sku_list}::text[])
+         ), event AS ({})
+         UPDATE reservations SET status = {}, updated_at = now() WHERE tenant_id = {t} AND order_id = {}",
+        event.insert(&mut b),
+        b.push(next.as_str()),
+        b.push(order_id),
+    );
+    b.query(sql)
+        .map_err(db_error)?
+        .execute(&mut *conn)
         .await
         .map_err(db_error)?;
     Ok(())

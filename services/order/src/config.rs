@@ -1,9 +1,20 @@
-//! The order service's configuration: the common settings plus its peers and saga tuning.
+//! The order service's own settings: its peers and the saga's tuning (the settings every service
+//! has are `longship_runtime::CommonConfig`).
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `INVENTORY_GRPC_URL` | `http://127.0.0.1:50052` | inventory's gRPC endpoint |
+//! | `PAYMENT_GRPC_URL` | `http://127.0.0.1:50053` | payment's gRPC endpoint |
+//! | `SAGA_DEADLINE_SECS` | 30 | an order not finished by then is cancelled with reason `timeout` (1-3600) |
+//! | `SAGA_LEASE_SECS` | 30 | how long a dead replica's sagas wait before another resumes them (1-3600) |
+//! | `SAGA_STEP_TIMEOUT_MS` | 5000 | timeout of one call to inventory or payment (100-600000, at most half the lease) |
+//! | `SAGA_WORKER_CONCURRENCY` | 512 | sagas one replica executes at once (1-100000) |
+//! | `SAGA_START_VERSION` | newest | the place-order version new orders start on (hold the old one during a rolling deploy) |
 
 use std::time::Duration;
 
-use longship_runtime::config::ConfigError;
-use longship_runtime::{CommonConfig, Env, ServiceDefaults};
+use longship_runtime::{ConfigError, Env, ServiceDefaults};
+use longship_saga::EngineConfig;
 
 /// Defaults from the contract (ARCHITECTURE.md section 3).
 pub const DEFAULTS: ServiceDefaults = ServiceDefaults {
@@ -13,11 +24,9 @@ pub const DEFAULTS: ServiceDefaults = ServiceDefaults {
     database: "orders",
 };
 
-/// Order service configuration.
+/// The order service's own settings.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Settings every service has.
-    pub common: CommonConfig,
     /// `INVENTORY_GRPC_URL`.
     pub inventory_url: String,
     /// `PAYMENT_GRPC_URL`.
@@ -30,27 +39,15 @@ pub struct Config {
     pub step_timeout: Duration,
     /// `SAGA_WORKER_CONCURRENCY`: sagas one replica executes at once.
     pub saga_concurrency: usize,
+    /// `SAGA_START_VERSION`: the version new orders' sagas start on (`None`: the newest).
+    pub saga_start_version: Option<u32>,
 }
 
 impl Config {
-    /// Reads the configuration.
+    /// Reads the settings; the error names the variable at fault.
     pub fn from_env(env: &Env) -> Result<Config, ConfigError> {
-        let common = CommonConfig::from_env(env, DEFAULTS)?;
-        let url = |key: &str, default: &str| -> Result<String, ConfigError> {
-            let value = env.get(key).unwrap_or_else(|| default.to_owned());
-            if value.starts_with("http://") || value.starts_with("https://") {
-                Ok(value)
-            } else {
-                Err(ConfigError {
-                    variable: key.into(),
-                    value,
-                    reason: "must be an http:// or https:// URL".into(),
-                })
-            }
-        };
-        let saga_deadline = env.secs_or("SAGA_DEADLINE_SECS", 30, 1, 3600)?;
-        let step_timeout = Duration::from_millis(env.parse_or("SAGA_STEP_TIMEOUT_MS", 5000u64)?);
         let saga_lease = env.secs_or("SAGA_LEASE_SECS", 30, 1, 3600)?;
+        let step_timeout = env.millis_or("SAGA_STEP_TIMEOUT_MS", 5000, 100, 600_000)?;
         if step_timeout * 2 > saga_lease {
             return Err(ConfigError {
                 variable: "SAGA_STEP_TIMEOUT_MS".into(),
@@ -59,14 +56,79 @@ impl Config {
                     .into(),
             });
         }
+        let saga_start_version = match env.get("SAGA_START_VERSION") {
+            None => None,
+            Some(_) => {
+                Some(env.within_or("SAGA_START_VERSION", 1, (1, 1000), "(a version)")? as u32)
+            }
+        };
         Ok(Config {
-            common,
-            inventory_url: url("INVENTORY_GRPC_URL", "http://127.0.0.1:50052")?,
-            payment_url: url("PAYMENT_GRPC_URL", "http://127.0.0.1:50053")?,
-            saga_deadline,
+            inventory_url: url(env, "INVENTORY_GRPC_URL", "http://127.0.0.1:50052")?,
+            payment_url: url(env, "PAYMENT_GRPC_URL", "http://127.0.0.1:50053")?,
+            saga_deadline: env.secs_or("SAGA_DEADLINE_SECS", 30, 1, 3600)?,
             saga_lease,
             step_timeout,
-            saga_concurrency: env.parse_or("SAGA_WORKER_CONCURRENCY", 512)?,
+            saga_concurrency: env.within_or(
+                "SAGA_WORKER_CONCURRENCY",
+                512,
+                (1, 100_000),
+                "sagas",
+            )? as usize,
+            saga_start_version,
         })
+    }
+
+    /// The saga engine's tuning.
+    pub fn engine(&self) -> EngineConfig {
+        EngineConfig {
+            deadline: self.saga_deadline,
+            lease: self.saga_lease,
+            step_timeout: self.step_timeout,
+            concurrency: self.saga_concurrency,
+            ..EngineConfig::default()
+        }
+    }
+}
+
+fn url(env: &Env, key: &str, default: &str) -> Result<String, ConfigError> {
+    let value = env.get(key).unwrap_or_else(|| default.to_owned());
+    if value.starts_with("http://") || value.starts_with("https://") {
+        Ok(value)
+    } else {
+        Err(ConfigError {
+            variable: key.into(),
+            value,
+            reason: "must be an http:// or https:// URL".into(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_bad_values() {
+        let config = Config::from_env(&Env::from_pairs([("X", "1")])).expect("defaults");
+        assert_eq!(config.step_timeout, Duration::from_millis(5000));
+        assert_eq!(
+            (config.saga_concurrency, config.saga_start_version),
+            (512, None)
+        );
+        for (key, value) in [
+            ("SAGA_STEP_TIMEOUT_MS", "20000"),
+            ("SAGA_STEP_TIMEOUT_MS", "5"),
+            ("SAGA_STEP_TIMEOUT_MS", "x"),
+            ("SAGA_WORKER_CONCURRENCY", "0"),
+            ("SAGA_WORKER_CONCURRENCY", "200000"),
+            ("SAGA_START_VERSION", "0"),
+            ("INVENTORY_GRPC_URL", "ftp://x"),
+            ("SAGA_DEADLINE_SECS", "0"),
+        ] {
+            let err = Config::from_env(&Env::from_pairs([(key, value)])).expect_err(key);
+            assert_eq!(err.variable, key, "{key}={value}: {err}");
+        }
+        let config = Config::from_env(&Env::from_pairs([("SAGA_START_VERSION", "1")])).expect("v1");
+        assert_eq!(config.saga_start_version, Some(1));
     }
 }

@@ -1,10 +1,81 @@
-//! Order rules with no I/O: request validation, the idempotency fingerprint, and how participants'
-//! refusals become an order's failure reason.
+//! Order rules with no I/O: what an order is made of, request validation, the idempotency
+//! fingerprint, totals, why an order fails, and the service's error codes.
 
 use longship_errors::FieldError;
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 use utoipa::ToSchema;
+
+longship_errors::error_codes! {
+    /// The order service's own error codes (the platform's are `longship_errors::PlatformCode`).
+    pub enum OrderCode in "order" {
+        /// Unknown order.
+        NotFound = ("order.not_found", NotFound, "no order with this id for this tenant"),
+        /// Key reuse.
+        IdempotencyKeyReused = ("idempotency_key_reused", Validation, "this Idempotency-Key was used with a different request body"),
+        /// Bad key.
+        InvalidIdempotencyKey = ("request.invalid_idempotency_key", BadRequest, "Idempotency-Key must be 1-255 printable ASCII characters"),
+        /// Bad gRPC id.
+        InvalidId = ("request.invalid_id", BadRequest, "the order id must be a UUID"),
+    }
+}
+
+/// Why an order was cancelled (`failure_reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureReason {
+    /// A line asked for more than was available.
+    InsufficientStock,
+    /// A sku is not in the catalogue.
+    UnknownSku,
+    /// The payment was declined (insufficient funds, no account).
+    PaymentDeclined,
+    /// A product or the account is in another currency than the order.
+    CurrencyMismatch,
+    /// The saga did not finish by its deadline.
+    Timeout,
+    /// An operator cancelled it.
+    OperatorCancelled,
+    /// The total cannot be represented (quantity x unit price overflows).
+    AmountOutOfRange,
+}
+
+impl FailureReason {
+    /// Every reason.
+    pub const ALL: [FailureReason; 7] = [
+        FailureReason::InsufficientStock,
+        FailureReason::UnknownSku,
+        FailureReason::PaymentDeclined,
+        FailureReason::CurrencyMismatch,
+        FailureReason::Timeout,
+        FailureReason::OperatorCancelled,
+        FailureReason::AmountOutOfRange,
+    ];
+
+    /// The stored and shown text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureReason::InsufficientStock => "insufficient_stock",
+            FailureReason::UnknownSku => "unknown_sku",
+            FailureReason::PaymentDeclined => "payment_declined",
+            FailureReason::CurrencyMismatch => "currency_mismatch",
+            FailureReason::Timeout => "timeout",
+            FailureReason::OperatorCancelled => "operator_cancelled",
+            FailureReason::AmountOutOfRange => "amount_out_of_range",
+        }
+    }
+}
+
+/// An order line as stored, published and shown (prices filled in once stock is reserved).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = OrderItem)]
+pub struct OrderLine {
+    /// The sku.
+    pub sku: String,
+    /// Quantity.
+    pub quantity: u32,
+    /// Price per unit in minor units; null until stock is reserved.
+    pub unit_price_cents: Option<i64>,
+}
 
 /// Most items in one order.
 pub const MAX_ITEMS: usize = 100;
@@ -117,18 +188,6 @@ pub fn fingerprint(request: &PlaceOrderRequest) -> String {
     hex::encode(sha2::Sha256::digest(&canonical))
 }
 
-/// The failure reason an order gets from a participant's error code.
-pub fn failure_reason(code: &str, step: &str) -> &'static str {
-    match code {
-        "inventory.unknown_sku" => "unknown_sku",
-        "inventory.insufficient_stock" => "insufficient_stock",
-        "inventory.currency_mismatch" | "payment.currency_mismatch" => "currency_mismatch",
-        "inventory.reservation_released" | "payment.voided" => "timeout",
-        _ if step == "AuthorizePayment" => "payment_declined",
-        _ => "insufficient_stock",
-    }
-}
-
 /// Sum of quantity x unit price, refusing overflow.
 pub fn total_cents(lines: &[(u32, i64)]) -> Option<i64> {
     lines.iter().try_fold(0i64, |acc, (q, price)| {
@@ -217,19 +276,24 @@ mod tests {
     }
 
     #[test]
-    fn reasons() {
-        assert_eq!(
-            failure_reason("inventory.unknown_sku", "ReserveStock"),
-            "unknown_sku"
-        );
-        assert_eq!(
-            failure_reason("payment.declined", "AuthorizePayment"),
-            "payment_declined"
-        );
-        assert_eq!(
-            failure_reason("payment.currency_mismatch", "AuthorizePayment"),
-            "currency_mismatch"
-        );
+    fn the_codes_are_in_the_catalogue() {
+        let catalogue = include_str!("../../../docs/errors.md");
+        if let Err(e) = longship_errors::check_catalogue::<OrderCode>(catalogue) {
+            panic!("{e}");
+        }
+    }
+
+    #[test]
+    fn reasons_are_the_stored_texts() {
+        let texts: Vec<&str> = FailureReason::ALL.iter().map(|r| r.as_str()).collect();
+        // the orders table's CHECK lists the same set (migrations/order/0001_init.sql)
+        let schema = include_str!("../../../migrations/order/0001_init.sql");
+        for text in texts {
+            assert!(
+                schema.contains(&format!("'{text}'")),
+                "{text} missing from the CHECK"
+            );
+        }
     }
 
     proptest! {

@@ -3,8 +3,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::saga::PlaceOrderData;
-use crate::store::OrderItem;
+use crate::domain::OrderLine;
 
 /// An order was accepted (PENDING).
 pub const ORDER_PLACED: &str = "orders.v1.order_placed";
@@ -23,7 +22,7 @@ pub struct OrderPlaced {
     /// Currency.
     pub currency: String,
     /// Lines (unpriced).
-    pub items: Vec<OrderItem>,
+    pub items: Vec<OrderLine>,
 }
 
 /// Payload of `orders.v1.order_confirmed`.
@@ -38,19 +37,7 @@ pub struct OrderConfirmed {
     /// Total captured.
     pub total_cents: i64,
     /// Priced lines.
-    pub items: Vec<OrderItem>,
-}
-
-impl From<&PlaceOrderData> for OrderConfirmed {
-    fn from(d: &PlaceOrderData) -> Self {
-        OrderConfirmed {
-            order_id: d.order_id,
-            customer_id: d.customer_id.clone(),
-            currency: d.currency.clone(),
-            total_cents: d.total_cents.unwrap_or(0),
-            items: d.items.clone(),
-        }
-    }
+    pub items: Vec<OrderLine>,
 }
 
 /// Payload of `orders.v1.order_cancelled`.

@@ -5,13 +5,13 @@ use longship_proto::order::v1::order_service_server::OrderService;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::app::SharedState;
-use crate::domain::{PlaceOrderRequest, RequestedItem};
-use crate::store::OrderView;
+use crate::api::OrderView;
+use crate::domain::{OrderCode, PlaceOrderRequest, RequestedItem};
+use crate::usecases::Orders;
 
 /// The gRPC adapter.
-#[derive(Clone)]
-pub struct OrderGrpc(pub SharedState);
+#[derive(Debug, Clone)]
+pub struct OrderGrpc(pub std::sync::Arc<Orders>);
 
 fn to_proto(order: OrderView) -> proto::Order {
     proto::Order {
@@ -63,12 +63,8 @@ impl OrderService for OrderGrpc {
         request: Request<proto::GetOrderRequest>,
     ) -> Result<Response<proto::Order>, Status> {
         let tenant = longship_tenant::grpc::tenant_of(&request)?;
-        let id = Uuid::parse_str(&request.get_ref().id).map_err(|_| {
-            Status::from(longship_errors::Error::bad_request(
-                "request.invalid_id",
-                "id must be a UUID",
-            ))
-        })?;
+        let id = Uuid::parse_str(&request.get_ref().id)
+            .map_err(|_| Status::from(longship_errors::Error::from_code(OrderCode::InvalidId)))?;
         Ok(Response::new(to_proto(
             self.0.get_order(&tenant, id).await?,
         )))

@@ -5,22 +5,24 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use longship_errors::{Error, FieldError, Json, Path, ProblemDetails, Query};
+use longship_errors::{Error, FieldError, Json, Path, PlatformCode, ProblemDetails, Query};
 use longship_tenant::Tenant;
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, OpenApi, ToSchema};
+use serde::Deserialize;
+use utoipa::{IntoParams, OpenApi};
 use uuid::Uuid;
 
-use crate::app::SharedState;
-use crate::domain::{PlaceOrderRequest, RequestedItem};
-use crate::store::{OrderItem, OrderView, SagaStepView, SagaView};
+use crate::api::{OrderPage, OrderView};
+use crate::domain::{OrderCode, OrderLine, PlaceOrderRequest, RequestedItem};
+use crate::usecases::Orders;
+
+type Shared = std::sync::Arc<Orders>;
 
 /// The OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Longship order service", description = "Place orders and follow their saga."),
     paths(place_order, get_order, list_orders),
-    components(schemas(PlaceOrderRequest, RequestedItem, OrderView, OrderItem, SagaView, SagaStepView, OrderPage, ProblemDetails, FieldError)),
+    components(schemas(PlaceOrderRequest, RequestedItem, OrderView, OrderLine, longship_saga::SagaView, longship_saga::SagaStepView, OrderPage, ProblemDetails, FieldError)),
     modifiers(&TenantSecurity)
 )]
 pub struct ApiDoc;
@@ -51,20 +53,11 @@ impl utoipa::Modify for TenantSecurity {
 }
 
 /// The `/v1` routes.
-pub fn routes(state: SharedState) -> Router {
+pub fn routes(state: Shared) -> Router {
     Router::new()
         .route("/v1/orders", get(list_orders).post(place_order))
         .route("/v1/orders/{id}", get(get_order))
         .with_state(state)
-}
-
-/// A page of orders.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct OrderPage {
-    /// Orders, newest first.
-    pub items: Vec<OrderView>,
-    /// Pass as `cursor` for the next page; null on the last page.
-    pub next_cursor: Option<String>,
 }
 
 /// Query of `GET /v1/orders`.
@@ -100,19 +93,17 @@ pub struct ListQuery {
     security(("bearer" = []), ("tenant_header" = []))
 )]
 pub async fn place_order(
-    State(state): State<SharedState>,
+    State(state): State<Shared>,
     Tenant(tenant): Tenant,
     headers: HeaderMap,
     Json(request): Json<PlaceOrderRequest>,
 ) -> Result<Response, Error> {
     let key = match headers.get("idempotency-key") {
         None => None,
-        Some(v) => Some(v.to_str().map_err(|_| {
-            Error::bad_request(
-                "request.invalid_idempotency_key",
-                "Idempotency-Key must be 1-255 printable ASCII characters",
-            )
-        })?),
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| Error::from_code(OrderCode::InvalidIdempotencyKey))?,
+        ),
     };
     let placed = state.place_order(&tenant, key, request).await?;
     let location = format!("/v1/orders/{}", placed.order.id);
@@ -136,7 +127,7 @@ pub async fn place_order(
     security(("bearer" = []), ("tenant_header" = []))
 )]
 pub async fn get_order(
-    State(state): State<SharedState>,
+    State(state): State<Shared>,
     Tenant(tenant): Tenant,
     Path(id): Path<Uuid>,
 ) -> Result<Json<OrderView>, Error> {
@@ -154,14 +145,14 @@ pub async fn get_order(
     security(("bearer" = []), ("tenant_header" = []))
 )]
 pub async fn list_orders(
-    State(state): State<SharedState>,
+    State(state): State<Shared>,
     Tenant(tenant): Tenant,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<OrderPage>, Error> {
     let limit = query.limit.unwrap_or(20);
     if !(1..=100).contains(&limit) {
-        return Err(Error::bad_request(
-            "request.invalid_query",
+        return Err(Error::coded(
+            PlatformCode::InvalidQuery,
             "limit must be 1-100",
         ));
     }
@@ -169,8 +160,8 @@ pub async fn list_orders(
         None | Some("") => None,
         Some(s @ ("PENDING" | "CONFIRMED" | "CANCELLED")) => Some(s),
         Some(_) => {
-            return Err(Error::bad_request(
-                "request.invalid_query",
+            return Err(Error::coded(
+                PlatformCode::InvalidQuery,
                 "status must be PENDING, CONFIRMED or CANCELLED",
             ));
         }
@@ -181,8 +172,8 @@ pub async fn list_orders(
             // only the hyphenated form this API issues (the documented pattern), not every UUID spelling
             let parsed = (c.len() == 36).then(|| Uuid::parse_str(c).ok()).flatten();
             Some(parsed.ok_or_else(|| {
-                Error::bad_request(
-                    "request.invalid_cursor",
+                Error::coded(
+                    PlatformCode::InvalidCursor,
                     "cursor is not one this API issued",
                 )
             })?)

@@ -1,31 +1,31 @@
 //! The order service: the public order API and the place-order saga that reserves stock, authorizes
 //! payment and confirms the order, or undoes what it did.
 //!
-//! Reads top-down: [`config`] -> [`App`] (wiring) -> `http` / `grpc` (adapters) -> `app` (use cases)
-//! -> `domain` (rules, no I/O) -> `store` (sqlx); `saga` defines the saga, `events` its events.
+//! Reads top-down: [`config`] -> [`Order`] (the wiring, below) -> `http` / `grpc` (adapters) ->
+//! [`usecases`] (one transaction each) -> [`domain`] (rules, no I/O) -> `store` (sqlx). [`saga`]
+//! is the place-order saga and [`participants`] its gRPC calls; [`events`] the payloads it
+//! publishes; [`api`] the views both adapters render.
 
-pub mod app;
+pub mod api;
 pub mod config;
 pub mod domain;
 pub mod events;
-pub mod grpc;
-pub mod http;
+mod grpc;
+mod http;
+pub mod participants;
 pub mod saga;
-pub mod store;
+mod store;
+pub mod usecases;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use longship_messaging::{Naming, StreamSpec, ensure_streams_with_retry};
+use longship_messaging::StreamSpec;
 use longship_proto::order::v1::order_service_server::OrderServiceServer;
-use longship_runtime::{CancellationToken, Platform};
-use longship_saga::{EngineConfig, SagaEngine};
+use longship_runtime::{ConfigError, Env, Service, ServiceDefaults, Shell, WireError};
+use longship_saga::{SagaDefinition, SagaEngine, SagaVersions};
 use utoipa::OpenApi;
 
 pub use config::Config;
-
-/// The service's migrations (`migrations/order`), embedded in the binary.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/order");
 
 /// The stream the order service produces.
 pub const STREAM: StreamSpec = StreamSpec {
@@ -33,96 +33,60 @@ pub const STREAM: StreamSpec = StreamSpec {
     subject_root: "orders",
 };
 
-/// A built order service: listeners bound, database migrated, not yet serving.
-pub struct App {
-    platform: Platform,
-    state: app::SharedState,
-    naming: Naming,
-}
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/order");
 
-impl App {
-    /// Builds the service (binds ports, migrates, prepares NATS streams).
-    pub async fn build(config: Config, shutdown: &CancellationToken) -> anyhow::Result<App> {
-        let platform = Platform::start(config.common.clone(), &MIGRATOR, shutdown).await?;
-        let naming = Naming::new(&config.common.nats.prefix);
-        let relay = platform.outbox_relay(&naming);
-        let participants = saga::Participants::connect_lazy(
+/// The order service.
+#[derive(Debug)]
+pub struct Order;
+
+impl Service for Order {
+    type Config = Config;
+    const DEFAULTS: ServiceDefaults = config::DEFAULTS;
+    const STREAMS: &'static [StreamSpec] = &[STREAM];
+
+    fn migrations() -> &'static sqlx::migrate::Migrator {
+        &MIGRATOR
+    }
+
+    fn schemas() -> &'static [&'static longship_sql::Schema] {
+        static SCHEMAS: [&longship_sql::Schema; 1] = [&longship_saga::SCHEMA];
+        &SCHEMAS
+    }
+
+    fn config(env: &Env) -> Result<Config, ConfigError> {
+        Config::from_env(env)
+    }
+
+    async fn wire(shell: &mut Shell, config: Config) -> Result<(), WireError> {
+        let participants = participants::Participants::connect_lazy(
             &config.inventory_url,
             &config.payment_url,
             config.step_timeout,
-        )
-        .map_err(|e| anyhow::anyhow!("INVENTORY_GRPC_URL / PAYMENT_GRPC_URL: {e}"))?;
-        let engine_config = EngineConfig {
-            deadline: config.saga_deadline,
-            lease: config.saga_lease,
-            step_timeout: config.step_timeout,
-            concurrency: config.saga_concurrency,
-            ..EngineConfig::default()
-        };
+        )?;
+        let definitions: Vec<Arc<dyn SagaDefinition<Data = saga::PlaceOrderData>>> =
+            vec![Arc::new(saga::PlaceOrderV1::new(participants))];
+        let mut versions = SagaVersions::new(definitions)?;
+        if let Some(version) = config.saga_start_version {
+            versions = versions.start_on(version)?;
+        }
         let sagas = SagaEngine::new(
-            platform.pool.clone(),
-            saga::PlaceOrderSaga::new(participants, relay.waker()),
-            engine_config,
-            shutdown.clone(),
+            shell.pool().clone(),
+            versions,
+            config.engine(),
+            shell.relay(),
+            shell.shutdown(),
         );
-        let state = Arc::new(app::AppState {
-            pool: platform.pool.clone(),
-            sagas,
-            relay,
-        });
-        Ok(App {
-            platform,
-            state,
-            naming,
-        })
-    }
-
-    /// The bound HTTP address.
-    pub fn http_addr(&self) -> std::io::Result<SocketAddr> {
-        self.platform.listeners.http_addr()
-    }
-
-    /// The bound gRPC address.
-    pub fn grpc_addr(&self) -> std::io::Result<SocketAddr> {
-        self.platform.listeners.grpc_addr()
-    }
-
-    /// Serves until `shutdown`, with the saga workers and the outbox relay in the background.
-    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let js = self.platform.jetstream.clone();
-        let naming = self.naming.clone();
-        // streams are created in the background so the service starts (not ready) while NATS is down
-        let streams = tokio::spawn({
-            let shutdown = shutdown.clone();
-            async move { ensure_streams_with_retry(&js, &naming, STREAM, &shutdown).await }
-        });
-        let relay = tokio::spawn(self.state.relay.clone().run(shutdown.clone()));
-        let sagas = self.state.sagas.clone();
-        let workers = tokio::spawn(async move { sagas.run().await });
-        let router = self.platform.http_router(
-            http::routes(Arc::clone(&self.state)),
-            http::ApiDoc::openapi(),
-        );
-        let grpc = tonic::service::Routes::new(OrderServiceServer::with_interceptor(
-            grpc::OrderGrpc(Arc::clone(&self.state)),
+        let orders = Arc::new(usecases::Orders::new(
+            shell.pool().clone(),
+            sagas.clone(),
+            shell.relay(),
+        ));
+        shell.api(http::routes(Arc::clone(&orders)), http::ApiDoc::openapi());
+        shell.grpc(OrderServiceServer::with_interceptor(
+            grpc::OrderGrpc(orders),
             longship_tenant::grpc::require_tenant,
         ));
-        self.platform.serve(router, grpc, shutdown).await?;
-        streams.abort();
-        let _ = workers.await;
-        let _ = relay.await;
+        shell.spawn("saga workers", async move { sagas.run().await });
         Ok(())
     }
-}
-
-/// Builds and runs the service until `shutdown`.
-pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    App::build(config, &shutdown).await?.run(shutdown).await
-}
-
-/// Applies the migrations and returns (`order migrate`, for Kubernetes init containers and jobs).
-pub async fn migrate(config: &Config, shutdown: &CancellationToken) -> anyhow::Result<()> {
-    longship_runtime::migrate_with_retry(&config.common, &MIGRATOR, shutdown).await?;
-    tracing::info!("migrations applied");
-    Ok(())
 }

@@ -1,25 +1,24 @@
-//! The place-order saga: ReserveStock -> AuthorizePayment -> ConfirmOrder, compensated by Release
-//! and Void. Participants are called over gRPC with the tenant, the trace context and an
-//! idempotency key derived from the saga id and step.
-
-use std::sync::Arc;
-use std::time::Duration;
+//! The place-order saga, version 1: ReserveStock -> AuthorizePayment -> ConfirmOrder, compensated
+//! by Release and Void. Participants are called over gRPC ([`crate::participants`]) with the
+//! tenant, the trace context and an idempotency key derived from the saga id and step.
 
 use longship_messaging::OutboxRow;
 use longship_proto::inventory::v1 as inv;
-use longship_proto::inventory::v1::inventory_service_client::InventoryServiceClient;
 use longship_proto::payment::v1 as pay;
-use longship_proto::payment::v1::payment_service_client::PaymentServiceClient;
-use longship_saga::{SagaDefinition, SagaInfo, Step, StepContext, StepError, StepKind};
+use longship_saga::{
+    Compensation, LocalAction, RemoteAction, SagaDefinition, SagaInfo, Step, StepContext, StepError,
+};
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
-use tokio::sync::Notify;
-use tonic::transport::Channel;
 use uuid::Uuid;
 
-use crate::domain;
+use crate::domain::{self, FailureReason, OrderLine};
 use crate::events;
-use crate::store::{self, OrderItem};
+use crate::participants::{self, Participants, request};
+use crate::store;
+
+/// The saga type of every version of the place-order saga.
+pub const SAGA_TYPE: &str = "place_order";
 
 /// The saga's data, stored as JSON in the saga row.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -31,81 +30,33 @@ pub struct PlaceOrderData {
     /// Currency.
     pub currency: String,
     /// Lines; prices filled in by ReserveStock.
-    pub items: Vec<OrderItem>,
+    pub items: Vec<OrderLine>,
     /// Total; set by ReserveStock.
     pub total_cents: Option<i64>,
 }
 
-/// gRPC clients of the participants (channels are cheap to clone and multiplex calls).
-#[derive(Debug, Clone)]
-pub struct Participants {
-    /// Inventory.
-    pub inventory: InventoryServiceClient<Channel>,
-    /// Payment.
-    pub payment: PaymentServiceClient<Channel>,
-}
-
-impl Participants {
-    /// Lazily connecting clients for the two URLs (calls fail transiently while a peer is down).
-    /// Host names are re-resolved every 15 s and calls spread over every address, so replicas
-    /// behind a headless Service share the load.
-    pub fn connect_lazy(
-        inventory_url: &str,
-        payment_url: &str,
-        timeout: Duration,
-    ) -> Result<Participants, String> {
-        let channel = |url: &str| {
-            longship_runtime::grpc::balanced_channel(
-                url,
-                Duration::from_secs(15),
-                move |endpoint| {
-                    endpoint
-                        .connect_timeout(Duration::from_secs(2))
-                        .timeout(timeout)
-                        .tcp_nodelay(true)
-                        .http2_keep_alive_interval(Duration::from_secs(30))
-                },
-            )
-        };
-        Ok(Participants {
-            inventory: InventoryServiceClient::new(channel(inventory_url)?),
-            payment: PaymentServiceClient::new(channel(payment_url)?),
-        })
-    }
-}
-
-fn request<T>(message: T, ctx: &StepContext) -> tonic::Request<T> {
-    let mut request = longship_tenant::grpc::with_tenant(tonic::Request::new(message), &ctx.tenant);
-    longship_telemetry::propagation::inject_grpc(&mut request);
-    request
-}
-
-/// Business refusals end the saga; everything else is retried until the deadline.
-fn classify(status: &tonic::Status, step: &str) -> StepError {
-    let err = longship_errors::status_to_error(status);
-    use longship_errors::Kind;
-    match err.kind() {
-        Kind::FailedPrecondition | Kind::NotFound | Kind::Validation | Kind::Conflict => {
-            StepError::Rejected {
-                reason: domain::failure_reason(err.code(), step).to_owned(),
-                message: format!("{}: {}", err.code(), err.message()),
-            }
+impl PlaceOrderData {
+    /// The `order_confirmed` payload.
+    fn confirmed(&self) -> events::OrderConfirmed {
+        events::OrderConfirmed {
+            order_id: self.order_id,
+            customer_id: self.customer_id.clone(),
+            currency: self.currency.clone(),
+            total_cents: self.total_cents.unwrap_or(0),
+            items: self.items.clone(),
         }
-        _ => StepError::Transient(format!("{}: {}", err.code(), err.message())),
     }
 }
 
 struct ReserveStock(Participants);
+struct ReleaseStock(Participants);
 struct AuthorizePayment(Participants);
+struct VoidPayment(Participants);
 struct ConfirmOrder;
 
 #[async_trait::async_trait]
-impl Step<PlaceOrderData> for ReserveStock {
-    fn name(&self) -> &'static str {
-        "ReserveStock"
-    }
-
-    async fn execute(&self, ctx: &StepContext, data: &mut PlaceOrderData) -> Result<(), StepError> {
+impl RemoteAction<PlaceOrderData> for ReserveStock {
+    async fn call(&self, ctx: &StepContext, data: &mut PlaceOrderData) -> Result<(), StepError> {
         let message = inv::ReserveRequest {
             order_id: data.order_id.to_string(),
             idempotency_key: ctx.idempotency_key.clone(),
@@ -119,15 +70,17 @@ impl Step<PlaceOrderData> for ReserveStock {
                 })
                 .collect(),
         };
-        let response = self
+        let reserved = self
             .0
             .inventory
             .clone()
             .reserve(request(message, ctx))
             .await
-            .map_err(|s| classify(&s, self.name()))?;
-        let reserved = response.into_inner();
+            .map_err(|s| participants::inventory_failure(&s))?
+            .into_inner();
         for item in &mut data.items {
+            // an answer without a line is repeated (same key, same answer) until the deadline,
+            // then compensated like any step whose outcome is unknown
             let line = reserved
                 .lines
                 .iter()
@@ -142,20 +95,19 @@ impl Step<PlaceOrderData> for ReserveStock {
             .iter()
             .map(|i| (i.quantity, i.unit_price_cents.unwrap_or(0)))
             .collect();
-        data.total_cents =
-            Some(
-                domain::total_cents(&lines).ok_or_else(|| StepError::Rejected {
-                    reason: "payment_declined".into(),
-                    message: "order total overflows".into(),
-                })?,
-            );
+        // the stock is reserved now: a total that cannot be represented aborts the saga, which
+        // compensates this step too (the reservation is released at once)
+        let total = domain::total_cents(&lines).ok_or_else(|| StepError::Abort {
+            reason: FailureReason::AmountOutOfRange.as_str().to_owned(),
+            message: "the order total overflows 64 bits".into(),
+        })?;
+        data.total_cents = Some(total);
         Ok(())
     }
+}
 
-    fn compensable(&self) -> bool {
-        true
-    }
-
+#[async_trait::async_trait]
+impl Compensation<PlaceOrderData> for ReleaseStock {
     async fn compensate(&self, ctx: &StepContext, data: &PlaceOrderData) -> Result<(), StepError> {
         let message = inv::ReleaseRequest {
             order_id: data.order_id.to_string(),
@@ -166,18 +118,14 @@ impl Step<PlaceOrderData> for ReserveStock {
             .clone()
             .release(request(message, ctx))
             .await
-            .map_err(|s| StepError::Transient(s.to_string()))?;
+            .map_err(|s| participants::compensation_failure(&s))?;
         Ok(())
     }
 }
 
 #[async_trait::async_trait]
-impl Step<PlaceOrderData> for AuthorizePayment {
-    fn name(&self) -> &'static str {
-        "AuthorizePayment"
-    }
-
-    async fn execute(&self, ctx: &StepContext, data: &mut PlaceOrderData) -> Result<(), StepError> {
+impl RemoteAction<PlaceOrderData> for AuthorizePayment {
+    async fn call(&self, ctx: &StepContext, data: &mut PlaceOrderData) -> Result<(), StepError> {
         let message = pay::AuthorizeRequest {
             order_id: data.order_id.to_string(),
             idempotency_key: ctx.idempotency_key.clone(),
@@ -190,14 +138,13 @@ impl Step<PlaceOrderData> for AuthorizePayment {
             .clone()
             .authorize(request(message, ctx))
             .await
-            .map_err(|s| classify(&s, self.name()))?;
+            .map_err(|s| participants::payment_failure(&s))?;
         Ok(())
     }
+}
 
-    fn compensable(&self) -> bool {
-        true
-    }
-
+#[async_trait::async_trait]
+impl Compensation<PlaceOrderData> for VoidPayment {
     async fn compensate(&self, ctx: &StepContext, data: &PlaceOrderData) -> Result<(), StepError> {
         let message = pay::VoidRequest {
             order_id: data.order_id.to_string(),
@@ -208,34 +155,22 @@ impl Step<PlaceOrderData> for AuthorizePayment {
             .clone()
             .void(request(message, ctx))
             .await
-            .map_err(|s| StepError::Transient(s.to_string()))?;
+            .map_err(|s| participants::compensation_failure(&s))?;
         Ok(())
     }
 }
 
 #[async_trait::async_trait]
-impl Step<PlaceOrderData> for ConfirmOrder {
-    fn name(&self) -> &'static str {
-        "ConfirmOrder"
-    }
-
-    fn kind(&self) -> StepKind {
-        StepKind::Local
-    }
-
-    async fn execute_local(
+impl LocalAction<PlaceOrderData> for ConfirmOrder {
+    async fn run(
         &self,
         ctx: &StepContext,
         tx: &mut PgConnection,
         data: &mut PlaceOrderData,
     ) -> Result<(), StepError> {
         let total = data.total_cents.unwrap_or(0);
-        let event = OutboxRow::new(
-            events::ORDER_CONFIRMED,
-            &ctx.tenant,
-            &events::OrderConfirmed::from(&*data),
-        )
-        .map_err(|e| StepError::Transient(e.to_string()))?;
+        let event = OutboxRow::new(events::ORDER_CONFIRMED, &ctx.tenant, &data.confirmed())
+            .map_err(|e| StepError::Transient(e.to_string()))?;
         store::confirm(tx, &ctx.tenant, data.order_id, &data.items, total, event)
             .await
             .map_err(|e| StepError::Transient(e.to_string()))?;
@@ -243,35 +178,45 @@ impl Step<PlaceOrderData> for ConfirmOrder {
     }
 }
 
-/// The saga definition.
-pub struct PlaceOrderSaga {
-    steps: Vec<Box<dyn Step<PlaceOrderData>>>,
-    relay_wake: Arc<Notify>,
+/// The place-order saga, version 1.
+pub struct PlaceOrderV1 {
+    steps: Vec<Step<PlaceOrderData>>,
 }
 
-impl PlaceOrderSaga {
-    /// The saga with its participants; `relay_wake` wakes the outbox relay after each final commit.
-    pub fn new(participants: Participants, relay_wake: Arc<Notify>) -> PlaceOrderSaga {
-        PlaceOrderSaga {
+impl PlaceOrderV1 {
+    /// The saga over `participants`.
+    pub fn new(participants: Participants) -> PlaceOrderV1 {
+        PlaceOrderV1 {
             steps: vec![
-                Box::new(ReserveStock(participants.clone())),
-                Box::new(AuthorizePayment(participants)),
-                Box::new(ConfirmOrder),
+                Step::remote(
+                    "ReserveStock",
+                    ReserveStock(participants.clone()),
+                    ReleaseStock(participants.clone()),
+                ),
+                Step::remote(
+                    "AuthorizePayment",
+                    AuthorizePayment(participants.clone()),
+                    VoidPayment(participants),
+                ),
+                Step::local("ConfirmOrder", ConfirmOrder),
             ],
-            relay_wake,
         }
     }
 }
 
 #[async_trait::async_trait]
-impl SagaDefinition for PlaceOrderSaga {
+impl SagaDefinition for PlaceOrderV1 {
     type Data = PlaceOrderData;
 
     fn saga_type(&self) -> &'static str {
-        "place_order"
+        SAGA_TYPE
     }
 
-    fn steps(&self) -> &[Box<dyn Step<PlaceOrderData>>] {
+    fn version(&self) -> u32 {
+        1
+    }
+
+    fn steps(&self) -> &[Step<PlaceOrderData>] {
         &self.steps
     }
 
@@ -287,20 +232,13 @@ impl SagaDefinition for PlaceOrderSaga {
             customer_id: data.customer_id.clone(),
             reason: reason.to_owned(),
         };
-        store::cancel(
-            tx,
-            &info.tenant,
-            data.order_id,
+        let event = OutboxRow::new(events::ORDER_CANCELLED, &info.tenant, &payload)
+            .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        let cancelled = store::Cancellation {
             reason,
-            &data.items,
-            data.total_cents,
-            OutboxRow::new(events::ORDER_CANCELLED, &info.tenant, &payload)?,
-        )
-        .await?;
-        Ok(())
-    }
-
-    fn after_finish(&self) {
-        self.relay_wake.notify_one();
+            items: &data.items,
+            total: data.total_cents,
+        };
+        store::cancel(tx, &info.tenant, data.order_id, &cancelled, event).await
     }
 }

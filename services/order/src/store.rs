@@ -1,52 +1,20 @@
 //! Orders in Postgres. Every query runs in a tenant-scoped transaction and also filters on the
-//! tenant, so isolation holds twice (code and row-level security).
-
-use std::sync::LazyLock;
+//! tenant, so isolation holds twice (code and row-level security). The saga's state is read
+//! beside each order through the saga library's view ([`SagaView`]).
 
 use chrono::{DateTime, Utc};
 use longship_messaging::OutboxRow;
-use longship_saga::SagaRow;
-use serde::{Deserialize, Serialize};
+use longship_saga::{SagaRow, SagaView};
+use longship_sql::Binds;
+use longship_tenant::TenantId;
 use sqlx::{PgConnection, Row};
-use utoipa::ToSchema;
 use uuid::Uuid;
 
-use longship_tenant::TenantId;
+use crate::domain::OrderLine;
 
-/// An order line as stored and shown.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct OrderItem {
-    /// The sku.
-    pub sku: String,
-    /// Quantity.
-    pub quantity: u32,
-    /// Price per unit in minor units; null until stock is reserved.
-    pub unit_price_cents: Option<i64>,
-}
-
-/// One step of the order's saga, as shown.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct SagaStepView {
-    /// `ReserveStock`, `AuthorizePayment` or `ConfirmOrder`.
-    pub name: String,
-    /// PENDING, RUNNING, SUCCEEDED, FAILED, COMPENSATING or COMPENSATED.
-    pub status: String,
-    /// Attempts of the action.
-    pub attempts: u32,
-}
-
-/// The order's saga, as shown.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct SagaView {
-    /// RUNNING, COMPENSATING, COMPLETED or COMPENSATED.
-    pub status: String,
-    /// The step log.
-    pub steps: Vec<SagaStepView>,
-}
-
-/// An order as the API returns it.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct OrderView {
+/// An order as stored, with its saga.
+#[derive(Debug, Clone)]
+pub struct OrderRow {
     /// Order id (UUID v7).
     pub id: Uuid,
     /// The customer.
@@ -58,14 +26,14 @@ pub struct OrderView {
     /// Sum of quantity x unit price (0 until stock is reserved).
     pub total_cents: i64,
     /// The lines.
-    pub items: Vec<OrderItem>,
-    /// Why the order was cancelled: insufficient_stock, unknown_sku, payment_declined, currency_mismatch or timeout.
+    pub items: Vec<OrderLine>,
+    /// Why it was cancelled.
     pub failure_reason: Option<String>,
     /// Creation time.
     pub created_at: DateTime<Utc>,
     /// Last change.
     pub updated_at: DateTime<Utc>,
-    /// The saga placing the order.
+    /// Its saga.
     pub saga: Option<SagaView>,
 }
 
@@ -81,15 +49,16 @@ pub struct NewOrder<'a> {
     /// Currency.
     pub currency: &'a str,
     /// Lines.
-    pub items: &'a [OrderItem],
+    pub items: &'a [OrderLine],
     /// Idempotency key, if sent.
     pub idempotency_key: Option<&'a str>,
     /// Request fingerprint.
     pub request_hash: &'a str,
 }
 
-/// Inserts a PENDING order together with its `order_placed` event and returns its creation time,
-/// or `None` (and no event) when the tenant already used the idempotency key (the insert waits for
+/// Inserts a PENDING order together with its `order_placed` event and its saga, in one statement
+/// (the last two only if the order was inserted, not on an idempotent replay), and returns its
+/// creation time, or `None` when the tenant already used the idempotency key (the insert waits for
 /// a concurrent holder of the key to commit, so duplicates never both win).
 pub async fn insert_order(
     conn: &mut PgConnection,
@@ -97,30 +66,26 @@ pub async fn insert_order(
     event: OutboxRow,
     saga: SagaRow,
 ) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
-    // the order, its `order_placed` event and its saga in one statement, the last two only if the
-    // order was inserted (not on an idempotent replay)
-    static INSERT: LazyLock<String> = LazyLock::new(|| {
-        format!(
-            "WITH placed AS (
-                 INSERT INTO orders (id, tenant_id, customer_id, status, currency, total_cents, items, idempotency_key, request_hash)
-                 VALUES ($1, $2, $3, 'PENDING', $4, 0, $5, $6, $7)
-                 ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
-                 RETURNING created_at
-             ), event AS ({}), saga AS ({})
-             SELECT created_at FROM placed",
-            OutboxRow::insert_sql_from(8, "placed"),
-            SagaRow::insert_sql_from(14, "placed")
-        )
-    });
-    let query = sqlx::query(sqlx::AssertSqlSafe(INSERT.as_str()))
-        .bind(order.id)
-        .bind(order.tenant.as_str())
-        .bind(order.customer_id)
-        .bind(order.currency)
-        .bind(sqlx::types::Json(order.items))
-        .bind(order.idempotency_key)
-        .bind(order.request_hash);
-    let placed = saga.bind(event.bind(query)).fetch_optional(conn).await?;
+    let mut b = Binds::new();
+    let sql = format!(
+        "WITH placed AS (
+             INSERT INTO orders (id, tenant_id, customer_id, status, currency, total_cents, items, idempotency_key, request_hash)
+             VALUES ({}, {}, {}, 'PENDING', {}, 0, {}, {}, {})
+             ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
+             RETURNING id, created_at
+         ), event AS ({}), {}
+         SELECT created_at FROM placed",
+        b.push(order.id),
+        b.push(order.tenant.as_str()),
+        b.push(order.customer_id),
+        b.push(order.currency),
+        b.push(sqlx::types::Json(order.items)),
+        b.push(order.idempotency_key),
+        b.push(order.request_hash),
+        event.insert_from(&mut b, "placed"),
+        saga.ctes_from(&mut b, "placed"),
+    );
+    let placed = b.query(sql)?.fetch_optional(conn).await?;
     placed.map(|row| row.try_get("created_at")).transpose()
 }
 
@@ -141,25 +106,29 @@ pub async fn find_by_idempotency_key(
         .transpose()
 }
 
-const VIEW_COLUMNS: &str =
-    "o.id, o.customer_id, o.status, o.currency, o.total_cents, o.items, o.failure_reason,
-    o.created_at, o.updated_at, s.status AS saga_status, s.steps AS saga_steps";
+fn select_orders(filter: &str) -> String {
+    format!(
+        "SELECT o.id, o.customer_id, o.status, o.currency, o.total_cents, o.items, o.failure_reason,
+                o.created_at, o.updated_at, {}
+         FROM orders o LEFT JOIN saga s ON s.id = o.id
+         WHERE {filter}",
+        SagaView::columns("s")
+    )
+}
 
 /// One order with its saga, or `None` (also for another tenant's order).
 pub async fn get_order(
     conn: &mut PgConnection,
     tenant: &TenantId,
     id: Uuid,
-) -> Result<Option<OrderView>, sqlx::Error> {
-    let sql = format!(
-        "SELECT {VIEW_COLUMNS} FROM orders o LEFT JOIN saga s ON s.id = o.id WHERE o.tenant_id = $1 AND o.id = $2"
-    );
+) -> Result<Option<OrderRow>, sqlx::Error> {
+    let sql = select_orders("o.tenant_id = $1 AND o.id = $2");
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(tenant.as_str())
         .bind(id)
         .fetch_optional(conn)
         .await?;
-    row.map(|r| view_from_row(&r)).transpose()
+    row.map(|r| order_from_row(&r)).transpose()
 }
 
 /// A page of orders, newest first, after `cursor` (an order id), optionally with one status.
@@ -169,11 +138,12 @@ pub async fn list_orders(
     status: Option<&str>,
     cursor: Option<Uuid>,
     limit: i64,
-) -> Result<Vec<OrderView>, sqlx::Error> {
+) -> Result<Vec<OrderRow>, sqlx::Error> {
     let sql = format!(
-        "SELECT {VIEW_COLUMNS} FROM orders o LEFT JOIN saga s ON s.id = o.id
-         WHERE o.tenant_id = $1 AND ($2::text IS NULL OR o.status = $2) AND ($3::uuid IS NULL OR o.id < $3)
-         ORDER BY o.id DESC LIMIT $4"
+        "{} ORDER BY o.id DESC LIMIT $4",
+        select_orders(
+            "o.tenant_id = $1 AND ($2::text IS NULL OR o.status = $2) AND ($3::uuid IS NULL OR o.id < $3)"
+        )
     );
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(tenant.as_str())
@@ -182,22 +152,12 @@ pub async fn list_orders(
         .bind(limit)
         .fetch_all(conn)
         .await?;
-    rows.iter().map(view_from_row).collect()
+    rows.iter().map(order_from_row).collect()
 }
 
-fn view_from_row(r: &sqlx::postgres::PgRow) -> Result<OrderView, sqlx::Error> {
-    let items: sqlx::types::Json<Vec<OrderItem>> = r.try_get("items")?;
-    let saga_status: Option<String> = r.try_get("saga_status")?;
-    let saga_steps: Option<serde_json::Value> = r.try_get("saga_steps")?;
-    let saga = match (saga_status, saga_steps) {
-        (Some(status), Some(steps)) => {
-            let steps: Vec<SagaStepView> =
-                serde_json::from_value(steps).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-            Some(SagaView { status, steps })
-        }
-        _ => None,
-    };
-    Ok(OrderView {
+fn order_from_row(r: &sqlx::postgres::PgRow) -> Result<OrderRow, sqlx::Error> {
+    let items: sqlx::types::Json<Vec<OrderLine>> = r.try_get("items")?;
+    Ok(OrderRow {
         id: r.try_get("id")?,
         customer_id: r.try_get("customer_id")?,
         status: r.try_get("status")?,
@@ -207,7 +167,7 @@ fn view_from_row(r: &sqlx::postgres::PgRow) -> Result<OrderView, sqlx::Error> {
         failure_reason: r.try_get("failure_reason")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
-        saga,
+        saga: SagaView::from_row(r)?,
     })
 }
 
@@ -217,54 +177,58 @@ pub async fn confirm(
     conn: &mut PgConnection,
     tenant: &TenantId,
     id: Uuid,
-    items: &[OrderItem],
+    items: &[OrderLine],
     total: i64,
     event: OutboxRow,
 ) -> Result<(), sqlx::Error> {
-    static CONFIRM: LazyLock<String> = LazyLock::new(|| {
-        format!(
-            "WITH event AS ({})
-             UPDATE orders SET status = 'CONFIRMED', items = $3, total_cents = $4, updated_at = now()
-             WHERE tenant_id = $1 AND id = $2 AND status = 'PENDING'",
-            OutboxRow::insert_sql(5)
-        )
-    });
-    let query = sqlx::query(sqlx::AssertSqlSafe(CONFIRM.as_str()))
-        .bind(tenant.as_str())
-        .bind(id)
-        .bind(sqlx::types::Json(items))
-        .bind(total);
-    event.execute_with(query, conn).await?;
+    let mut b = Binds::new();
+    let sql = format!(
+        "WITH event AS ({})
+         UPDATE orders SET status = 'CONFIRMED', items = {}, total_cents = {}, updated_at = now()
+         WHERE tenant_id = {} AND id = {} AND status = 'PENDING'",
+        event.insert(&mut b),
+        b.push(sqlx::types::Json(items)),
+        b.push(total),
+        b.push(tenant.as_str()),
+        b.push(id),
+    );
+    b.query(sql)?.execute(conn).await?;
     Ok(())
 }
 
-/// Marks the order CANCELLED with a reason, keeping the lines as priced so far (a cancelled order
-/// still shows what it would have cost once its stock was reserved), and writes `event` (its
-/// `order_cancelled`), in one statement.
+/// How a cancelled order ends: its reason, and its lines and total as priced so far (a cancelled
+/// order still shows what it would have cost once its stock was reserved).
+#[derive(Debug, Clone)]
+pub struct Cancellation<'a> {
+    /// The failure reason.
+    pub reason: &'a str,
+    /// The lines.
+    pub items: &'a [OrderLine],
+    /// The total, when known.
+    pub total: Option<i64>,
+}
+
+/// Marks the order CANCELLED and writes `event` (its `order_cancelled`), in one statement.
 pub async fn cancel(
     conn: &mut PgConnection,
     tenant: &TenantId,
     id: Uuid,
-    reason: &str,
-    items: &[OrderItem],
-    total: Option<i64>,
+    cancellation: &Cancellation<'_>,
     event: OutboxRow,
 ) -> Result<(), sqlx::Error> {
-    static CANCEL: LazyLock<String> = LazyLock::new(|| {
-        format!(
-            "WITH event AS ({})
-             UPDATE orders SET status = 'CANCELLED', failure_reason = $3, items = $4,
-                    total_cents = COALESCE($5, total_cents), updated_at = now()
-             WHERE tenant_id = $1 AND id = $2 AND status = 'PENDING'",
-            OutboxRow::insert_sql(6)
-        )
-    });
-    let query = sqlx::query(sqlx::AssertSqlSafe(CANCEL.as_str()))
-        .bind(tenant.as_str())
-        .bind(id)
-        .bind(reason)
-        .bind(sqlx::types::Json(items))
-        .bind(total);
-    event.execute_with(query, conn).await?;
+    let mut b = Binds::new();
+    let sql = format!(
+        "WITH event AS ({})
+         UPDATE orders SET status = 'CANCELLED', failure_reason = {}, items = {},
+                total_cents = COALESCE({}, total_cents), updated_at = now()
+         WHERE tenant_id = {} AND id = {} AND status = 'PENDING'",
+        event.insert(&mut b),
+        b.push(cancellation.reason),
+        b.push(sqlx::types::Json(cancellation.items)),
+        b.push(cancellation.total),
+        b.push(tenant.as_str()),
+        b.push(id),
+    );
+    b.query(sql)?.execute(conn).await?;
     Ok(())
 }

@@ -1,118 +1,45 @@
-//! The gRPC adapter: `longship.payment.v1.PaymentService` over the store, one tenant-scoped
-//! transaction per call.
+//! The gRPC adapter: `longship.payment.v1.PaymentService` over the use cases. Business refusals
+//! carry a typed `RefusalDetail` beside their stable code, so the saga maps them without reading
+//! strings.
 
-use longship_errors::{Error, FieldError};
-use longship_messaging::OutboxRelay;
+use std::sync::Arc;
+
+use longship_errors::{Error, ErrorCode};
 use longship_proto::payment::v1 as pb;
 use longship_proto::payment::v1::payment_service_server::PaymentService;
-use longship_tenant::TenantId;
 use longship_tenant::grpc::tenant_of;
-use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::domain;
-use crate::store::{self, Authorization, AuthorizeCommand, Capture, Payment};
+use crate::domain::PaymentCode;
+use crate::store::{AuthorizeCommand, Payment};
+use crate::usecases::Funds;
 
 /// The payment gRPC service.
 #[derive(Debug, Clone)]
-pub struct PaymentGrpc {
-    pool: PgPool,
-    relay: OutboxRelay,
+pub struct PaymentGrpc(pub Arc<Funds>);
+
+/// The typed refusal an error is, if it is one (every code is decided here: a new code must say).
+fn refusal(code: PaymentCode) -> Option<pb::Refusal> {
+    match code {
+        PaymentCode::Declined => Some(pb::Refusal::Declined),
+        PaymentCode::CurrencyMismatch => Some(pb::Refusal::CurrencyMismatch),
+        PaymentCode::Voided => Some(pb::Refusal::Voided),
+        PaymentCode::NotFound
+        | PaymentCode::NotCapturable
+        | PaymentCode::AccountNotFound
+        | PaymentCode::CurrencyChangeWithHold
+        | PaymentCode::BalanceBelowHeld => None,
+    }
 }
 
-impl PaymentGrpc {
-    /// A service over `pool` that wakes `relay` after committing events.
-    pub fn new(pool: PgPool, relay: OutboxRelay) -> PaymentGrpc {
-        PaymentGrpc { pool, relay }
-    }
-
-    async fn authorize(
-        &self,
-        tenant: &TenantId,
-        request: pb::AuthorizeRequest,
-    ) -> Result<pb::Payment, Error> {
-        let order_id = order_id(&request.order_id)?;
-        domain::validate_authorize(
-            &request.customer_id,
-            request.amount_cents,
-            &request.currency,
-        )?;
-        let command = AuthorizeCommand {
-            order_id,
-            idempotency_key: request.idempotency_key,
-            customer_id: request.customer_id,
-            amount_cents: request.amount_cents,
-            currency: request.currency,
-        };
-        let mut tx = store::OrderTx::begin(&self.pool, tenant, order_id).await?;
-        let authorization = store::authorize(&mut tx, &command).await?;
-        // a decline is recorded too: commit first, answer the refusal after
-        tx.commit().await?;
-        self.relay.wake();
-        match authorization {
-            Authorization::Approved(payment) => Ok(to_proto(payment)),
-            Authorization::Refused(err) => Err(err),
-        }
-    }
-
-    async fn void(
-        &self,
-        tenant: &TenantId,
-        request: pb::VoidRequest,
-    ) -> Result<pb::VoidResponse, Error> {
-        let order_id = order_id(&request.order_id)?;
-        let mut tx = store::OrderTx::begin(&self.pool, tenant, order_id).await?;
-        let outcome = store::void(&mut tx).await?;
-        tx.commit().await?;
-        self.relay.wake();
-        Ok(pb::VoidResponse {
-            order_id: order_id.to_string(),
-            outcome: outcome.as_str().to_owned(),
-        })
-    }
-
-    async fn capture(
-        &self,
-        tenant: &TenantId,
-        request: pb::CaptureRequest,
-    ) -> Result<pb::Payment, Error> {
-        let order_id = order_id(&request.order_id)?;
-        let mut tx = longship_tenant::begin(&self.pool, tenant).await?;
-        let captured = store::capture(&mut tx, tenant, order_id).await?;
-        tx.commit().await?;
-        self.relay.wake();
-        match captured {
-            Capture::Captured(payment) | Capture::AlreadyCaptured(payment) => Ok(to_proto(payment)),
-            Capture::NotCapturable(None) => Err(Error::not_found(
-                "payment.not_found",
-                "no payment for this order",
-            )),
-            Capture::NotCapturable(Some(payment)) => Err(Error::failed_precondition(
-                "payment.not_capturable",
-                format!("the payment is {} and cannot be captured", payment.status),
-            )),
-        }
-    }
-
-    async fn get_account(
-        &self,
-        tenant: &TenantId,
-        request: pb::GetAccountRequest,
-    ) -> Result<pb::Account, Error> {
-        let mut tx = longship_tenant::begin(&self.pool, tenant).await?;
-        let account = store::find_account(&mut tx, tenant, &request.customer_id).await?;
-        tx.commit().await?;
-        let account = account.ok_or_else(|| {
-            Error::not_found("payment.account_not_found", "no account for this customer")
-        })?;
-        Ok(pb::Account {
-            available_cents: account.available_cents(),
-            customer_id: account.customer_id,
-            currency: account.currency,
-            balance_cents: account.balance_cents,
-            held_cents: account.held_cents,
-        })
+/// The status of an error, with its typed refusal attached when it is a business refusal.
+fn status(error: Error) -> Status {
+    let detail = PaymentCode::parse(error.code()).and_then(refusal);
+    let status = Status::from(error);
+    match detail {
+        Some(r) => longship_errors::with_refusal(status, &pb::RefusalDetail { refusal: r as i32 }),
+        None => status,
     }
 }
 
@@ -127,23 +54,11 @@ fn to_proto(payment: Payment) -> pb::Payment {
     }
 }
 
-/// The call's tenant, recorded on the call span.
-#[allow(clippy::result_large_err)] // reason: tonic's Status is the error type of every handler
-fn tenant<T>(request: &Request<T>) -> Result<TenantId, Status> {
-    let tenant = tenant_of(request)?;
-    tracing::Span::current().record("tenant_id", tenant.as_str());
-    Ok(tenant)
-}
-
 /// Parses the order id and records it on the call span.
-fn order_id(raw: &str) -> Result<Uuid, Error> {
-    let id = Uuid::parse_str(raw).map_err(|_| {
-        Error::validation(vec![FieldError::new(
-            "order_id",
-            "format",
-            "must be a UUID",
-        )])
-    })?;
+#[allow(clippy::result_large_err)] // reason: tonic's Status is the error type of every handler
+fn order_id(raw: &str) -> Result<Uuid, Status> {
+    let id = Uuid::parse_str(raw)
+        .map_err(|_| status(Error::invalid_field("order_id", "format", "must be a UUID")))?;
     tracing::Span::current().record("order_id", raw);
     Ok(id)
 }
@@ -154,43 +69,58 @@ impl PaymentService for PaymentGrpc {
         &self,
         request: Request<pb::AuthorizeRequest>,
     ) -> Result<Response<pb::Payment>, Status> {
-        let tenant = tenant(&request)?;
-        PaymentGrpc::authorize(self, &tenant, request.into_inner())
-            .await
-            .map(Response::new)
-            .map_err(Status::from)
+        let tenant = tenant_of(&request)?;
+        let r = request.into_inner();
+        let command = AuthorizeCommand {
+            order_id: order_id(&r.order_id)?,
+            idempotency_key: r.idempotency_key,
+            customer_id: r.customer_id,
+            amount_cents: r.amount_cents,
+            currency: r.currency,
+        };
+        let payment = self.0.authorize(&tenant, command).await.map_err(status)?;
+        Ok(Response::new(to_proto(payment)))
     }
 
     async fn void(
         &self,
         request: Request<pb::VoidRequest>,
     ) -> Result<Response<pb::VoidResponse>, Status> {
-        let tenant = tenant(&request)?;
-        PaymentGrpc::void(self, &tenant, request.into_inner())
-            .await
-            .map(Response::new)
-            .map_err(Status::from)
+        let tenant = tenant_of(&request)?;
+        let id = order_id(&request.get_ref().order_id)?;
+        let outcome = self.0.void(&tenant, id).await.map_err(status)?;
+        Ok(Response::new(pb::VoidResponse {
+            order_id: id.to_string(),
+            outcome: outcome.as_str().to_owned(),
+        }))
     }
 
     async fn capture(
         &self,
         request: Request<pb::CaptureRequest>,
     ) -> Result<Response<pb::Payment>, Status> {
-        let tenant = tenant(&request)?;
-        PaymentGrpc::capture(self, &tenant, request.into_inner())
-            .await
-            .map(Response::new)
-            .map_err(Status::from)
+        let tenant = tenant_of(&request)?;
+        let id = order_id(&request.get_ref().order_id)?;
+        let payment = self.0.capture(&tenant, id).await.map_err(status)?;
+        Ok(Response::new(to_proto(payment)))
     }
 
     async fn get_account(
         &self,
         request: Request<pb::GetAccountRequest>,
     ) -> Result<Response<pb::Account>, Status> {
-        let tenant = tenant(&request)?;
-        PaymentGrpc::get_account(self, &tenant, request.into_inner())
+        let tenant = tenant_of(&request)?;
+        let account = self
+            .0
+            .account(&tenant, &request.get_ref().customer_id)
             .await
-            .map(Response::new)
-            .map_err(Status::from)
+            .map_err(status)?;
+        Ok(Response::new(pb::Account {
+            available_cents: account.available_cents(),
+            customer_id: account.customer_id,
+            currency: account.currency,
+            balance_cents: account.balance_cents,
+            held_cents: account.held_cents,
+        }))
     }
 }

@@ -1,17 +1,19 @@
 //! The HTTP adapter: `/v1/accounts` and `/v1/payments` (ARCHITECTURE §5) and their OpenAPI document.
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
 use longship_errors::{Error, Json, Path, ProblemDetails, Query};
 use longship_tenant::Tenant;
 use serde::{Deserialize, Serialize};
-use sqlx::PgPool;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
 
-use crate::domain::{self, AccountInput};
-use crate::store::{self, AccountRow, Payment};
+use crate::domain::AccountInput;
+use crate::store::{AccountRow, Payment};
+use crate::usecases::Funds;
 
 /// The body of `PUT /v1/accounts/{customer_id}`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -116,14 +118,14 @@ pub struct PaymentsQuery {
 pub struct ApiDoc;
 
 /// The `/v1` routes.
-pub fn routes(pool: PgPool) -> Router {
+pub fn routes(funds: Arc<Funds>) -> Router {
     Router::new()
         .route(
             "/v1/accounts/{customer_id}",
             get(get_account).put(put_account),
         )
         .route("/v1/payments", get(list_payments))
-        .with_state(pool)
+        .with_state(funds)
 }
 
 /// Creates or updates an account, setting its balance.
@@ -143,7 +145,7 @@ pub fn routes(pool: PgPool) -> Router {
     )
 )]
 async fn put_account(
-    State(pool): State<PgPool>,
+    State(funds): State<Arc<Funds>>,
     Tenant(tenant): Tenant,
     Path(customer_id): Path<String>,
     Json(body): Json<PutAccountRequest>,
@@ -153,11 +155,7 @@ async fn put_account(
         balance_cents: body.balance_cents,
         currency: body.currency,
     };
-    domain::validate_account(&input)?;
-    let mut tx = longship_tenant::begin(&pool, &tenant).await?;
-    let account = store::upsert_account(&mut tx, &tenant, &input).await?;
-    tx.commit().await?;
-    Ok(Json(account.into()))
+    Ok(Json(funds.put_account(&tenant, input).await?.into()))
 }
 
 /// Reads an account.
@@ -173,16 +171,11 @@ async fn put_account(
     )
 )]
 async fn get_account(
-    State(pool): State<PgPool>,
+    State(funds): State<Arc<Funds>>,
     Tenant(tenant): Tenant,
     Path(customer_id): Path<String>,
 ) -> Result<Json<AccountView>, Error> {
-    let mut tx = longship_tenant::begin(&pool, &tenant).await?;
-    let account = store::find_account(&mut tx, &tenant, &customer_id).await?;
-    tx.commit().await?;
-    account.map(|a| Json(a.into())).ok_or_else(|| {
-        Error::not_found("payment.account_not_found", "no account for this customer")
-    })
+    Ok(Json(funds.account(&tenant, &customer_id).await?.into()))
 }
 
 /// Lists an order's payments.
@@ -198,13 +191,11 @@ async fn get_account(
     )
 )]
 async fn list_payments(
-    State(pool): State<PgPool>,
+    State(funds): State<Arc<Funds>>,
     Tenant(tenant): Tenant,
     Query(query): Query<PaymentsQuery>,
 ) -> Result<Json<PaymentList>, Error> {
-    let mut tx = longship_tenant::begin(&pool, &tenant).await?;
-    let payments = store::payments_for_order(&mut tx, &tenant, query.order_id).await?;
-    tx.commit().await?;
+    let payments = funds.payments_for_order(&tenant, query.order_id).await?;
     Ok(Json(PaymentList {
         items: payments.into_iter().map(PaymentView::from).collect(),
     }))

@@ -9,17 +9,16 @@
 //! that changes a payment locks its row first (a Capture waiting on a Void's lock reads the row as
 //! the Void left it, and the other way round).
 
-use std::sync::LazyLock;
-
 use longship_errors::Error;
 use longship_messaging::OutboxRow;
+use longship_sql::Binds;
 use longship_tenant::TenantId;
 use sqlx::{FromRow, PgConnection, Row};
 use uuid::Uuid;
 
 use crate::domain::{
-    self, Account, AccountInput, CaptureAction, Decline, Funds, PaymentStatus, VoidAction,
-    VoidOutcome,
+    self, Account, AccountInput, CaptureAction, Decline, Funds, PaymentCode, PaymentStatus,
+    VoidAction, VoidOutcome,
 };
 use crate::events;
 
@@ -250,32 +249,33 @@ pub async fn authorize(
         None => events::PAYMENT_AUTHORIZED,
         Some(_) => events::PAYMENT_DECLINED,
     };
-    let event = OutboxRow::new(event_type, tenant, &payment.event()).map_err(db_error)?;
+    let event = OutboxRow::new(event_type, tenant, &payment.event()).map_err(outbox)?;
     // the hold (when approved), the payment row and its event in one statement
-    static AUTHORIZE: LazyLock<String> = LazyLock::new(|| {
-        format!(
-            "WITH hold AS (
-                 UPDATE accounts SET held_cents = held_cents + $5, updated_at = now()
-                 WHERE $10 AND tenant_id = $2 AND customer_id = $4
-             ), event AS ({})
-             INSERT INTO payments (id, tenant_id, order_id, customer_id, amount_cents, currency, status, decline_reason, idempotency_key)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            OutboxRow::insert_sql(11)
-        )
-    });
-    let query = sqlx::query(sqlx::AssertSqlSafe(AUTHORIZE.as_str()))
-        .bind(payment.id)
-        .bind(tenant.as_str())
-        .bind(payment.order_id)
-        .bind(&payment.customer_id)
-        .bind(payment.amount_cents)
-        .bind(&payment.currency)
-        .bind(&payment.status)
-        .bind(&payment.decline_reason)
-        .bind(&command.idempotency_key)
-        .bind(decline.is_none());
-    event
-        .execute_with(query, &mut *conn)
+    let mut b = Binds::new();
+    let (t, customer, amount) = (
+        b.push(tenant.as_str()),
+        b.push(&payment.customer_id),
+        b.push(payment.amount_cents),
+    );
+    let sql = format!(
+        "WITH hold AS (
+             UPDATE accounts SET held_cents = held_cents + {amount}, updated_at = now()
+             WHERE {} AND tenant_id = {t} AND customer_id = {customer}
+         ), event AS ({})
+         INSERT INTO payments (id, tenant_id, order_id, customer_id, amount_cents, currency, status, decline_reason, idempotency_key)
+         VALUES ({}, {t}, {}, {customer}, {amount}, {}, {}, {}, {})",
+        b.push(decline.is_none()),
+        event.insert(&mut b),
+        b.push(payment.id),
+        b.push(payment.order_id),
+        b.push(&payment.currency),
+        b.push(&payment.status),
+        b.push(&payment.decline_reason),
+        b.push(&command.idempotency_key),
+    );
+    b.query(sql)
+        .map_err(db_error)?
+        .execute(&mut *conn)
         .await
         .map_err(db_error)?;
     match decline {
@@ -288,7 +288,11 @@ pub async fn authorize(
 }
 
 fn voided(message: &'static str) -> Error {
-    Error::failed_precondition("payment.voided", message)
+    Error::coded(PaymentCode::Voided, message)
+}
+
+fn outbox(e: longship_messaging::OutboxError) -> Error {
+    Error::internal(e)
 }
 
 /// Releases the order's hold (the saga's compensation). Idempotent; records a tombstone when
@@ -509,27 +513,25 @@ async fn settle(
         PaymentStatus::Captured => events::PAYMENT_CAPTURED,
         _ => events::PAYMENT_VOIDED,
     };
-    let event = OutboxRow::new(event_type, tenant, &payment.event()).map_err(db_error)?;
-    static SETTLE: LazyLock<String> = LazyLock::new(|| {
-        format!(
-            "WITH funds AS (
-                 UPDATE accounts SET held_cents = held_cents - $4,
-                        balance_cents = balance_cents - CASE WHEN $5 THEN $4 ELSE 0 END, updated_at = now()
-                 WHERE tenant_id = $1 AND customer_id = $3
-             ), event AS ({})
-             UPDATE payments SET status = $6, updated_at = now() WHERE tenant_id = $1 AND id = $2",
-            OutboxRow::insert_sql(7)
-        )
-    });
-    let query = sqlx::query(sqlx::AssertSqlSafe(SETTLE.as_str()))
-        .bind(tenant.as_str())
-        .bind(payment.id)
-        .bind(&payment.customer_id)
-        .bind(payment.amount_cents)
-        .bind(next == PaymentStatus::Captured)
-        .bind(next.as_str());
-    event
-        .execute_with(query, &mut *conn)
+    let event = OutboxRow::new(event_type, tenant, &payment.event()).map_err(outbox)?;
+    let mut b = Binds::new();
+    let (t, amount) = (b.push(tenant.as_str()), b.push(payment.amount_cents));
+    let sql = format!(
+        "WITH funds AS (
+             UPDATE accounts SET held_cents = held_cents - {amount},
+                    balance_cents = balance_cents - CASE WHEN {} THEN {amount} ELSE 0 END, updated_at = now()
+             WHERE tenant_id = {t} AND customer_id = {}
+         ), event AS ({})
+         UPDATE payments SET status = {}, updated_at = now() WHERE tenant_id = {t} AND id = {}",
+        b.push(next == PaymentStatus::Captured),
+        b.push(&payment.customer_id),
+        event.insert(&mut b),
+        b.push(next.as_str()),
+        b.push(payment.id),
+    );
+    b.query(sql)
+        .map_err(db_error)?
+        .execute(&mut *conn)
         .await
         .map_err(db_error)?;
     payment.status = next.as_str().to_owned();

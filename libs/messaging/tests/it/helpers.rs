@@ -19,9 +19,6 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-/// The order service's schema: it brings the outbox and inbox tables this crate works on.
-const SCHEMA: &str = include_str!("../../../../migrations/order/0001_init.sql");
-
 /// What [`ScriptedHandler`] writes, in the handler's transaction, on every call.
 const HANDLED_TABLE: &str = "CREATE TABLE handled (
     consumer        text NOT NULL,
@@ -77,10 +74,9 @@ impl Harness {
         // before anything else installs a subscriber: trace context needs the OpenTelemetry layer
         longship_telemetry::init_for_tests();
         let db = TestDb::new().await;
-        sqlx::raw_sql(SCHEMA)
-            .execute(db.pool())
-            .await
-            .expect("apply the order schema (outbox, inbox)");
+        // this library's own schema (outbox, inbox), on the role it grants to
+        db.apply(&[&longship_tenant::SCHEMA, &longship_messaging::SCHEMA])
+            .await;
         sqlx::raw_sql(HANDLED_TABLE)
             .execute(db.pool())
             .await
@@ -128,9 +124,7 @@ impl Harness {
     /// Runs a consumer of `ORDERS` in the background until [`Harness::finish`].
     pub fn spawn_consumer(&mut self, spec: ConsumerSpec, handler: Arc<dyn EventHandler>) {
         let consumer = run_consumer(
-            self.db.pool().clone(),
-            self.js.clone(),
-            self.naming.clone(),
+            self.context(self.db.pool().clone()),
             spec,
             handler,
             self.shutdown.clone(),
@@ -146,15 +140,18 @@ impl Harness {
         spec: ConsumerSpec,
         handler: Arc<dyn EventHandler>,
     ) {
-        let consumer = run_consumer(
-            pool,
-            self.js.clone(),
-            self.naming.clone(),
-            spec,
-            handler,
-            self.shutdown.clone(),
-        );
+        let consumer = run_consumer(self.context(pool), spec, handler, self.shutdown.clone());
         self.tasks.push(tokio::spawn(consumer));
+    }
+
+    /// What a consumer over `pool` shares with the others of this test.
+    pub fn context(&self, pool: sqlx::PgPool) -> longship_messaging::ConsumerContext {
+        longship_messaging::ConsumerContext {
+            pool,
+            js: self.js.clone(),
+            naming: self.naming.clone(),
+            relay: longship_messaging::RelayWake::default(),
+        }
     }
 
     /// The address of this test's Postgres server.

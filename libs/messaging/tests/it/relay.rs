@@ -300,7 +300,12 @@ async fn an_invalid_event_type_is_refused_at_enqueue_and_cannot_hold_back_later_
         event.event_type = invalid.to_owned();
         let refused = enqueue(&mut tx, &event).await;
         assert!(
-            matches!(refused, Err(sqlx::Error::Encode(_))),
+            matches!(
+                refused,
+                Err(longship_messaging::EnqueueError::Invalid(
+                    longship_messaging::OutboxError::InvalidType(_)
+                ))
+            ),
             "{invalid:?} was accepted: {refused:?}"
         );
     }
@@ -310,7 +315,12 @@ async fn an_invalid_event_type_is_refused_at_enqueue_and_cannot_hold_back_later_
         serde_json::json!({ "blob": "x".repeat(longship_messaging::outbox::MAX_PAYLOAD_BYTES) });
     let refused = enqueue(&mut tx, &huge).await;
     assert!(
-        matches!(refused, Err(sqlx::Error::Encode(_))),
+        matches!(
+            refused,
+            Err(longship_messaging::EnqueueError::Invalid(
+                longship_messaging::OutboxError::TooLarge { .. }
+            ))
+        ),
         "oversized payload was accepted"
     );
     // the transaction is still usable and nothing was written

@@ -4,13 +4,13 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use crate::helpers::{eventually, spawn_app};
+use crate::helpers::{InventoryApp, TestApp, eventually};
 
 const CONSUMER: &str = "inventory-order-confirmed";
 
 #[tokio::test]
 async fn order_confirmed_commits_the_reservation_once() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     app.given_product("A", 250, "USD", 10).await;
     let order = Uuid::now_v7();
     app.reserve(order, "USD", &[("A", 2)])
@@ -42,7 +42,9 @@ async fn order_confirmed_commits_the_reservation_once() {
         "stock_committed published",
         Duration::from_secs(10),
         || async {
-            let events = app.published("inventory.v1.stock_committed").await;
+            let events = app
+                .published("INVENTORY", "inventory.v1.stock_committed")
+                .await;
             (!events.is_empty()).then_some(events)
         },
     )
@@ -54,7 +56,7 @@ async fn order_confirmed_commits_the_reservation_once() {
 
 #[tokio::test]
 async fn order_confirmed_without_a_reservation_changes_nothing() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     app.given_product("A", 250, "USD", 10).await;
     let released = Uuid::now_v7();
     app.reserve(released, "USD", &[("A", 2)])

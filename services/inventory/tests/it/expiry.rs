@@ -4,11 +4,11 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use crate::helpers::{code, eventually, spawn_app_with};
+use crate::helpers::{InventoryApp, TestApp, code, eventually};
 
 #[tokio::test]
 async fn an_unconfirmed_reservation_expires_and_cannot_be_reserved_again() {
-    let app = spawn_app_with(|config| {
+    let app = TestApp::spawn_with(|config| {
         // below the production floor on purpose: only tests can set it, on the struct
         config.reservation_ttl = Duration::from_secs(1);
         config.sweep_interval = Duration::from_millis(100);
@@ -37,7 +37,9 @@ async fn an_unconfirmed_reservation_expires_and_cannot_be_reserved_again() {
         "reservation_expired published",
         Duration::from_secs(10),
         || async {
-            let events = app.published("inventory.v1.reservation_expired").await;
+            let events = app
+                .published("INVENTORY", "inventory.v1.reservation_expired")
+                .await;
             (!events.is_empty()).then_some(events)
         },
     )
@@ -49,7 +51,7 @@ async fn an_unconfirmed_reservation_expires_and_cannot_be_reserved_again() {
 
 #[tokio::test]
 async fn committed_and_released_reservations_are_left_alone_by_the_sweep() {
-    let app = spawn_app_with(|config| {
+    let app = TestApp::spawn_with(|config| {
         config.reservation_ttl = Duration::from_secs(1);
         config.sweep_interval = Duration::from_millis(100);
     })

@@ -3,11 +3,11 @@
 use http::Method;
 use serde_json::json;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{InventoryApp, TestApp};
 
 #[tokio::test]
 async fn put_then_get_returns_the_product_with_its_stock() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let created = app.put_product("SKU-1", 1250, "USD", 10).await;
     assert_eq!(created.status, 200, "{}", created.text());
     let expected = json!({
@@ -39,7 +39,7 @@ async fn put_then_get_returns_the_product_with_its_stock() {
 
 #[tokio::test]
 async fn invalid_fields_are_listed_in_a_422() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let body = json!({"name": "", "price_cents": -1, "currency": "usd", "on_hand": -2});
     let response = app
         .http
@@ -86,14 +86,14 @@ async fn invalid_fields_are_listed_in_a_422() {
 
 #[tokio::test]
 async fn unknown_and_other_tenants_products_are_404() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let missing = app.http.get("/v1/products/NOPE").await.expect("GET");
     assert_eq!(missing.status, 404);
     assert_eq!(missing.json()["code"], "inventory.product_not_found");
 
     app.given_product("SKU-1", 100, "USD", 5).await;
     let other = app
-        .http_as("globex")
+        .as_tenant("globex")
         .get("/v1/products/SKU-1")
         .await
         .expect("GET");
@@ -103,7 +103,7 @@ async fn unknown_and_other_tenants_products_are_404() {
     // the other tenant may have its own SKU-1 without touching ours
     let body = json!({"name": "Theirs", "price_cents": 1, "currency": "EUR", "on_hand": 1});
     let theirs = app
-        .http_as("globex")
+        .as_tenant("globex")
         .send_json(Method::PUT, "/v1/products/SKU-1", &[], &body)
         .await
         .expect("PUT");
@@ -114,7 +114,7 @@ async fn unknown_and_other_tenants_products_are_404() {
 
 #[tokio::test]
 async fn malformed_json_wrong_content_type_and_missing_credentials() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let malformed = app
         .http
         .send(
@@ -148,7 +148,7 @@ async fn malformed_json_wrong_content_type_and_missing_credentials() {
     let response = anonymous.get("/v1/products/SKU-1").await.expect("GET");
     assert_eq!(response.status, 401);
     let bad_tenant = app
-        .http_as("Not Valid")
+        .as_tenant("Not Valid")
         .get("/v1/products/SKU-1")
         .await
         .expect("GET");
@@ -158,7 +158,7 @@ async fn malformed_json_wrong_content_type_and_missing_credentials() {
 
 #[tokio::test]
 async fn openapi_documents_both_operations_with_problem_responses() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let doc = app.http.get("/openapi.json").await.expect("GET").json();
     let path = &doc["paths"]["/v1/products/{sku}"];
     assert!(path["put"].is_object() && path["get"].is_object(), "{doc}");

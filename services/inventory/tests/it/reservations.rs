@@ -8,11 +8,11 @@ use longship_proto::inventory::v1 as pb;
 use tonic::Code;
 use uuid::Uuid;
 
-use crate::helpers::{code, eventually, spawn_app};
+use crate::helpers::{InventoryApp, TestApp, code, eventually};
 
 #[tokio::test]
 async fn reserve_holds_stock_returns_prices_and_announces_it() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     app.given_product("A", 250, "USD", 10).await;
     app.given_product("B", 1000, "USD", 5).await;
     let order = Uuid::now_v7();
@@ -36,7 +36,9 @@ async fn reserve_holds_stock_returns_prices_and_announces_it() {
         "stock_reserved published",
         Duration::from_secs(10),
         || async {
-            let events = app.published("inventory.v1.stock_reserved").await;
+            let events = app
+                .published("INVENTORY", "inventory.v1.stock_reserved")
+                .await;
             (!events.is_empty()).then_some(events)
         },
     )
@@ -50,7 +52,7 @@ async fn reserve_holds_stock_returns_prices_and_announces_it() {
 
 #[tokio::test]
 async fn one_short_line_reserves_nothing() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     app.given_product("A", 100, "USD", 10).await;
     app.given_product("B", 100, "USD", 1).await;
     let order = Uuid::now_v7();
@@ -75,7 +77,7 @@ async fn one_short_line_reserves_nothing() {
 
 #[tokio::test]
 async fn unknown_sku_currency_mismatch_and_invalid_requests_are_refused() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     app.given_product("A", 100, "USD", 10).await;
     app.given_product("E", 100, "EUR", 10).await;
 
@@ -113,9 +115,8 @@ async fn unknown_sku_currency_mismatch_and_invalid_requests_are_refused() {
         ..Default::default()
     };
     let status = app
-        .grpc
-        .clone()
-        .reserve(app.req(bad_id))
+        .grpc()
+        .reserve(app.request(bad_id))
         .await
         .expect_err("bad id");
     assert_eq!(status.code(), Code::InvalidArgument);
@@ -127,7 +128,7 @@ async fn unknown_sku_currency_mismatch_and_invalid_requests_are_refused() {
 
 #[tokio::test]
 async fn a_repeated_reserve_returns_the_first_result_without_reserving_twice() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     app.given_product("A", 100, "USD", 10).await;
     let order = Uuid::now_v7();
     let first = app.reserve(order, "USD", &[("A", 4)]).await.expect("first");
@@ -145,7 +146,7 @@ async fn a_repeated_reserve_returns_the_first_result_without_reserving_twice() {
 
 #[tokio::test]
 async fn release_returns_stock_is_idempotent_and_refuses_a_late_reserve() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     app.given_product("A", 100, "USD", 10).await;
     let order = Uuid::now_v7();
     app.reserve(order, "USD", &[("A", 4)])
@@ -184,7 +185,7 @@ async fn release_returns_stock_is_idempotent_and_refuses_a_late_reserve() {
 
 #[tokio::test]
 async fn commit_ships_the_units_once_and_wins_over_a_later_release() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     app.given_product("A", 100, "USD", 10).await;
     let order = Uuid::now_v7();
     app.reserve(order, "USD", &[("A", 3)])
@@ -207,7 +208,7 @@ async fn commit_ships_the_units_once_and_wins_over_a_later_release() {
 
 #[tokio::test]
 async fn concurrent_reserves_on_contended_stock_never_oversell() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     app.given_product("A", 100, "USD", 10).await;
     app.given_product("B", 100, "USD", 10).await;
     let attempts = (0..20).map(|i| {
@@ -245,7 +246,7 @@ async fn concurrent_reserves_on_contended_stock_never_oversell() {
 #[tokio::test]
 async fn concurrent_reserves_releases_and_commits_on_shared_products_neither_deadlock_nor_lose_stock()
  {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     // skus whose byte order differs from a linguistic collation's: every path locks them in the
     // same (byte) order, whatever the database's collation and the order of the request's lines
     let skus = ["a_b", "A_b", "a-b"];

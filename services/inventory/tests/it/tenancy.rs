@@ -7,16 +7,15 @@ use uuid::Uuid;
 
 use longship_proto::inventory::v1 as pb;
 
-use crate::helpers::{code, spawn_app};
+use crate::helpers::{InventoryApp, TestApp, code};
 
 #[tokio::test]
 async fn grpc_calls_need_a_tenant_and_see_only_its_products() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     app.given_product("A", 100, "USD", 10).await;
 
     let anonymous = app
-        .grpc
-        .clone()
+        .grpc()
         .get_product(tonic::Request::new(pb::GetProductRequest {
             sku: "A".into(),
         }))
@@ -27,9 +26,8 @@ async fn grpc_calls_need_a_tenant_and_see_only_its_products() {
     );
 
     let ours = app
-        .grpc
-        .clone()
-        .get_product(app.req(pb::GetProductRequest { sku: "A".into() }))
+        .grpc()
+        .get_product(app.request(pb::GetProductRequest { sku: "A".into() }))
         .await
         .expect("ours");
     let product = ours.into_inner();
@@ -44,14 +42,13 @@ async fn grpc_calls_need_a_tenant_and_see_only_its_products() {
         &globex,
     );
     let theirs = app
-        .grpc
-        .clone()
+        .grpc()
         .get_product(request)
         .await
         .expect_err("not theirs");
     assert_eq!(
         (theirs.code(), code(&theirs)),
-        (Code::NotFound, "inventory.unknown_sku".into())
+        (Code::NotFound, "inventory.product_not_found".into())
     );
 
     let reserve = pb::ReserveRequest {
@@ -64,12 +61,7 @@ async fn grpc_calls_need_a_tenant_and_see_only_its_products() {
         }],
     };
     let request = longship_tenant::grpc::with_tenant(tonic::Request::new(reserve), &globex);
-    let status = app
-        .grpc
-        .clone()
-        .reserve(request)
-        .await
-        .expect_err("not theirs");
+    let status = app.grpc().reserve(request).await.expect_err("not theirs");
     assert_eq!(code(&status), "inventory.unknown_sku");
     assert_eq!(app.stock("A").await, (10, 0));
     app.stop().await;
@@ -77,7 +69,7 @@ async fn grpc_calls_need_a_tenant_and_see_only_its_products() {
 
 #[tokio::test]
 async fn the_app_role_sees_no_rows_without_a_tenant_setting() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     app.given_product("A", 100, "USD", 10).await;
     app.reserve(Uuid::now_v7(), "USD", &[("A", 1)])
         .await

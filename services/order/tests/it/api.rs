@@ -124,7 +124,7 @@ async fn bad_input_gets_problem_json_never_a_500() {
         401
     );
     let token = longship_tenant::issue_dev_token(
-        "an-e2e-test-secret-long-enough",
+        longship_testkit::TEST_JWT_SECRET,
         &longship_tenant::TenantId::parse("acme").expect("t"),
         60,
     )

@@ -1,23 +1,35 @@
 //! Starts the three services in-process and offers typed helpers.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::time::Duration;
 
-use longship_runtime::{CancellationToken, Env};
-use longship_testkit::{HttpClient, HttpResponse, TestDb, TestNats};
+use longship_runtime::Service as ServiceShell;
+use longship_testkit::{HttpClient, HttpResponse, TestApp, TestDb, TestNats};
 
+/// One of the platform's services, running in-process.
 pub struct Service {
     pub http: SocketAddr,
     pub grpc: SocketAddr,
-    pub shutdown: CancellationToken,
-    pub task: tokio::task::JoinHandle<()>,
+    stop: Pin<Box<dyn Future<Output = ()> + Send>>,
 }
 
 impl Service {
+    fn of<S: ServiceShell>(app: TestApp<S>) -> Service {
+        Service {
+            http: app.http_addr,
+            grpc: app.grpc_addr,
+            // its database and NATS namespace belong to the platform
+            stop: Box::pin(async move {
+                let _ = app.stop_keeping_infrastructure().await;
+            }),
+        }
+    }
+
     /// Stops the service (graceful shutdown) and waits for it.
     pub async fn stop(self) {
-        self.shutdown.cancel();
-        let _ = tokio::time::timeout(Duration::from_secs(15), self.task).await;
+        let _ = tokio::time::timeout(Duration::from_secs(15), self.stop).await;
     }
 }
 
@@ -32,74 +44,31 @@ pub struct Platform {
     pub payment_grpc: SocketAddr,
 }
 
-fn env(db: &TestDb, nats: &TestNats, http: &str, grpc: &str) -> Env {
-    Env::from_pairs([
-        ("DATABASE_URL", db.url()),
-        ("NATS_URL", nats.url()),
-        ("NATS_PREFIX", nats.prefix()),
-        ("HTTP_ADDR", http),
-        ("GRPC_ADDR", grpc),
-        ("AUTH_ALLOW_TENANT_HEADER", "true"),
-        ("AUTH_JWT_SECRET", "an-e2e-test-secret-long-enough"),
-        ("SHUTDOWN_TIMEOUT_SECS", "5"),
-        ("DATABASE_MAX_CONNECTIONS", "8"),
-    ])
+/// A service of the platform on its database and the platform's NATS namespace.
+fn builder<S: ServiceShell>(db: &TestDb, nats: &TestNats) -> longship_testkit::TestAppBuilder<S> {
+    TestApp::<S>::builder()
+        .database(db.clone())
+        .nats(nats.clone())
 }
 
 pub async fn start_inventory(db: &TestDb, nats: &TestNats) -> Service {
-    let config = inventory::Config::from_env(&env(db, nats, "127.0.0.1:0", "127.0.0.1:0"))
-        .expect("inventory config");
-    let shutdown = CancellationToken::new();
-    let app = inventory::App::build(config, &shutdown)
-        .await
-        .expect("inventory build");
-    let (http, grpc) = (
-        app.http_addr().expect("addr"),
-        app.grpc_addr().expect("addr"),
-    );
-    let token = shutdown.clone();
-    let task = tokio::spawn(async move {
-        let _ = app.run(token).await;
-    });
-    Service {
-        http,
-        grpc,
-        shutdown,
-        task,
-    }
+    Service::of(builder::<inventory::Inventory>(db, nats).spawn().await)
 }
 
+/// Starts payment on `grpc` (a fixed address: a restarted payment takes its predecessor's port).
 pub async fn start_payment(db: &TestDb, nats: &TestNats, grpc: &str) -> Service {
-    let config =
-        payment::Config::from_env(&env(db, nats, "127.0.0.1:0", grpc)).expect("payment config");
-    let shutdown = CancellationToken::new();
     // the port of a stopped instance may take a moment to be free again
-    let mut tries = 0;
-    let app = loop {
-        match payment::App::build(config.clone(), &shutdown).await {
-            Ok(app) => break app,
-            Err(e) if tries < 50 => {
-                tries += 1;
-                tracing::debug!(error = %e, "payment not bound yet");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => panic!("payment build: {e}"),
+    for _ in 0..50 {
+        if grpc.ends_with(":0") || std::net::TcpListener::bind(grpc).is_ok() {
+            break;
         }
-    };
-    let (http, grpc) = (
-        app.http_addr().expect("addr"),
-        app.grpc_addr().expect("addr"),
-    );
-    let token = shutdown.clone();
-    let task = tokio::spawn(async move {
-        let _ = app.run(token).await;
-    });
-    Service {
-        http,
-        grpc,
-        shutdown,
-        task,
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let app = builder::<payment::Payment>(db, nats)
+        .env("GRPC_ADDR", grpc)
+        .spawn()
+        .await;
+    Service::of(app)
 }
 
 pub async fn start_order(
@@ -109,33 +78,15 @@ pub async fn start_order(
     payment_grpc: SocketAddr,
     extra: &[(&str, &str)],
 ) -> Service {
-    let mut e = env(db, nats, "127.0.0.1:0", "127.0.0.1:0")
-        .set("INVENTORY_GRPC_URL", format!("http://{inventory_grpc}"))
-        .set("PAYMENT_GRPC_URL", format!("http://{payment_grpc}"))
-        .set("SAGA_STEP_TIMEOUT_MS", "2000")
-        .set("SAGA_LEASE_SECS", "5");
+    let mut b = builder::<order::Order>(db, nats)
+        .env("INVENTORY_GRPC_URL", format!("http://{inventory_grpc}"))
+        .env("PAYMENT_GRPC_URL", format!("http://{payment_grpc}"))
+        .env("SAGA_STEP_TIMEOUT_MS", "2000")
+        .env("SAGA_LEASE_SECS", "5");
     for (k, v) in extra {
-        e = e.set(*k, *v);
+        b = b.env(k, *v);
     }
-    let config = order::Config::from_env(&e).expect("order config");
-    let shutdown = CancellationToken::new();
-    let app = order::App::build(config, &shutdown)
-        .await
-        .expect("order build");
-    let (http, grpc) = (
-        app.http_addr().expect("addr"),
-        app.grpc_addr().expect("addr"),
-    );
-    let token = shutdown.clone();
-    let task = tokio::spawn(async move {
-        let _ = app.run(token).await;
-    });
-    Service {
-        http,
-        grpc,
-        shutdown,
-        task,
-    }
+    Service::of(b.spawn().await)
 }
 
 impl Platform {

@@ -7,6 +7,7 @@ mod api;
 mod faults;
 mod harness;
 mod invariants;
+mod lifecycle;
 mod saga;
 mod security_auth;
 mod security_decoders;

@@ -17,7 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::harness::{Service, order_body, start_order};
 
 /// The HS256 secret the harness configures.
-const SECRET: &str = "an-e2e-test-secret-long-enough";
+const SECRET: &str = longship_testkit::TEST_JWT_SECRET;
 const RSA_PRIVATE: &str = include_str!("../../../../libs/tenant/tests/it/fixtures/rsa_private.pem");
 const RSA_PUBLIC: &str = include_str!("../../../../libs/tenant/tests/it/fixtures/rsa_public.pem");
 const EC_PRIVATE: &str = include_str!("../../../../libs/tenant/tests/it/fixtures/ec_private.pem");

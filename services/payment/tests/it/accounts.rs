@@ -5,11 +5,11 @@ use http::Method;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{PaymentApp, TestApp};
 
 #[tokio::test]
 async fn put_then_get_returns_the_account() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let created = app.put_account("c-1", 10_000, "USD").await;
     assert_eq!(created.status, 200, "{}", created.text());
     let expected = json!({"customer_id": "c-1", "currency": "USD", "balance_cents": 10_000, "held_cents": 0, "available_cents": 10_000});
@@ -24,7 +24,7 @@ async fn put_then_get_returns_the_account() {
 
 #[tokio::test]
 async fn invalid_fields_are_listed_in_a_422() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let long_id = "c".repeat(65);
     let body = json!({"balance_cents": -1, "currency": "usd"});
     let response = app
@@ -63,14 +63,14 @@ async fn invalid_fields_are_listed_in_a_422() {
 
 #[tokio::test]
 async fn unknown_and_other_tenants_accounts_are_404_and_bad_requests_are_refused() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let missing = app.http.get("/v1/accounts/nobody").await.expect("GET");
     assert_eq!(missing.status, 404);
     assert_eq!(missing.json()["code"], "payment.account_not_found");
 
     app.given_account("c-1", 100, "USD").await;
     let other = app
-        .http_as("globex")
+        .as_tenant("globex")
         .get("/v1/accounts/c-1")
         .await
         .expect("GET");
@@ -109,7 +109,7 @@ async fn unknown_and_other_tenants_accounts_are_404_and_bad_requests_are_refused
 
 #[tokio::test]
 async fn holds_stay_covered_by_the_balance_and_pin_the_currency() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     app.given_account("c-1", 1_000, "USD").await;
     app.authorize(Uuid::now_v7(), "c-1", 600, "USD")
         .await
@@ -129,7 +129,7 @@ async fn holds_stay_covered_by_the_balance_and_pin_the_currency() {
 
 #[tokio::test]
 async fn payments_are_listed_by_order_for_the_tenant_only() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     app.given_account("c-1", 1_000, "USD").await;
     let order = Uuid::now_v7();
     let payment = app
@@ -151,7 +151,7 @@ async fn payments_are_listed_by_order_for_the_tenant_only() {
         }]})
     );
     let theirs = app
-        .http_as("globex")
+        .as_tenant("globex")
         .get(&format!("/v1/payments?order_id={order}"))
         .await
         .expect("GET");

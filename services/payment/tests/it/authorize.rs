@@ -6,11 +6,11 @@ use std::time::Duration;
 use tonic::Code;
 use uuid::Uuid;
 
-use crate::helpers::{code, eventually, spawn_app};
+use crate::helpers::{PaymentApp, TestApp, code, eventually};
 
 #[tokio::test]
 async fn authorize_holds_funds_and_a_repeat_returns_the_same_payment() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     app.given_account("c-1", 1_000, "USD").await;
     let order = Uuid::now_v7();
     let payment = app
@@ -39,7 +39,9 @@ async fn authorize_holds_funds_and_a_repeat_returns_the_same_payment() {
         "payment_authorized published",
         Duration::from_secs(10),
         || async {
-            let events = app.published("payments.v1.payment_authorized").await;
+            let events = app
+                .published("PAYMENTS", "payments.v1.payment_authorized")
+                .await;
             (!events.is_empty()).then_some(events)
         },
     )
@@ -52,7 +54,7 @@ async fn authorize_holds_funds_and_a_repeat_returns_the_same_payment() {
 
 #[tokio::test]
 async fn insufficient_funds_decline_is_recorded_and_answered_again() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     app.given_account("c-1", 1_000, "USD").await;
     app.authorize(Uuid::now_v7(), "c-1", 700, "USD")
         .await
@@ -83,7 +85,9 @@ async fn insufficient_funds_decline_is_recorded_and_answered_again() {
         "payment_declined published",
         Duration::from_secs(10),
         || async {
-            let events = app.published("payments.v1.payment_declined").await;
+            let events = app
+                .published("PAYMENTS", "payments.v1.payment_declined")
+                .await;
             (!events.is_empty()).then_some(events)
         },
     )
@@ -95,7 +99,7 @@ async fn insufficient_funds_decline_is_recorded_and_answered_again() {
 
 #[tokio::test]
 async fn unknown_accounts_other_currencies_and_invalid_amounts_are_refused() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     app.given_account("c-1", 1_000, "EUR").await;
 
     let order = Uuid::now_v7();
@@ -140,7 +144,7 @@ async fn unknown_accounts_other_currencies_and_invalid_amounts_are_refused() {
 
 #[tokio::test]
 async fn concurrent_authorizations_never_overspend() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     app.given_account("c-1", 1_000, "USD").await;
     let attempts = (0..20).map(|_| {
         let app = &app;

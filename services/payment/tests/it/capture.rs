@@ -5,13 +5,13 @@ use std::time::Duration;
 use tonic::Code;
 use uuid::Uuid;
 
-use crate::helpers::{code, eventually, spawn_app};
+use crate::helpers::{PaymentApp, TestApp, code, eventually};
 
 const CONSUMER: &str = "payment-order-confirmed";
 
 #[tokio::test]
 async fn order_confirmed_captures_the_payment_once() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     app.given_account("c-1", 1_000, "USD").await;
     let order = Uuid::now_v7();
     app.authorize(order, "c-1", 300, "USD")
@@ -45,7 +45,9 @@ async fn order_confirmed_captures_the_payment_once() {
         "payment_captured published",
         Duration::from_secs(10),
         || async {
-            let events = app.published("payments.v1.payment_captured").await;
+            let events = app
+                .published("PAYMENTS", "payments.v1.payment_captured")
+                .await;
             (!events.is_empty()).then_some(events)
         },
     )
@@ -57,7 +59,7 @@ async fn order_confirmed_captures_the_payment_once() {
 
 #[tokio::test]
 async fn order_confirmed_for_a_voided_or_unknown_payment_changes_nothing() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     app.given_account("c-1", 1_000, "USD").await;
     let voided = Uuid::now_v7();
     app.authorize(voided, "c-1", 300, "USD")
@@ -82,7 +84,7 @@ async fn order_confirmed_for_a_voided_or_unknown_payment_changes_nothing() {
 
 #[tokio::test]
 async fn grpc_capture_is_idempotent_and_refuses_what_is_not_held() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     app.given_account("c-1", 1_000, "USD").await;
     let order = Uuid::now_v7();
     app.authorize(order, "c-1", 250, "USD")
@@ -114,7 +116,7 @@ async fn grpc_capture_is_idempotent_and_refuses_what_is_not_held() {
 
 #[tokio::test]
 async fn racing_capture_and_void_settle_the_hold_exactly_once() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     app.given_account("c-1", 100_000, "USD").await;
     let mut balance = 100_000;
     for _ in 0..10 {

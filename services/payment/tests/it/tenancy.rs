@@ -6,30 +6,25 @@ use sqlx::Connection;
 use tonic::Code;
 use uuid::Uuid;
 
-use crate::helpers::{code, spawn_app};
+use crate::helpers::{PaymentApp, TestApp, code};
 
 #[tokio::test]
 async fn grpc_calls_need_a_tenant_and_see_only_its_accounts() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     app.given_account("c-1", 1_000, "USD").await;
 
     let request = || pb::GetAccountRequest {
         customer_id: "c-1".into(),
     };
-    let anonymous = app
-        .grpc
-        .clone()
-        .get_account(tonic::Request::new(request()))
-        .await;
+    let anonymous = app.grpc().get_account(tonic::Request::new(request())).await;
     assert_eq!(
         anonymous.expect_err("no tenant").code(),
         Code::Unauthenticated
     );
 
     let ours = app
-        .grpc
-        .clone()
-        .get_account(app.req(request()))
+        .grpc()
+        .get_account(app.request(request()))
         .await
         .expect("ours")
         .into_inner();
@@ -40,8 +35,7 @@ async fn grpc_calls_need_a_tenant_and_see_only_its_accounts() {
 
     let globex = longship_tenant::TenantId::parse("globex").expect("tenant");
     let theirs = app
-        .grpc
-        .clone()
+        .grpc()
         .get_account(longship_tenant::grpc::with_tenant(
             tonic::Request::new(request()),
             &globex,
@@ -62,8 +56,7 @@ async fn grpc_calls_need_a_tenant_and_see_only_its_accounts() {
         currency: "USD".into(),
     };
     let declined = app
-        .grpc
-        .clone()
+        .grpc()
         .authorize(longship_tenant::grpc::with_tenant(
             tonic::Request::new(authorize),
             &globex,
@@ -77,7 +70,7 @@ async fn grpc_calls_need_a_tenant_and_see_only_its_accounts() {
 
 #[tokio::test]
 async fn the_app_role_sees_no_rows_without_a_tenant_setting() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     app.given_account("c-1", 1_000, "USD").await;
     app.authorize(Uuid::now_v7(), "c-1", 100, "USD")
         .await

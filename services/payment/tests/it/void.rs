@@ -3,11 +3,11 @@
 use tonic::Code;
 use uuid::Uuid;
 
-use crate::helpers::{code, spawn_app};
+use crate::helpers::{PaymentApp, TestApp, code};
 
 #[tokio::test]
 async fn void_releases_the_hold_once() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     app.given_account("c-1", 1_000, "USD").await;
     let order = Uuid::now_v7();
     app.authorize(order, "c-1", 400, "USD")
@@ -42,7 +42,7 @@ async fn void_releases_the_hold_once() {
 
 #[tokio::test]
 async fn a_void_before_authorize_refuses_the_late_authorize() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     app.given_account("c-1", 1_000, "USD").await;
     let order = Uuid::now_v7();
     assert_eq!(app.void(order).await, "TOMBSTONED");
@@ -62,7 +62,7 @@ async fn a_void_before_authorize_refuses_the_late_authorize() {
 
 #[tokio::test]
 async fn racing_void_and_authorize_never_leave_money_held() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     app.given_account("c-1", 100_000, "USD").await;
     for _ in 0..10 {
         let order = Uuid::now_v7();

@@ -1,0 +1,373 @@
+//! The service shell: a service declares what it has ([`Service`]); the runtime owns everything
+//! else, identically for every service: `main` ([`crate::service_main!`]), telemetry, the `migrate`
+//! subcommand, building on port 0 for tests ([`App::build`]), serving, readiness, and a graceful
+//! drain that stops and joins every task it started ([`App::run`]).
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use longship_messaging::{
+    ConsumerContext, ConsumerSpec, EventHandler, Naming, OutboxRelay, RelayWake, StreamSpec,
+};
+use longship_sql::Schema;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use crate::db::Migrations;
+use crate::platform::{Platform, StartError};
+use crate::{CommonConfig, ConfigError, Env, ServiceDefaults};
+
+/// A Longship service: its name and defaults, its own settings, its schema, its streams, and how
+/// its parts are wired. The runtime does the rest.
+pub trait Service: Send + Sync + 'static {
+    /// The service's own settings (besides [`CommonConfig`], which every service has).
+    type Config: std::fmt::Debug + Clone + Send + Sync + 'static;
+
+    /// Name, default ports and database (ARCHITECTURE.md section 3).
+    const DEFAULTS: ServiceDefaults;
+
+    /// The streams the service produces (created at start-up, with retries while NATS is down).
+    const STREAMS: &'static [StreamSpec];
+
+    /// The service's own migrations (`sqlx::migrate!("../../migrations/<name>")`).
+    fn migrations() -> &'static sqlx::migrate::Migrator;
+
+    /// Library schemas the service needs besides the platform's (the application role, the outbox
+    /// and inbox, which every service has), e.g. `&[&longship_saga::SCHEMA]`.
+    fn schemas() -> &'static [&'static Schema] {
+        &[]
+    }
+
+    /// Reads the service's own settings; the error names the variable at fault.
+    fn config(env: &Env) -> Result<Self::Config, ConfigError>;
+
+    /// Wires the service's parts into `shell`: its API and its OpenAPI, its gRPC services, its
+    /// consumers, its background tasks.
+    fn wire(
+        shell: &mut Shell,
+        config: Self::Config,
+    ) -> impl Future<Output = Result<(), WireError>> + Send;
+}
+
+/// Why a service could not wire its parts (e.g. a peer URL that does not parse).
+pub type WireError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A service's whole configuration: the common settings and its own.
+pub struct ServiceConfig<S: Service> {
+    /// Ports, database, NATS, auth, telemetry, timeouts.
+    pub common: CommonConfig,
+    /// The service's own settings.
+    pub service: S::Config,
+}
+
+impl<S: Service> Clone for ServiceConfig<S> {
+    fn clone(&self) -> Self {
+        ServiceConfig {
+            common: self.common.clone(),
+            service: self.service.clone(),
+        }
+    }
+}
+
+impl<S: Service> std::fmt::Debug for ServiceConfig<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceConfig")
+            .field("common", &self.common)
+            .field("service", &self.service)
+            .finish()
+    }
+}
+
+impl<S: Service> ServiceConfig<S> {
+    /// Reads both from `env`.
+    pub fn from_env(env: &Env) -> Result<ServiceConfig<S>, ConfigError> {
+        Ok(ServiceConfig {
+            common: CommonConfig::from_env(env, S::DEFAULTS)?,
+            service: S::config(env)?,
+        })
+    }
+}
+
+type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// What a service wires its parts into: the platform's connections and the service's parts.
+pub struct Shell {
+    platform: Platform,
+    naming: Naming,
+    relay: OutboxRelay,
+    shutdown: CancellationToken,
+    api: Option<(axum::Router, utoipa::openapi::OpenApi)>,
+    routes: axum::Router,
+    grpc: tonic::service::RoutesBuilder,
+    consumers: Vec<(ConsumerSpec, Arc<dyn EventHandler>)>,
+    tasks: Vec<(&'static str, Task)>,
+}
+
+impl std::fmt::Debug for Shell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shell")
+            .field("service", &self.platform.config.service_name)
+            .field("consumers", &self.consumers.len())
+            .field(
+                "tasks",
+                &self.tasks.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl Shell {
+    /// The service's pool (its connections run as the application role: row-level security applies).
+    pub fn pool(&self) -> &PgPool {
+        &self.platform.pool
+    }
+
+    /// Wakes the service's outbox relay; call it after a commit that enqueued events (the saga
+    /// engine and the consumers are given it once and call it themselves).
+    pub fn relay(&self) -> RelayWake {
+        self.relay.waker()
+    }
+
+    /// Stream and subject names (with the environment's prefix).
+    pub fn naming(&self) -> &Naming {
+        &self.naming
+    }
+
+    /// JetStream.
+    pub fn jetstream(&self) -> &async_nats::jetstream::Context {
+        &self.platform.jetstream
+    }
+
+    /// The settings every service has.
+    pub fn common(&self) -> &CommonConfig {
+        &self.platform.config
+    }
+
+    /// Cancelled when the service drains: background work stops at its next safe point.
+    pub fn shutdown(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// The service's public API (`/v1` routes, authenticated per tenant, with per-tenant limits)
+    /// and its OpenAPI document (served at `/openapi.json` and `/docs`).
+    pub fn api(&mut self, router: axum::Router, openapi: utoipa::openapi::OpenApi) {
+        self.api = Some((router, openapi));
+    }
+
+    /// Other HTTP routes (e.g. an operations page), served beside the API with the platform's
+    /// middleware.
+    pub fn routes(&mut self, router: axum::Router) {
+        self.routes = std::mem::take(&mut self.routes).merge(router);
+    }
+
+    /// A gRPC service (served beside the standard health service).
+    pub fn grpc<S>(&mut self, service: S)
+    where
+        S: tower::Service<http::Request<tonic::body::Body>, Error = std::convert::Infallible>
+            + tonic::server::NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Response: axum::response::IntoResponse,
+        S::Future: Send + 'static,
+    {
+        self.grpc.add_service(service);
+    }
+
+    /// A durable consumer: its handler runs in a tenant-scoped transaction with the inbox row, and
+    /// the relay is woken after each commit.
+    pub fn consume(&mut self, spec: ConsumerSpec, handler: impl EventHandler) {
+        self.consumers.push((spec, Arc::new(handler)));
+    }
+
+    /// A background task (a sweep, a saga engine's workers), run until [`Shell::shutdown`] is
+    /// cancelled and joined when the service drains.
+    pub fn spawn(&mut self, name: &'static str, task: impl Future<Output = ()> + Send + 'static) {
+        self.tasks.push((name, Box::pin(task)));
+    }
+}
+
+/// A built service: listening, migrated, wired, not yet serving.
+pub struct App<S: Service> {
+    shell: Shell,
+    service: PhantomData<S>,
+}
+
+impl<S: Service> std::fmt::Debug for App<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App").field("shell", &self.shell).finish()
+    }
+}
+
+/// The platform's own schemas, applied before any library's and the service's.
+pub(crate) const PLATFORM_SCHEMAS: &[&Schema] =
+    &[&longship_tenant::SCHEMA, &longship_messaging::SCHEMA];
+
+impl<S: Service> App<S> {
+    /// Binds the listeners (port 0 works), connects Postgres and NATS, applies the platform's,
+    /// the libraries' and the service's migrations, and wires the service. `shutdown` stops
+    /// start-up, and later the service.
+    pub async fn build(
+        config: ServiceConfig<S>,
+        shutdown: &CancellationToken,
+    ) -> Result<App<S>, StartError> {
+        let migrations = Migrations {
+            schemas: PLATFORM_SCHEMAS
+                .iter()
+                .chain(S::schemas())
+                .copied()
+                .collect(),
+            service: S::migrations(),
+        };
+        let platform = Platform::start(config.common, &migrations, shutdown).await?;
+        let naming = Naming::new(&platform.config.nats.prefix);
+        let relay = platform.outbox_relay(&naming);
+        let mut shell = Shell {
+            platform,
+            naming,
+            relay,
+            shutdown: shutdown.clone(),
+            api: None,
+            routes: axum::Router::new(),
+            grpc: tonic::service::RoutesBuilder::default(),
+            consumers: Vec::new(),
+            tasks: Vec::new(),
+        };
+        S::wire(&mut shell, config.service)
+            .await
+            .map_err(|e| StartError::Wire(e.to_string()))?;
+        Ok(App {
+            shell,
+            service: PhantomData,
+        })
+    }
+
+    /// The bound HTTP address.
+    pub fn http_addr(&self) -> std::io::Result<SocketAddr> {
+        self.shell.platform.listeners.http_addr()
+    }
+
+    /// The bound gRPC address.
+    pub fn grpc_addr(&self) -> std::io::Result<SocketAddr> {
+        self.shell.platform.listeners.grpc_addr()
+    }
+
+    /// Serves HTTP and gRPC and runs the relay, the consumers and the background tasks until the
+    /// shutdown token is cancelled; then drains in-flight requests, stops every task and joins
+    /// them, all within `SHUTDOWN_TIMEOUT_SECS` (tasks still running then are aborted).
+    pub async fn run(self) -> std::io::Result<()> {
+        let Shell {
+            platform,
+            naming,
+            relay,
+            shutdown,
+            api,
+            routes,
+            grpc,
+            consumers,
+            tasks,
+        } = self.shell;
+        let mut running = tokio::task::JoinSet::new();
+        let streams = S::STREAMS;
+        let (js, names, stop) = (platform.jetstream.clone(), naming.clone(), shutdown.clone());
+        running.spawn(async move {
+            for stream in streams {
+                longship_messaging::ensure_streams_with_retry(&js, &names, *stream, &stop).await;
+            }
+            "streams"
+        });
+        running.spawn({
+            let stop = shutdown.clone();
+            let relay = relay.clone();
+            async move {
+                relay.run(stop).await;
+                "outbox relay"
+            }
+        });
+        let context = ConsumerContext {
+            pool: platform.pool.clone(),
+            js: platform.jetstream.clone(),
+            naming,
+            relay: relay.waker(),
+        };
+        for (spec, handler) in consumers {
+            let (context, stop) = (context.clone(), shutdown.clone());
+            running.spawn(async move {
+                longship_messaging::run_consumer(context, spec, handler, stop).await;
+                "consumer"
+            });
+        }
+        for (name, task) in tasks {
+            running.spawn(async move {
+                task.await;
+                name
+            });
+        }
+        let (api, openapi) = api.unwrap_or_else(|| (axum::Router::new(), Default::default()));
+        let router = platform.http_router(api.merge(routes), openapi);
+        let timeout = platform.config.shutdown_timeout;
+        let signalled = tokio::spawn({
+            let stop = shutdown.clone();
+            async move {
+                stop.cancelled().await;
+                tokio::time::Instant::now()
+            }
+        });
+        let served = platform
+            .serve(router, grpc.routes(), shutdown.clone())
+            .await;
+        // the servers have drained (or run out of time); the background tasks were told to stop
+        // at the same moment: join them within what is left of the timeout
+        shutdown.cancel();
+        let since = signalled.await.map(|at| at.elapsed()).unwrap_or_default();
+        join_within(
+            running,
+            timeout
+                .saturating_sub(since)
+                .max(Duration::from_millis(100)),
+        )
+        .await;
+        served
+    }
+}
+
+/// Joins every task, aborting those still running after `limit`.
+async fn join_within(mut running: tokio::task::JoinSet<&'static str>, limit: Duration) {
+    let joined = tokio::time::timeout(limit, async {
+        while let Some(done) = running.join_next().await {
+            if let Err(e) = done {
+                tracing::warn!(error = %e, "a background task failed");
+            }
+        }
+    })
+    .await;
+    if joined.is_err() {
+        tracing::warn!(
+            tasks = running.len(),
+            "background tasks still running at the shutdown timeout; aborting them"
+        );
+        running.shutdown().await;
+    }
+}
+
+/// Applies the platform's, the libraries' and the service's migrations and returns (the
+/// `<service> migrate` subcommand, for Kubernetes jobs), retrying while the database is unreachable.
+pub async fn migrate<S: Service>(
+    config: &CommonConfig,
+    shutdown: &CancellationToken,
+) -> Result<(), StartError> {
+    let migrations = Migrations {
+        schemas: PLATFORM_SCHEMAS
+            .iter()
+            .chain(S::schemas())
+            .copied()
+            .collect(),
+        service: S::migrations(),
+    };
+    crate::platform::migrate_with_retry(config, &migrations, shutdown).await
+}

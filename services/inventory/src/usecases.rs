@@ -1,0 +1,109 @@
+//! The inventory service's use cases, one function each, shared by the HTTP and gRPC adapters:
+//! each is one tenant-scoped transaction over the store, and wakes the relay after a commit that
+//! enqueued an event.
+
+use std::time::Duration;
+
+use longship_errors::Error;
+use longship_messaging::RelayWake;
+use longship_tenant::TenantId;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::domain::{
+    self, CommitOutcome, InventoryCode, ProductInput, ReleaseOutcome, RequestedLine,
+};
+use crate::store::{self, Product, ReserveCommand, Reserved};
+
+/// The use cases over the service's pool and relay.
+#[derive(Debug, Clone)]
+pub struct Stock {
+    pool: PgPool,
+    relay: RelayWake,
+    reservation_ttl: Duration,
+}
+
+/// A Reserve command as the adapters receive it.
+#[derive(Debug, Clone)]
+pub struct ReserveOrder {
+    /// The order.
+    pub order_id: Uuid,
+    /// The saga's idempotency key.
+    pub idempotency_key: String,
+    /// The order's currency.
+    pub currency: String,
+    /// What to reserve.
+    pub lines: Vec<RequestedLine>,
+}
+
+impl Stock {
+    /// The use cases; reservations hold stock for `reservation_ttl` unless committed or released.
+    pub fn new(pool: PgPool, relay: RelayWake, reservation_ttl: Duration) -> Stock {
+        Stock {
+            pool,
+            relay,
+            reservation_ttl,
+        }
+    }
+
+    /// Creates or replaces a product, setting its stock on hand.
+    pub async fn put_product(
+        &self,
+        tenant: &TenantId,
+        input: ProductInput,
+    ) -> Result<Product, Error> {
+        domain::validate_product(&input)?;
+        let mut tx = longship_tenant::begin(&self.pool, tenant).await?;
+        let product = store::upsert_product(&mut tx, tenant, &input).await?;
+        tx.commit().await?;
+        Ok(product)
+    }
+
+    /// One product of the tenant.
+    pub async fn product(&self, tenant: &TenantId, sku: &str) -> Result<Product, Error> {
+        let mut tx = longship_tenant::begin(&self.pool, tenant).await?;
+        let product = store::find_product(&mut tx, tenant, sku).await?;
+        tx.commit().await?;
+        product
+            .ok_or_else(|| Error::coded(InventoryCode::ProductNotFound, "no product with this sku"))
+    }
+
+    /// Reserves every line or none (idempotent by order id).
+    pub async fn reserve(&self, tenant: &TenantId, order: ReserveOrder) -> Result<Reserved, Error> {
+        domain::validate_reserve(&order.currency, &order.lines)?;
+        let command = ReserveCommand {
+            order_id: order.order_id,
+            idempotency_key: order.idempotency_key,
+            currency: order.currency,
+            lines: order.lines,
+            ttl: self.reservation_ttl,
+        };
+        let mut tx = longship_tenant::begin(&self.pool, tenant).await?;
+        let reserved = store::reserve(&mut tx, tenant, &command).await?;
+        tx.commit().await?;
+        self.relay.wake();
+        Ok(reserved)
+    }
+
+    /// Releases the order's reservation (idempotent; a tombstone when nothing was reserved).
+    pub async fn release(
+        &self,
+        tenant: &TenantId,
+        order_id: Uuid,
+    ) -> Result<ReleaseOutcome, Error> {
+        let mut tx = longship_tenant::begin(&self.pool, tenant).await?;
+        let outcome = store::release(&mut tx, tenant, order_id).await?;
+        tx.commit().await?;
+        self.relay.wake();
+        Ok(outcome)
+    }
+
+    /// Commits the order's reservation (idempotent).
+    pub async fn commit(&self, tenant: &TenantId, order_id: Uuid) -> Result<CommitOutcome, Error> {
+        let mut tx = longship_tenant::begin(&self.pool, tenant).await?;
+        let outcome = store::commit(&mut tx, tenant, order_id).await?;
+        tx.commit().await?;
+        self.relay.wake();
+        Ok(outcome)
+    }
+}

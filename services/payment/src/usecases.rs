@@ -1,0 +1,111 @@
+//! The payment service's use cases, one function each, shared by the HTTP and gRPC adapters:
+//! each is one tenant-scoped transaction over the store, and wakes the relay after a commit that
+//! enqueued an event.
+
+use longship_errors::Error;
+use longship_messaging::RelayWake;
+use longship_tenant::TenantId;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::domain::{self, AccountInput, PaymentCode, VoidOutcome};
+use crate::store::{self, AccountRow, Authorization, AuthorizeCommand, Capture, Payment};
+
+/// The use cases over the service's pool and relay.
+#[derive(Debug, Clone)]
+pub struct Funds {
+    pool: PgPool,
+    relay: RelayWake,
+}
+
+impl Funds {
+    /// The use cases.
+    pub fn new(pool: PgPool, relay: RelayWake) -> Funds {
+        Funds { pool, relay }
+    }
+
+    /// Creates or updates an account, setting its balance.
+    pub async fn put_account(
+        &self,
+        tenant: &TenantId,
+        input: AccountInput,
+    ) -> Result<AccountRow, Error> {
+        domain::validate_account(&input)?;
+        let mut tx = longship_tenant::begin(&self.pool, tenant).await?;
+        let account = store::upsert_account(&mut tx, tenant, &input).await?;
+        tx.commit().await?;
+        Ok(account)
+    }
+
+    /// One account of the tenant.
+    pub async fn account(&self, tenant: &TenantId, customer_id: &str) -> Result<AccountRow, Error> {
+        let mut tx = longship_tenant::begin(&self.pool, tenant).await?;
+        let account = store::find_account(&mut tx, tenant, customer_id).await?;
+        tx.commit().await?;
+        account.ok_or_else(|| {
+            Error::coded(PaymentCode::AccountNotFound, "no account for this customer")
+        })
+    }
+
+    /// An order's payments (none for unknown orders and for other tenants' orders alike).
+    pub async fn payments_for_order(
+        &self,
+        tenant: &TenantId,
+        order_id: Uuid,
+    ) -> Result<Vec<Payment>, Error> {
+        let mut tx = longship_tenant::begin(&self.pool, tenant).await?;
+        let payments = store::payments_for_order(&mut tx, tenant, order_id).await?;
+        tx.commit().await?;
+        Ok(payments)
+    }
+
+    /// Holds funds for the order, or declines (the decline is recorded too); idempotent by order.
+    pub async fn authorize(
+        &self,
+        tenant: &TenantId,
+        command: AuthorizeCommand,
+    ) -> Result<Payment, Error> {
+        domain::validate_authorize(
+            &command.customer_id,
+            command.amount_cents,
+            &command.currency,
+        )?;
+        let mut tx = store::OrderTx::begin(&self.pool, tenant, command.order_id).await?;
+        let authorization = store::authorize(&mut tx, &command).await?;
+        // a decline is recorded too: commit first, answer the refusal after
+        tx.commit().await?;
+        self.relay.wake();
+        match authorization {
+            Authorization::Approved(payment) => Ok(payment),
+            Authorization::Refused(err) => Err(err),
+        }
+    }
+
+    /// Releases the order's hold (idempotent; a tombstone when nothing was authorized).
+    pub async fn void(&self, tenant: &TenantId, order_id: Uuid) -> Result<VoidOutcome, Error> {
+        let mut tx = store::OrderTx::begin(&self.pool, tenant, order_id).await?;
+        let outcome = store::void(&mut tx).await?;
+        tx.commit().await?;
+        self.relay.wake();
+        Ok(outcome)
+    }
+
+    /// Captures the order's authorized payment (idempotent).
+    pub async fn capture(&self, tenant: &TenantId, order_id: Uuid) -> Result<Payment, Error> {
+        let mut tx = longship_tenant::begin(&self.pool, tenant).await?;
+        let captured = store::capture(&mut tx, tenant, order_id).await?;
+        tx.commit().await?;
+        self.relay.wake();
+        match captured {
+            Capture::Captured(payment) | Capture::AlreadyCaptured(payment) => Ok(payment),
+            Capture::NotCapturable(None) => Err(Error::coded(
+                PaymentCode::NotFound,
+                "no payment for this order",
+            )),
+            Capture::NotCapturable(Some(payment)) => Err(Error::coded(
+                PaymentCode::NotCapturable,
+                format!("the payment is {} and cannot be captured", payment.status),
+            )),
+        }
+    }
+}
