@@ -17,6 +17,9 @@
 - every services/* crate is buildable by it (a binary named like the package).
 - .dockerignore keeps target/, .git, .longship/ and rust-toolchain.toml out, and nothing
   the build needs.
+- Prometheus scrapes every service crate's container as job=<crate> and loads the alert
+  rules of monitoring/prometheus/rules; Grafana has a Prometheus data source and loads the
+  dashboards of monitoring/grafana/dashboards (docker/tests/monitoring_checks.py).
 - a negative self-check: broken copies of the inputs must make the checks fail.
 
 Prints `N passed, M failed` and exits 1 if anything failed. Needs PyYAML.
@@ -39,6 +42,7 @@ except ImportError:  # pragma: no cover
     sys.exit(2)
 
 from dockerfile_checks import check_cache_mounts, check_dockerfile, check_pins
+from monitoring_checks import check_grafana, check_monitoring_exposure, check_prometheus
 
 try:
     import tomllib
@@ -480,6 +484,9 @@ CHECKS = [
     ("Dockerfile: BuildKit cache mounts for the registry and the target", check_cache_mounts),
     ("every services/* crate is buildable by the Dockerfile", check_crates_buildable),
     (".dockerignore excludes target, .git, .longship", check_dockerignore),
+    ("prometheus scrapes every service and loads monitoring/'s rules", check_prometheus),
+    ("grafana is provisioned with prometheus and monitoring/'s dashboards", check_grafana),
+    ("prometheus and grafana: apps profile, 127.0.0.1", check_monitoring_exposure),
 ]
 
 
@@ -532,6 +539,13 @@ def broken_variants(inp):
         ("rust-toolchain.toml moved to another release than the image", other_rust, check_pins),
         ("cargo-chef without a pinned version", chef_floating, check_pins),
         ("the Dockerfile without cache mounts", no_mounts, check_cache_mounts),
+        ("a new crate that prometheus does not scrape", extra, check_prometheus),
+        ("prometheus without the rules mount",
+         with_compose(lambda c: c["services"]["prometheus"].update(
+             volumes=[v for v in c["services"]["prometheus"]["volumes"] if "rules" not in str(v)])), check_prometheus),
+        ("grafana without the dashboards mount",
+         with_compose(lambda c: c["services"]["grafana"].update(
+             volumes=[v for v in c["services"]["grafana"]["volumes"] if "dashboards" not in str(v)])), check_grafana),
         ("compose.yaml that does not parse", bad_yaml, check_compose_parses),
     ]
 
