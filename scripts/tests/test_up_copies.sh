@@ -44,6 +44,7 @@ unset RUST_LOG LOG_FORMAT NO_COLOR AUTH_JWT_SECRET AUTH_JWT_ALGORITHM OTEL_EXPOR
 # --- 1. configuration ------------------------------------------------------------------------
 # config VAR=VALUE...: prints STATE_DIR|DB_SUFFIX|NATS_PREFIX|stop command for that environment.
 config() {
+    # shellcheck disable=SC2016  # expanded by the inner shell
     env "$@" bash -c 'source "$0/scripts/lib/common.sh"; longship_config
         printf "%s|%s|%s|%s\n" "$STATE_DIR" "$DB_SUFFIX" "$NATS_PREFIX_EFFECTIVE" "$(same_copy just down)"' "$REPO"
 }
@@ -76,11 +77,13 @@ if ! { command -v psql >/dev/null && pg_isready -q -t 2 -d "$PG_ADMIN"; } ||
     summary
     exit 1
 fi
-A="$(pick_offset)" && B="$(pick_offset)" && [[ "$A" != "$B" ]] || {
+A="$(pick_offset)" || A=""
+B="$(pick_offset)" || B=""
+if [[ -z "$A" || -z "$B" || "$A" == "$B" ]]; then
     fail "no two free LONGSHIP_PORT_OFFSETs found"
     summary
     exit 1
-}
+fi
 OFFSETS=("$A" "$B")
 export LONGSHIP_INFRA=local LONGSHIP_NO_BUILD=1 LONGSHIP_BIN_DIR="$TMP/bin" LONGSHIP_READY_TIMEOUT=20 LONGSHIP_STOP_TIMEOUT=5
 pid_of() { cat "$REPO/.longship-$1/run/$2.pid" 2>/dev/null || echo none; }
