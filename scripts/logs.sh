@@ -8,7 +8,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 case "${1:-}" in
     -h | --help)
-        say "Usage: scripts/logs.sh [order|inventory|payment]   (or: just logs [service]). LONGSHIP_LOGS_LINES (default 50) lines of history, LONGSHIP_LOGS_FOLLOW=0 to not follow."
+        say "Usage: scripts/logs.sh [order|inventory|payment]   (or: just logs [service]). LONGSHIP_PORT_OFFSET or LONGSHIP_STATE_DIR picks the copy (as for up), LONGSHIP_LOGS_LINES (default 50) lines of history, LONGSHIP_LOGS_FOLLOW=0 to not follow."
         exit 0
         ;;
 esac
@@ -28,7 +28,7 @@ fi
 present=()
 for f in "${files[@]}"; do [[ -e "$f" ]] && present+=("$f"); done
 if ((${#present[@]} == 0)); then
-    die "no logs yet under $LOG_DIR${svc:+ for $svc}; start the platform with: just up"
+    die "no logs yet under $LOG_DIR${svc:+ for $svc}; start the platform with: $(same_copy just up)"
 fi
 
 lines="${LONGSHIP_LOGS_LINES:-50}"

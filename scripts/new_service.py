@@ -334,6 +334,8 @@ def plan_edits(root: Path, names: Names, values: dict[str, str], plan: Plan) -> 
     ed.above_marker("docker/compose.yaml", "compose-migrations", "compose-migration.yaml", f"service {n}-migrate")
     ed.above_marker("docker/compose.yaml", "compose-services", "compose-service.yaml", f"service {n}")
     ed.append("docker/postgres/init.sql", "compose-init-database.sql", f"database {names.name_snake}")
+    ed.above_marker("docker/prometheus/prometheus.yml", "prometheus-targets", "prometheus-target.yaml",
+                    f"Prometheus scrape target {n}")
     ed.shell_array("scripts/lib/common.sh", "LONGSHIP_SERVICES", n, True, f"{n} in LONGSHIP_SERVICES")
     ed.shell_array("scripts/lib/common.sh", "LONGSHIP_STOP_ORDER", n, False, "LONGSHIP_STOP_ORDER")
     ed.above_marker("scripts/lib/common.sh", "http-ports", "common-http-port.sh", f"HTTP port {values['http_port']}")

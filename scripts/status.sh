@@ -11,7 +11,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 if (($# > 0)); then
     case "$1" in
         -h | --help)
-            say "Usage: scripts/status.sh   (or: just status). LONGSHIP_STATE_DIR picks the state dir (default <repo>/.longship)."
+            say "Usage: scripts/status.sh   (or: just status). LONGSHIP_PORT_OFFSET picks the copy (as for up: a non-zero offset means <repo>/.longship-N) or LONGSHIP_STATE_DIR the state dir (default <repo>/.longship)."
             exit 0
             ;;
         *) die "status.sh takes no arguments (got '$1')" ;;
@@ -52,7 +52,7 @@ for svc in "${LONGSHIP_STOP_ORDER[@]}"; do
 done
 
 if ((running == 0 && degraded == 0)); then
-    say "nothing of ours is running (state dir $STATE_DIR); start it with: just up"
+    say "nothing of ours is running (state dir $STATE_DIR); start it with: $(same_copy just up)"
     exit 0
 fi
 

@@ -25,17 +25,23 @@ Environment (all optional):
                           services connect through the socket (far cheaper per round trip than
                           loopback TCP, see docs/performance.md) | a directory | none (TCP)
   NATS_URL                NATS with JetStream (default nats://127.0.0.1:4222)
-  NATS_PREFIX             subject/stream prefix passed to the services (default empty)
-  LONGSHIP_DB_SUFFIX      appended to the database names orders/inventory/payments ([a-z0-9_])
-  LONGSHIP_PORT_OFFSET    added to all six ports 8080-8082 / 50051-50053 (default 0)
+  LONGSHIP_PORT_OFFSET    added to all six ports 8080-8082 / 50051-50053 (default 0). A non-zero
+                          offset runs a second copy beside the default one: it also implies the
+                          three settings below (each unless set explicitly), so the offset alone
+                          is enough, and `LONGSHIP_PORT_OFFSET=N just down` stops that copy
+  NATS_PREFIX             subject/stream prefix passed to the services (default empty;
+                          with an offset N: copyN)
+  LONGSHIP_DB_SUFFIX      appended to the database names orders/inventory/payments ([a-z0-9_];
+                          default empty; with an offset N: _N)
+  LONGSHIP_STATE_DIR      logs and pid files (default <repo>/.longship; with an offset N:
+                          <repo>/.longship-N)
   LONGSHIP_PROFILE        debug (default) | release
-  LONGSHIP_STATE_DIR      logs and pid files (default <repo>/.longship)
   LONGSHIP_READY_TIMEOUT  seconds to wait for every /readyz (default 90)
   LONGSHIP_NO_BUILD=1     skip `cargo build` and use the binaries already built
   LONGSHIP_BIN_DIR        where the binaries are (default ${CARGO_TARGET_DIR:-target}/<profile>)
   passed through when set: RUST_LOG (default info), LOG_FORMAT (default pretty),
   AUTH_JWT_SECRET, DATABASE_MAX_CONNECTIONS, DATABASE_APP_ROLE, DATABASE_PLAN_CACHE_MODE,
-  SHUTDOWN_TIMEOUT_SECS, OTEL_EXPORTER_OTLP_ENDPOINT, SAGA_DEADLINE_SECS (order),
+  SHUTDOWN_TIMEOUT_SECS, OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_TRACES_SAMPLER(_ARG), SAGA_DEADLINE_SECS (order),
   RESERVATION_TTL_SECS (inventory)
 EOF
 }
@@ -76,7 +82,7 @@ cleanup() {
         done
     fi
     if ((${#RUNNING[@]} > 0)); then
-        err "left as they were (already running before this run): ${RUNNING[*]}; \`just down\` stops them"
+        err "left as they were (already running before this run): ${RUNNING[*]}; \`$(same_copy just down)\` stops them"
     fi
     if ((${#COMPOSE_STARTED[@]} > 0)); then
         err "stopping the compose infrastructure this run started: ${COMPOSE_STARTED[*]}"
@@ -125,8 +131,13 @@ print_summary() {
     if [[ "$infra" == docker ]]; then
         say "  Traces (Jaeger UI): http://localhost:16686"
     fi
-    say "  Logs:  $LOG_DIR/<service>.log   (just logs [service])"
-    say "  Stop:  just down        Status: just status        Walk-through: just demo"
+    if ((PORT_OFFSET != 0)); then
+        local dbs=()
+        for svc in "${LONGSHIP_STOP_ORDER[@]}"; do dbs+=("$(db_name "$svc")"); done
+        say "  This copy (LONGSHIP_PORT_OFFSET=$PORT_OFFSET): databases ${dbs[*]}, NATS prefix ${NATS_PREFIX_EFFECTIVE:-(none)}, state in $STATE_DIR"
+    fi
+    say "  Logs:  $LOG_DIR/<service>.log   ($(same_copy just logs '[service]'))"
+    say "  Stop:  $(same_copy just down)        Status: $(same_copy just status)        Walk-through: $(same_copy just demo)"
     say ""
     say "Try it (tenant 'acme' via X-Tenant-Id, accepted because AUTH_ALLOW_TENANT_HEADER=true):"
     say ""
@@ -373,7 +384,8 @@ service_env() {
         "NO_COLOR=${NO_COLOR:-1}"
     )
     local v
-    for v in NATS_PREFIX DATABASE_MAX_CONNECTIONS DATABASE_APP_ROLE DATABASE_PLAN_CACHE_MODE SHUTDOWN_TIMEOUT_SECS OTEL_EXPORTER_OTLP_ENDPOINT; do
+    [[ -n "$NATS_PREFIX_EFFECTIVE" ]] && ENV_ARGS+=("NATS_PREFIX=$NATS_PREFIX_EFFECTIVE")
+    for v in DATABASE_MAX_CONNECTIONS DATABASE_APP_ROLE DATABASE_PLAN_CACHE_MODE SHUTDOWN_TIMEOUT_SECS OTEL_EXPORTER_OTLP_ENDPOINT OTEL_TRACES_SAMPLER OTEL_TRACES_SAMPLER_ARG; do
         [[ -n "${!v:-}" ]] && ENV_ARGS+=("$v=${!v}")
     done
     case "$svc" in

@@ -9,10 +9,17 @@
   volumes are declared; the environment follows the contract (ARCHITECTURE.md 3-4);
   the Postgres init script creates every database a service uses; the collector
   config parses and exports to a compose service.
-- docker/Dockerfile is multi-stage (cargo-chef planner/cacher/builder on
-  rust:1.95-bookworm), builds `-p ${SERVICE}`, runs as non-root on distroless.
+- docker/Dockerfile is multi-stage (cargo-chef planner/cacher/builder), builds
+  `-p ${SERVICE}`, runs as non-root on distroless (docker/tests/dockerfile_checks.py);
+  every base image is pinned by tag and digest, the Rust tag is rust-toolchain.toml's
+  channel, cargo-chef is installed at an exact version, and the registry and target
+  directories are BuildKit cache mounts.
 - every services/* crate is buildable by it (a binary named like the package).
-- .dockerignore keeps target/, .git and .longship/ out, and nothing the build needs.
+- .dockerignore keeps target/, .git, .longship/ and rust-toolchain.toml out, and nothing
+  the build needs.
+- Prometheus scrapes every service crate's container as job=<crate> and loads the alert
+  rules of monitoring/prometheus/rules; Grafana has a Prometheus data source and loads the
+  dashboards of monitoring/grafana/dashboards (docker/tests/monitoring_checks.py).
 - a negative self-check: broken copies of the inputs must make the checks fail.
 
 Prints `N passed, M failed` and exits 1 if anything failed. Needs PyYAML.
@@ -33,6 +40,9 @@ try:
 except ImportError:  # pragma: no cover
     print("error: PyYAML is needed (pip install pyyaml, or apt-get install python3-yaml)", file=sys.stderr)
     sys.exit(2)
+
+from dockerfile_checks import check_cache_mounts, check_dockerfile, check_pins
+from monitoring_checks import check_grafana, check_monitoring_exposure, check_prometheus
 
 try:
     import tomllib
@@ -58,6 +68,7 @@ class Inputs:
         self.compose_text = read(os.path.join(self.docker, "compose.yaml"))
         self.dockerfile = read(os.path.join(self.docker, "Dockerfile"))
         self.dockerignore = read(os.path.join(root, ".dockerignore"))
+        self.toolchain = read(os.path.join(root, "rust-toolchain.toml"))
         self.crates = discover_crates(root)
         self.infra = infra_from_up_sh(root)
         self.compose = None
@@ -179,42 +190,6 @@ def db_of(url):
     if u.scheme not in ("postgres", "postgresql") or not u.path.strip("/"):
         return (None, None)
     return (u.hostname, u.path.strip("/"))
-
-
-def dockerfile_instructions(text):
-    """[(INSTRUCTION, args)] with line continuations joined and comments dropped."""
-    out, buf = [], ""
-    for raw in (text or "").splitlines():
-        line = raw.strip()
-        if not buf and (not line or line.startswith("#")):
-            continue
-        if line.endswith("\\"):
-            buf += line[:-1] + " "
-            continue
-        buf += line
-        parts = buf.split(None, 1)
-        out.append((parts[0].upper(), parts[1] if len(parts) > 1 else ""))
-        buf = ""
-    return out
-
-
-def dockerfile_stages(text):
-    """[(image, stage name, [(instr, args)])], with global ARG defaults substituted in FROM."""
-    args, stages = {}, []
-    for instr, rest in dockerfile_instructions(text):
-        if instr == "ARG" and not stages:
-            k, _, v = rest.partition("=")
-            args[k.strip()] = v.strip()
-            continue
-        if instr == "FROM":
-            words = rest.split()
-            words = [w for w in words if not w.startswith("--platform")]
-            image = re.sub(r"\$\{?(\w+)\}?", lambda m: args.get(m.group(1), m.group(0)), words[0])
-            name = words[2] if len(words) >= 3 and words[1].upper() == "AS" else None
-            stages.append((image, name, []))
-        elif stages:
-            stages[-1][2].append((instr, rest))
-    return stages
 
 
 def ignored(patterns, path):
@@ -456,56 +431,6 @@ def check_otel_config(inp):
     return probs
 
 
-def check_dockerfile(inp):
-    if inp.dockerfile is None:
-        return ["docker/Dockerfile is missing"]
-    stages = dockerfile_stages(inp.dockerfile)
-    names = {name: (image, body) for image, name, body in stages if name}
-    probs = []
-    if not re.search(r"^\s*ARG\s+SERVICE\b", inp.dockerfile, re.M):
-        probs.append("Dockerfile has no `ARG SERVICE`")
-    for stage in ("planner", "cacher", "builder"):
-        if stage not in names:
-            probs.append(f"Dockerfile has no `{stage}` stage")
-    rust_images = {image for image, _, _ in stages if image.startswith("rust:")}
-    if rust_images != {"rust:1.95-bookworm"}:
-        probs.append(f"build stages should use rust:1.95-bookworm, got {sorted(rust_images) or 'none'}")
-
-    def runs(stage):
-        return " ".join(a for i, a in (names.get(stage, ("", []))[1]) if i == "RUN")
-
-    sp = r"-p\s+\"?\$\{?SERVICE\}?\"?"
-    if "cargo chef prepare" not in runs("planner"):
-        probs.append("the planner stage should run `cargo chef prepare`")
-    cook = runs("cacher")
-    if not (re.search(r"cargo chef cook\b", cook) and "--release" in cook):
-        probs.append("the cacher stage should run `cargo chef cook --release`")
-    build = runs("builder")
-    if not (re.search(r"cargo build\b", build) and "--release" in build and re.search(sp, build)):
-        probs.append("the builder stage should run `cargo build --release -p ${SERVICE}`")
-    if not stages:
-        return probs + ["Dockerfile has no FROM"]
-    image, _, body = stages[-1]
-    if image != "gcr.io/distroless/cc-debian12:nonroot":
-        probs.append(f"the runtime stage should be gcr.io/distroless/cc-debian12:nonroot, got {image}")
-    copies = " ".join(a for i, a in body if i == "COPY")
-    for dest in ("/usr/local/bin/${SERVICE}", "/usr/local/bin/service"):
-        if dest not in copies:
-            probs.append(f"the runtime stage should COPY the binary to {dest}")
-    entry = [a for i, a in body if i == "ENTRYPOINT"]
-    try:
-        if not entry or json.loads(entry[-1]) != ["/usr/local/bin/service"]:
-            probs.append(f"ENTRYPOINT should be exec form [\"/usr/local/bin/service\"], got {entry}")
-    except ValueError:
-        probs.append(f"ENTRYPOINT must be exec form (JSON): distroless has no shell; got {entry}")
-    users = [a.strip() for i, a in body if i == "USER"]
-    if users and users[-1].split(":")[0] not in ("65532", "nonroot"):
-        probs.append(f"the runtime should run as uid 65532 (nonroot), got USER {users[-1]}")
-    if any(i == "HEALTHCHECK" for i, _ in body):
-        probs.append("no HEALTHCHECK: distroless has no shell or curl to run one; probe GET /readyz from outside")
-    return probs
-
-
 def check_crates_buildable(inp):
     probs = []
     for crate, path in inp.crates.items():
@@ -533,6 +458,12 @@ def check_dockerignore(inp):
     for path in NEEDED_IN_CONTEXT:
         if ignored(pats, path):
             probs.append(f".dockerignore excludes {path}, which the build needs")
+    # The image's toolchain is pinned by its FROM tag; a rust-toolchain.toml in the context
+    # would make rustup download components inside the build.
+    if inp.toolchain is None:
+        probs.append("rust-toolchain.toml is missing at the repository root")
+    elif not ignored(pats, "rust-toolchain.toml"):
+        probs.append(".dockerignore should exclude rust-toolchain.toml (the FROM tag pins the image's toolchain)")
     return probs
 
 
@@ -549,8 +480,13 @@ CHECKS = [
     ("postgres init creates every service database", check_init_sql),
     ("otel collector config exports traces to a compose service", check_otel_config),
     ("Dockerfile: cargo-chef stages, -p ${SERVICE}, distroless non-root", check_dockerfile),
+    ("Dockerfile: base images by digest, Rust tag = rust-toolchain.toml, cargo-chef exact", check_pins),
+    ("Dockerfile: BuildKit cache mounts for the registry and the target", check_cache_mounts),
     ("every services/* crate is buildable by the Dockerfile", check_crates_buildable),
     (".dockerignore excludes target, .git, .longship", check_dockerignore),
+    ("prometheus scrapes every service and loads monitoring/'s rules", check_prometheus),
+    ("grafana is provisioned with prometheus and monitoring/'s dashboards", check_grafana),
+    ("prometheus and grafana: apps profile, 127.0.0.1", check_monitoring_exposure),
 ]
 
 
@@ -573,6 +509,17 @@ def broken_variants(inp):
     no_target.dockerignore = "\n".join(x for x in (inp.dockerignore or "").splitlines() if "target" not in x)
     no_p = copy.copy(inp)
     no_p.dockerfile = re.sub(r"-p\s+\"?\$\{?SERVICE\}?\"?", "--workspace", inp.dockerfile or "")
+    by_tag = copy.copy(inp)
+    by_tag.dockerfile = re.sub(r"@sha256:[0-9a-f]{64}", "", inp.dockerfile or "", count=1)
+    other_rust = copy.copy(inp)
+    other_rust.toolchain = re.sub(r'channel\s*=\s*"[^"]*"', 'channel = "1.96.0"', inp.toolchain or "")
+    chef_floating = copy.copy(inp)
+    chef_floating.dockerfile = re.sub(r'--version\s+"=\$\{CARGO_CHEF_VERSION\}"', "", inp.dockerfile or "")
+    no_mounts = copy.copy(inp)
+    no_mounts.dockerfile = re.sub(r"--mount=type=cache,\S+", "", inp.dockerfile or "")
+    toolchain_in_context = copy.copy(inp)
+    toolchain_in_context.dockerignore = "\n".join(
+        x for x in (inp.dockerignore or "").splitlines() if "rust-toolchain" not in x)
     bad_yaml = copy.copy(inp)
     bad_yaml.compose, bad_yaml.compose_error = None, "mapping values are not allowed here"
     return [
@@ -587,6 +534,18 @@ def broken_variants(inp):
          with_compose(lambda c: c["services"][first]["environment"].update(HTTP_ADDR="0.0.0.0:9999")), check_contract_env),
         ("the Dockerfile building --workspace instead of -p ${SERVICE}", no_p, check_dockerfile),
         (".dockerignore without target", no_target, check_dockerignore),
+        (".dockerignore letting rust-toolchain.toml into the context", toolchain_in_context, check_dockerignore),
+        ("a base image by tag only", by_tag, check_pins),
+        ("rust-toolchain.toml moved to another release than the image", other_rust, check_pins),
+        ("cargo-chef without a pinned version", chef_floating, check_pins),
+        ("the Dockerfile without cache mounts", no_mounts, check_cache_mounts),
+        ("a new crate that prometheus does not scrape", extra, check_prometheus),
+        ("prometheus without the rules mount",
+         with_compose(lambda c: c["services"]["prometheus"].update(
+             volumes=[v for v in c["services"]["prometheus"]["volumes"] if "rules" not in str(v)])), check_prometheus),
+        ("grafana without the dashboards mount",
+         with_compose(lambda c: c["services"]["grafana"].update(
+             volumes=[v for v in c["services"]["grafana"]["volumes"] if "dashboards" not in str(v)])), check_grafana),
         ("compose.yaml that does not parse", bad_yaml, check_compose_parses),
     ]
 

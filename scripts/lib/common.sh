@@ -45,10 +45,6 @@ abspath() {
 
 # --- configuration (validated once, used by every script) --------------------
 longship_config() {
-    STATE_DIR="$(abspath "${LONGSHIP_STATE_DIR:-$LONGSHIP_ROOT/.longship}")"
-    LOG_DIR="$STATE_DIR/logs"
-    RUN_DIR="$STATE_DIR/run"
-
     PORT_OFFSET="${LONGSHIP_PORT_OFFSET:-0}"
     [[ "$PORT_OFFSET" =~ ^[0-9]+$ ]] ||
         die "LONGSHIP_PORT_OFFSET must be a non-negative integer, got '$PORT_OFFSET'"
@@ -56,7 +52,21 @@ longship_config() {
     ((50053 + PORT_OFFSET <= 65535)) ||
         die "LONGSHIP_PORT_OFFSET=$PORT_OFFSET pushes gRPC port 50053 past 65535 (max offset 15482)"
 
-    DB_SUFFIX="${LONGSHIP_DB_SUFFIX:-}"
+    # A non-zero offset is a second copy beside the default one: unless they are set explicitly,
+    # it gets its own state directory, databases and NATS subjects too, so LONGSHIP_PORT_OFFSET
+    # alone is enough (and `LONGSHIP_PORT_OFFSET=N just down` stops exactly that copy).
+    local copy_state="" copy_suffix="" copy_prefix=""
+    if ((PORT_OFFSET != 0)); then
+        copy_state="$LONGSHIP_ROOT/.longship-$PORT_OFFSET"
+        copy_suffix="_$PORT_OFFSET"
+        copy_prefix="copy$PORT_OFFSET"
+    fi
+    STATE_DIR="$(abspath "${LONGSHIP_STATE_DIR:-${copy_state:-$LONGSHIP_ROOT/.longship}}")"
+    LOG_DIR="$STATE_DIR/logs"
+    RUN_DIR="$STATE_DIR/run"
+
+    # `${VAR-default}`: an explicitly empty LONGSHIP_DB_SUFFIX or NATS_PREFIX means "none".
+    DB_SUFFIX="${LONGSHIP_DB_SUFFIX-$copy_suffix}"
     [[ "$DB_SUFFIX" =~ ^[a-z0-9_]*$ ]] ||
         die "LONGSHIP_DB_SUFFIX may contain only [a-z0-9_], got '$DB_SUFFIX'"
     ((${#DB_SUFFIX} <= 40)) || die "LONGSHIP_DB_SUFFIX is too long (max 40 characters)"
@@ -66,6 +76,10 @@ longship_config() {
         debug | release) ;;
         *) die "LONGSHIP_PROFILE must be 'debug' or 'release', got '$PROFILE'" ;;
     esac
+
+    NATS_PREFIX_EFFECTIVE="${NATS_PREFIX-$copy_prefix}"
+    [[ "$NATS_PREFIX_EFFECTIVE" =~ ^[A-Za-z0-9-]*$ ]] ||
+        die "NATS_PREFIX may contain only letters, digits and dashes, got '$NATS_PREFIX_EFFECTIVE'"
 
     PG_ADMIN_URL="${LONGSHIP_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
     NATS_URL_EFFECTIVE="${NATS_URL:-nats://127.0.0.1:4222}"
@@ -84,6 +98,15 @@ longship_config() {
     COMPOSE_FILE="$LONGSHIP_ROOT/docker/compose.yaml"
     # Infra services of docker/compose.yaml that up.sh may start (never the apps profile).
     COMPOSE_INFRA=(postgres nats otel-collector jaeger)
+}
+
+# The command that runs another recipe (`just down`, `just status`, ...) on the same copy: the
+# variables that select it (a port offset, an explicit state directory) followed by the command.
+same_copy() {
+    local vars=()
+    ((PORT_OFFSET != 0)) && vars+=("LONGSHIP_PORT_OFFSET=$PORT_OFFSET")
+    [[ -n "${LONGSHIP_STATE_DIR:-}" ]] && vars+=("LONGSHIP_STATE_DIR=$(printf '%q' "$STATE_DIR")")
+    printf '%s\n' "${vars[*]:+${vars[*]} }$*"
 }
 
 is_service() {

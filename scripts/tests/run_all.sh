@@ -2,7 +2,7 @@
 # Every test of the local-run scripts (scripts/tests/test_*.sh); no cargo and no Docker
 # engine needed. (docker/tests/check_docker.py runs on its own, in `just test-deploy`.)
 # Ends with one `N passed, M failed[, K skipped]` line summed over all of them and
-# exits non-zero if anything failed. test_up_lifecycle.sh and test_up_real.sh need Postgres
+# exits non-zero if anything failed. test_up_lifecycle.sh, test_up_copies.sh and test_up_real.sh need Postgres
 # (127.0.0.1:5432) and NATS (127.0.0.1:4222) and fail, saying so, without them.
 # Usage: bash scripts/tests/run_all.sh
 set -uo pipefail
@@ -45,6 +45,7 @@ run "scripts/tests/test_up_preflight.sh" bash "$HERE/test_up_preflight.sh"
 run "scripts/tests/test_pg_socket.sh" bash "$HERE/test_pg_socket.sh"
 run "scripts/tests/test_demo.sh" bash "$HERE/test_demo.sh"
 run "scripts/tests/test_up_lifecycle.sh" bash "$HERE/test_up_lifecycle.sh"
+run "scripts/tests/test_up_copies.sh" bash "$HERE/test_up_copies.sh"
 run "scripts/tests/test_up_real.sh" bash "$HERE/test_up_real.sh"
 
 echo
