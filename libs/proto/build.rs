@@ -23,9 +23,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed={}", root.display());
     let mut config = tonic_prost_build::Config::new();
     config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
+    // the descriptors of every method, so servers can tell a real method from an invented path
+    let descriptors = PathBuf::from(std::env::var("OUT_DIR")?).join("longship_descriptors.bin");
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        .file_descriptor_set_path(descriptors)
         .compile_with_config(config, &protos, &[root])?;
     Ok(())
 }

@@ -11,6 +11,10 @@ use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::metric_families::{
+    CONSUMER_BATCH_FALLBACKS, CONSUMER_BATCH_SIZE, CONSUMER_DEAD_LETTERS, CONSUMER_DUPLICATES,
+    CONSUMER_HANDLED, CONSUMER_RETRIES,
+};
 use crate::{EventEnvelope, Naming, RelayWake};
 
 /// A consumer's settings.
@@ -132,6 +136,7 @@ pub async fn run_consumer(
     handler: Arc<dyn EventHandler>,
     shutdown: CancellationToken,
 ) {
+    crate::metric_families::zero_consumer(&spec.durable_name, spec.batch_size > 1);
     let mut backoff = Duration::from_millis(200);
     loop {
         let attempt = consume(&context, &spec, &handler, &shutdown);
@@ -233,12 +238,16 @@ impl Consumer<'_> {
             let span = tracing::Span::current();
             span.record("tenant_id", envelope.tenant_id.as_str());
             span.record("event_id", envelope.id.to_string());
-            match self.handle_in_tx(&envelope).await {
+            let handled = self.handle_in_tx(&envelope).await;
+            if handled.is_err() {
+                longship_telemetry::spans::record_failure(&span);
+            }
+            match handled {
                 Ok(outcome) => {
                     if outcome == Outcome::Duplicate {
-                        metrics::counter!("consumer_duplicates_total", "consumer" => spec.durable_name.clone()).increment(1);
+                        metrics::counter!(CONSUMER_DUPLICATES.name, "consumer" => spec.durable_name.clone()).increment(1);
                     }
-                    metrics::counter!("consumer_handled_total", "consumer" => spec.durable_name.clone()).increment(1);
+                    metrics::counter!(CONSUMER_HANDLED.name, "consumer" => spec.durable_name.clone()).increment(1);
                     if let Err(e) = message.ack().await {
                         tracing::warn!(error = %e, "ack failed; the inbox makes the redelivery a no-op");
                     }
@@ -246,7 +255,7 @@ impl Consumer<'_> {
                 // the database was unreachable: that says nothing about the message, so it is retried
                 // for as long as the outage lasts and never dead-lettered for it
                 Err(Failure::Unavailable(e)) => {
-                    metrics::counter!("consumer_retries_total", "consumer" => spec.durable_name.clone()).increment(1);
+                    metrics::counter!(CONSUMER_RETRIES.name, "consumer" => spec.durable_name.clone()).increment(1);
                     let delay = retry_delay(delivered).min(UNAVAILABLE_RETRY_MAX);
                     tracing::warn!(error = %e, delivered, retry_in_ms = delay.as_millis() as u64, "database unavailable; will retry");
                     let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
@@ -255,7 +264,7 @@ impl Consumer<'_> {
                     self.dead_letter_and_term(&message, &e.0).await;
                 }
                 Err(Failure::Handler(e)) => {
-                    metrics::counter!("consumer_retries_total", "consumer" => spec.durable_name.clone()).increment(1);
+                    metrics::counter!(CONSUMER_RETRIES.name, "consumer" => spec.durable_name.clone()).increment(1);
                     let delay = retry_delay(delivered);
                     tracing::warn!(error = %e.0, delivered, retry_in_ms = delay.as_millis() as u64, "handler failed; will retry");
                     let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
@@ -297,20 +306,20 @@ impl Consumer<'_> {
         }
         match self.handle_batch_in_tx(&batch).await {
             Ok(outcomes) => {
-                metrics::histogram!("consumer_batch_size", "consumer" => spec.durable_name.clone())
+                metrics::histogram!(CONSUMER_BATCH_SIZE.name, "consumer" => spec.durable_name.clone())
                     .record(batch.len() as f64);
                 for ((message, _), outcome) in batch.iter().zip(outcomes) {
                     if outcome == Outcome::Duplicate {
-                        metrics::counter!("consumer_duplicates_total", "consumer" => spec.durable_name.clone()).increment(1);
+                        metrics::counter!(CONSUMER_DUPLICATES.name, "consumer" => spec.durable_name.clone()).increment(1);
                     }
-                    metrics::counter!("consumer_handled_total", "consumer" => spec.durable_name.clone()).increment(1);
+                    metrics::counter!(CONSUMER_HANDLED.name, "consumer" => spec.durable_name.clone()).increment(1);
                     if let Err(e) = message.ack().await {
                         tracing::warn!(error = %e, "ack failed; the inbox makes the redelivery a no-op");
                     }
                 }
             }
             Err(e) => {
-                metrics::counter!("consumer_batch_fallbacks_total", "consumer" => spec.durable_name.clone())
+                metrics::counter!(CONSUMER_BATCH_FALLBACKS.name, "consumer" => spec.durable_name.clone())
                     .increment(1);
                 tracing::info!(consumer = %spec.durable_name, events = batch.len(), error = %e, "batch rolled back; handling its events one by one");
                 for (message, _) in batch {
@@ -429,7 +438,7 @@ impl Consumer<'_> {
                 .await;
             return;
         }
-        metrics::counter!("consumer_dead_letters_total", "consumer" => spec.durable_name.clone())
+        metrics::counter!(CONSUMER_DEAD_LETTERS.name, "consumer" => spec.durable_name.clone())
             .increment(1);
         tracing::error!(
             consumer = %spec.durable_name,
@@ -442,21 +451,22 @@ impl Consumer<'_> {
     }
 }
 
-/// The span of one event's handling, continuing the producer's trace.
+/// The CONSUMER span of one event's handling, a child of the producer span whose context the
+/// message carries (`traceparent`).
 fn event_span(spec: &ConsumerSpec, message: &jetstream::Message, delivered: i64) -> tracing::Span {
-    let parent = longship_telemetry::propagation::context_from_nats(message.headers.as_ref());
-    let span = tracing::info_span!(
-        "event.handle",
-        consumer = %spec.durable_name,
-        subject = %message.subject,
+    let message_id = message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
+        .map(|v| v.as_str())
+        .unwrap_or("");
+    longship_telemetry::spans::message_consumer(
+        message.subject.as_str(),
+        &spec.durable_name,
+        message_id,
         delivered,
-        tenant_id = tracing::field::Empty,
-        event_id = tracing::field::Empty,
-        trace_id = tracing::field::Empty,
-    );
-    longship_telemetry::propagation::set_parent(&span, parent);
-    longship_telemetry::record_trace_id(&span);
-    span
+        message.headers.as_ref(),
+    )
 }
 
 #[derive(Debug, PartialEq, Eq)]

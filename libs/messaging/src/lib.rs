@@ -40,12 +40,15 @@
 
 pub mod consumer;
 mod envelope;
+mod metric_families;
 mod naming;
 pub mod outbox;
+mod producer;
 pub mod testing;
 
 pub use consumer::{ConsumerContext, ConsumerSpec, EventHandler, HandlerError, run_consumer};
 pub use envelope::{DecodeError, EventEnvelope, NewEvent};
+pub use metric_families::METRIC_FAMILIES;
 pub use naming::{
     Naming, StreamSpec, ensure_dead_letter_stream, ensure_stream, ensure_streams_with_retry,
 };

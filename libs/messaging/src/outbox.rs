@@ -22,6 +22,9 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::metric_families::{
+    OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE, OUTBOX_PUBLISH_FAILURES, OUTBOX_PUBLISHED,
+};
 use crate::{EventEnvelope, Naming};
 
 /// The Postgres channel the outbox trigger notifies.
@@ -155,6 +158,7 @@ impl OutboxRelay {
         naming: Naming,
         config: RelayConfig,
     ) -> OutboxRelay {
+        crate::metric_families::zero_relay();
         OutboxRelay {
             pool,
             js,
@@ -194,7 +198,7 @@ impl OutboxRelay {
                 }
                 Ok(_) => backoff = Duration::from_millis(50),
                 Err(e) => {
-                    metrics::counter!("outbox_publish_failures_total").increment(1);
+                    metrics::counter!(OUTBOX_PUBLISH_FAILURES.name).increment(1);
                     tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "outbox publish failed");
                     tokio::select! {
                         () = tokio::time::sleep(backoff) => {}
@@ -301,35 +305,36 @@ impl OutboxRelay {
             })
             .collect::<Result<_, sqlx::Error>>()?;
 
-        // send every message first (pipelined), then await the acks together
+        // send every message first (pipelined), then await the acks together; each message has a
+        // PRODUCER span from its send to its ack (crate::producer)
         let mut acks = Vec::with_capacity(pending.len());
         for row in &pending {
             let (subject, headers, body) = self.message(row)?;
-            match self
-                .js
-                .send_publish(
-                    subject,
-                    jetstream::message::PublishMessage::build()
-                        .headers(headers)
-                        .payload(body),
-                )
-                .await
-            {
-                Ok(ack) => acks.push((row.tid, Some(ack))),
-                Err(e) => {
-                    tracing::warn!(error = %e, "outbox send failed");
-                    acks.push((row.tid, None));
+            let id = row.id.to_string();
+            let event = crate::producer::Traced {
+                id: &id,
+                tenant_id: &row.tenant_id,
+                stored: row.traceparent.as_deref(),
+            };
+            match crate::producer::send(&self.js, subject, headers, body, event).await {
+                (Ok(ack), span) => acks.push((row.tid, Some(ack), span)),
+                (Err(_), span) => {
+                    acks.push((row.tid, None, span));
                     break;
                 }
             }
         }
         let results = tokio::time::timeout(
             self.config.ack_timeout,
-            join_all(acks.into_iter().map(|(tid, ack)| async move {
-                match ack {
-                    Some(ack) => (tid, ack.await.is_ok()),
-                    None => (tid, false),
+            join_all(acks.into_iter().map(|(tid, ack, span)| async move {
+                let acked = match ack {
+                    Some(ack) => ack.await.is_ok(),
+                    None => false,
+                };
+                if !acked {
+                    longship_telemetry::spans::record_failure(&span);
                 }
+                (tid, acked)
             })),
         )
         .await
@@ -347,7 +352,7 @@ impl OutboxRelay {
                 .await?;
         }
         tx.commit().await?;
-        metrics::counter!("outbox_published_total").increment(sent.len() as u64);
+        metrics::counter!(OUTBOX_PUBLISHED.name).increment(sent.len() as u64);
         if sent.len() < pending.len() {
             return Err(RelayError::Nats(
                 "some messages were not acknowledged".into(),
@@ -379,9 +384,6 @@ impl OutboxRelay {
         longship_tenant::nats::inject(&mut headers, &tenant);
         headers.insert("Event-Type", row.event_type.as_str());
         headers.insert("Event-Time", row.occurred_at.to_rfc3339().as_str());
-        if let Some(tp) = &row.traceparent {
-            longship_telemetry::propagation::inject_nats_traceparent(&mut headers, tp);
-        }
         Ok((self.naming.subject(&row.event_type), headers, body.into()))
     }
 
@@ -398,8 +400,8 @@ impl OutboxRelay {
         if let Ok(row) = row {
             let n: i64 = row.try_get("n").unwrap_or(0);
             let age: Option<f64> = row.try_get("age").unwrap_or(None);
-            metrics::gauge!("outbox_backlog").set(n as f64);
-            metrics::gauge!("outbox_oldest_pending_age_seconds").set(age.unwrap_or(0.0));
+            metrics::gauge!(OUTBOX_BACKLOG.name).set(n as f64);
+            metrics::gauge!(OUTBOX_OLDEST_AGE.name).set(age.unwrap_or(0.0));
         }
     }
 

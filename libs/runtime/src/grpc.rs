@@ -1,12 +1,21 @@
-//! The gRPC side of a service: tonic with the standard health service, per-call trace spans that
-//! continue the caller's `traceparent`, and request metrics.
+//! The gRPC side of a service: tonic with the standard health service, a SERVER span and RED
+//! metrics per call ([`longship_telemetry::GrpcServerLayer`]), and client channels whose calls get
+//! CLIENT spans ([`balanced_channel`]).
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
+use longship_telemetry::labels::GrpcMethods;
+use longship_telemetry::{GrpcClientTrace, GrpcClientTraceLayer, GrpcServerLayer};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
-use tower_http::trace::TraceLayer;
+
+/// The health check every service serves.
+pub const HEALTH_CHECK: &str = "/grpc.health.v1.Health/Check";
+
+/// A client channel whose calls are traced (a CLIENT span each, its context in `traceparent`).
+pub type ClientChannel = GrpcClientTrace<tonic::transport::Channel>;
 
 /// Adds the gRPC health service (reporting SERVING for the server as a whole) to `routes`.
 pub async fn with_health(routes: Routes) -> Routes {
@@ -17,21 +26,16 @@ pub async fn with_health(routes: Routes) -> Routes {
     routes.add_service(health)
 }
 
-/// The span of one gRPC call.
-pub fn call_span<B>(request: &http::Request<B>) -> tracing::Span {
-    let span = tracing::info_span!(
-        "grpc.request",
-        rpc = %request.uri().path(),
-        tenant_id = tracing::field::Empty,
-        order_id = tracing::field::Empty,
-        trace_id = tracing::field::Empty,
-    );
-    longship_telemetry::propagation::set_parent(
-        &span,
-        longship_telemetry::propagation::context_from_http(request.headers()),
-    );
-    longship_telemetry::record_trace_id(&span);
-    span
+/// The methods metrics and spans name: every method of the workspace's protos and the health
+/// service's. Any other path a client sends is counted as `_OTHER`.
+pub fn known_methods() -> GrpcMethods {
+    static KNOWN: OnceLock<GrpcMethods> = OnceLock::new();
+    KNOWN
+        .get_or_init(|| {
+            let health = [HEALTH_CHECK, "/grpc.health.v1.Health/Watch"].map(str::to_owned);
+            GrpcMethods::new(longship_proto::grpc_methods().into_iter().chain(health))
+        })
+        .clone()
 }
 
 /// Serves `routes` on `listener` until `shutdown` is cancelled, then lets in-flight calls finish.
@@ -43,8 +47,7 @@ pub async fn serve(
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .layer(TraceLayer::new_for_grpc().make_span_with(call_span))
-        .layer(longship_telemetry::GrpcMetricsLayer)
+        .layer(GrpcServerLayer::new(known_methods()))
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
         .await
@@ -53,8 +56,24 @@ pub async fn serve(
 /// A lazily connecting client channel to `url` that spreads calls over every address the host name
 /// resolves to, re-resolving every `refresh` (so replicas behind a Kubernetes headless Service, or
 /// added by the HPA, all take calls). A literal IP address gets a plain channel. `configure` sets
-/// timeouts and the like on each endpoint.
+/// timeouts and the like on each endpoint. Every call through it gets a CLIENT span.
 pub fn balanced_channel(
+    url: &str,
+    refresh: Duration,
+    configure: impl Fn(tonic::transport::Endpoint) -> tonic::transport::Endpoint + Send + Sync + 'static,
+) -> Result<ClientChannel, String> {
+    use tower::Layer;
+    let uri: http::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
+    let host = uri.host().unwrap_or("").trim_matches(['[', ']']).to_owned();
+    let port = uri.port_u16().unwrap_or(match uri.scheme_str() {
+        Some("https") => 443,
+        _ => 80,
+    });
+    let channel = plain_balanced_channel(url, refresh, configure)?;
+    Ok(GrpcClientTraceLayer::new(&host, port).layer(channel))
+}
+
+fn plain_balanced_channel(
     url: &str,
     refresh: Duration,
     configure: impl Fn(tonic::transport::Endpoint) -> tonic::transport::Endpoint + Send + Sync + 'static,
@@ -126,7 +145,7 @@ mod tests {
         (addr, shutdown)
     }
 
-    async fn check(channel: tonic::transport::Channel) -> Result<(), tonic::Status> {
+    async fn check(channel: ClientChannel) -> Result<(), tonic::Status> {
         let mut client = tonic_health::pb::health_client::HealthClient::new(channel);
         client
             .check(tonic_health::pb::HealthCheckRequest {

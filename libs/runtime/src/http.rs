@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::middleware::Next;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http::{HeaderName, StatusCode};
 use longship_errors::{Error, PROBLEM_CONTENT_TYPE, ProblemDetails};
@@ -28,7 +28,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// What the platform wrapper needs to know about a service.
 #[derive(Clone)]
 pub struct HttpOptions {
-    /// Service name (docs page title).
+    /// Service name (the `service` of `build_info`; its gRPC methods are `longship.<name>.*`).
     pub service_name: String,
     /// The service's OpenAPI document.
     pub openapi: utoipa::openapi::OpenApi,
@@ -58,8 +58,9 @@ pub fn router(api: Router, options: HttpOptions) -> Router {
     } else {
         api
     };
-    let docs = Arc::new(docs_page(&options.service_name));
+    crate::platform_metrics::register(&options.service_name, &openapi);
     let readiness = options.readiness.clone();
+    let scraped = options.readiness.clone();
     let platform = Router::new()
         .route(
             "/healthz",
@@ -82,11 +83,14 @@ pub fn router(api: Router, options: HttpOptions) -> Router {
         )
         .route(
             "/metrics",
-            get(|| async {
-                (
-                    [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-                    longship_telemetry::metrics_handle().render(),
-                )
+            get(move || {
+                crate::platform_metrics::record_dependencies(&scraped);
+                async {
+                    (
+                        [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                        longship_telemetry::render_metrics(),
+                    )
+                }
             }),
         )
         .route(
@@ -101,13 +105,7 @@ pub fn router(api: Router, options: HttpOptions) -> Router {
                 }
             }),
         )
-        .route(
-            "/docs",
-            get(move || {
-                let page = Arc::clone(&docs);
-                async move { Html(page.as_str().to_owned()) }
-            }),
-        );
+        .merge(docs_page());
 
     let timeout = options.request_timeout;
     Router::new()
@@ -128,7 +126,7 @@ pub fn router(api: Router, options: HttpOptions) -> Router {
                 .make_span_with(request_span)
                 .on_response(
                     |response: &Response, latency: Duration, span: &tracing::Span| {
-                        span.record("status", response.status().as_u16());
+                        longship_telemetry::spans::record_http_status(span, response.status());
                         tracing::debug!(
                             latency_ms = latency.as_millis() as u64,
                             "request finished"
@@ -177,52 +175,37 @@ fn method_not_allowed() -> Response {
         .into_response()
 }
 
-/// The span of one HTTP request: continues the caller's trace and has fields for the tenant and
-/// order that handlers fill in.
+/// Requests that get no span: probes and scrapes, which would otherwise be most of the traces.
+const UNTRACED: &[&str] = &["/healthz", "/readyz", "/metrics"];
+
+/// The SERVER span of one HTTP request ([`longship_telemetry::spans::http_server`]): continues the
+/// caller's trace and has fields for the tenant and order that handlers fill in. Probes and
+/// scrapes (`/healthz`, `/readyz`, `/metrics`) are not traced.
 pub fn request_span<B>(request: &Request<B>) -> tracing::Span {
+    if UNTRACED.contains(&request.uri().path()) {
+        return tracing::Span::none();
+    }
     let request_id = request
         .headers()
         .get(&REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let span = tracing::info_span!(
-        "http.request",
-        method = %request.method(),
-        path = %request.uri().path(),
-        request_id = %request_id,
-        status = tracing::field::Empty,
-        tenant_id = tracing::field::Empty,
-        order_id = tracing::field::Empty,
-        trace_id = tracing::field::Empty,
-    );
-    longship_telemetry::propagation::set_parent(
-        &span,
-        longship_telemetry::propagation::context_from_http(request.headers()),
-    );
-    longship_telemetry::record_trace_id(&span);
-    span
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str);
+    longship_telemetry::spans::http_server(request, route, request_id)
 }
 
-fn docs_page(service: &str) -> String {
-    // Swagger UI is loaded by the browser from a CDN: nothing is downloaded at build time.
-    format!(
-        r##"<!doctype html>
-<html lang="en">
-<head>
-  <meta charset="utf-8">
-  <title>Longship {service} API</title>
-  <link rel="stylesheet" href="https://unpkg.com/swagger-ui-dist@5/swagger-ui.css">
-</head>
-<body>
-  <noscript>This page needs JavaScript; the raw document is at <a href="/openapi.json">/openapi.json</a>.</noscript>
-  <div id="swagger-ui"></div>
-  <script src="https://unpkg.com/swagger-ui-dist@5/swagger-ui-bundle.js" crossorigin></script>
-  <script>
-    window.ui = SwaggerUIBundle({{ url: "/openapi.json", dom_id: "#swagger-ui" }});
-  </script>
-</body>
-</html>"##
-    )
+/// Swagger UI at `/docs/` (`/docs` redirects there), served from the binary: its files come from
+/// the `utoipa-swagger-ui-vendored` crate at build time, so the page loads nothing from another
+/// origin and works in an air-gapped cluster. It renders the document of `/openapi.json`.
+fn docs_page() -> Router {
+    let config = utoipa_swagger_ui::Config::new(["/openapi.json"])
+        // the default validator is an image from swagger.io: nothing leaves the origin
+        .validator_url("none")
+        .try_it_out_enabled(true);
+    Router::from(utoipa_swagger_ui::SwaggerUi::new("/docs").config(config))
 }
 
 #[cfg(test)]

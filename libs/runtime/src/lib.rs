@@ -17,6 +17,7 @@ pub mod http;
 pub mod nats;
 pub mod openapi;
 mod platform;
+mod platform_metrics;
 mod readiness;
 mod secret;
 mod service;

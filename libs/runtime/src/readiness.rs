@@ -43,6 +43,16 @@ impl Readiness {
         }
     }
 
+    /// The pool the checks probe (for the pool gauges of `/metrics`).
+    pub(crate) fn pool(&self) -> Option<&PgPool> {
+        self.inner.pool.as_ref()
+    }
+
+    /// The NATS client the checks look at (for `nats_connected`).
+    pub(crate) fn nats(&self) -> Option<&async_nats::Client> {
+        self.inner.nats.as_ref()
+    }
+
     /// Marks migrations as applied.
     pub fn set_migrated(&self) {
         self.inner.migrated.store(true, Ordering::SeqCst);

@@ -159,6 +159,17 @@ impl<D: SagaData> SagaEngine<D> {
             std::process::id(),
             &Uuid::new_v4().simple().to_string()[..8]
         );
+        for version in versions.known() {
+            if let Some(v) = versions.get(version) {
+                let steps: Vec<(&'static str, bool, bool)> = v
+                    .names
+                    .iter()
+                    .zip(&v.shapes)
+                    .map(|(name, shape)| (*name, !shape.local, shape.compensable))
+                    .collect();
+                crate::metric_families::zero(versions.saga_type(), &steps);
+            }
+        }
         let transitions = TransitionWriter::new(
             pool.clone(),
             config.lease,

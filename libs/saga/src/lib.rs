@@ -37,6 +37,7 @@ mod engine;
 mod error;
 mod execution;
 mod gauges;
+mod metric_families;
 mod running;
 mod step;
 mod store;

@@ -4,13 +4,25 @@
 //!   request and saga spans record `trace_id`, `tenant_id` and `order_id` as fields.
 //! - OpenTelemetry traces, exported over OTLP/gRPC when `OTEL_EXPORTER_OTLP_ENDPOINT` is set; without it
 //!   spans still get W3C ids (so logs and problem documents carry a trace id) and nothing is exported.
+//!   [`spans`] builds the spans of every hop (HTTP and gRPC servers, gRPC clients, message producers
+//!   and consumers) with their kinds and semantic-convention attributes.
 //! - W3C `traceparent` propagation for HTTP and gRPC ([`propagation`]) and NATS headers.
-//! - Prometheus metrics ([`metrics_handle`]) with HTTP and gRPC request duration histograms ([`http_metrics`],
-//!   [`GrpcMetricsLayer`]).
+//! - Prometheus metrics ([`render_metrics`]): the catalogue API ([`MetricFamily`], [`describe`]) that
+//!   gives every family its help text and its series a start at zero, HTTP and gRPC RED metrics
+//!   ([`http_metrics`], [`GrpcServerLayer`]) with bounded labels ([`labels`]), and the `process_*`
+//!   families.
 
+mod grpc_client;
+mod grpc_server;
+mod http_metrics;
+pub mod labels;
 mod metrics_setup;
+mod process;
 pub mod propagation;
+pub mod spans;
 pub mod testing;
+
+use std::time::Duration;
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -18,7 +30,12 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-pub use metrics_setup::{GrpcMetricsLayer, http_metrics, metrics_handle};
+pub use grpc_client::{GrpcClientTrace, GrpcClientTraceLayer};
+pub use grpc_server::{GrpcServer, GrpcServerLayer, grpc_status_in_headers, zero_grpc_handled};
+pub use http_metrics::{http_metrics, zero_http_requests};
+pub use metrics_setup::{
+    FAMILIES, MetricFamily, MetricKind, describe, metrics_handle, render_metrics,
+};
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +71,7 @@ pub struct TelemetryConfig {
 }
 
 /// Errors of [`init`].
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum TelemetryError {
     /// The log filter did not parse.
     #[error("invalid RUST_LOG filter: {0}")]
@@ -128,27 +145,65 @@ fn tracer_provider(config: &TelemetryConfig) -> Result<SdkTracerProvider, Teleme
     let Some(endpoint) = config.otlp_endpoint.as_deref().filter(|e| !e.is_empty()) else {
         return Ok(builder.build());
     };
+    Ok(builder
+        .with_batch_exporter(otlp_exporter(endpoint)?)
+        .build())
+}
+
+fn otlp_exporter(endpoint: &str) -> Result<opentelemetry_otlp::SpanExporter, TelemetryError> {
     use opentelemetry_otlp::WithExportConfig;
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
+    opentelemetry_otlp::SpanExporter::builder()
         .with_tonic()
         .with_endpoint(endpoint)
         .build()
         .map_err(|e| TelemetryError::Exporter {
             endpoint: endpoint.to_owned(),
             reason: e.to_string(),
-        })?;
-    Ok(builder.with_batch_exporter(exporter).build())
+        })
 }
 
 /// Installs only the W3C propagator, an id-generating tracer layer and the span capture of
 /// [`testing`], for tests that need trace context without logging setup. Safe to call many times.
 pub fn init_for_tests() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
+    install_test_telemetry(None);
+}
+
+/// Like [`init_for_tests`], and every span is also exported over OTLP/gRPC to `endpoint` (within
+/// a fraction of a second of its end). Call it inside the Tokio runtime, before anything else of
+/// the process installs telemetry (nextest runs each test in a process of its own): once test
+/// telemetry is installed without an exporter, this fails with
+/// [`TelemetryError::AlreadyInstalled`].
+pub fn init_for_tests_exporting_to(endpoint: &str) -> Result<(), TelemetryError> {
+    match install_test_telemetry(Some(endpoint)) {
+        Ok(Some(installed)) if installed == endpoint => Ok(()),
+        Ok(_) => Err(TelemetryError::AlreadyInstalled),
+        Err(e) => Err(e.clone()),
+    }
+}
+
+/// The test subscriber, installed once per process; remembers the OTLP endpoint it exports to.
+fn install_test_telemetry(
+    endpoint: Option<&str>,
+) -> &'static Result<Option<String>, TelemetryError> {
+    static INSTALLED: std::sync::OnceLock<Result<Option<String>, TelemetryError>> =
+        std::sync::OnceLock::new();
+    INSTALLED.get_or_init(|| {
         opentelemetry::global::set_text_map_propagator(
             opentelemetry_sdk::propagation::TraceContextPropagator::new(),
         );
-        let provider = SdkTracerProvider::builder().build();
+        let mut builder = SdkTracerProvider::builder();
+        if let Some(endpoint) = endpoint {
+            let exporter = otlp_exporter(endpoint)?;
+            let batch = opentelemetry_sdk::trace::BatchConfigBuilder::default()
+                .with_scheduled_delay(Duration::from_millis(100))
+                .build();
+            builder = builder.with_span_processor(
+                opentelemetry_sdk::trace::BatchSpanProcessor::builder(exporter)
+                    .with_batch_config(batch)
+                    .build(),
+            );
+        }
+        let provider = builder.build();
         let tracer = provider.tracer("test");
         opentelemetry::global::set_tracer_provider(provider);
         let filter = std::env::var("TEST_LOG")
@@ -161,8 +216,14 @@ pub fn init_for_tests() {
                     "off".into()
                 }
             });
+        // spans at info and above, as the services' default RUST_LOG exports them (the
+        // libraries' own debug and trace spans, such as h2's, would only clutter the traces)
+        let otel = tracing_subscriber::Layer::with_filter(
+            tracing_opentelemetry::layer().with_tracer(tracer),
+            tracing_subscriber::filter::LevelFilter::INFO,
+        );
         let _ = tracing_subscriber::registry()
-            .with(tracing_opentelemetry::layer().with_tracer(tracer))
+            .with(otel)
             .with(testing::CaptureLayer)
             .with(tracing_subscriber::Layer::with_filter(
                 tracing_subscriber::fmt::layer().with_test_writer(),
@@ -170,7 +231,8 @@ pub fn init_for_tests() {
             ))
             .try_init();
         let _ = metrics_handle();
-    });
+        Ok(endpoint.map(str::to_owned))
+    })
 }
 
 /// Records the current OpenTelemetry trace id into `span`'s `trace_id` field (declare it with

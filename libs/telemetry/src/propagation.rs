@@ -58,10 +58,22 @@ pub fn context_from_http(headers: &http::HeaderMap) -> opentelemetry::Context {
 
 /// Writes the current span's context into HTTP headers.
 pub fn inject_http(headers: &mut http::HeaderMap) {
-    inject(
-        &tracing::Span::current().context(),
-        &mut HttpHeadersMut(headers),
-    );
+    inject_http_from(&tracing::Span::current(), headers);
+}
+
+/// Writes `span`'s context into HTTP (or gRPC) headers, replacing any `traceparent` there.
+pub fn inject_http_from(span: &tracing::Span, headers: &mut http::HeaderMap) {
+    inject(&span.context(), &mut HttpHeadersMut(headers));
+}
+
+/// `span`'s `traceparent`, e.g. for a message that `span` sends.
+pub fn traceparent_of(span: &tracing::Span) -> Option<String> {
+    let mut headers = http::HeaderMap::new();
+    inject_http_from(span, &mut headers);
+    headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }
 
 /// Writes the current span's context into gRPC request metadata.
@@ -107,12 +119,7 @@ pub fn inject_nats_traceparent(headers: &mut async_nats::HeaderMap, traceparent:
 
 /// The current span's `traceparent`, for storing with work that continues later (outbox rows, sagas).
 pub fn current_traceparent() -> Option<String> {
-    let mut headers = http::HeaderMap::new();
-    inject_http(&mut headers);
-    headers
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
+    traceparent_of(&tracing::Span::current())
 }
 
 /// The remote parent context carried by NATS headers.

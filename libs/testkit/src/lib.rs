@@ -3,7 +3,8 @@
 //! answers. The infrastructure: a fresh, migrated Postgres database per test ([`TestDb`]) and an
 //! isolated NATS namespace per test ([`TestNats`]), and a fault-injecting TCP proxy ([`FaultProxy`])
 //! to put between code under test and either of them. [`browser`] runs the real-browser tests of
-//! `tests/browser/` against a service started in-process.
+//! `tests/browser/` against a service started in-process; [`tools`] hands `/metrics` and
+//! `/openapi.json` to promtool and openapi-spec-validator; [`otlp`] receives exported spans.
 //!
 //! Infrastructure is found, in order, from `TEST_DATABASE_URL` / `TEST_NATS_URL`, then the local
 //! defaults (`postgres://postgres@127.0.0.1:5432/postgres`, `nats://127.0.0.1:4222`), then
@@ -16,8 +17,10 @@ mod http;
 mod infra;
 pub mod invariants;
 mod nats;
+pub mod otlp;
 mod postgres;
 pub mod proxy;
+pub mod tools;
 
 pub use app::{
     TEST_JWT_SECRET, TEST_TENANT, TestApp, TestAppBuilder, assert_status, error_code, eventually,

@@ -95,14 +95,14 @@ pub fn routes(stock: Arc<Stock>) -> Router {
     path = "/v1/products/{sku}",
     tag = "products",
     params(("sku" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", description = "The sku, [A-Za-z0-9._-]{1,64}")),
-    request_body = PutProductRequest,
+    request_body(content = PutProductRequest, example = json!({"name": "Blue widget", "price_cents": 1250, "currency": "USD", "on_hand": 100})),
     responses(
-        (status = 200, description = "The stored product", body = ProductView),
+        (status = 200, description = "The stored product", body = ProductView, example = json!({"sku": "SKU-1", "name": "Blue widget", "price_cents": 1250, "currency": "USD", "on_hand": 100, "reserved": 2, "available": 98})),
         (status = 400, description = "Malformed JSON or tenant", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 401, description = "No credentials", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 409, description = "on_hand below the reserved units (`inventory.on_hand_below_reserved`)", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (`request.invalid`, each in errors)", body = ProblemDetails, content_type = "application/problem+json"),
     )
 )]
 async fn put_product(
@@ -128,7 +128,7 @@ async fn put_product(
     tag = "products",
     params(("sku" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", description = "The sku")),
     responses(
-        (status = 200, description = "The product", body = ProductView),
+        (status = 200, description = "The product", body = ProductView, example = json!({"sku": "SKU-1", "name": "Blue widget", "price_cents": 1250, "currency": "USD", "on_hand": 100, "reserved": 2, "available": 98})),
         (status = 401, description = "No credentials", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "No such product for this tenant (`inventory.product_not_found`)", body = ProblemDetails, content_type = "application/problem+json"),
     )

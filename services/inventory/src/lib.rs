@@ -12,6 +12,7 @@ pub mod events;
 pub mod expiry;
 mod grpc;
 mod http;
+pub mod metrics;
 pub mod store;
 pub mod usecases;
 
@@ -50,6 +51,7 @@ impl Service for Inventory {
     }
 
     async fn wire(shell: &mut Shell, config: Config) -> Result<(), WireError> {
+        metrics::register();
         let stock = Arc::new(usecases::Stock::new(
             shell.pool().clone(),
             shell.relay(),

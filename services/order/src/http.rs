@@ -52,6 +52,29 @@ impl utoipa::Modify for TenantSecurity {
     }
 }
 
+/// An order as the API shows it (the examples of the document).
+fn order_example() -> serde_json::Value {
+    serde_json::json!({
+        "id": "0193f2b1-7c4e-7a51-9d2b-5e1f2a3b4c5d",
+        "customer_id": "c-1",
+        "status": "CONFIRMED",
+        "currency": "USD",
+        "total_cents": 2500,
+        "items": [{"sku": "SKU-1", "quantity": 2, "unit_price_cents": 1250}],
+        "failure_reason": null,
+        "created_at": "2026-12-02T10:15:30.123Z",
+        "updated_at": "2026-12-02T10:15:30.161Z",
+        "saga": {
+            "status": "COMPLETED",
+            "steps": [
+                {"name": "ReserveStock", "status": "SUCCEEDED", "attempts": 1},
+                {"name": "AuthorizePayment", "status": "SUCCEEDED", "attempts": 1},
+                {"name": "ConfirmOrder", "status": "SUCCEEDED", "attempts": 1}
+            ]
+        }
+    })
+}
+
 /// The `/v1` routes.
 pub fn routes(state: Shared) -> Router {
     Router::new()
@@ -80,15 +103,16 @@ pub struct ListQuery {
 /// Place an order.
 #[utoipa::path(
     post, path = "/v1/orders", tag = "orders",
-    request_body = PlaceOrderRequest,
+    request_body(content = PlaceOrderRequest, example = json!({
+        "customer_id": "c-1",
+        "currency": "USD",
+        "items": [{"sku": "SKU-1", "quantity": 2}]
+    })),
     params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[\\x20-\\x7e]{1,255}$", description = "1-255 printable ASCII; a repeat with the same body returns the same order")),
     responses(
-        (status = 202, description = "Accepted; the saga runs in the background", body = OrderView, headers(("Location" = String))),
-        (status = 400, description = "Malformed JSON or header", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "No or invalid credentials", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 413, description = "Body over 64 KiB", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields, or the key was used with another body", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 202, description = "Accepted; the saga runs in the background", body = OrderView, headers(("Location" = String, description = "`/v1/orders/{id}`")), example = order_example),
+        (status = 400, description = "Malformed JSON (`request.malformed_json`) or Idempotency-Key (`request.invalid_idempotency_key`)", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (`request.invalid`, each in errors), or the key was used with another body (`idempotency_key_reused`)", body = ProblemDetails, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("tenant_header" = []))
 )]
@@ -120,9 +144,9 @@ pub async fn place_order(
     get, path = "/v1/orders/{id}", tag = "orders",
     params(("id" = Uuid, Path, description = "Order id")),
     responses(
-        (status = 200, body = OrderView),
-        (status = 400, description = "Not a UUID", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 404, description = "No such order for this tenant", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 200, description = "The order, its items and its saga's steps", body = OrderView, example = order_example),
+        (status = 400, description = "Not a UUID (`request.invalid_path`)", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "No such order for this tenant (`order.not_found`)", body = ProblemDetails, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("tenant_header" = []))
 )]
@@ -139,8 +163,8 @@ pub async fn get_order(
     get, path = "/v1/orders", tag = "orders",
     params(ListQuery),
     responses(
-        (status = 200, body = OrderPage),
-        (status = 400, description = "Bad status, limit or cursor", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 200, description = "A page of orders; `next_cursor` fetches the next one", body = OrderPage, example = json!({"items": [order_example()], "next_cursor": "0193f2b1-7c4e-7a51-9d2b-5e1f2a3b4c5d"})),
+        (status = 400, description = "Bad status or limit (`request.invalid_query`) or a cursor this API did not issue (`request.invalid_cursor`)", body = ProblemDetails, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("tenant_header" = []))
 )]

@@ -12,6 +12,7 @@ pub mod domain;
 pub mod events;
 mod grpc;
 mod http;
+pub mod metrics;
 pub mod participants;
 pub mod saga;
 mod store;
@@ -58,6 +59,7 @@ impl Service for Order {
     }
 
     async fn wire(shell: &mut Shell, config: Config) -> Result<(), WireError> {
+        metrics::register();
         let participants = participants::Participants::connect_lazy(
             &config.inventory_url,
             &config.payment_url,

@@ -9,8 +9,8 @@ use longship_proto::inventory::v1 as inv;
 use longship_proto::inventory::v1::inventory_service_client::InventoryServiceClient;
 use longship_proto::payment::v1 as pay;
 use longship_proto::payment::v1::payment_service_client::PaymentServiceClient;
+use longship_runtime::grpc::ClientChannel;
 use longship_saga::{StepContext, StepError};
-use tonic::transport::Channel;
 
 use crate::domain::FailureReason;
 
@@ -18,9 +18,9 @@ use crate::domain::FailureReason;
 #[derive(Debug, Clone)]
 pub struct Participants {
     /// Inventory.
-    pub inventory: InventoryServiceClient<Channel>,
+    pub inventory: InventoryServiceClient<ClientChannel>,
     /// Payment.
-    pub payment: PaymentServiceClient<Channel>,
+    pub payment: PaymentServiceClient<ClientChannel>,
 }
 
 impl Participants {

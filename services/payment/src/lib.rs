@@ -11,6 +11,7 @@ pub mod domain;
 pub mod events;
 mod grpc;
 mod http;
+pub mod metrics;
 pub mod store;
 pub mod usecases;
 
@@ -49,6 +50,7 @@ impl Service for Payment {
     }
 
     async fn wire(shell: &mut Shell, _config: Config) -> Result<(), WireError> {
+        metrics::register();
         let funds = Arc::new(usecases::Funds::new(shell.pool().clone(), shell.relay()));
         shell.api(http::routes(Arc::clone(&funds)), http::ApiDoc::openapi());
         shell.grpc(PaymentServiceServer::with_interceptor(

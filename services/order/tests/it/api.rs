@@ -150,7 +150,13 @@ async fn bad_input_gets_problem_json_never_a_500() {
     );
     let openapi = anonymous.get("/openapi.json").await.expect("get").json();
     assert!(openapi["paths"]["/v1/orders"]["post"].is_object());
-    assert_eq!(anonymous.get("/docs").await.expect("get").status, 200);
+    // the docs page lives at /docs/ (its assets are relative to it); /docs leads there
+    let docs = anonymous.get("/docs").await.expect("get");
+    assert_eq!(docs.status, 303);
+    assert_eq!(docs.header("location").as_deref(), Some("/docs/"));
+    let page = anonymous.get("/docs/").await.expect("get");
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("swagger-ui"), "{}", page.text());
     p.stop().await;
 }
 

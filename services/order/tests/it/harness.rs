@@ -159,6 +159,20 @@ impl Platform {
         }
     }
 
+    /// The HTTP address of `service` (order, inventory or payment).
+    pub fn http_of(&self, service: &str) -> SocketAddr {
+        match service {
+            "order" => self.order.http,
+            "inventory" => self.inventory.http,
+            "payment" => self
+                .payment
+                .as_ref()
+                .map(|p| p.http)
+                .expect("payment running"),
+            other => panic!("no service {other}"),
+        }
+    }
+
     pub fn orders(&self, tenant: &str) -> HttpClient {
         HttpClient::new(format!("http://{}", self.order.http)).with_header("x-tenant-id", tenant)
     }

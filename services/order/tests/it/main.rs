@@ -4,10 +4,13 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // reason: tests fail by panicking
 
 mod api;
+mod docs_page;
 mod faults;
 mod harness;
 mod invariants;
 mod lifecycle;
+mod metrics;
+mod openapi;
 mod saga;
 mod security_auth;
 mod security_decoders;

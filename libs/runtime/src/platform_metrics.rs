@@ -1,0 +1,136 @@
+//! The platform's metric families: described and created at zero when a service builds its HTTP
+//! router (so `/metrics` has every family with its help text from the first scrape), and the
+//! gauges of its dependencies (database pool, NATS) and build, read at each scrape.
+
+use longship_telemetry::MetricFamily;
+use utoipa::openapi::OpenApi;
+
+use crate::Readiness;
+
+/// Connections the pool holds (idle and in use).
+pub const DB_POOL_SIZE: MetricFamily = MetricFamily::gauge(
+    "db_pool_size",
+    "Connections the Postgres pool holds, idle and in use",
+);
+/// Idle connections.
+pub const DB_POOL_IDLE: MetricFamily =
+    MetricFamily::gauge("db_pool_idle", "Idle connections of the Postgres pool");
+/// The pool's ceiling.
+pub const DB_POOL_MAX: MetricFamily = MetricFamily::gauge(
+    "db_pool_max",
+    "The most connections the Postgres pool opens (DATABASE_MAX_CONNECTIONS)",
+);
+/// NATS connection state.
+pub const NATS_CONNECTED: MetricFamily = MetricFamily::gauge(
+    "nats_connected",
+    "1 while the NATS connection is up, 0 while it is down or reconnecting",
+);
+/// The build, as labels.
+pub const BUILD_INFO: MetricFamily = MetricFamily::gauge(
+    "build_info",
+    "Always 1; the labels name the service and its version",
+);
+/// Requests refused by the per-tenant limits.
+pub const TENANT_REJECTIONS: MetricFamily = MetricFamily::counter(
+    "http_tenant_rejections_total",
+    "/v1 requests refused with 429 by the per-tenant limits, by reason (concurrency, rate)",
+);
+
+/// The families this crate records.
+pub const FAMILIES: &[MetricFamily] = &[
+    DB_POOL_SIZE,
+    DB_POOL_IDLE,
+    DB_POOL_MAX,
+    NATS_CONNECTED,
+    BUILD_INFO,
+    TENANT_REJECTIONS,
+];
+
+/// The routes every service serves besides its API, with the answers they give.
+const PLATFORM_ANSWERS: &[(&str, &str, &str)] = &[
+    ("GET", "/healthz", "200"),
+    ("GET", "/readyz", "200"),
+    ("GET", "/readyz", "503"),
+    ("GET", "/metrics", "200"),
+    ("GET", "/openapi.json", "200"),
+    ("GET", "/docs", "303"),
+    ("GET", "/docs/", "200"),
+    ("GET", "/docs/{*rest}", "200"),
+    ("GET", "/docs/{*rest}", "404"),
+];
+
+/// Describes the platform's families and creates their series at zero: the HTTP answers
+/// `openapi` documents (method, route, status) and the platform routes' answers, every gRPC method
+/// of the service (`longship.<service>.*`) and the health check with every status code, the tenant
+/// limits' reasons, and `build_info`.
+pub(crate) fn register(service_name: &str, openapi: &OpenApi) {
+    longship_telemetry::describe(longship_telemetry::FAMILIES);
+    longship_telemetry::describe(FAMILIES);
+    longship_telemetry::describe(longship_messaging::METRIC_FAMILIES);
+    let documented = documented_answers(openapi);
+    longship_telemetry::zero_http_requests(
+        documented
+            .iter()
+            .map(|(m, r, s)| (m.as_str(), r.as_str(), s.as_str()))
+            .chain(PLATFORM_ANSWERS.iter().copied()),
+    );
+    let package = format!("/longship.{}.", service_name.replace('-', "_"));
+    let methods = crate::grpc::known_methods();
+    longship_telemetry::zero_grpc_handled(
+        methods
+            .paths()
+            .into_iter()
+            .filter(|m| m.starts_with(&package) || *m == crate::grpc::HEALTH_CHECK),
+    );
+    for reason in ["concurrency", "rate"] {
+        TENANT_REJECTIONS.zero(&[("reason", reason.to_owned())]);
+    }
+    metrics::gauge!(
+        BUILD_INFO.name,
+        "service" => service_name.to_owned(),
+        "version" => env!("CARGO_PKG_VERSION"),
+    )
+    .set(1.0);
+}
+
+/// `(METHOD, route, status)` of every response `openapi` documents (statuses such as `4XX` or
+/// `default` name no single status and are left out).
+fn documented_answers(openapi: &OpenApi) -> Vec<(String, String, String)> {
+    let mut answers = Vec::new();
+    for (route, item) in &openapi.paths.paths {
+        let operations = [
+            ("GET", &item.get),
+            ("PUT", &item.put),
+            ("POST", &item.post),
+            ("DELETE", &item.delete),
+            ("PATCH", &item.patch),
+            ("HEAD", &item.head),
+            ("OPTIONS", &item.options),
+        ];
+        for (method, operation) in operations {
+            let Some(operation) = operation else { continue };
+            for status in operation.responses.responses.keys() {
+                if status.parse::<u16>().is_ok() {
+                    answers.push((method.to_owned(), route.clone(), status.clone()));
+                }
+            }
+        }
+    }
+    answers
+}
+
+/// Sets the dependency gauges from the pool and the NATS client (read just before a scrape).
+pub(crate) fn record_dependencies(readiness: &Readiness) {
+    if let Some(pool) = readiness.pool() {
+        metrics::gauge!(DB_POOL_SIZE.name).set(f64::from(pool.size()));
+        metrics::gauge!(DB_POOL_IDLE.name).set(pool.num_idle() as f64);
+        metrics::gauge!(DB_POOL_MAX.name).set(f64::from(pool.options().get_max_connections()));
+    }
+    if let Some(nats) = readiness.nats() {
+        let connected = matches!(
+            nats.connection_state(),
+            async_nats::connection::State::Connected
+        );
+        metrics::gauge!(NATS_CONNECTED.name).set(if connected { 1.0 } else { 0.0 });
+    }
+}
