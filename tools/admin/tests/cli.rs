@@ -175,13 +175,8 @@ async fn sagas_are_listed_shown_cancelled_and_retried_with_exit_codes_for_script
     app.stop().await;
 }
 
-#[tokio::test]
-async fn dead_letters_are_listed_redriven_and_discarded_by_service() {
-    let app = TestApp::<inventory::Inventory>::spawn().await;
-    let base = app.http_base();
-    let token = operator_token();
-    let token = Some(token.as_str());
-    // undecodable bytes are dead-lettered at once
+/// Publishes two messages that are not events: the consumer dead-letters them at once.
+async fn publish_garbage(app: &TestApp<inventory::Inventory>) {
     let js = app.nats.jetstream();
     let naming = longship_messaging::Naming::new(app.nats.prefix());
     longship_messaging::ensure_stream(
@@ -201,6 +196,15 @@ async fn dead_letters_are_listed_redriven_and_discarded_by_service() {
             .await
             .expect("ack");
     }
+}
+
+#[tokio::test]
+async fn dead_letters_are_listed_redriven_and_discarded_by_service() {
+    let app = TestApp::<inventory::Inventory>::spawn().await;
+    let base = app.http_base();
+    let token = operator_token();
+    let token = Some(token.as_str());
+    publish_garbage(&app).await;
     let listed = eventually("two dead letters", Duration::from_secs(30), || async {
         let run = cli(
             &base,
