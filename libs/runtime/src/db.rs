@@ -70,6 +70,37 @@ pub fn connect_lazy_as(config: &DatabaseConfig, kind: PoolKind) -> Result<PgPool
     Ok(pool)
 }
 
+/// Fails when the URL's user cannot switch to a pool's role (the role is missing, or the user is not
+/// a member of it): the service would otherwise look ready while every request or every saga fails.
+/// The error names the variable. Any other failure (the database just went away) is left to the
+/// pools' own retries.
+pub async fn check_roles(config: &DatabaseConfig) -> Result<(), String> {
+    let Ok(options) = config.url.expose().parse::<PgConnectOptions>() else {
+        return Ok(());
+    };
+    let Ok(mut conn) = sqlx::PgConnection::connect_with(&options).await else {
+        return Ok(());
+    };
+    let roles = [
+        ("DATABASE_APP_ROLE", &config.app_role),
+        ("DATABASE_WORKER_ROLE", &config.worker_role),
+    ];
+    let mut result = Ok(());
+    for (variable, role) in roles {
+        let Some(role) = role else { continue };
+        // role names are validated at config time ([A-Za-z0-9_]), so quoting is safe
+        let set = sqlx::query(sqlx::AssertSqlSafe(format!("SET ROLE \"{role}\"")))
+            .execute(&mut conn)
+            .await;
+        if let Err(sqlx::Error::Database(e)) = set {
+            result = Err(format!("{variable}={role}: cannot SET ROLE: {e}"));
+            break;
+        }
+    }
+    let _ = conn.close().await;
+    result
+}
+
 /// Everything a service database needs, in the order it is applied: the platform's and the
 /// libraries' schemas (each with its own migrations table), then the service's own migrations.
 #[derive(Debug)]

@@ -149,17 +149,50 @@ mod tests {
     use super::*;
 
     async fn health_server() -> (std::net::SocketAddr, CancellationToken) {
+        health_server_within(crate::connections::ConnectionLimits::default().grpc).await
+    }
+
+    async fn health_server_within(limits: GrpcLimits) -> (std::net::SocketAddr, CancellationToken) {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let shutdown = CancellationToken::new();
         let routes = with_health(Routes::default()).await;
-        tokio::spawn(serve(
-            listener,
-            routes,
-            crate::connections::ConnectionLimits::default().grpc,
-            shutdown.clone(),
-        ));
+        tokio::spawn(serve(listener, routes, limits, shutdown.clone()));
         (addr, shutdown)
+    }
+
+    #[tokio::test]
+    async fn a_connection_beyond_the_grpc_cap_is_closed_at_once_and_the_others_are_served() {
+        let limits = GrpcLimits {
+            max_connections: 1,
+            ..crate::connections::ConnectionLimits::default().grpc
+        };
+        let (addr, shutdown) = health_server_within(limits).await;
+        let first = balanced_channel(&format!("http://{addr}"), Duration::from_secs(15), |e| e)
+            .expect("channel");
+        check(first.clone())
+            .await
+            .expect("the first connection is served");
+        let second = balanced_channel(&format!("http://{addr}"), Duration::from_secs(15), |e| e)
+            .expect("channel");
+        let started = std::time::Instant::now();
+        let refused = tokio::time::timeout(Duration::from_secs(5), check(second)).await;
+        let status = refused
+            .expect("refused at once, not queued")
+            .expect_err("over the cap");
+        // closed by the server before the HTTP/2 handshake: the client reports it as one of these
+        assert!(
+            matches!(
+                status.code(),
+                tonic::Code::Unavailable | tonic::Code::Cancelled
+            ),
+            "{status:?}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(2));
+        check(first)
+            .await
+            .expect("the first connection is still served");
+        shutdown.cancel();
     }
 
     async fn check(channel: ClientChannel) -> Result<(), tonic::Status> {

@@ -79,6 +79,9 @@ impl Platform {
         readiness.set_worker_pool(worker_pool.clone());
         let authenticator = Arc::new(Authenticator::new(&config.auth).map_err(StartError::Auth)?);
         migrate_with_retry(&config, migrations, shutdown).await?;
+        crate::db::check_roles(&config.database)
+            .await
+            .map_err(|e| StartError::Database(sqlx::Error::Protocol(e)))?;
         readiness.set_migrated();
         Ok(Platform {
             config,
