@@ -14,3 +14,13 @@ CREATE TABLE admin_audit (
 CREATE INDEX admin_audit_tenant ON admin_audit (tenant_id, id);
 
 GRANT SELECT, INSERT ON admin_audit TO longship_app;
+
+-- The rule of the platform's tables: the application role sees its tenant's records only; the
+-- worker role (the admin API, which acts across tenants) reads and appends every tenant's.
+ALTER TABLE admin_audit ENABLE ROW LEVEL SECURITY;
+ALTER TABLE admin_audit FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON admin_audit
+    USING (tenant_id = current_setting('app.tenant_id', true))
+    WITH CHECK (tenant_id = current_setting('app.tenant_id', true));
+CREATE POLICY background_work ON admin_audit TO longship_worker
+    USING (true) WITH CHECK (true);

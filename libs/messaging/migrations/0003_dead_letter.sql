@@ -20,3 +20,13 @@ CREATE UNIQUE INDEX dead_letter_event ON dead_letter (consumer, event_id) WHERE 
 CREATE INDEX dead_letter_tenant ON dead_letter (tenant_id, id);
 
 GRANT SELECT, INSERT, UPDATE, DELETE ON dead_letter TO longship_app;
+
+-- The rule of the platform's queue tables: the application role sees its tenant's rows only; the
+-- worker role (consumers, the admin API) works across tenants.
+ALTER TABLE dead_letter ENABLE ROW LEVEL SECURITY;
+ALTER TABLE dead_letter FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON dead_letter
+    USING (tenant_id = current_setting('app.tenant_id', true))
+    WITH CHECK (tenant_id = current_setting('app.tenant_id', true));
+CREATE POLICY background_work ON dead_letter TO longship_worker
+    USING (true) WITH CHECK (true);

@@ -71,8 +71,9 @@ impl Service for Order {
         if let Some(version) = config.saga_start_version {
             versions = versions.start_on(version)?;
         }
+        // the engine claims and runs sagas on the worker pool; requests only insert them
         let sagas = SagaEngine::new(
-            shell.pool().clone(),
+            shell.worker_pool().clone(),
             versions,
             config.engine(),
             shell.relay(),
@@ -86,7 +87,9 @@ impl Service for Order {
         shell.api(http::routes(Arc::clone(&orders)), http::ApiDoc::openapi());
         // the operators' saga routes (the platform's admin API has the rest)
         shell.admin(
-            longship_saga::admin_routes(longship_saga::admin::SagaAdmin::new(shell.pool().clone())),
+            longship_saga::admin_routes(longship_saga::admin::SagaAdmin::new(
+                shell.worker_pool().clone(),
+            )),
             longship_saga::AdminApiDoc::openapi(),
         );
         shell.grpc(OrderServiceServer::with_interceptor(
