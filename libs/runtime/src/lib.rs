@@ -13,6 +13,7 @@ pub mod config;
 pub mod db;
 mod entry;
 pub mod grpc;
+pub mod header_guard;
 pub mod http;
 pub mod nats;
 pub mod openapi;
@@ -87,7 +88,8 @@ pub async fn serve(
     drain_timeout: Duration,
 ) -> std::io::Result<()> {
     let http_shutdown = shutdown.clone();
-    let http = axum::serve(listeners.http, http_router)
+    // control bytes in header values reach the router marked, to be answered with problem+json
+    let http = axum::serve(header_guard::GuardedListener(listeners.http), http_router)
         .with_graceful_shutdown(async move { http_shutdown.cancelled().await })
         .into_future();
     let grpc_routes = grpc::with_health(grpc_routes).await;
