@@ -228,20 +228,11 @@ impl Authenticator {
         let url = sources.fetch_url().await;
         let mut errors = Vec::new();
         let mut next = KeySet::clone(&self.current_keys());
-        for (source, result, slot) in [("file", file, &mut next.file), ("url", url, &mut next.url)]
-        {
+        for (result, slot) in [(file, &mut next.file), (url, &mut next.url)] {
             match result {
-                Ok(Some(keys)) => {
-                    metrics::counter!("auth_jwks_reads_total", "source" => source, "result" => "ok")
-                        .increment(1);
-                    *slot = Arc::new(keys);
-                }
+                Ok(Some(keys)) => *slot = Arc::new(keys),
                 Ok(None) => {}
-                Err(e) => {
-                    metrics::counter!("auth_jwks_reads_total", "source" => source, "result" => "error")
-                        .increment(1);
-                    errors.push(e);
-                }
+                Err(e) => errors.push(e),
             }
         }
         *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
