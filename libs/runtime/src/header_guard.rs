@@ -3,8 +3,9 @@
 //! The HTTP/1 parser refuses a header value holding a control byte (NUL, DEL, ...) before any
 //! middleware runs, with an empty 400 that carries no `code`. [`GuardedListener`] reads each
 //! request head as it arrives and replaces such bytes in header lines (never in the request line or
-//! a body) with `0xFF`, a byte the parser accepts; [`reject_invalid_header_values`] then answers
-//! every request whose header values are not visible ASCII with 400 `request.invalid_header`.
+//! a body) with `0xFF`, a byte the parser accepts and no UTF-8 text contains;
+//! [`reject_invalid_header_values`] then answers every request with such a header value with 400
+//! `request.invalid_header`.
 //! Bodies are skipped by their `Content-Length`; after a chunked body, an upgrade or the HTTP/2
 //! preface the connection is passed through untouched.
 
@@ -224,17 +225,18 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for HeaderGuard<IO> {
     }
 }
 
-/// axum middleware: a header value that is not visible ASCII (control bytes, which
-/// [`HeaderGuard`] marks, or other bytes above 0x7E) is 400 `request.invalid_header`.
+/// axum middleware: a header value holding a control byte (as [`HeaderGuard`] marks it: `0xFF`,
+/// a byte no UTF-8 text contains) is 400 `request.invalid_header`. Other non-ASCII bytes are left
+/// to the handlers, which refuse them where a header must be ASCII.
 pub async fn reject_invalid_header_values(request: Request, next: Next) -> Response {
     let bad = request
         .headers()
         .iter()
-        .find(|(_, value)| value.as_bytes().iter().any(|b| forbidden(*b) || *b >= 0x80));
+        .find(|(_, value)| value.as_bytes().iter().any(|b| forbidden(*b) || *b == MARK));
     if let Some((name, _)) = bad {
         return Error::coded(
             PlatformCode::InvalidHeader,
-            format!("the {name} header holds control characters or is not visible ASCII"),
+            format!("the {name} header holds control characters"),
         )
         .into_response();
     }

@@ -44,7 +44,7 @@ pub struct HttpOptions {
 
 /// Wraps `api` (the service's `/v1` routes) with the platform routes and middleware: request ids,
 /// a trace span per request continuing the caller's `traceparent`, RED metrics, a timeout, a 64 KiB
-/// body limit, compression, per-tenant limits, header values that are not visible ASCII (400), panics and unknown routes answered as problem+json.
+/// body limit, compression, per-tenant limits, control characters in header values (400), panics and unknown routes answered as problem+json.
 /// The OpenAPI document served gets the answers this middleware gives ([`crate::openapi`]).
 pub fn router(api: Router, options: HttpOptions) -> Router {
     let mut openapi = options.openapi;
