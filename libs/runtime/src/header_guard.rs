@@ -1,16 +1,15 @@
 //! Control characters in HTTP/1 header values answered with problem+json instead of a bare 400.
 //!
 //! The HTTP/1 parser refuses a header value holding a control byte (NUL, DEL, ...) before any
-//! middleware runs, with an empty 400 that carries no `code`. [`GuardedListener`] reads each
-//! request head as it arrives and replaces such bytes in header lines (never in the request line or
-//! a body) with `0xFF`, a byte the parser accepts and no UTF-8 text contains;
-//! [`reject_invalid_header_values`] then answers every request with such a header value with 400
-//! `request.invalid_header`.
-//! Bodies are skipped by their `Content-Length`; after a chunked body, an upgrade or the HTTP/2
-//! preface the connection is passed through untouched.
+//! middleware runs, with an empty 400 that carries no `code`. [`HeaderGuard`] (around every HTTP
+//! connection, see [`crate::connections`]) reads each request head as it arrives and replaces such
+//! bytes in header lines (never in the request line or a body) with `0xFF`, a byte the parser
+//! accepts and no UTF-8 text contains; [`reject_invalid_header_values`] then answers every request
+//! with such a header value with 400 `request.invalid_header`. Bodies are skipped by their
+//! `Content-Length`; after a chunked body, an upgrade or the HTTP/2 preface the connection is passed
+//! through untouched.
 
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -19,30 +18,11 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use longship_errors::{Error, PlatformCode};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
 
 /// The byte a control byte in a header value is replaced with.
 const MARK: u8 = 0xFF;
 /// Longest header line kept to read the framing headers (longer lines are not framing headers).
 const MAX_KEPT_LINE: usize = 256;
-
-/// A TCP listener whose connections go through [`HeaderGuard`].
-#[derive(Debug)]
-pub struct GuardedListener(pub TcpListener);
-
-impl axum::serve::Listener for GuardedListener {
-    type Io = HeaderGuard<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        let (stream, addr) = axum::serve::Listener::accept(&mut self.0).await;
-        (HeaderGuard::new(stream), addr)
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.0.local_addr()
-    }
-}
 
 /// Where the reader is in the byte stream of an HTTP/1 connection.
 #[derive(Debug)]
