@@ -388,8 +388,7 @@ fn auth(env: &Env) -> Result<AuthConfig, ConfigError> {
         jwks_min_refresh: env.secs_or("AUTH_JWKS_MIN_REFRESH_SECS", 30, 0, 3_600)?,
     };
     longship_tenant::Authenticator::new(&auth).map_err(|reason| ConfigError {
-        variable: "AUTH_JWT_SECRET / AUTH_JWT_PUBLIC_KEY / AUTH_JWKS_FILE / AUTH_JWKS_URL / AUTH_ALLOW_TENANT_HEADER"
-            .into(),
+        variable: "AUTH_* (JWT keys, JWKS, tenant header)".into(),
         value: "<redacted>".into(),
         reason,
     })?;
