@@ -391,7 +391,8 @@ service_env() {
     case "$svc" in
         order)
             ENV_ARGS+=("INVENTORY_GRPC_URL=http://127.0.0.1:$(grpc_port inventory)"
-                "PAYMENT_GRPC_URL=http://127.0.0.1:$(grpc_port payment)")
+                "PAYMENT_GRPC_URL=http://127.0.0.1:$(grpc_port payment)"
+                "CONSOLE_PEERS=inventory=http://127.0.0.1:$(http_port inventory),payment=http://127.0.0.1:$(http_port payment)")
             [[ -n "${SAGA_DEADLINE_SECS:-}" ]] && ENV_ARGS+=("SAGA_DEADLINE_SECS=$SAGA_DEADLINE_SECS")
             ;;
         inventory)

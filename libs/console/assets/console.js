@@ -108,7 +108,9 @@ async function start() {
   });
   $("forget").addEventListener("click", () => signIn("Token forgotten."));
   window.addEventListener("hashchange", () => {
-    if (takeTokenFromFragment()) $("notice").hidden = true;
+    // a notice belongs to the view it was given in
+    $("notice").hidden = true;
+    takeTokenFromFragment();
     route();
   });
   try {

@@ -52,7 +52,7 @@ function deadLetterSection(service, ctx) {
       h("td", {}, letter.consumer), h("td", {}, letter.tenant_id || "-"),
       h("td", { class: "num" }, letter.deliveries), h("td", { class: "err" }, letter.error || ""),
       h("td", {}, when(letter.dead_lettered_at), h("div", { class: "muted" }, `${ago(letter.dead_lettered_at)} ago`)),
-      h("td", {}, h("div", { class: "toolbar" }, toggle,
+      h("td", {}, h("div", { class: "row-actions" }, toggle,
         h("button", { type: "button", class: "small redrive", onclick: () => act(letter, false) }, "Redrive"),
         h("button", { type: "button", class: "small danger discard", onclick: () => act(letter, true) }, "Discard…"))));
     if (!shown) return [row];

@@ -10,9 +10,11 @@
 //! | `SAGA_STEP_TIMEOUT_MS` | 5000 | timeout of one call to inventory or payment (100-600000, at most half the lease) |
 //! | `SAGA_WORKER_CONCURRENCY` | 512 | sagas one replica executes at once (1-100000) |
 //! | `SAGA_START_VERSION` | newest | the place-order version new orders start on (hold the old one during a rolling deploy) |
+//! | `CONSOLE_PEERS` | `inventory=http://127.0.0.1:8081,payment=http://127.0.0.1:8082` | the services whose admin APIs the console at `/console` reaches through its proxy (`name=http://host:port`, comma-separated) |
 
 use std::time::Duration;
 
+use longship_console::ConsoleConfig;
 use longship_runtime::{ConfigError, Env, ServiceDefaults};
 use longship_saga::EngineConfig;
 
@@ -41,6 +43,8 @@ pub struct Config {
     pub saga_concurrency: usize,
     /// `SAGA_START_VERSION`: the version new orders' sagas start on (`None`: the newest).
     pub saga_start_version: Option<u32>,
+    /// `CONSOLE_PEERS`: the operations console's peers.
+    pub console: ConsoleConfig,
 }
 
 impl Config {
@@ -62,6 +66,12 @@ impl Config {
                 Some(env.within_or("SAGA_START_VERSION", 1, (1, 1000), "(a version)")? as u32)
             }
         };
+        let console = ConsoleConfig::parse(DEFAULTS.name, env.get("CONSOLE_PEERS").as_deref())
+            .map_err(|reason| ConfigError {
+                variable: "CONSOLE_PEERS".into(),
+                value: env.get("CONSOLE_PEERS").unwrap_or_default(),
+                reason,
+            })?;
         Ok(Config {
             inventory_url: url(env, "INVENTORY_GRPC_URL", "http://127.0.0.1:50052")?,
             payment_url: url(env, "PAYMENT_GRPC_URL", "http://127.0.0.1:50053")?,
@@ -75,6 +85,7 @@ impl Config {
                 "sagas",
             )? as usize,
             saga_start_version,
+            console,
         })
     }
 
@@ -124,6 +135,8 @@ mod tests {
             ("SAGA_START_VERSION", "0"),
             ("INVENTORY_GRPC_URL", "ftp://x"),
             ("SAGA_DEADLINE_SECS", "0"),
+            ("CONSOLE_PEERS", "inventory=https://inventory:8081"),
+            ("CONSOLE_PEERS", "inventory"),
         ] {
             let err = Config::from_env(&Env::from_pairs([(key, value)])).expect_err(key);
             assert_eq!(err.variable, key, "{key}={value}: {err}");

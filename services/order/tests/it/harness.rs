@@ -120,7 +120,14 @@ impl Platform {
         let inventory = start_inventory(&inventory_db, &nats).await;
         let payment = start_payment(&payments_db, &nats, "127.0.0.1:0").await;
         let payment_grpc = payment.grpc;
-        let order = start_order(&orders_db, &nats, inventory.grpc, payment_grpc, order_env).await;
+        // the console reaches the peers' admin APIs through order's proxy
+        let peers = format!(
+            "inventory=http://{},payment=http://{}",
+            inventory.http, payment.http
+        );
+        let mut env = vec![("CONSOLE_PEERS", peers.as_str())];
+        env.extend_from_slice(order_env);
+        let order = start_order(&orders_db, &nats, inventory.grpc, payment_grpc, &env).await;
         let platform = Platform {
             nats,
             orders_db,

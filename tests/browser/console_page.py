@@ -1,0 +1,199 @@
+"""The operations console (`/console` on the order service) in a real browser cut off from every
+other origin. Screenshots go to target/console/. Driven by the Rust tests of
+services/order/tests/it/console.rs, which start the services and set the scene:
+
+    python3 tests/browser/console_page.py signin ORIGIN TOKEN
+        without a token the page asks for one (a labelled form, keyboard only); a refused token
+        brings the form back with the reason; `#token=...` is taken into session storage and out
+        of the URL; the page's own files load and nothing else is requested.
+
+    python3 tests/browser/console_page.py operate ORIGIN TOKEN STUCK_ID CANCEL_ID DL_SERVICE DL_ID
+        finds the stuck saga with `Stuck only` and its last error, opens its timeline, retries it
+        and sees it finish (the operator's retry in the timeline); cancels CANCEL_ID with a reason
+        and sees it compensated; redrives dead letter DL_ID of DL_SERVICE and sees it gone; the
+        outbox and audit views show every service and the actions.
+
+Fails (exit 1) on any request to another origin, any uncaught page error and any console error
+other than the answers the script provokes on purpose. Prints what it checked, one line each.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+os.environ.setdefault("BROWSER_SCREENSHOTS", str(HERE.parents[1] / "target" / "console"))
+from offline import offline_browser  # noqa: E402
+
+FINISHED = ("COMPLETED", "COMPENSATED")
+
+
+def watch_console(page, allowed: list[re.Pattern]) -> list[str]:
+    """Console errors of the page, except those matching `allowed` (answers provoked on purpose)."""
+    errors: list[str] = []
+
+    def on_message(message):
+        if message.type == "error" and not any(p.search(message.text) for p in allowed):
+            errors.append(message.text)
+
+    page.on("console", on_message)
+    return errors
+
+
+def check(label: str) -> None:
+    print(f"ok: {label}")
+
+
+def signin(origin: str, token: str) -> None:
+    with offline_browser(origin) as session:
+        page = session.page
+        # the refused token below answers 401: the browser logs that one failed request
+        errors = watch_console(page, [re.compile(r"status of 401")])
+        response = page.goto(session.url("/console"))
+        assert response is not None and response.ok, f"/console answered {response and response.status}"
+        csp = response.headers.get("content-security-policy", "")
+        assert "default-src 'self'" in csp, f"no strict policy: {csp!r}"
+        page.wait_for_selector("#signin:not([hidden])")
+        field = page.get_by_label("Admin token (JWT)")
+        assert field.is_visible(), "the token field has no label"
+        # the stylesheet applied: the header has its colour (nothing came from elsewhere)
+        color = page.eval_on_selector("header.top", "e => getComputedStyle(e).backgroundColor")
+        assert color == "rgb(31, 42, 68)", f"the stylesheet did not apply: {color}"
+        check("without a token the page asks for one, styled by its own stylesheet")
+        session.screenshot("console-signin")
+
+        # keyboard only: type a refused token and submit with Enter on the button
+        field.focus()
+        page.keyboard.type("not-a-token")
+        page.keyboard.press("Tab")
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#token-error:not([hidden])")
+        message = page.inner_text("#token-error")
+        assert "refused" in message, f"the refusal is not explained: {message!r}"
+        assert page.evaluate("sessionStorage.getItem('longship.console.token')") is None
+        check(f"a refused token brings the form back: {message}")
+
+        # a token in the fragment is kept in session storage and leaves the URL
+        page.goto(session.url(f"/console#token={token}"))
+        page.wait_for_selector("#view:not([hidden]) h1")
+        assert page.evaluate("location.hash") == "#/sagas", page.evaluate("location.href")
+        assert page.evaluate("sessionStorage.getItem('longship.console.token')") == token
+        assert page.evaluate("localStorage.length") == 0, "something was kept in local storage"
+        check("#token= is taken into session storage and out of the URL")
+        page.click("#forget")
+        page.wait_for_selector("#signin:not([hidden])")
+        assert page.evaluate("sessionStorage.getItem('longship.console.token')") is None
+        check("Forget token clears it")
+        assert not errors, f"console errors: {errors}"
+
+
+def wait_status(page, wanted: tuple[str, ...], timeout_ms: int = 30000) -> str:
+    page.wait_for_function(
+        """wanted => {
+            const pill = document.querySelector('dl.facts .pill');
+            return pill && wanted.includes(pill.textContent);
+        }""",
+        arg=list(wanted),
+        timeout=timeout_ms,
+    )
+    return page.inner_text("dl.facts .pill")
+
+
+def confirm(page, reason: str | None = None) -> None:
+    page.wait_for_selector("dialog#confirm[open]")
+    if reason is not None:
+        page.get_by_label(re.compile("^Reason")).fill(reason)
+    page.click("#confirm-yes")
+    page.wait_for_selector("dialog#confirm:not([open])", state="attached")
+
+
+def operate(origin: str, token: str, stuck: str, cancel: str, dl_service: str, dl_id: str) -> None:
+    with offline_browser(origin, timeout_ms=30000) as session:
+        page = session.page
+        errors = watch_console(page, [])
+        page.goto(session.url(f"/console#token={token}"))
+        page.wait_for_selector("table caption")
+
+        # the stuck saga: listed with Stuck only, highlighted, with its last error
+        page.check("#f-stuck")
+        page.click("form[role=search] button[type=submit]")
+        row = page.wait_for_selector(f'tr.stuck[data-saga="{stuck}"]')
+        last_error = row.query_selector("td.err").inner_text().strip()
+        assert last_error, "the stuck saga shows no last error"
+        check(f"stuck saga listed and highlighted, last error: {last_error[:80]}")
+        session.screenshot("console-sagas-stuck")
+
+        # its timeline, with the failed attempts
+        row.query_selector("a").click()
+        page.wait_for_selector("#timeline li")
+        failed = page.query_selector_all("#timeline li.failed")
+        assert failed, "the timeline shows no failed attempt"
+        check(f"timeline opened: {len(page.query_selector_all('#timeline li'))} entries, {len(failed)} with errors")
+        session.screenshot("console-saga-timeline")
+
+        # retry: confirmed, accepted, and the saga finishes; the retry is in the timeline
+        page.click("#retry")
+        confirm(page)
+        page.wait_for_selector(".notice.ok")
+        status = wait_status(page, FINISHED)
+        page.wait_for_selector("#timeline li.operator")
+        assert page.is_disabled("#retry"), "retry stays enabled on a finished saga"
+        check(f"retried: the saga finished {status}, the operator's retry is in the timeline")
+        session.screenshot("console-saga-retried")
+
+        # cancel another saga with a reason: it is compensated
+        page.goto(session.url(f"/console#/sagas/{cancel}"))
+        page.wait_for_selector("dl.facts")
+        page.click("#cancel")
+        confirm(page, reason="customer asked on the phone")
+        page.wait_for_selector(".notice.ok")
+        status = wait_status(page, ("COMPENSATED",))
+        check(f"cancelled: the saga ended {status}")
+        session.screenshot("console-saga-cancelled")
+
+        # the dead letter: payload shown, redriven, gone
+        page.goto(session.url("/console#/dead-letters"))
+        letter = f'section[data-service="{dl_service}"] tr[data-dead-letter="{dl_id}"]'
+        page.wait_for_selector(letter)
+        page.click(f"{letter} button[aria-expanded]")
+        payload = page.inner_text(f'section[data-service="{dl_service}"] tr.payload-row pre')
+        assert payload.strip(), "the payload is empty"
+        session.screenshot("console-dead-letters")
+        page.click(f"{letter} button.redrive")
+        confirm(page)
+        page.wait_for_selector(".notice.ok")
+        page.wait_for_selector(letter, state="detached")
+        check(f"dead letter {dl_id} of {dl_service} redriven and gone")
+
+        # outbox and consumers of every service, and the audit log with the actions
+        page.goto(session.url("/console#/outbox"))
+        for service in ("order", "inventory", "payment"):
+            page.wait_for_selector(f'section[data-service="{service}"] table')
+        check("outbox and consumers shown for order, inventory and payment")
+        session.screenshot("console-outbox")
+        page.goto(session.url("/console#/audit"))
+        page.wait_for_selector("table tbody tr td code")
+        actions = page.inner_text("table tbody")
+        assert "retry" in actions and "cancel" in actions, f"audit log lacks the actions: {actions}"
+        check("audit log shows the retry and the cancel")
+        session.screenshot("console-audit")
+        assert not errors, f"console errors: {errors}"
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["signin"] and len(argv) == 3:
+        signin(argv[1], argv[2])
+    elif argv[:1] == ["operate"] and len(argv) == 7:
+        operate(*argv[1:])
+    else:
+        print(__doc__)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
