@@ -57,6 +57,14 @@ fmt:
 token *ARGS:
     @python3 scripts/token.py "$@"
 
+# Operate sagas, dead letters and outboxes over the admin API: `just admin sagas list --stuck`, `just admin saga retry ID`, `just admin dead-letters list` (`just admin help`; token from LONGSHIP_ADMIN_TOKEN, else a development operator token)
+[positional-arguments]
+admin *ARGS:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    export LONGSHIP_ADMIN_TOKEN="${LONGSHIP_ADMIN_TOKEN:-$(python3 scripts/token.py --operator)}"
+    exec cargo run --quiet -p longship-admin-cli -- "$@"
+
 # Render a Kubernetes overlay (dev or prod) to stdout
 k8s-render overlay="dev":
     kubectl kustomize k8s/overlays/{{ overlay }}

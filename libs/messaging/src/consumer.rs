@@ -13,7 +13,7 @@ use tracing::Instrument;
 
 use crate::metric_families::{
     CONSUMER_BATCH_FALLBACKS, CONSUMER_BATCH_SIZE, CONSUMER_DEAD_LETTERS, CONSUMER_DUPLICATES,
-    CONSUMER_HANDLED, CONSUMER_RETRIES,
+    CONSUMER_HANDLED, CONSUMER_RETRIES, DEAD_LETTERS_WAITING,
 };
 use crate::{EventEnvelope, Naming, RelayWake};
 
@@ -368,26 +368,12 @@ impl Consumer<'_> {
         Ok(outcomes)
     }
 
-    /// Scopes the rest of the transaction to the event's tenant (a transaction-local setting, so
-    /// row-level security holds every handler to its own event's tenant, also in a batch) and
-    /// records the event in the inbox; `false` when this consumer handled it before.
     async fn claim(
         &self,
         tx: &mut PgConnection,
         envelope: &EventEnvelope,
     ) -> Result<bool, sqlx::Error> {
-        let inserted = sqlx::query(
-            "WITH tenant AS (SELECT set_config('app.tenant_id', $3, true))
-             INSERT INTO inbox (consumer, event_id, tenant_id) SELECT $1, $2, $3 FROM tenant
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(&self.spec.durable_name)
-        .bind(envelope.id)
-        .bind(envelope.tenant_id.as_str())
-        .execute(tx)
-        .await?
-        .rows_affected();
-        Ok(inserted == 1)
+        claim_inbox(tx, &self.spec.durable_name, envelope).await
     }
 
     async fn handle_in_tx(&self, envelope: &EventEnvelope) -> Result<Outcome, Failure> {
@@ -413,8 +399,50 @@ impl Consumer<'_> {
         Ok(Outcome::Handled)
     }
 
+    /// Gives up on `message`: stores it in the `dead_letter` table (where the admin API lists,
+    /// redrives and discards it), copies it to the dead-letter subject (an archive for subscribers
+    /// and tools; nothing is replayed from there), then terminates the delivery. If the table
+    /// cannot be written, the message is left for redelivery.
     async fn dead_letter_and_term(&self, message: &jetstream::Message, error: &str) {
-        let (js, spec, dead_letter) = (self.js, self.spec, self.dead_letter.as_str());
+        let (spec, dead_letter) = (self.spec, self.dead_letter.as_str());
+        let delivered = message.info().map(|i| i.delivered).unwrap_or(1);
+        let stored = crate::dead_letter::store(
+            self.pool,
+            &crate::dead_letter::NewDeadLetter {
+                consumer: &spec.durable_name,
+                subject: message.subject.as_str(),
+                deliveries: delivered,
+                error,
+                payload: &message.payload,
+                headers: headers_json(message.headers.as_ref()),
+            },
+        )
+        .await;
+        if let Err(e) = stored {
+            tracing::error!(consumer = %spec.durable_name, error = %e, "storing a dead letter failed; leaving the message for redelivery");
+            let _ = message
+                .ack_with(AckKind::Nak(Some(Duration::from_secs(5))))
+                .await;
+            return;
+        }
+        self.publish_dead_letter(message, error).await;
+        metrics::counter!(CONSUMER_DEAD_LETTERS.name, "consumer" => spec.durable_name.clone())
+            .increment(1);
+        metrics::gauge!(DEAD_LETTERS_WAITING.name, "consumer" => spec.durable_name.clone())
+            .increment(1.0);
+        tracing::error!(
+            consumer = %spec.durable_name,
+            subject = %message.subject,
+            dead_letter_subject = %dead_letter,
+            reason = %truncate(error, 512),
+            "message dead-lettered"
+        );
+        let _ = message.ack_with(AckKind::Term).await;
+    }
+
+    /// Copies a dead letter to the dead-letter subject (best effort: the table holds it already).
+    async fn publish_dead_letter(&self, message: &jetstream::Message, error: &str) {
+        let (js, spec) = (self.js, self.spec);
         let mut headers = message.headers.clone().unwrap_or_default();
         headers.insert("Dead-Letter-Reason", truncate(error, 512).as_str());
         headers.insert("Dead-Letter-Consumer", spec.durable_name.as_str());
@@ -425,30 +453,52 @@ impl Consumer<'_> {
             format!("dl-{}-{}", spec.durable_name, uuid::Uuid::now_v7()).as_str(),
         );
         let published = match js
-            .publish_with_headers(dead_letter.to_owned(), headers, message.payload.clone())
+            .publish_with_headers(self.dead_letter.clone(), headers, message.payload.clone())
             .await
         {
             Ok(ack) => ack.await.is_ok(),
             Err(_) => false,
         };
         if !published {
-            tracing::error!(consumer = %spec.durable_name, "dead-letter publish failed; leaving the message for redelivery");
-            let _ = message
-                .ack_with(AckKind::Nak(Some(Duration::from_secs(5))))
-                .await;
-            return;
+            tracing::warn!(consumer = %spec.durable_name, "copying a dead letter to the dead-letter subject failed; it is kept in the dead_letter table");
         }
-        metrics::counter!(CONSUMER_DEAD_LETTERS.name, "consumer" => spec.durable_name.clone())
-            .increment(1);
-        tracing::error!(
-            consumer = %spec.durable_name,
-            subject = %message.subject,
-            dead_letter_subject = %dead_letter,
-            reason = %truncate(error, 512),
-            "message dead-lettered"
-        );
-        let _ = message.ack_with(AckKind::Term).await;
     }
+}
+
+/// A message's headers as JSON (name -> list of values), as the `dead_letter` table keeps them.
+fn headers_json(headers: Option<&async_nats::HeaderMap>) -> serde_json::Value {
+    let mut map = serde_json::Map::new();
+    for (name, values) in headers.into_iter().flat_map(|h| h.iter()) {
+        let values: Vec<serde_json::Value> = values
+            .iter()
+            .map(|v| serde_json::Value::String(v.as_str().to_owned()))
+            .collect();
+        map.insert(name.to_string(), serde_json::Value::Array(values));
+    }
+    serde_json::Value::Object(map)
+}
+
+/// Scopes the rest of the transaction to the event's tenant (a transaction-local setting, so
+/// row-level security holds every handler to its own event's tenant, also in a batch) and records
+/// the event in `consumer`'s inbox; `false` when that consumer handled it before. Also used by a
+/// dead letter's redrive ([`crate::dead_letter::deliver`]).
+pub(crate) async fn claim_inbox(
+    tx: &mut PgConnection,
+    consumer: &str,
+    envelope: &EventEnvelope,
+) -> Result<bool, sqlx::Error> {
+    let inserted = sqlx::query(
+        "WITH tenant AS (SELECT set_config('app.tenant_id', $3, true))
+         INSERT INTO inbox (consumer, event_id, tenant_id) SELECT $1, $2, $3 FROM tenant
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(consumer)
+    .bind(envelope.id)
+    .bind(envelope.tenant_id.as_str())
+    .execute(tx)
+    .await?
+    .rows_affected();
+    Ok(inserted == 1)
 }
 
 /// The CONSUMER span of one event's handling, a child of the producer span whose context the

@@ -39,6 +39,7 @@
 //! crash can lose the last sync interval of the stream (the outbox row is already marked sent then).
 
 pub mod consumer;
+pub mod dead_letter;
 mod envelope;
 mod metric_families;
 mod naming;

@@ -24,6 +24,11 @@ pub const OUTBOX_OLDEST_AGE: MetricFamily = MetricFamily::gauge(
     "outbox_oldest_pending_age_seconds",
     "Age of the oldest unpublished outbox row in seconds (0 when none is waiting)",
 );
+/// Dead letters waiting for a redrive or a discard.
+pub const DEAD_LETTERS_WAITING: MetricFamily = MetricFamily::gauge(
+    "dead_letters_waiting",
+    "Dead letters kept in the service's dead_letter table, waiting for a redrive or a discard, by consumer",
+);
 /// Events a consumer acknowledged.
 pub const CONSUMER_HANDLED: MetricFamily = MetricFamily::counter(
     "consumer_handled_total",
@@ -42,7 +47,7 @@ pub const CONSUMER_RETRIES: MetricFamily = MetricFamily::counter(
 /// Messages given up on.
 pub const CONSUMER_DEAD_LETTERS: MetricFamily = MetricFamily::counter(
     "consumer_dead_letters_total",
-    "Messages given up on and published to the dead-letter subject, by consumer",
+    "Messages given up on (kept in the dead_letter table, copied to the dead-letter subject), by consumer",
 );
 /// Events per batch transaction.
 pub const CONSUMER_BATCH_SIZE: MetricFamily = MetricFamily::histogram(
@@ -65,6 +70,7 @@ pub const METRIC_FAMILIES: &[MetricFamily] = &[
     CONSUMER_DUPLICATES,
     CONSUMER_RETRIES,
     CONSUMER_DEAD_LETTERS,
+    DEAD_LETTERS_WAITING,
     CONSUMER_BATCH_SIZE,
     CONSUMER_BATCH_FALLBACKS,
 ];
@@ -92,6 +98,7 @@ pub(crate) fn zero_consumer(consumer: &str, batched: bool) {
         CONSUMER_DUPLICATES,
         CONSUMER_RETRIES,
         CONSUMER_DEAD_LETTERS,
+        DEAD_LETTERS_WAITING,
     ] {
         family.zero(&labels);
     }

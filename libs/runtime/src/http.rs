@@ -47,6 +47,13 @@ pub struct HttpOptions {
 /// body limit, compression, per-tenant limits, panics and unknown routes answered as problem+json.
 /// The OpenAPI document served gets the answers this middleware gives ([`crate::openapi`]).
 pub fn router(api: Router, options: HttpOptions) -> Router {
+    router_with_admin(api, Router::new(), options)
+}
+
+/// [`router`] with the admin API (`/admin/v1` routes: [`crate::Shell::admin`]) beside `api`: the same
+/// middleware, but no per-tenant limits (an operator acts for no tenant) and its own
+/// authentication (a JWT with an admin scope, checked by each route's `Admin` extractor).
+pub fn router_with_admin(api: Router, admin: Router, options: HttpOptions) -> Router {
     let mut openapi = options.openapi;
     crate::openapi::document_platform(&mut openapi);
     let openapi_json = Arc::new(serde_json::to_string(&openapi).unwrap_or_else(|_| "{}".into()));
@@ -111,6 +118,7 @@ pub fn router(api: Router, options: HttpOptions) -> Router {
     Router::new()
         .merge(platform)
         .merge(api)
+        .merge(admin)
         .fallback(|| async { Error::not_found("route.not_found", "no such route") })
         .method_not_allowed_fallback(|| async { method_not_allowed() })
         .layer(axum::middleware::from_fn(longship_telemetry::http_metrics))

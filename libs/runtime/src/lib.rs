@@ -9,6 +9,7 @@
 //! that stops and joins everything it started ([`App::run`]). Tests build a service on port 0 with
 //! [`App::build`].
 
+mod admin;
 pub mod config;
 pub mod db;
 mod entry;

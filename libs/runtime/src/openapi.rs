@@ -75,6 +75,36 @@ const EVERY_OPERATION: &[Answer] = &[
     ),
 ];
 
+/// Answers any admin (`/admin/`) operation may give, whatever the handler: a JWT with an admin
+/// scope is required (`X-Tenant-Id` never grants admin).
+const EVERY_ADMIN_OPERATION: &[Answer] = &[
+    (
+        "401",
+        "No or invalid credentials (a JWT is required; `X-Tenant-Id` never grants admin)",
+        &["auth.missing_credentials", "auth.invalid_token"],
+    ),
+    (
+        "403",
+        "A valid token without the longship:operator or longship:admin scope",
+        &["auth.admin_scope_required", "auth.admin_tenant_missing"],
+    ),
+    (
+        "500",
+        "An unexpected failure; the problem's trace_id finds it in the logs",
+        &["internal"],
+    ),
+    (
+        "503",
+        "A dependency is unavailable; retry",
+        &["service.unavailable", "database.unavailable"],
+    ),
+    (
+        "504",
+        "The request took longer than HTTP_REQUEST_TIMEOUT_SECS",
+        &["service.timeout"],
+    ),
+];
+
 /// Further answers of operations that take a request body.
 const WITH_BODY: &[Answer] = &[
     ("400", "Malformed JSON", &["request.malformed_json"]),
@@ -147,6 +177,7 @@ pub fn document_platform(openapi: &mut OpenApi) {
 
     for (path, item) in openapi.paths.paths.iter_mut() {
         let public_api = path.starts_with("/v1/");
+        let admin_api = path.starts_with("/admin/");
         let operations = [
             &mut item.get,
             &mut item.put,
@@ -156,7 +187,9 @@ pub fn document_platform(openapi: &mut OpenApi) {
         ];
         for operation in operations.into_iter().flatten() {
             if public_api {
-                document_operation(path, operation, &problem_name);
+                document_operation(path, operation, &problem_name, EVERY_OPERATION);
+            } else if admin_api {
+                document_operation(path, operation, &problem_name, EVERY_ADMIN_OPERATION);
             }
             document_error_codes(operation);
         }
@@ -167,6 +200,7 @@ pub fn document_platform(openapi: &mut OpenApi) {
 fn platform_answers(
     path: &str,
     operation: &Operation,
+    every: &'static [Answer],
 ) -> BTreeMap<&'static str, (Vec<&'static str>, Vec<&'static str>)> {
     let in_query = operation
         .parameters
@@ -174,7 +208,7 @@ fn platform_answers(
         .flatten()
         .any(|p| matches!(p, RefOr::T(p) if p.parameter_in == ParameterIn::Query));
     let groups = [
-        (true, EVERY_OPERATION),
+        (true, every),
         (operation.request_body.is_some(), WITH_BODY),
         (path.contains('{'), WITH_PATH),
         (in_query, WITH_QUERY),
@@ -193,8 +227,13 @@ fn platform_answers(
     answers
 }
 
-fn document_operation(path: &str, operation: &mut Operation, problem_name: &str) {
-    for (status, (descriptions, codes)) in platform_answers(path, operation) {
+fn document_operation(
+    path: &str,
+    operation: &mut Operation,
+    problem_name: &str,
+    every: &'static [Answer],
+) {
+    for (status, (descriptions, codes)) in platform_answers(path, operation, every) {
         let response = operation
             .responses
             .responses

@@ -93,14 +93,17 @@ impl Platform {
         )
     }
 
-    /// The service's `/v1` routes wrapped with the platform routes and middleware.
+    /// The service's `/v1` routes and its admin routes wrapped with the platform routes and
+    /// middleware.
     pub fn http_router(
         &self,
         api: axum::Router,
+        admin: axum::Router,
         openapi: utoipa::openapi::OpenApi,
     ) -> axum::Router {
-        crate::http::router(
+        crate::http::router_with_admin(
             api,
+            admin,
             HttpOptions {
                 service_name: self.config.service_name.clone(),
                 openapi,

@@ -102,6 +102,7 @@ pub struct Shell {
     shutdown: CancellationToken,
     api: Option<(axum::Router, utoipa::openapi::OpenApi)>,
     routes: axum::Router,
+    admin: (axum::Router, utoipa::openapi::OpenApi),
     grpc: tonic::service::RoutesBuilder,
     consumers: Vec<(ConsumerSpec, Arc<dyn EventHandler>)>,
     tasks: Vec<(&'static str, Task)>,
@@ -164,6 +165,25 @@ impl Shell {
         self.routes = std::mem::take(&mut self.routes).merge(router);
     }
 
+    /// Admin routes of the service's own (e.g. the order service's sagas), under `/admin/v1`, with
+    /// their OpenAPI document: served beside the platform's admin API (dead letters, outbox,
+    /// audit), which every service has, with the platform's middleware but not the per-tenant
+    /// limits. Their handlers authenticate with `longship_tenant::Admin`.
+    ///
+    /// # Panics
+    /// When a route is not under `/admin/v1/` (a wiring bug, caught at start-up by any test).
+    pub fn admin(&mut self, router: axum::Router, openapi: utoipa::openapi::OpenApi) {
+        #[allow(clippy::panic)]
+        // reason: a wiring bug, found by the first test that starts the service
+        for path in openapi.paths.paths.keys() {
+            if !path.starts_with("/admin/v1/") {
+                panic!("admin route {path} is not under /admin/v1/");
+            }
+        }
+        let (routes, doc) = std::mem::take(&mut self.admin);
+        self.admin = (routes.merge(router), doc.merge_from(openapi));
+    }
+
     /// A gRPC service (served beside the standard health service).
     pub fn grpc<S>(&mut self, service: S)
     where
@@ -205,8 +225,11 @@ impl<S: Service> std::fmt::Debug for App<S> {
 }
 
 /// The platform's own schemas, applied before any library's and the service's.
-pub(crate) const PLATFORM_SCHEMAS: &[&Schema] =
-    &[&longship_tenant::SCHEMA, &longship_messaging::SCHEMA];
+pub(crate) const PLATFORM_SCHEMAS: &[&Schema] = &[
+    &longship_tenant::SCHEMA,
+    &longship_messaging::SCHEMA,
+    &longship_admin::SCHEMA,
+];
 
 impl<S: Service> App<S> {
     /// Binds the listeners (port 0 works), connects Postgres and NATS, applies the platform's,
@@ -234,6 +257,7 @@ impl<S: Service> App<S> {
             shutdown: shutdown.clone(),
             api: None,
             routes: axum::Router::new(),
+            admin: Default::default(),
             grpc: tonic::service::RoutesBuilder::default(),
             consumers: Vec::new(),
             tasks: Vec::new(),
@@ -268,6 +292,7 @@ impl<S: Service> App<S> {
             shutdown,
             api,
             routes,
+            admin,
             grpc,
             consumers,
             tasks,
@@ -287,6 +312,20 @@ impl<S: Service> App<S> {
             async move {
                 relay.run(stop).await;
                 "outbox relay"
+            }
+        });
+        let admin_state = crate::admin::AdminState {
+            pool: platform.pool.clone(),
+            js: platform.jetstream.clone(),
+            naming: naming.clone(),
+            relay: relay.waker(),
+            consumers: Arc::new(consumers.clone()),
+        };
+        running.spawn({
+            let (state, stop) = (admin_state.clone(), shutdown.clone());
+            async move {
+                crate::admin::refresh_gauges(state, stop).await;
+                "admin gauges"
             }
         });
         let context = ConsumerContext {
@@ -309,7 +348,12 @@ impl<S: Service> App<S> {
             });
         }
         let (api, openapi) = api.unwrap_or_else(|| (axum::Router::new(), Default::default()));
-        let router = platform.http_router(api.merge(routes), openapi);
+        let (admin_routes, admin_doc) = admin;
+        let openapi = openapi
+            .merge_from(admin_doc)
+            .merge_from(<crate::admin::AdminApiDoc as utoipa::OpenApi>::openapi());
+        let admin_routes = admin_routes.merge(crate::admin::routes(admin_state));
+        let router = platform.http_router(api.merge(routes), admin_routes, openapi);
         let timeout = platform.config.shutdown_timeout;
         let signalled = tokio::spawn({
             let stop = shutdown.clone();

@@ -186,6 +186,12 @@ impl SagaAdmin {
         SagaAdmin { pool }
     }
 
+    /// The pool it reads and acts through (a caller's transaction for [`SagaAdmin::retry_in`] and
+    /// [`SagaAdmin::cancel_in`] begins on it).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     /// A page of sagas, newest first (saga ids are time-ordered UUID v7).
     pub async fn list(&self, filter: &SagaFilter) -> Result<SagaPage, AdminError> {
         if !(1..=100).contains(&filter.limit) {

@@ -32,6 +32,7 @@
 //! The tables are this library's own schema ([`SCHEMA`]).
 
 pub mod admin;
+mod admin_http;
 pub mod domain;
 mod engine;
 mod error;
@@ -45,6 +46,7 @@ mod transitions;
 mod versions;
 mod view;
 
+pub use admin_http::{AdminApiDoc, CancelRequest, SagaListQuery, admin_routes};
 pub use domain::{HistoryState, SagaStatus, StepRecord, StepStatus};
 pub use engine::{EngineConfig, OPERATOR_CHANNEL, SagaEngine, StartedSaga};
 pub use error::SagaError;

@@ -89,6 +89,16 @@ impl<S: Service> TestApp<S> {
         self.anonymous().with_header("x-tenant-id", tenant)
     }
 
+    /// An HTTP client with an admin JWT for `subject` (the audit log's actor) and `scope`
+    /// (`longship:operator`, or `longship:admin` for one tenant), signed with [`TEST_JWT_SECRET`].
+    #[allow(clippy::expect_used)] // reason: a test helper fails the test by panicking
+    pub fn as_admin(&self, subject: &str, scope: &longship_tenant::AdminScope) -> HttpClient {
+        let token = longship_tenant::issue_dev_admin_token(TEST_JWT_SECRET, subject, scope, 3600)
+            .expect("admin token");
+        self.anonymous()
+            .with_header("authorization", &format!("Bearer {token}"))
+    }
+
     /// An HTTP client without credentials.
     pub fn anonymous(&self) -> HttpClient {
         HttpClient::new(self.http_base())

@@ -80,6 +80,11 @@ impl HttpClient {
         self.send(Method::GET, path, &[], None).await
     }
 
+    /// POST `path` without a body.
+    pub async fn post_empty(&self, path: &str) -> anyhow::Result<HttpResponse> {
+        self.send(Method::POST, path, &[], None).await
+    }
+
     /// Sends a JSON body with `method`.
     pub async fn send_json(
         &self,

@@ -84,6 +84,11 @@ impl Service for Order {
             shell.relay(),
         ));
         shell.api(http::routes(Arc::clone(&orders)), http::ApiDoc::openapi());
+        // the operators' saga routes (the platform's admin API has the rest)
+        shell.admin(
+            longship_saga::admin_routes(longship_saga::admin::SagaAdmin::new(shell.pool().clone())),
+            longship_saga::AdminApiDoc::openapi(),
+        );
         shell.grpc(OrderServiceServer::with_interceptor(
             grpc::OrderGrpc(orders),
             longship_tenant::grpc::require_tenant,

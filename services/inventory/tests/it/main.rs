@@ -4,6 +4,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // reason: tests fail by panicking
 
 mod confirmation;
+mod dead_letters;
 mod expiry;
 mod helpers;
 mod products;
