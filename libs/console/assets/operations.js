@@ -44,7 +44,9 @@ function deadLetterSection(service, ctx) {
     await reload().catch(ctx.fail);
   };
 
-  const rows = () => items.flatMap((letter) => {
+  const rows = () => items.flatMap((found) => {
+    // a message that was not an event envelope has no event id or type
+    const letter = { ...found, event_type: found.event_type || "(not an event)", event_id: found.event_id || "" };
     const shown = open.has(letter.id);
     const toggle = h("button", { type: "button", class: "small", "aria-expanded": shown ? "true" : "false", onclick: () => { shown ? open.delete(letter.id) : open.add(letter.id); draw(); } }, shown ? "Hide payload" : "Payload");
     const row = h("tr", { "data-dead-letter": letter.id, "data-event-type": letter.event_type },

@@ -2,10 +2,13 @@
 //! its proxy reaching the real peers, and the page in a real browser with every other origin
 //! blocked (`tests/browser/console_page.py`, screenshots in `target/console/`).
 
+use std::time::Duration;
+
 use longship_tenant::{AdminScope, issue_dev_admin_token};
 use longship_testkit::{HttpClient, TEST_JWT_SECRET};
+use serde_json::Value;
 
-use crate::harness::Platform;
+use crate::harness::{Platform, order_body};
 
 /// A development operator token (`just token --operator`) for the test services.
 pub fn operator_token() -> String {
@@ -98,5 +101,182 @@ async fn the_console_asks_for_a_token_and_keeps_it_in_the_tab_only() {
     )
     .await;
     assert!(out.contains("ok: Forget token clears it"), "{out}");
+    p.stop().await;
+}
+
+/// An operator's client of a service's admin API.
+fn operator_of(addr: std::net::SocketAddr) -> HttpClient {
+    HttpClient::new(format!("http://{addr}"))
+        .with_header("authorization", &format!("Bearer {}", operator_token()))
+}
+
+/// Polls `check` every 250 ms until it gives a value (fails after `within`).
+async fn until<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Makes every stock commit of inventory fail, as a broken constraint would (the poison).
+async fn break_stock_commits(p: &Platform, broken: bool) {
+    let statements: &[&str] = if broken {
+        &[
+            "CREATE FUNCTION refuse_commit() RETURNS trigger LANGUAGE plpgsql AS
+             $$ BEGIN RAISE EXCEPTION 'stock ledger closed for audit'; END $$",
+            "CREATE TRIGGER refuse_commit BEFORE UPDATE OF on_hand ON products
+             FOR EACH ROW EXECUTE FUNCTION refuse_commit()",
+        ]
+    } else {
+        &["DROP TRIGGER refuse_commit ON products"]
+    };
+    for sql in statements {
+        sqlx::query(*sql)
+            .execute(p.inventory_db.pool())
+            .await
+            .expect("the fault");
+    }
+}
+
+/// Places an order of `quantity` SKU-1 for tenant acme; returns its id (also its saga's).
+async fn place(p: &Platform, quantity: u32) -> String {
+    let r = p
+        .place(
+            "acme",
+            order_body("c-1", "USD", &[("SKU-1", quantity)]),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    r.json()["id"].as_str().expect("id").to_owned()
+}
+
+/// Waits until the saga has failed 5 times or more (stuck) and its next attempt is at least
+/// `quiet` away, so what happens next is the operator's doing, not the engine's own retry.
+async fn until_stuck_and_quiet(ops: &HttpClient, id: &str, quiet: Duration) -> Value {
+    until(
+        &format!("saga {id} stuck"),
+        Duration::from_secs(90),
+        || async {
+            let saga = ops.get(&format!("/admin/v1/sagas/{id}")).await.ok()?.json();
+            let next =
+                chrono::DateTime::parse_from_rfc3339(saga["next_attempt_at"].as_str()?).ok()?;
+            let ahead = next
+                .signed_duration_since(chrono::Utc::now())
+                .to_std()
+                .ok()?;
+            (saga["attempts"].as_u64()? >= 5 && ahead >= quiet).then_some(saga)
+        },
+    )
+    .await
+}
+
+/// The console in a real browser against the real services: a stuck saga (payment unreachable)
+/// found, its timeline opened, retried once payment is back and finished; another saga cancelled
+/// with a reason and compensated; a dead letter (a poison event) redriven once the cause is fixed
+/// and handled exactly once; nothing requested from another origin, no console error.
+#[tokio::test]
+async fn an_operator_fixes_a_stuck_saga_and_a_dead_letter_in_the_console() {
+    // slow retries, so the engine does not retry by itself while the operator acts
+    let p = Platform::start_with_payment_link(&[
+        ("SAGA_DEADLINE_SECS", "600"),
+        ("SAGA_RETRY_BASE_MS", "400"),
+        ("SAGA_RETRY_MAX_MS", "600000"),
+    ])
+    .await;
+    p.seed_product("acme", "SKU-1", 500, "USD", 100).await;
+    p.seed_account("acme", "c-1", 1_000_000, "USD").await;
+    let (ops, stock_ops) = (operator_of(p.order.http), operator_of(p.inventory.http));
+
+    // a poison event: the confirmation of order C cannot be committed by inventory
+    break_stock_commits(&p, true).await;
+    let poisoned = place(&p, 1).await;
+    let order = p
+        .wait_final("acme", &poisoned, Duration::from_secs(30))
+        .await;
+    assert_eq!(order["status"], "CONFIRMED", "{order}");
+    let letter = until("the dead letter", Duration::from_secs(60), || async {
+        let page = stock_ops.get("/admin/v1/dead-letters").await.ok()?.json();
+        page["items"].as_array()?.first().cloned()
+    })
+    .await;
+    assert_eq!(letter["event_type"], "order_confirmed", "{letter}");
+    break_stock_commits(&p, false).await;
+
+    // payment unreachable for the saga: A and B keep failing to authorize
+    let link = p.payment_link.as_ref().expect("payment link");
+    link.set_mode(longship_testkit::proxy::Mode::Refuse);
+    let (stuck, cancelled) = (place(&p, 2).await, place(&p, 3).await);
+    let quiet = Duration::from_secs(15);
+    until_stuck_and_quiet(&ops, &stuck, quiet).await;
+    until_stuck_and_quiet(&ops, &cancelled, quiet).await;
+    let origin = format!("http://{}", p.order.http);
+    let token = operator_token();
+    let out = longship_testkit::browser::run_script(
+        "console_page.py",
+        &[
+            "inspect".into(),
+            origin.clone(),
+            token.clone(),
+            stuck.clone(),
+        ],
+    )
+    .await;
+    assert!(out.contains("ok: timeline opened"), "{out}");
+
+    // the cause fixed: the operator retries A, cancels B and redrives the dead letter
+    link.set_mode(longship_testkit::proxy::Mode::Pass);
+    let dead_letter = letter["id"].as_str().expect("id").to_owned();
+    let out = longship_testkit::browser::run_script(
+        "console_page.py",
+        &[
+            "act".into(),
+            origin,
+            token,
+            stuck.clone(),
+            cancelled.clone(),
+            "inventory".into(),
+            dead_letter,
+        ],
+    )
+    .await;
+    assert!(
+        out.contains("ok: audit log shows the retry and the cancel"),
+        "{out}"
+    );
+
+    let a = p.wait_final("acme", &stuck, Duration::from_secs(30)).await;
+    assert_eq!(a["status"], "CONFIRMED", "{a}");
+    let b = p
+        .wait_final("acme", &cancelled, Duration::from_secs(30))
+        .await;
+    assert_eq!(
+        (b["status"].as_str(), b["failure_reason"].as_str()),
+        (Some("CANCELLED"), Some("operator_cancelled")),
+        "{b}"
+    );
+    // C's confirmation (redriven) and A's were each committed once; B's reservation released
+    until("stock settled", Duration::from_secs(30), || async {
+        let product = p.product("acme", "SKU-1").await;
+        (product["on_hand"] == 97 && product["reserved"] == 0).then_some(())
+    })
+    .await;
+    let page = stock_ops
+        .get("/admin/v1/dead-letters")
+        .await
+        .expect("list")
+        .json();
+    assert_eq!(page["items"], serde_json::json!([]), "{page}");
     p.stop().await;
 }
