@@ -128,16 +128,24 @@ function facts(saga) {
   return dl;
 }
 
+function timelineEntry(entry) {
+  const operator = Boolean(entry.actor) && entry.actor !== "engine";
+  // an operator's entry carries the reason they gave; the engine's, what failed
+  const note = entry.error
+    ? h("div", { class: operator ? "reason" : "err" }, operator ? `reason: ${entry.error}` : entry.error)
+    : null;
+  return h("li", { class: operator ? "operator" : entry.error ? "failed" : "" },
+    h("div", { class: "tl-head" },
+      when(entry.at), pill(entry.state),
+      h("strong", {}, entry.step || "-"),
+      entry.attempt ? h("span", { class: "muted" }, `attempt ${entry.attempt}`) : null,
+      h("span", { class: "actor" }, `by ${entry.actor || "engine"}`)),
+    note);
+}
+
 function timeline(history) {
   if (!history || history.length === 0) return h("p", { class: "muted" }, "No history recorded.");
-  return h("ol", { class: "timeline", "aria-label": "History, oldest first" }, history.map((entry) =>
-    h("li", { class: `${entry.error ? "failed" : ""} ${entry.actor && entry.actor !== "engine" ? "operator" : ""}`.trim() },
-      h("div", { class: "tl-head" },
-        when(entry.at), pill(entry.state),
-        h("strong", {}, entry.step || "-"),
-        entry.attempt ? h("span", { class: "muted" }, `attempt ${entry.attempt}`) : null,
-        h("span", { class: "actor" }, `by ${entry.actor || "engine"}`)),
-      entry.error ? h("div", { class: "err" }, entry.error) : null)));
+  return h("ol", { class: "timeline", "aria-label": "History, oldest first" }, history.map(timelineEntry));
 }
 
 async function act(ctx, saga, kind, reload) {

@@ -211,7 +211,10 @@ async fn an_operator_fixes_a_stuck_saga_and_a_dead_letter_in_the_console() {
         page["items"].as_array()?.first().cloned()
     })
     .await;
-    assert_eq!(letter["event_type"], "orders.v1.order_confirmed", "{letter}");
+    assert_eq!(
+        letter["event_type"], "orders.v1.order_confirmed",
+        "{letter}"
+    );
     break_stock_commits(&p, false).await;
 
     // payment unreachable for the saga: A and B keep failing to authorize
