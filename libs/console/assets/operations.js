@@ -122,7 +122,7 @@ function outboxCard(service, state) {
     h("p", {}, "Outbox: ", h("strong", {}, String(state.pending)), " pending",
       state.pending ? `; oldest ${state.oldest_pending_age_seconds ?? 0} s old` : ""),
     table("Consumers", ["Consumer", "Pending", "Awaiting ack", "Dead letters"],
-      (state.consumers || []).map((c) => [c.name, h("td", { class: "num" }, c.pending), h("td", { class: "num" }, c.ack_pending), h("td", { class: "num" }, c.dead_letters)]),
+      (state.consumers || []).map((c) => [c.name, h("td", { class: "num" }, c.pending ?? "-"), h("td", { class: "num" }, c.ack_pending ?? "-"), h("td", { class: "num" }, c.dead_letters ?? "-")]),
       "This service has no consumers."));
 }
 

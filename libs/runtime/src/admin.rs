@@ -12,7 +12,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
-use longship_admin::{Action, AdminCode, AuditPage, PageQuery, audit};
+use longship_admin::{Action, AdminCode, AuditPage, audit};
 use longship_errors::{Error, Json, Path, ProblemDetails, Query};
 use longship_messaging::dead_letter::{self, DeadLetterFilter, DeadLetterPage};
 use longship_messaging::{ConsumerSpec, EventEnvelope, EventHandler, Naming, RelayWake};
@@ -41,6 +41,41 @@ pub(crate) struct AdminState {
     tags((name = "admin", description = "Operating the platform: JWT with the longship:operator or longship:admin scope"))
 )]
 pub(crate) struct AdminApiDoc;
+
+fn dead_letters_example() -> serde_json::Value {
+    serde_json::json!({"items": [{
+        "id": "0193f2c4-1a2b-7c3d-8e4f-5a6b7c8d9e0f",
+        "consumer": "inventory-order-confirmed",
+        "event_id": "0193f2b1-8d00-7a51-9d2b-5e1f2a3b4c5d",
+        "event_type": "orders.v1.order_confirmed",
+        "subject": "orders.v1.order_confirmed",
+        "tenant_id": "acme",
+        "deliveries": 5,
+        "error": "database: error returned from database: stock ledger closed",
+        "dead_lettered_at": "2026-12-02T10:15:33.010Z",
+        "payload": {"id": "0193f2b1-8d00-7a51-9d2b-5e1f2a3b4c5d", "type": "orders.v1.order_confirmed", "tenant_id": "acme",
+                    "occurred_at": "2026-12-02T10:15:30.161Z", "schema_version": 1,
+                    "data": {"order_id": "0193f2b1-7c4e-7a51-9d2b-5e1f2a3b4c5d"}}
+    }], "next_cursor": null})
+}
+
+fn outbox_example() -> serde_json::Value {
+    serde_json::json!({"pending": 0, "oldest_pending_age_seconds": 0.0, "consumers": [
+        {"name": "inventory-order-confirmed", "pending": 0, "ack_pending": 0, "dead_letters": 1}
+    ]})
+}
+
+fn audit_example() -> serde_json::Value {
+    serde_json::json!({"items": [{
+        "id": "0193f2d0-0000-7000-8000-000000000001",
+        "at": "2026-12-02T10:20:00.000Z",
+        "actor": "ops@example.com",
+        "tenant_id": "acme",
+        "action": "dead_letter.discard",
+        "target": "0193f2c4-1a2b-7c3d-8e4f-5a6b7c8d9e0f",
+        "reason": "order refunded by hand"
+    }], "next_cursor": null})
+}
 
 /// The platform's admin routes.
 pub(crate) fn routes(state: AdminState) -> Router {
@@ -94,7 +129,7 @@ pub(crate) struct DeadLetterQuery {
     get, path = "/admin/v1/dead-letters", tag = "admin",
     params(DeadLetterQuery),
     responses(
-        (status = 200, description = "A page of dead letters; `next_cursor` fetches the next one", body = DeadLetterPage),
+        (status = 200, description = "A page of dead letters; `next_cursor` fetches the next one", body = DeadLetterPage, example = dead_letters_example),
         (status = 400, description = "Bad limit (`request.invalid_query`), a cursor this API did not issue (`request.invalid_cursor`) or a malformed tenant (`tenant.invalid`)", body = ProblemDetails, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
@@ -303,7 +338,7 @@ pub(crate) struct ConsumerView {
 #[utoipa::path(
     get, path = "/admin/v1/outbox", tag = "admin",
     responses(
-        (status = 200, description = "Backlog, oldest age and per consumer pending, ack-pending and dead letters (a tenant admin: its tenant's backlog and dead letters; the stream counts are null)", body = OutboxView),
+        (status = 200, description = "Backlog, oldest age and per consumer pending, ack-pending and dead letters (a tenant admin: its tenant's backlog and dead letters; the stream counts are null)", body = OutboxView, example = outbox_example),
     ),
     security(("bearer" = []))
 )]
@@ -386,7 +421,7 @@ pub(crate) struct AuditQuery {
     get, path = "/admin/v1/audit", tag = "admin",
     params(AuditQuery),
     responses(
-        (status = 200, description = "A page of audit records; `next_cursor` fetches the next one", body = AuditPage),
+        (status = 200, description = "A page of audit records; `next_cursor` fetches the next one", body = AuditPage, example = audit_example),
         (status = 400, description = "Bad limit (`request.invalid_query`), a cursor this API did not issue (`request.invalid_cursor`) or a malformed tenant (`tenant.invalid`)", body = ProblemDetails, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
@@ -397,12 +432,8 @@ pub(crate) async fn list_audit(
     Query(query): Query<AuditQuery>,
 ) -> Result<Json<AuditPage>, Error> {
     let tenant = longship_admin::parse_tenant(&principal, query.tenant.as_deref())?;
-    let page = PageQuery {
-        cursor: query.cursor,
-        limit: query.limit,
-    };
-    let cursor = longship_admin::parse_cursor(page.cursor.as_deref())?;
-    let limit = longship_admin::parse_limit(page.limit)?;
+    let cursor = longship_admin::parse_cursor(query.cursor.as_deref())?;
+    let limit = longship_admin::parse_limit(query.limit)?;
     let records = audit::list(
         &state.pool,
         tenant.as_ref().map(|t| t.as_str()),

@@ -37,6 +37,51 @@ use crate::domain::SagaStatus;
 )]
 pub struct AdminApiDoc;
 
+/// A saga summary as the API shows it (the examples of the document).
+fn summary_example() -> serde_json::Value {
+    serde_json::json!({
+        "id": "0193f2b1-7c4e-7a51-9d2b-5e1f2a3b4c5d",
+        "saga_type": "place_order",
+        "version": 1,
+        "tenant_id": "acme",
+        "status": "COMPENSATING",
+        "step_index": 1,
+        "current_step": "AuthorizePayment",
+        "attempts": 7,
+        "failure_reason": "timeout",
+        "last_error": "service.unavailable: tcp connect error",
+        "deadline": "2026-12-02T10:16:00.123Z",
+        "next_attempt_at": "2026-12-02T10:16:09.500Z",
+        "created_at": "2026-12-02T10:15:30.123Z",
+        "updated_at": "2026-12-02T10:16:05.500Z"
+    })
+}
+
+fn page_example() -> serde_json::Value {
+    serde_json::json!({"items": [summary_example()], "next_cursor": null})
+}
+
+fn detail_example() -> serde_json::Value {
+    let mut saga = summary_example();
+    let extra = serde_json::json!({
+        "data": {"order_id": "0193f2b1-7c4e-7a51-9d2b-5e1f2a3b4c5d", "customer_id": "c-1"},
+        "steps": [
+            {"name": "ReserveStock", "status": "SUCCEEDED", "attempts": 1, "last_error": null},
+            {"name": "AuthorizePayment", "status": "COMPENSATING", "attempts": 3, "last_error": "service.unavailable: tcp connect error"},
+            {"name": "ConfirmOrder", "status": "PENDING", "attempts": 0, "last_error": null}
+        ],
+        "history": [
+            {"at": "2026-12-02T10:15:30.130Z", "state": "SUCCEEDED", "step": "ReserveStock", "attempt": 1, "error": null, "actor": "engine"},
+            {"at": "2026-12-02T10:15:30.190Z", "state": "RETRY_SCHEDULED", "step": "AuthorizePayment", "attempt": 1, "error": "service.unavailable: tcp connect error", "actor": "engine"},
+            {"at": "2026-12-02T10:16:04.000Z", "state": "RETRY_REQUESTED", "step": "AuthorizePayment", "attempt": 7, "error": null, "actor": "ops@example.com"}
+        ]
+    });
+    if let (Some(saga), serde_json::Value::Object(extra)) = (saga.as_object_mut(), extra) {
+        saga.extend(extra);
+    }
+    saga
+}
+
 /// The saga routes under `/admin/v1/sagas` (creates the `saga.retry` and `saga.cancel` series of
 /// `admin_actions_total` at zero).
 pub fn admin_routes(admin: SagaAdmin) -> Router {
@@ -76,7 +121,7 @@ pub struct SagaListQuery {
     get, path = "/admin/v1/sagas", tag = "admin",
     params(SagaListQuery),
     responses(
-        (status = 200, description = "A page of sagas; `next_cursor` fetches the next one", body = SagaPage),
+        (status = 200, description = "A page of sagas; `next_cursor` fetches the next one", body = SagaPage, example = page_example),
         (status = 400, description = "Bad status, stuck or limit (`request.invalid_query`), a cursor this API did not issue (`request.invalid_cursor`) or a malformed tenant (`tenant.invalid`)", body = ProblemDetails, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
@@ -111,7 +156,7 @@ pub async fn list_sagas(
     get, path = "/admin/v1/sagas/{id}", tag = "admin",
     params(("id" = Uuid, Path, description = "Saga id (the order id for place_order)")),
     responses(
-        (status = 200, description = "The saga", body = SagaDetail),
+        (status = 200, description = "The saga", body = SagaDetail, example = detail_example),
         (status = 404, description = "No such saga (for a tenant admin: in its tenant) (`saga.not_found`)", body = ProblemDetails, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
@@ -130,7 +175,7 @@ pub async fn get_saga(
     post, path = "/admin/v1/sagas/{id}/retry", tag = "admin",
     params(("id" = Uuid, Path, description = "Saga id")),
     responses(
-        (status = 202, description = "Its next attempt is due now; the saga as it stands", body = SagaSummary),
+        (status = 202, description = "Its next attempt is due now; the saga as it stands", body = SagaSummary, example = summary_example),
         (status = 404, description = "No such saga (for a tenant admin: in its tenant) (`saga.not_found`)", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 409, description = "The saga has finished (`saga.terminal`)", body = ProblemDetails, content_type = "application/problem+json"),
     ),
@@ -160,7 +205,7 @@ pub struct CancelRequest {
     params(("id" = Uuid, Path, description = "Saga id")),
     request_body(content = CancelRequest, example = json!({"reason": "customer asked by phone"})),
     responses(
-        (status = 202, description = "Compensating; the saga as it stands", body = SagaSummary),
+        (status = 202, description = "Compensating; the saga as it stands", body = SagaSummary, example = summary_example),
         (status = 404, description = "No such saga (for a tenant admin: in its tenant) (`saga.not_found`)", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 409, description = "The saga has finished (`saga.terminal`) or is compensating already (`saga.compensating`)", body = ProblemDetails, content_type = "application/problem+json"),
     ),

@@ -329,7 +329,11 @@ async fn a_stuck_saga_is_listed_with_its_error_and_a_retry_after_the_fix_finishe
             page["items"].as_array().and_then(|items| {
                 items
                     .iter()
-                    .find(|s| s["id"] == id.as_str() && !s["last_error"].is_null())
+                    .find(|s| {
+                        s["id"] == id.as_str()
+                            && s["status"] == "COMPENSATING"
+                            && !s["last_error"].is_null()
+                    })
                     .cloned()
             })
         },
