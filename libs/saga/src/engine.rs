@@ -167,7 +167,7 @@ impl<D: SagaData> SagaEngine<D> {
                     .zip(&v.shapes)
                     .map(|(name, shape)| (*name, !shape.local, shape.compensable))
                     .collect();
-                crate::metric_families::zero(versions.saga_type(), &steps);
+                crate::metric_families::zero(versions.saga_type(), version, &steps);
             }
         }
         let transitions = TransitionWriter::new(
