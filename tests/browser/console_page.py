@@ -199,6 +199,10 @@ def act(origin: str, token: str, stuck: str, cancel: str, dl_service: str, dl_id
         assert "saga.retry" in actions and "saga.cancel" in actions, f"audit log lacks the actions: {actions}"
         check("audit log shows the retry and the cancel")
         session.screenshot("console-audit")
+        # the redrive is in the audit log of the service that holds the dead letter
+        page.select_option("#a-service", dl_service)
+        page.wait_for_selector('table tbody td code:has-text("dead_letter.redrive")')
+        check(f"audit log of {dl_service} shows the redrive")
         assert not errors, f"console errors: {errors}"
 
 
