@@ -128,13 +128,15 @@ def inspect(origin: str, token: str, stuck: str) -> None:
         # the stuck saga: listed with Stuck only, highlighted, with its last error
         page.check("#f-stuck")
         page.click("form[role=search] button[type=submit]")
-        row = page.wait_for_selector(f'tr.stuck[data-saga="{stuck}"]')
-        last_error = row.query_selector("td.err").inner_text().strip()
+        # locators, not element handles: the list refreshes itself while the script reads it
+        row = page.locator(f'tr.stuck[data-saga="{stuck}"]')
+        row.wait_for()
+        last_error = row.locator("td.err").inner_text().strip()
         assert last_error, "the stuck saga shows no last error"
         check(f"stuck saga listed and highlighted, last error: {last_error[:100]}")
         session.screenshot("console-sagas-stuck")
         # its timeline, with the failed attempts
-        row.query_selector("a").click()
+        row.locator("a").click()
         page.wait_for_selector("#timeline li")
         failed = page.query_selector_all("#timeline li.failed")
         assert failed, "the timeline shows no failed attempt"

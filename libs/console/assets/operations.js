@@ -26,6 +26,7 @@ function deadLetterSection(service, ctx) {
   const more = h("button", { type: "button" }, "Load more");
   const moreBox = h("div", { class: "more" }, more);
   const open = new Set();
+  let lastPage = "";
 
   const fetchPage = (cursor, limit) => call(service, "GET", `/admin/v1/dead-letters${query({ consumer: dlFilters.consumer, tenant: dlFilters.tenant, cursor, limit })}`);
 
@@ -71,6 +72,9 @@ function deadLetterSection(service, ctx) {
   const reload = async () => {
     try {
       const page = await fetchPage(null, Math.min(100, Math.max(50, items.length)));
+      // redraw only what changed, so focus and the reader's place survive a refresh
+      if (lastPage && JSON.stringify(page) === lastPage) return;
+      lastPage = JSON.stringify(page);
       items = page.items;
       next = page.next_cursor;
       draw();
@@ -182,6 +186,7 @@ export function renderAudit(view, ctx) {
   const refresh = async () => {
     if (items.length > 100) return;
     const page = await fetchPage(null, Math.max(50, items.length));
+    if (JSON.stringify(page.items) === JSON.stringify(items) && items.length) return;
     items = page.items;
     next = page.next_cursor;
     draw();

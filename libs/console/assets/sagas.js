@@ -107,6 +107,8 @@ export function renderSagas(view, ctx) {
     refresh: async () => {
       if (items.length > 100) return;
       const page = await fetchPage(null, Math.max(50, items.length));
+      // redraw only what changed, so focus and the reader's place survive a refresh
+      if (JSON.stringify(page.items) === JSON.stringify(items)) return;
       items = page.items;
       next = page.next_cursor;
       draw();
@@ -167,8 +169,12 @@ async function act(ctx, saga, kind, reload) {
 export function renderSaga(view, ctx, id) {
   const body = h("div");
   fill(view, h("p", {}, h("a", { href: "#/sagas" }, "← All sagas")), body);
+  let shown = "";
   const load = async () => {
     const saga = await call(home(), "GET", `/admin/v1/sagas/${encodeURIComponent(id)}`);
+    const json = JSON.stringify(saga);
+    if (json === shown) return;
+    shown = json;
     const terminal = TERMINAL.includes(saga.status);
     const retry = h("button", { type: "button", id: "retry", disabled: terminal, onclick: () => act(ctx, saga, "retry", load) }, "Retry");
     const cancel = h("button", { type: "button", id: "cancel", class: "danger", disabled: terminal || saga.status === "COMPENSATING", onclick: () => act(ctx, saga, "cancel", load) }, "Cancel…");
