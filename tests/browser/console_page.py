@@ -7,15 +7,16 @@ services/order/tests/it/console.rs, which start the services and set the scene:
         brings the form back with the reason; `#token=...` is taken into session storage and out
         of the URL; the page's own files load and nothing else is requested.
 
-    python3 tests/browser/console_page.py inspect ORIGIN TOKEN STUCK_ID
-        finds the stuck saga with `Stuck only`, highlighted with its last error, and opens its
-        timeline with the failed attempts.
+    python3 tests/browser/console_page.py cancel ORIGIN TOKEN SAGA_ID
+        cancels SAGA_ID with a reason (confirmed in the dialog); it compensates, the reason is in
+        its timeline.
 
-    python3 tests/browser/console_page.py act ORIGIN TOKEN STUCK_ID CANCEL_ID DL_SERVICE DL_ID
-        (the cause fixed) retries STUCK_ID and sees it finish, with the operator's retry in its
-        timeline; cancels CANCEL_ID with a reason and sees it compensated; opens the payload of
-        dead letter DL_ID of DL_SERVICE, redrives it and sees it gone; the outbox view shows every
-        service and the audit log the actions.
+    python3 tests/browser/console_page.py operate ORIGIN TOKEN STUCK_ID CANCELLED_ID DL_SERVICE DL_ID
+        (the cause fixed) finds STUCK_ID with `Stuck only`, highlighted with its last error, opens
+        its timeline with the failed attempts, retries it and sees it finish with the operator's
+        retry in its timeline; sees CANCELLED_ID compensated (operator_cancelled); opens the
+        payload of dead letter DL_ID of DL_SERVICE, redrives it and sees it gone; the outbox view
+        shows every service, the audit logs the retry, the cancel and the redrive.
 
 Fails (exit 1) on any request to another origin, any uncaught page error and any console error
 other than the answers the script provokes on purpose. Prints what it checked, one line each.
@@ -120,11 +121,30 @@ def open_console(session, token: str) -> None:
     session.page.wait_for_selector("table caption")
 
 
-def inspect(origin: str, token: str, stuck: str) -> None:
+def cancel(origin: str, token: str, saga: str) -> None:
     with offline_browser(origin, timeout_ms=30000) as session:
         page = session.page
         errors = watch_console(page, [])
         open_console(session, token)
+        page.goto(session.url(f"/console#/sagas/{saga}"))
+        page.wait_for_selector(f'h1:has-text("{saga}")')
+        page.click("#cancel")
+        confirm(page, reason="customer asked on the phone")
+        page.wait_for_selector(".notice.ok")
+        status = wait_status(page, ("COMPENSATING", "COMPENSATED"))
+        page.wait_for_selector('#timeline li.operator:has-text("customer asked on the phone")')
+        assert page.is_disabled("#cancel"), "cancel stays enabled on a compensating saga"
+        check(f"cancelled with a reason: the saga is {status}, the reason in its timeline")
+        session.screenshot("console-saga-cancelled")
+        assert not errors, f"console errors: {errors}"
+
+
+def operate(origin: str, token: str, stuck: str, cancelled: str, dl_service: str, dl_id: str) -> None:
+    with offline_browser(origin, timeout_ms=30000) as session:
+        page = session.page
+        errors = watch_console(page, [])
+        open_console(session, token)
+
         # the stuck saga: listed with Stuck only, highlighted, with its last error
         page.check("#f-stuck")
         page.click("form[role=search] button[type=submit]")
@@ -135,6 +155,7 @@ def inspect(origin: str, token: str, stuck: str) -> None:
         assert last_error, "the stuck saga shows no last error"
         check(f"stuck saga listed and highlighted, last error: {last_error[:100]}")
         session.screenshot("console-sagas-stuck")
+
         # its timeline, with the failed attempts
         row.locator("a").click()
         page.wait_for_selector("#timeline li")
@@ -143,19 +164,9 @@ def inspect(origin: str, token: str, stuck: str) -> None:
         entries = len(page.query_selector_all("#timeline li"))
         check(f"timeline opened: {entries} entries, {len(failed)} with errors")
         session.screenshot("console-saga-timeline")
-        assert not errors, f"console errors: {errors}"
 
-
-def act(origin: str, token: str, stuck: str, cancel: str, dl_service: str, dl_id: str) -> None:
-    with offline_browser(origin, timeout_ms=30000) as session:
-        page = session.page
-        errors = watch_console(page, [])
-        open_console(session, token)
-
-        # retry the stuck saga (its cause fixed): confirmed, accepted, and it finishes; the
-        # operator's retry is in the timeline
-        page.goto(session.url(f"/console#/sagas/{stuck}"))
-        page.wait_for_selector("dl.facts")
+        # retry (the cause is fixed): confirmed, accepted, and it finishes; the operator's retry
+        # is in the timeline
         page.click("#retry")
         confirm(page)
         page.wait_for_selector(".notice.ok")
@@ -165,15 +176,13 @@ def act(origin: str, token: str, stuck: str, cancel: str, dl_service: str, dl_id
         check(f"retried: the saga finished {status}, the operator's retry is in the timeline")
         session.screenshot("console-saga-retried")
 
-        # cancel another saga with a reason: it is compensated
-        page.goto(session.url(f"/console#/sagas/{cancel}"))
-        page.wait_for_selector(f'h1:has-text("{cancel}")')
-        page.click("#cancel")
-        confirm(page, reason="customer asked on the phone")
-        page.wait_for_selector(".notice.ok")
+        # the saga cancelled earlier has been compensated
+        page.goto(session.url(f"/console#/sagas/{cancelled}"))
+        page.wait_for_selector(f'h1:has-text("{cancelled}")')
         status = wait_status(page, ("COMPENSATED",))
-        check(f"cancelled with a reason: the saga ended {status}")
-        session.screenshot("console-saga-cancelled")
+        reason = page.inner_text("dl.facts")
+        assert "operator_cancelled" in reason, reason
+        check(f"the cancelled saga ended {status} (operator_cancelled)")
 
         # the dead letter: payload shown, redriven, gone
         page.goto(session.url("/console#/dead-letters"))
@@ -211,10 +220,10 @@ def act(origin: str, token: str, stuck: str, cancel: str, dl_service: str, dl_id
 def main(argv: list[str]) -> int:
     if argv[:1] == ["signin"] and len(argv) == 3:
         signin(argv[1], argv[2])
-    elif argv[:1] == ["inspect"] and len(argv) == 4:
-        inspect(*argv[1:])
-    elif argv[:1] == ["act"] and len(argv) == 7:
-        act(*argv[1:])
+    elif argv[:1] == ["cancel"] and len(argv) == 4:
+        cancel(*argv[1:])
+    elif argv[:1] == ["operate"] and len(argv) == 7:
+        operate(*argv[1:])
     else:
         print(__doc__)
         return 2

@@ -182,10 +182,10 @@ async fn until_stuck_and_quiet(ops: &HttpClient, id: &str, quiet: Duration) -> V
     .await
 }
 
-/// The console in a real browser against the real services: a stuck saga (payment unreachable)
-/// found, its timeline opened, retried once payment is back and finished; another saga cancelled
-/// with a reason and compensated; a dead letter (a poison event) redriven once the cause is fixed
-/// and handled exactly once; nothing requested from another origin, no console error.
+/// The console in a real browser against the real services: a saga in flight cancelled with a
+/// reason and compensated; a stuck saga (payment unreachable) found, its timeline opened, retried
+/// once payment is back and finished; a dead letter (a poison event) redriven once the cause is
+/// fixed and handled exactly once; nothing requested from another origin, no console error.
 #[tokio::test]
 async fn an_operator_fixes_a_stuck_saga_and_a_dead_letter_in_the_console() {
     // slow retries, so the engine does not retry by itself while the operator acts
@@ -221,30 +221,38 @@ async fn an_operator_fixes_a_stuck_saga_and_a_dead_letter_in_the_console() {
     let link = p.payment_link.as_ref().expect("payment link");
     link.set_mode(longship_testkit::proxy::Mode::Refuse);
     let (stuck, cancelled) = (place(&p, 2).await, place(&p, 3).await);
-    let quiet = Duration::from_secs(15);
-    until_stuck_and_quiet(&ops, &stuck, quiet).await;
-    until_stuck_and_quiet(&ops, &cancelled, quiet).await;
     let origin = format!("http://{}", p.order.http);
     let token = operator_token();
+    // B is cancelled while payment is still unreachable: it compensates as far as it can
+    until("B in flight", Duration::from_secs(30), || async {
+        let saga = ops
+            .get(&format!("/admin/v1/sagas/{cancelled}"))
+            .await
+            .ok()?
+            .json();
+        (saga["status"] == "RUNNING" && saga["attempts"].as_u64()? >= 1).then_some(())
+    })
+    .await;
     let out = longship_testkit::browser::run_script(
         "console_page.py",
         &[
-            "inspect".into(),
+            "cancel".into(),
             origin.clone(),
             token.clone(),
-            stuck.clone(),
+            cancelled.clone(),
         ],
     )
     .await;
-    assert!(out.contains("ok: timeline opened"), "{out}");
+    assert!(out.contains("ok: cancelled with a reason"), "{out}");
 
-    // the cause fixed: the operator retries A, cancels B and redrives the dead letter
+    // A is stuck, and its next attempt far enough away that what finishes it is the retry
+    until_stuck_and_quiet(&ops, &stuck, Duration::from_secs(18)).await;
     link.set_mode(longship_testkit::proxy::Mode::Pass);
     let dead_letter = letter["id"].as_str().expect("id").to_owned();
     let out = longship_testkit::browser::run_script(
         "console_page.py",
         &[
-            "act".into(),
+            "operate".into(),
             origin,
             token,
             stuck.clone(),
@@ -255,7 +263,7 @@ async fn an_operator_fixes_a_stuck_saga_and_a_dead_letter_in_the_console() {
     )
     .await;
     assert!(
-        out.contains("ok: audit log shows the retry and the cancel"),
+        out.contains("ok: audit log of inventory shows the redrive"),
         "{out}"
     );
 
