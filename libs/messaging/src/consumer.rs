@@ -373,7 +373,7 @@ impl Consumer<'_> {
         tx: &mut PgConnection,
         envelope: &EventEnvelope,
     ) -> Result<bool, sqlx::Error> {
-        claim_inbox(tx, &self.spec.durable_name, envelope).await
+        crate::inbox::claim(tx, &self.spec.durable_name, envelope).await
     }
 
     async fn handle_in_tx(&self, envelope: &EventEnvelope) -> Result<Outcome, Failure> {
@@ -476,29 +476,6 @@ fn headers_json(headers: Option<&async_nats::HeaderMap>) -> serde_json::Value {
         map.insert(name.to_string(), serde_json::Value::Array(values));
     }
     serde_json::Value::Object(map)
-}
-
-/// Scopes the rest of the transaction to the event's tenant (a transaction-local setting, so
-/// row-level security holds every handler to its own event's tenant, also in a batch) and records
-/// the event in `consumer`'s inbox; `false` when that consumer handled it before. Also used by a
-/// dead letter's redrive ([`crate::dead_letter::deliver`]).
-pub(crate) async fn claim_inbox(
-    tx: &mut PgConnection,
-    consumer: &str,
-    envelope: &EventEnvelope,
-) -> Result<bool, sqlx::Error> {
-    let inserted = sqlx::query(
-        "WITH tenant AS (SELECT set_config('app.tenant_id', $3, true))
-         INSERT INTO inbox (consumer, event_id, tenant_id) SELECT $1, $2, $3 FROM tenant
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(consumer)
-    .bind(envelope.id)
-    .bind(envelope.tenant_id.as_str())
-    .execute(tx)
-    .await?
-    .rows_affected();
-    Ok(inserted == 1)
 }
 
 /// The CONSUMER span of one event's handling, a child of the producer span whose context the

@@ -14,8 +14,8 @@ use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
 use crate::EventEnvelope;
-use crate::consumer::{EventHandler, HandlerError, claim_inbox};
 use crate::metric_families::DEAD_LETTERS_WAITING;
+use crate::{EventHandler, HandlerError};
 
 /// A dead letter as operators see it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -181,7 +181,7 @@ pub async fn deliver(
     handler: &Arc<dyn EventHandler>,
     envelope: &EventEnvelope,
 ) -> Result<bool, HandlerError> {
-    if !claim_inbox(conn, consumer, envelope).await? {
+    if !crate::inbox::claim(conn, consumer, envelope).await? {
         return Ok(false);
     }
     handler.handle(conn, envelope).await?;

@@ -41,6 +41,7 @@
 pub mod consumer;
 pub mod dead_letter;
 mod envelope;
+mod inbox;
 mod metric_families;
 mod naming;
 pub mod outbox;

@@ -202,17 +202,15 @@ async fn redrive(
         .find(|(spec, _)| spec.durable_name == letter.consumer)
         .map(|(_, handler)| Arc::clone(handler))
         .ok_or_else(|| Error::from_code(AdminCode::ConsumerUnknown))?;
+    sqlx::query("SAVEPOINT redrive")
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
     let delivered = match EventEnvelope::decode(&letter.payload) {
         Err(e) => Err(e.to_string()),
-        Ok(envelope) => {
-            sqlx::query("SAVEPOINT redrive")
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-            dead_letter::deliver(&mut tx, &letter.consumer, &handler, &envelope)
-                .await
-                .map_err(|e| e.0)
-        }
+        Ok(envelope) => dead_letter::deliver(&mut tx, &letter.consumer, &handler, &envelope)
+            .await
+            .map_err(|e| e.0),
     };
     match delivered {
         Ok(_handled_now) => {
@@ -233,9 +231,10 @@ async fn redrive(
         }
         Err(error) => {
             // the handler's writes and the inbox row are undone; the dead letter records the try
-            let _ = sqlx::query("ROLLBACK TO SAVEPOINT redrive")
+            sqlx::query("ROLLBACK TO SAVEPOINT redrive")
                 .execute(&mut *tx)
-                .await;
+                .await
+                .map_err(db)?;
             dead_letter::failed_again(&mut tx, id, &error)
                 .await
                 .map_err(db)?;

@@ -158,43 +158,7 @@ async fn run(api: &Api, args: &Args) -> Result<(), Failure> {
             Ok(())
         }
         Command::DeadLetterRedrive(id) | Command::DeadLetterDiscard(id, _) => {
-            let (method, path, body, ok, verb) = match &args.command {
-                Command::DeadLetterDiscard(_, reason) => (
-                    Method::DELETE,
-                    format!("/admin/v1/dead-letters/{}", encode(id)),
-                    Some(serde_json::json!({"reason": reason})),
-                    StatusCode::NO_CONTENT,
-                    "discarded",
-                ),
-                _ => (
-                    Method::POST,
-                    format!("/admin/v1/dead-letters/{}/redrive", encode(id)),
-                    None,
-                    StatusCode::ACCEPTED,
-                    "redriven",
-                ),
-            };
-            // a dead letter lives in the database of the service whose consumer gave up on it:
-            // without --service, the first service that knows the id acts on it
-            let mut last = Failure(
-                exit::NOT_FOUND,
-                format!("no dead letter {id} in any service"),
-            );
-            for service in services(args) {
-                match expect(api, &service, method.clone(), &path, body.clone(), ok).await {
-                    Ok(_) => {
-                        let done =
-                            serde_json::json!({"id": id, "service": service, "result": verb});
-                        print(args, &done, || {
-                            format!("dead letter {id} {verb} ({service})")
-                        });
-                        return Ok(());
-                    }
-                    Err(f) if f.0 == exit::NOT_FOUND => last = f,
-                    Err(f) => return Err(f),
-                }
-            }
-            Err(last)
+            dead_letter_action(api, args, id).await
         }
         Command::Outbox => {
             let mut all = Vec::new();
@@ -226,6 +190,46 @@ async fn run(api: &Api, args: &Args) -> Result<(), Failure> {
             Ok(())
         }
     }
+}
+
+/// Redrives or discards dead letter `id` in the service that holds it.
+async fn dead_letter_action(api: &Api, args: &Args, id: &str) -> Result<(), Failure> {
+    let (method, path, body, ok, verb) = match &args.command {
+        Command::DeadLetterDiscard(_, reason) => (
+            Method::DELETE,
+            format!("/admin/v1/dead-letters/{}", encode(id)),
+            Some(serde_json::json!({"reason": reason})),
+            StatusCode::NO_CONTENT,
+            "discarded",
+        ),
+        _ => (
+            Method::POST,
+            format!("/admin/v1/dead-letters/{}/redrive", encode(id)),
+            None,
+            StatusCode::ACCEPTED,
+            "redriven",
+        ),
+    };
+    // a dead letter lives in the database of the service whose consumer gave up on it:
+    // without --service, the first service that knows the id acts on it
+    let mut last = Failure(
+        exit::NOT_FOUND,
+        format!("no dead letter {id} in any service"),
+    );
+    for service in services(args) {
+        match expect(api, &service, method.clone(), &path, body.clone(), ok).await {
+            Ok(_) => {
+                let done = serde_json::json!({"id": id, "service": service, "result": verb});
+                print(args, &done, || {
+                    format!("dead letter {id} {verb} ({service})")
+                });
+                return Ok(());
+            }
+            Err(f) if f.0 == exit::NOT_FOUND => last = f,
+            Err(f) => return Err(f),
+        }
+    }
+    Err(last)
 }
 
 fn print(args: &Args, json: &Value, table: impl FnOnce() -> String) {

@@ -120,8 +120,16 @@ async fn admin_routes_authorize_by_scope_page_newest_first_and_refuse_finished_s
     let id = &acme[0];
     let path = format!("/admin/v1/sagas/{id}");
 
+    check_matrix(&p, id, &path).await;
+    check_lists(&p, &acme, &globex).await;
+    check_refusals(&p, &path).await;
+    p.stop().await;
+}
+
+/// Operator, own tenant admin, other tenant admin, plain tenant JWT, no token, X-Tenant-Id alone.
+async fn check_matrix(p: &Platform, id: &str, path: &str) {
     // the matrix
-    let ops = operator(&p);
+    let ops = operator(p);
     let detail = saga(&ops, id).await;
     assert_eq!(detail["status"], "COMPLETED", "{detail}");
     assert_eq!(detail["tenant_id"], "acme");
@@ -136,8 +144,8 @@ async fn admin_routes_authorize_by_scope_page_newest_first_and_refuse_finished_s
             .is_some_and(|h| h.len() >= 3 && h.iter().all(|e| e["actor"] == "engine")),
         "{detail}"
     );
-    assert_eq!(saga(&tenant_admin(&p, "acme"), id).await["id"], id.as_str());
-    let r = tenant_admin(&p, "globex").get(&path).await.expect("get");
+    assert_eq!(saga(&tenant_admin(p, "acme"), id).await["id"], id);
+    let r = tenant_admin(p, "globex").get(path).await.expect("get");
     assert_eq!(
         code(&r),
         (404, "saga.not_found".into()),
@@ -152,13 +160,13 @@ async fn admin_routes_authorize_by_scope_page_newest_first_and_refuse_finished_s
     let plain = HttpClient::new(format!("http://{}", p.order.http))
         .with_header("authorization", &format!("Bearer {tenant_jwt}"));
     assert_eq!(
-        code(&plain.get(&path).await.expect("get")),
+        code(&plain.get(path).await.expect("get")),
         (403, "auth.admin_scope_required".into())
     );
     let none = HttpClient::new(format!("http://{}", p.order.http));
-    assert_eq!(none.get(&path).await.expect("get").status, 401);
+    assert_eq!(none.get(path).await.expect("get").status, 401);
     assert_eq!(
-        p.orders("acme").get(&path).await.expect("get").status,
+        p.orders("acme").get(path).await.expect("get").status,
         401,
         "X-Tenant-Id never grants admin"
     );
@@ -180,9 +188,13 @@ async fn admin_routes_authorize_by_scope_page_newest_first_and_refuse_finished_s
             .expect("get");
         assert_eq!(r.status, 403, "{service}: {}", r.text());
     }
+}
 
+/// Tenant filters and paging.
+async fn check_lists(p: &Platform, acme: &[String], globex: &str) {
+    let ops = operator(p);
     // a tenant admin lists its own tenant's sagas only, whatever it asks for
-    let own = tenant_admin(&p, "acme")
+    let own = tenant_admin(p, "acme")
         .get("/admin/v1/sagas?tenant=globex")
         .await
         .expect("list")
@@ -200,7 +212,7 @@ async fn admin_routes_authorize_by_scope_page_newest_first_and_refuse_finished_s
         .await
         .expect("list")
         .json();
-    assert_eq!(theirs["items"][0]["id"], globex.as_str(), "{theirs}");
+    assert_eq!(theirs["items"][0]["id"], globex, "{theirs}");
 
     // paging, newest first, no overlap
     let mut seen = Vec::new();
@@ -225,7 +237,7 @@ async fn admin_routes_authorize_by_scope_page_newest_first_and_refuse_finished_s
         }
         assert!(seen.len() <= 4, "paging does not end: {seen:?}");
     }
-    let mut expected: Vec<String> = acme.iter().cloned().chain([globex.clone()]).collect();
+    let mut expected: Vec<String> = acme.iter().cloned().chain([globex.to_owned()]).collect();
     expected.sort();
     expected.reverse();
     assert_eq!(seen, expected, "every saga once, newest first");
@@ -249,7 +261,12 @@ async fn admin_routes_authorize_by_scope_page_newest_first_and_refuse_finished_s
             .expect("list");
         assert_eq!(code(&r), (400, expected.into()), "{query}");
     }
+}
 
+/// A finished saga is refused, bad input too, and nothing refused is audited.
+async fn check_refusals(p: &Platform, path: &str) {
+    let ops = operator(p);
+    let none = HttpClient::new(format!("http://{}", p.order.http));
     // a finished saga is neither retried nor cancelled
     let r = ops
         .post_empty(&format!("{path}/retry"))
@@ -303,7 +320,6 @@ async fn admin_routes_authorize_by_scope_page_newest_first_and_refuse_finished_s
         "{metrics}"
     );
     assert!(metrics.contains(r#"admin_actions_total{action="saga.cancel",outcome="ok"} 0"#));
-    p.stop().await;
 }
 
 #[tokio::test]
