@@ -11,6 +11,7 @@
 //! | `SAGA_RETRY_BASE_MS` | 100 | first delay before a failed step (or compensation) is tried again; doubles per attempt (10-600000) |
 //! | `SAGA_RETRY_MAX_MS` | 2000 | the longest delay between two attempts (at least `SAGA_RETRY_BASE_MS`, at most 3600000) |
 //! | `SAGA_WORKER_CONCURRENCY` | 512 | sagas one replica executes at once (1-100000) |
+//! | `SAGA_TENANT_SHARE_PERCENT` | 50 | the share of those slots one tenant may hold while another tenant's sagas are active (1-100; a tenant alone may take them all) |
 //! | `SAGA_START_VERSION` | newest | the place-order version new orders start on (hold the old one during a rolling deploy) |
 //! | `CONSOLE_PEERS` | `inventory=http://127.0.0.1:8081,payment=http://127.0.0.1:8082` | the services whose admin APIs the console at `/console` reaches through its proxy (`name=http://host:port`, comma-separated) |
 
@@ -47,6 +48,9 @@ pub struct Config {
     pub retry_max: Duration,
     /// `SAGA_WORKER_CONCURRENCY`: sagas one replica executes at once.
     pub saga_concurrency: usize,
+    /// `SAGA_TENANT_SHARE_PERCENT`: the share of those one tenant may hold while another
+    /// tenant's sagas are active.
+    pub saga_tenant_share_percent: u32,
     /// `SAGA_START_VERSION`: the version new orders' sagas start on (`None`: the newest).
     pub saga_start_version: Option<u32>,
     /// `CONSOLE_PEERS`: the operations console's peers.
@@ -101,6 +105,12 @@ impl Config {
                 (1, 100_000),
                 "sagas",
             )? as usize,
+            saga_tenant_share_percent: env.within_or(
+                "SAGA_TENANT_SHARE_PERCENT",
+                50,
+                (1, 100),
+                "percent",
+            )? as u32,
             saga_start_version,
             console,
         })
@@ -115,6 +125,7 @@ impl Config {
             retry_base: self.retry_base,
             retry_max: self.retry_max,
             concurrency: self.saga_concurrency,
+            tenant_share: f64::from(self.saga_tenant_share_percent) / 100.0,
             ..EngineConfig::default()
         }
     }
@@ -151,6 +162,8 @@ mod tests {
             ("SAGA_STEP_TIMEOUT_MS", "x"),
             ("SAGA_WORKER_CONCURRENCY", "0"),
             ("SAGA_WORKER_CONCURRENCY", "200000"),
+            ("SAGA_TENANT_SHARE_PERCENT", "0"),
+            ("SAGA_TENANT_SHARE_PERCENT", "101"),
             ("SAGA_START_VERSION", "0"),
             ("INVENTORY_GRPC_URL", "ftp://x"),
             ("SAGA_DEADLINE_SECS", "0"),

@@ -19,4 +19,5 @@ mod security_decoders;
 mod security_input;
 mod security_isolation;
 mod security_limits;
+mod security_rls;
 mod trace;
