@@ -374,7 +374,7 @@ fn nats(env: &Env) -> Result<NatsConfig, ConfigError> {
     })
 }
 
-/// `AUTH_*`, checked by building the authenticator once.
+/// `AUTH_*`, checked by building the authenticator once (which reads `AUTH_JWKS_FILE`).
 fn auth(env: &Env) -> Result<AuthConfig, ConfigError> {
     let algorithm: JwtAlgorithm = env.parse_or("AUTH_JWT_ALGORITHM", JwtAlgorithm::Hs256)?;
     let auth = AuthConfig {
@@ -382,9 +382,13 @@ fn auth(env: &Env) -> Result<AuthConfig, ConfigError> {
         algorithm,
         secret: env.get("AUTH_JWT_SECRET"),
         public_key_pem: env.get("AUTH_JWT_PUBLIC_KEY"),
+        jwks_file: env.get("AUTH_JWKS_FILE").map(Into::into),
+        jwks_url: env.get("AUTH_JWKS_URL"),
+        jwks_refresh: env.secs_or("AUTH_JWKS_REFRESH_SECS", 300, 1, 86_400)?,
+        jwks_min_refresh: env.secs_or("AUTH_JWKS_MIN_REFRESH_SECS", 30, 0, 3_600)?,
     };
     longship_tenant::Authenticator::new(&auth).map_err(|reason| ConfigError {
-        variable: "AUTH_JWT_SECRET / AUTH_JWT_PUBLIC_KEY / AUTH_ALLOW_TENANT_HEADER".into(),
+        variable: "AUTH_* (JWT keys, JWKS, tenant header)".into(),
         value: "<redacted>".into(),
         reason,
     })?;

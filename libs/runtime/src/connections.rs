@@ -245,6 +245,8 @@ async fn serve_connection(
             }
         })
     };
+    // control bytes in header values reach the router marked, to be answered with problem+json
+    let stream = crate::header_guard::HeaderGuard::new(stream);
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
     let mut connection = std::pin::pin!(connection);
     let closing = tokio::select! {

@@ -15,6 +15,7 @@ pub mod connections;
 pub mod db;
 mod entry;
 pub mod grpc;
+pub mod header_guard;
 pub mod http;
 pub mod nats;
 pub mod openapi;

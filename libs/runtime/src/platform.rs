@@ -78,6 +78,11 @@ impl Platform {
         let readiness = Readiness::new(Some(pool.clone()), Some(nats.clone()));
         readiness.set_worker_pool(worker_pool.clone());
         let authenticator = Arc::new(Authenticator::new(&config.auth).map_err(StartError::Auth)?);
+        // JWKS keys re-read every AUTH_JWKS_REFRESH_SECS until shutdown (returns at once without
+        // a JWKS source)
+        tokio::spawn(
+            Arc::clone(&authenticator).keep_keys_fresh(shutdown.clone().cancelled_owned()),
+        );
         migrate_with_retry(&config, migrations, shutdown).await?;
         crate::db::check_roles(&config.database)
             .await

@@ -6,14 +6,17 @@
 mod admin;
 mod api;
 mod console;
+mod database_loss;
 mod docs_page;
 mod faults;
 mod harness;
+mod hostile_headers;
 mod invariants;
 mod lifecycle;
 mod metrics;
 mod openapi;
 mod saga;
+mod saga_failures;
 mod security_auth;
 mod security_decoders;
 mod security_input;
