@@ -133,6 +133,13 @@ print_summary() {
     if [[ "$infra" == docker ]]; then
         say "  Traces (Jaeger UI): http://localhost:16686"
     fi
+    # the console takes the token from the URL fragment (never sent to a server) into the tab's
+    # session storage; a development operator token, signed with the services' secret
+    local console_token
+    console_token="$(AUTH_JWT_SECRET="${AUTH_JWT_SECRET:-longship-dev-secret-change-me}" TOKEN_SUB=operator \
+        python3 "$LONGSHIP_ROOT/scripts/token.py" --operator 2>/dev/null || true)"
+    say "  Operations console: $o/console#token=$console_token"
+    say "    (a development operator token, valid 1 h; \`just token --operator\` prints a new one)"
     if ((PORT_OFFSET != 0)); then
         local dbs=()
         for svc in "${LONGSHIP_STOP_ORDER[@]}"; do dbs+=("$(db_name "$svc")"); done
@@ -395,7 +402,8 @@ service_env() {
     case "$svc" in
         order)
             ENV_ARGS+=("INVENTORY_GRPC_URL=http://127.0.0.1:$(grpc_port inventory)"
-                "PAYMENT_GRPC_URL=http://127.0.0.1:$(grpc_port payment)")
+                "PAYMENT_GRPC_URL=http://127.0.0.1:$(grpc_port payment)"
+                "CONSOLE_PEERS=inventory=http://127.0.0.1:$(http_port inventory),payment=http://127.0.0.1:$(http_port payment)")
             [[ -n "${SAGA_DEADLINE_SECS:-}" ]] && ENV_ARGS+=("SAGA_DEADLINE_SECS=$SAGA_DEADLINE_SECS")
             ;;
         inventory)

@@ -111,6 +111,7 @@ for want in "HTTP_ADDR=127.0.0.1:$o_http" "GRPC_ADDR=127.0.0.1:$((50051 + OFFSET
     "DATABASE_URL=$(pg_url_with_socket "postgres://postgres@127.0.0.1:5432/orders$SUFFIX" "$socket")" "NATS_URL=nats://127.0.0.1:4222" \
     "NATS_PREFIX=uptest" "AUTH_ALLOW_TENANT_HEADER=true" "AUTH_JWT_ALGORITHM=HS256" "AUTH_JWT_SECRET=longship-dev-secret-change-me" \
     "INVENTORY_GRPC_URL=http://127.0.0.1:$((50052 + OFFSET))" "PAYMENT_GRPC_URL=http://127.0.0.1:$((50053 + OFFSET))" \
+    "CONSOLE_PEERS=inventory=http://127.0.0.1:$i_http,payment=http://127.0.0.1:$p_http" \
     "OTEL_SERVICE_NAME=order" "RUST_LOG=info" "LOG_FORMAT=pretty" "NO_COLOR=1"; do
     if grep -qxF "$want" "$envf" 2>/dev/null; then pass "order got $want"; else fail "order got $want" "$(cat "$envf" 2>/dev/null)"; fi
 done

@@ -8,12 +8,16 @@
 //! | `SAGA_DEADLINE_SECS` | 30 | an order not finished by then is cancelled with reason `timeout` (1-3600) |
 //! | `SAGA_LEASE_SECS` | 30 | how long a dead replica's sagas wait before another resumes them (1-3600) |
 //! | `SAGA_STEP_TIMEOUT_MS` | 5000 | timeout of one call to inventory or payment (100-600000, at most half the lease) |
+//! | `SAGA_RETRY_BASE_MS` | 100 | first delay before a failed step (or compensation) is tried again; doubles per attempt (10-600000) |
+//! | `SAGA_RETRY_MAX_MS` | 2000 | the longest delay between two attempts (at least `SAGA_RETRY_BASE_MS`, at most 3600000) |
 //! | `SAGA_WORKER_CONCURRENCY` | 512 | sagas one replica executes at once (1-100000) |
 //! | `SAGA_TENANT_SHARE_PERCENT` | 50 | the share of those slots one tenant may hold while another tenant's sagas are active (1-100; a tenant alone may take them all) |
 //! | `SAGA_START_VERSION` | newest | the place-order version new orders start on (hold the old one during a rolling deploy) |
+//! | `CONSOLE_PEERS` | `inventory=http://127.0.0.1:8081,payment=http://127.0.0.1:8082` | the services whose admin APIs the console at `/console` reaches through its proxy (`name=http://host:port`, comma-separated) |
 
 use std::time::Duration;
 
+use longship_console::ConsoleConfig;
 use longship_runtime::{ConfigError, Env, ServiceDefaults};
 use longship_saga::EngineConfig;
 
@@ -38,6 +42,10 @@ pub struct Config {
     pub saga_lease: Duration,
     /// `SAGA_STEP_TIMEOUT_MS`: timeout of one call to inventory or payment.
     pub step_timeout: Duration,
+    /// `SAGA_RETRY_BASE_MS`: the first delay before a failed step is tried again (doubling).
+    pub retry_base: Duration,
+    /// `SAGA_RETRY_MAX_MS`: the longest delay between two attempts.
+    pub retry_max: Duration,
     /// `SAGA_WORKER_CONCURRENCY`: sagas one replica executes at once.
     pub saga_concurrency: usize,
     /// `SAGA_TENANT_SHARE_PERCENT`: the share of those one tenant may hold while another
@@ -45,6 +53,8 @@ pub struct Config {
     pub saga_tenant_share_percent: u32,
     /// `SAGA_START_VERSION`: the version new orders' sagas start on (`None`: the newest).
     pub saga_start_version: Option<u32>,
+    /// `CONSOLE_PEERS`: the operations console's peers.
+    pub console: ConsoleConfig,
 }
 
 impl Config {
@@ -66,12 +76,29 @@ impl Config {
                 Some(env.within_or("SAGA_START_VERSION", 1, (1, 1000), "(a version)")? as u32)
             }
         };
+        let retry_base = env.millis_or("SAGA_RETRY_BASE_MS", 100, 10, 600_000)?;
+        let retry_max = env.millis_or("SAGA_RETRY_MAX_MS", 2000, 10, 3_600_000)?;
+        if retry_max < retry_base {
+            return Err(ConfigError {
+                variable: "SAGA_RETRY_MAX_MS".into(),
+                value: retry_max.as_millis().to_string(),
+                reason: "must be at least SAGA_RETRY_BASE_MS".into(),
+            });
+        }
+        let console = ConsoleConfig::parse(DEFAULTS.name, env.get("CONSOLE_PEERS").as_deref())
+            .map_err(|reason| ConfigError {
+                variable: "CONSOLE_PEERS".into(),
+                value: env.get("CONSOLE_PEERS").unwrap_or_default(),
+                reason,
+            })?;
         Ok(Config {
             inventory_url: url(env, "INVENTORY_GRPC_URL", "http://127.0.0.1:50052")?,
             payment_url: url(env, "PAYMENT_GRPC_URL", "http://127.0.0.1:50053")?,
             saga_deadline: env.secs_or("SAGA_DEADLINE_SECS", 30, 1, 3600)?,
             saga_lease,
             step_timeout,
+            retry_base,
+            retry_max,
             saga_concurrency: env.within_or(
                 "SAGA_WORKER_CONCURRENCY",
                 512,
@@ -85,6 +112,7 @@ impl Config {
                 "percent",
             )? as u32,
             saga_start_version,
+            console,
         })
     }
 
@@ -94,6 +122,8 @@ impl Config {
             deadline: self.saga_deadline,
             lease: self.saga_lease,
             step_timeout: self.step_timeout,
+            retry_base: self.retry_base,
+            retry_max: self.retry_max,
             concurrency: self.saga_concurrency,
             tenant_share: f64::from(self.saga_tenant_share_percent) / 100.0,
             ..EngineConfig::default()
@@ -137,6 +167,10 @@ mod tests {
             ("SAGA_START_VERSION", "0"),
             ("INVENTORY_GRPC_URL", "ftp://x"),
             ("SAGA_DEADLINE_SECS", "0"),
+            ("CONSOLE_PEERS", "inventory=https://inventory:8081"),
+            ("CONSOLE_PEERS", "inventory"),
+            ("SAGA_RETRY_BASE_MS", "1"),
+            ("SAGA_RETRY_MAX_MS", "50"),
         ] {
             let err = Config::from_env(&Env::from_pairs([(key, value)])).expect_err(key);
             assert_eq!(err.variable, key, "{key}={value}: {err}");

@@ -96,6 +96,7 @@ impl Service for Order {
             grpc::OrderGrpc(orders),
             longship_tenant::grpc::require_tenant,
         ));
+        shell.routes(longship_console::routes(config.console));
         shell.spawn("saga workers", async move { sagas.run().await });
         Ok(())
     }

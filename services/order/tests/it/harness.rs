@@ -45,6 +45,10 @@ pub struct Platform {
     pub inventory: Service,
     pub payment: Option<Service>,
     pub payment_grpc: SocketAddr,
+    /// The link from order to payment's gRPC, where the test asked for one
+    /// ([`Platform::start_with_payment_link`]): cut it to make payment unreachable for the saga
+    /// while payment itself keeps running.
+    pub payment_link: Option<longship_testkit::FaultProxy>,
 }
 
 /// A service of the platform on its database and the platform's NATS namespace.
@@ -98,7 +102,13 @@ impl Platform {
     }
 
     pub async fn start_with(order_env: &[(&str, &str)]) -> Platform {
-        Platform::start_inner(order_env, None).await
+        Platform::start_inner(order_env, None, false).await
+    }
+
+    /// A platform whose order service reaches payment's gRPC through a fault proxy
+    /// ([`Platform::payment_link`]).
+    pub async fn start_with_payment_link(order_env: &[(&str, &str)]) -> Platform {
+        Platform::start_inner(order_env, None, true).await
     }
 
     /// A platform whose three services reach NATS only through the returned proxy.
@@ -106,13 +116,20 @@ impl Platform {
         let upstream = TestNats::new().await;
         let addr = upstream.url().trim_start_matches("nats://").to_owned();
         let proxy = longship_testkit::FaultProxy::start(addr.parse().expect("nats address")).await;
-        let platform =
-            Platform::start_inner(&[], Some(upstream.via(&format!("nats://{}", proxy.addr()))))
-                .await;
+        let platform = Platform::start_inner(
+            &[],
+            Some(upstream.via(&format!("nats://{}", proxy.addr()))),
+            false,
+        )
+        .await;
         (platform, proxy)
     }
 
-    async fn start_inner(order_env: &[(&str, &str)], nats: Option<TestNats>) -> Platform {
+    async fn start_inner(
+        order_env: &[(&str, &str)],
+        nats: Option<TestNats>,
+        payment_link: bool,
+    ) -> Platform {
         longship_telemetry::init_for_tests();
         let nats = match nats {
             Some(n) => n,
@@ -123,7 +140,19 @@ impl Platform {
         let inventory = start_inventory(&inventory_db, &nats).await;
         let payment = start_payment(&payments_db, &nats, "127.0.0.1:0").await;
         let payment_grpc = payment.grpc;
-        let order = start_order(&orders_db, &nats, inventory.grpc, payment_grpc, order_env).await;
+        // the console reaches the peers' admin APIs through order's proxy
+        let peers = format!(
+            "inventory=http://{},payment=http://{}",
+            inventory.http, payment.http
+        );
+        let mut env = vec![("CONSOLE_PEERS", peers.as_str())];
+        env.extend_from_slice(order_env);
+        let payment_link = match payment_link {
+            true => Some(longship_testkit::FaultProxy::start(payment_grpc).await),
+            false => None,
+        };
+        let order_to_payment = payment_link.as_ref().map_or(payment_grpc, |l| l.addr());
+        let order = start_order(&orders_db, &nats, inventory.grpc, order_to_payment, &env).await;
         let platform = Platform {
             nats,
             orders_db,
@@ -133,6 +162,7 @@ impl Platform {
             inventory,
             payment: Some(payment),
             payment_grpc,
+            payment_link,
         };
         platform.wait_ready().await;
         platform
