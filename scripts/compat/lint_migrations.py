@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import tomllib
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -29,6 +30,14 @@ RELEASED_EXEMPT = ("require-lock-timeout", "require-statement-timeout")
 TEMPLATE = "templates/service/files/migrations"
 
 
+def configured_exclusions(root: Path) -> list[str]:
+    """The rules .squawk.toml turns off."""
+    config = root / ".squawk.toml"
+    if not config.is_file():
+        return []
+    return list(tomllib.loads(config.read_text(encoding="utf-8")).get("excluded_rules", []))
+
+
 def no_transaction(path: Path) -> bool:
     first = path.read_text(encoding="utf-8").lstrip().splitlines()[:1]
     return bool(first) and first[0].strip().lower() == "-- no-transaction"
@@ -39,7 +48,7 @@ def rendered_template(root: Path, scratch: Path) -> list[tuple[str, Path]]:
     out = []
     for tmpl in sorted((root / TEMPLATE).rglob("*.sql.tmpl")):
         text = tmpl.read_text(encoding="utf-8")
-        for key, value in (("{{name_snake}}", "example"), ("{{name_upper}}", "EXAMPLE"), ("{{name}}", "example")):
+        for key, value in (("{{name_snake}}", "example"), ("{{NAME}}", "EXAMPLE"), ("{{Name}}", "Example"), ("{{name}}", "example")):
             text = text.replace(key, value)
         dest = scratch / tmpl.name.removesuffix(".tmpl")
         dest.write_text(text, encoding="utf-8")
@@ -73,7 +82,8 @@ def main(argv: list[str]) -> int:
             cmd = [args.squawk, "--config", str(root / ".squawk.toml"), "--reporter", "gcc"]
             cmd.append("--no-assume-in-transaction" if outside_tx else "--assume-in-transaction")
             if is_released:
-                cmd.append("--exclude=" + ",".join(RELEASED_EXEMPT))
+                # --exclude replaces the config's excluded_rules: name them all
+                cmd.append("--exclude=" + ",".join(configured_exclusions(root) + list(RELEASED_EXEMPT)))
             total += len(files)
             run = subprocess.run(cmd + [str(p) for _, p in files], cwd=root, capture_output=True, text=True, check=False)
             output = run.stdout + run.stderr
