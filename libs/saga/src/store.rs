@@ -170,7 +170,9 @@ pub(crate) struct ClaimQuery<'a> {
 
 /// Claims up to `limit` due sagas of the type and versions this worker runs (new ones whose
 /// launcher died, retries released at shutdown or by an operator, sagas of dead workers whose
-/// lease expired), each with a claim token of its own.
+/// lease expired), each with a claim token of its own. Tenants take turns: each tenant's oldest
+/// due saga first, then each one's second, and so on, so a tenant with a large backlog does not
+/// hold back the others' (the conditions are checked again on the locked rows).
 pub(crate) async fn claim_due(
     pool: &PgPool,
     q: &ClaimQuery<'_>,
@@ -180,9 +182,17 @@ pub(crate) async fn claim_due(
                 locked_until = now() + make_interval(secs => $2), updated_at = now()
          WHERE id IN (
              SELECT id FROM saga
-             WHERE status IN ('RUNNING', 'COMPENSATING') AND saga_type = $3 AND version = ANY($5)
-               AND next_attempt_at <= now() AND (locked_until IS NULL OR locked_until < now())
-             ORDER BY next_attempt_at LIMIT $4
+             WHERE id IN (
+                 SELECT id FROM (
+                     SELECT id, next_attempt_at,
+                            row_number() OVER (PARTITION BY tenant_id ORDER BY next_attempt_at) AS turn
+                     FROM saga
+                     WHERE status IN ('RUNNING', 'COMPENSATING') AND saga_type = $3
+                       AND version = ANY($5) AND next_attempt_at <= now()
+                       AND (locked_until IS NULL OR locked_until < now())) due
+                 ORDER BY turn, next_attempt_at LIMIT $4)
+               AND status IN ('RUNNING', 'COMPENSATING') AND next_attempt_at <= now()
+               AND (locked_until IS NULL OR locked_until < now())
              FOR UPDATE SKIP LOCKED)
          RETURNING id, locked_by, version, tenant_id, status, data, steps, step_index, failure_reason,
                    deadline, traceparent, created_at",

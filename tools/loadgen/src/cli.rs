@@ -283,23 +283,7 @@ pub fn parse(args: Vec<String>) -> anyhow::Result<Command> {
             "--out" => o.out_dir = PathBuf::from(value()?),
             other => bail!("unknown option {other:?} (loadgen --help)"),
         }
-        if !matches!(
-            flag,
-            "--quick"
-                | "--port-offset"
-                | "--order-url"
-                | "--inventory-url"
-                | "--payment-url"
-                | "--pg-url"
-                | "--db-suffix"
-                | "--nats-url"
-                | "--nats-prefix"
-                | "--state-dir"
-                | "--token-secret"
-                | "--fail-on-errors"
-                | "--out"
-                | "--census-file"
-        ) {
+        if customises_the_profile(flag) {
             custom = true;
         }
         i += 1;
@@ -307,6 +291,37 @@ pub fn parse(args: Vec<String>) -> anyhow::Result<Command> {
     if custom {
         o.profile = format!("{} (customised)", o.profile);
     }
+    validate(&o)?;
+    Ok(match sub {
+        "cleanup" => Command::Cleanup(Box::new(o)),
+        _ => Command::Bench(Box::new(o)),
+    })
+}
+
+/// Whether a flag changes what is measured (so the report calls the profile customised), rather
+/// than where the platform is or where the report goes.
+fn customises_the_profile(flag: &str) -> bool {
+    !matches!(
+        flag,
+        "--quick"
+            | "--port-offset"
+            | "--order-url"
+            | "--inventory-url"
+            | "--payment-url"
+            | "--pg-url"
+            | "--db-suffix"
+            | "--nats-url"
+            | "--nats-prefix"
+            | "--state-dir"
+            | "--token-secret"
+            | "--fail-on-errors"
+            | "--out"
+            | "--census-file"
+    )
+}
+
+/// Refuses options that cannot make a run.
+fn validate(o: &Options) -> anyhow::Result<()> {
     if !(0.0..=1.0).contains(&o.mix) {
         bail!("--mix must be between 0 and 1");
     }
@@ -323,10 +338,7 @@ pub fn parse(args: Vec<String>) -> anyhow::Result<Command> {
     {
         bail!("--db-suffix may contain only [a-z0-9_]");
     }
-    Ok(match sub {
-        "cleanup" => Command::Cleanup(Box::new(o)),
-        _ => Command::Bench(Box::new(o)),
-    })
+    Ok(())
 }
 
 fn parse_proxy(rest: &[String]) -> anyhow::Result<ProxyOptions> {
