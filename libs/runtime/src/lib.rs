@@ -10,6 +10,7 @@
 //! [`App::build`].
 
 pub mod config;
+pub mod connections;
 pub mod db;
 mod entry;
 pub mod grpc;
@@ -37,7 +38,6 @@ pub use secret::Secret;
 pub use service::{App, Service, ServiceConfig, Shell, WireError, migrate};
 pub use tokio_util::sync::CancellationToken;
 
-use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -54,13 +54,11 @@ pub struct Listeners {
 }
 
 impl Listeners {
-    /// Binds both addresses.
-    pub async fn bind(http: SocketAddr, grpc: SocketAddr) -> std::io::Result<Listeners> {
-        let http = TcpListener::bind(http)
-            .await
+    /// Binds both addresses, each with a listen backlog of `backlog` connections.
+    pub fn bind(http: SocketAddr, grpc: SocketAddr, backlog: u32) -> std::io::Result<Listeners> {
+        let http = connections::bind(http, backlog)
             .map_err(|e| std::io::Error::new(e.kind(), format!("binding HTTP_ADDR {http}: {e}")))?;
-        let grpc = TcpListener::bind(grpc)
-            .await
+        let grpc = connections::bind(grpc, backlog)
             .map_err(|e| std::io::Error::new(e.kind(), format!("binding GRPC_ADDR {grpc}: {e}")))?;
         Ok(Listeners { http, grpc })
     }
@@ -76,22 +74,20 @@ impl Listeners {
     }
 }
 
-/// Serves HTTP and gRPC until `shutdown` is cancelled; then readiness turns to draining, both servers
-/// stop accepting and finish in-flight requests within `drain_timeout`.
+/// Serves HTTP and gRPC within `limits` until `shutdown` is cancelled; then readiness turns to
+/// draining, both servers stop accepting and finish in-flight requests within `drain_timeout`.
 pub async fn serve(
     listeners: Listeners,
     http_router: axum::Router,
     grpc_routes: tonic::service::Routes,
     readiness: Readiness,
     shutdown: CancellationToken,
+    limits: connections::ConnectionLimits,
     drain_timeout: Duration,
 ) -> std::io::Result<()> {
-    let http_shutdown = shutdown.clone();
-    let http = axum::serve(listeners.http, http_router)
-        .with_graceful_shutdown(async move { http_shutdown.cancelled().await })
-        .into_future();
+    let http = connections::serve_http(listeners.http, http_router, limits.http, shutdown.clone());
     let grpc_routes = grpc::with_health(grpc_routes).await;
-    let grpc = grpc::serve(listeners.grpc, grpc_routes, shutdown.clone());
+    let grpc = grpc::serve(listeners.grpc, grpc_routes, limits.grpc, shutdown.clone());
     let http = tokio::spawn(http);
     let grpc = tokio::spawn(grpc);
     shutdown.cancelled().await;

@@ -65,7 +65,7 @@ impl SagaRow {
         let history = history_values(binds, &self.history);
         let values = self.values(binds);
         format!(
-            "saga_row AS ({SAGA_INSERT} SELECT {values} FROM {source} RETURNING id),
+            "saga_row AS ({SAGA_INSERT} SELECT {values} FROM {source} RETURNING id, tenant_id),
              saga_started AS ({})",
             history_insert_from("saga_row", &history)
         )
@@ -76,7 +76,7 @@ impl SagaRow {
         let history = history_values(binds, &self.history);
         let values = self.values(binds);
         format!(
-            "WITH saga_row AS ({SAGA_INSERT} VALUES ({values}) RETURNING id)
+            "WITH saga_row AS ({SAGA_INSERT} VALUES ({values}) RETURNING id, tenant_id)
              {}",
             history_insert_from("saga_row", &history)
         )
@@ -133,13 +133,14 @@ pub(crate) fn history_values(binds: &mut Binds, events: &[HistoryEvent]) -> Hist
     ])
 }
 
-/// `INSERT INTO saga_history` of the bound events for the saga whose id `source` returns, in
-/// their order (nothing when `source` returns no row: a transition fenced out records nothing).
+/// `INSERT INTO saga_history` of the bound events for the saga whose id and tenant `source`
+/// returns, in their order (nothing when `source` returns no row: a transition fenced out records
+/// nothing).
 pub(crate) fn history_insert_from(source: &str, h: &HistoryArrays) -> String {
     let [state, step, attempt, error] = h.columns();
     format!(
-        "INSERT INTO saga_history (saga_id, state, step, attempt, error, actor)
-         SELECT s.id, e.state, e.step, e.attempt, e.error, '{ENGINE_ACTOR}'
+        "INSERT INTO saga_history (saga_id, tenant_id, state, step, attempt, error, actor)
+         SELECT s.id, s.tenant_id, e.state, e.step, e.attempt, e.error, '{ENGINE_ACTOR}'
          FROM {source} s, unnest({state}::text[], {step}::text[], {attempt}::int4[], {error}::text[])
               WITH ORDINALITY AS e(state, step, attempt, error, n)
          ORDER BY e.n"

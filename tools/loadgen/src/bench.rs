@@ -88,7 +88,8 @@ impl Bench {
             .await
             .with_context(|| format!("connecting to NATS at {}", o.nats_url))?;
         let js = async_nats::jetstream::new(nats.clone());
-        let mut workload = Workload::new(&run_id, o.tenants, o.skus, o.customers, o.mix);
+        let mut workload =
+            Workload::new(&run_id, o.tenants, o.skus, o.customers, o.mix).with_skew(o.tenant_skew);
         let tenants = workload.tenant_ids();
         let api = Api::new(
             &o.order_url,
@@ -140,6 +141,14 @@ impl Bench {
         })
     }
 
+    /// The closed loop's clients.
+    fn clients(&self) -> runner::Clients {
+        runner::Clients {
+            count: self.o.clients,
+            wait_terminal: self.o.wait_terminal,
+        }
+    }
+
     /// The warm-up: a closed loop whose cost is not measured.
     async fn warmup(&self, phases: &mut Phases) -> anyhow::Result<()> {
         let o = &self.o;
@@ -156,7 +165,7 @@ impl Bench {
             &self.workload,
             &self.recorder,
             "warmup",
-            o.clients,
+            self.clients(),
             o.warmup,
         )
         .await;
@@ -195,7 +204,7 @@ impl Bench {
             &self.workload,
             &self.recorder,
             "closed",
-            o.clients,
+            self.clients(),
             o.closed,
         )
         .await;
@@ -413,6 +422,9 @@ impl Bench {
             serde_json::json!(o.customers),
         );
         wl.insert("mix".to_owned(), serde_json::json!(o.mix));
+        if self.workload.skewed() {
+            wl.insert("tenant_skew".to_owned(), serde_json::json!(o.tenant_skew));
+        }
         wl.insert("seed_requests".to_owned(), serde_json::json!(self.seeded));
         wl
     }

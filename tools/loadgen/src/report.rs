@@ -74,6 +74,10 @@ pub struct PhaseReport {
     pub outcomes: BTreeMap<String, u64>,
     /// Accept-to-terminal latency (POST answered -> terminal event received).
     pub accept_to_terminal_ms: Percentiles,
+    /// With `--tenant-skew`: the same for the heavy tenant's orders and for the other tenants'.
+    pub accept_to_terminal_by_tenant: Option<BTreeMap<String, Percentiles>>,
+    /// Closed loop: clients waited for each order's terminal event (`--wait-terminal`).
+    pub waits_for_terminal: bool,
     /// Open loop: requests sent over 1 ms later than intended (the generator fell behind).
     pub late_sends: u64,
     /// Cost per saga over the phase (from its start to its drained end).
@@ -102,6 +106,14 @@ impl PhaseReport {
             unfinished,
             outcomes: p.outcomes.clone(),
             accept_to_terminal_ms: Percentiles::of(&p.e2e),
+            accept_to_terminal_by_tenant: (!p.e2e_heavy.is_empty() || !p.e2e_others.is_empty())
+                .then(|| {
+                    BTreeMap::from([
+                        ("heavy tenant".to_owned(), Percentiles::of(&p.e2e_heavy)),
+                        ("other tenants".to_owned(), Percentiles::of(&p.e2e_others)),
+                    ])
+                }),
+            waits_for_terminal: p.waits_for_terminal,
             late_sends: p.late_sends,
             cost,
         }
@@ -343,6 +355,10 @@ impl Report {
         );
         for p in &self.phases {
             let load = match (p.clients, p.rate) {
+                (Some(c), _) if p.waits_for_terminal => format!(
+                    "closed, {c} clients waiting for each saga's end, {:.0} s",
+                    p.seconds
+                ),
                 (Some(c), _) => format!("closed, {c} clients, {:.0} s", p.seconds),
                 (_, Some(r)) => format!("open, {r:.0}/s, {:.0} s", p.seconds),
                 _ => String::new(),
@@ -371,6 +387,44 @@ impl Report {
             "\nPOST latency in the open loop counts from the intended send time (no coordinated omission). \
              Accept→terminal: from the 202 to the `order_confirmed`/`order_cancelled` event arriving on NATS.\n"
         );
+        self.tenant_skew(m);
+    }
+
+    /// With `--tenant-skew`: accept->terminal latency of the heavy tenant and of the others.
+    fn tenant_skew(&self, m: &mut String) {
+        let skewed: Vec<&PhaseReport> = self
+            .phases
+            .iter()
+            .filter(|p| p.accept_to_terminal_by_tenant.is_some())
+            .collect();
+        if skewed.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            m,
+            "Tenant skew (`--tenant-skew {}`): accept→terminal by side.\n",
+            self.workload
+                .get("tenant_skew")
+                .map(|v| v.to_string())
+                .unwrap_or_default()
+        );
+        let _ = writeln!(m, "| phase | tenants | orders | p50 | p95 | p99 | max |");
+        let _ = writeln!(m, "|---|---|---:|---:|---:|---:|---:|");
+        for p in skewed {
+            for (side, t) in p.accept_to_terminal_by_tenant.iter().flatten() {
+                let _ = writeln!(
+                    m,
+                    "| {} | {side} | {} | {} ms | {} ms | {} ms | {} ms |",
+                    p.name,
+                    t.count,
+                    f(t.p50),
+                    f(t.p95),
+                    f(t.p99),
+                    f(t.max)
+                );
+            }
+        }
+        let _ = writeln!(m);
     }
 
     /// The cost per saga of one measured phase.

@@ -18,4 +18,5 @@ mod security_decoders;
 mod security_input;
 mod security_isolation;
 mod security_limits;
+mod security_rls;
 mod trace;
