@@ -8,6 +8,7 @@ import 'justfiles/chaos.just'
 import 'justfiles/fuzz.just'
 import 'justfiles/bench.just'
 import 'justfiles/monitoring.just'
+import 'justfiles/compat.just'
 
 # Show the recipes
 default:
@@ -30,8 +31,8 @@ test-deploy:
 test-scripts:
     bash scripts/tests/run_all.sh
 
-# Formatting, clippy with warnings denied, dependency licenses/bans/sources, workflow lint, repository files (what CI enforces)
-lint: && lint-deps lint-workflows lint-repo
+# Formatting, clippy with warnings denied, dependency licenses/bans/sources, workflow lint, repository files, proto lint, migration lint, compatibility with the previous release (what CI enforces)
+lint: && lint-deps lint-workflows lint-repo lint-proto lint-migrations check-compat
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
 

@@ -539,7 +539,8 @@ def report(names: Names, http_port: int, grpc_port: int, plan: Plan, notes: list
         print(f"  note: {note}")
     print()
     print("Next:")
-    print(f"  1. Run its tests (real Postgres and NATS):  cargo nextest run -p {n}")
+    print(f"  1. Record its event schemas and OpenAPI document (schemas/events/{n}/, openapi/{n}.json), "
+          f"then run its tests (real Postgres and NATS):  just snapshots && cargo nextest run -p {n}")
     print(f"  2. Start it with the platform:  just up   (then: curl -s -X POST localhost:{http_port}/v1/items "
           f"-H 'X-Tenant-Id: acme' -H 'Content-Type: application/json' -d '{{\"name\":\"first\"}}')")
     print(f"  3. Make it yours: replace the example `item` in proto/{n}, migrations/{n} and services/{n}/src, "

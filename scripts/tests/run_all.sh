@@ -40,6 +40,7 @@ run() { # run NAME CMD...
 }
 
 run "scripts/tests/test_token.sh" bash "$HERE/test_token.sh"
+run "scripts/tests/test_compat.sh" bash "$HERE/test_compat.sh"
 run "scripts/tests/test_browser_harness.sh" bash "$HERE/test_browser_harness.sh"
 run "scripts/tests/test_up_preflight.sh" bash "$HERE/test_up_preflight.sh"
 run "scripts/tests/test_pg_socket.sh" bash "$HERE/test_pg_socket.sh"

@@ -269,6 +269,13 @@ RUN_TIMEOUT=300 run_cmd "${IN_COPY[@]}" cargo fmt --check -p "$NAME" -p longship
 expect_rc "cargo fmt --check (the new crate and libs/proto)" 0
 RUN_TIMEOUT=1800 run_cmd "${IN_COPY[@]}" env RUSTDOCFLAGS="-D warnings" cargo doc -p "$NAME" --no-deps
 expect_rc "RUSTDOCFLAGS=-D warnings cargo doc -p $NAME --no-deps" 0
+# a new service records its event schemas and OpenAPI document first (`just snapshots` does this
+# for every service; the compat tests then compare against the files)
+RUN_TIMEOUT=1800 run_cmd "${IN_COPY[@]}" env LONGSHIP_UPDATE_SNAPSHOTS=1 cargo nextest run -p "$NAME" --no-fail-fast -E 'test(event_schemas_match_the_committed_files) | test(served_openapi_matches_the_committed_file)'
+expect_rc "LONGSHIP_UPDATE_SNAPSHOTS=1: the new service's schemas and OpenAPI document recorded" 0
+for f in "schemas/events/$NAME/$NAME.v1.item_created.json" "openapi/$NAME.json"; do
+    if [[ -s "$COPY/$f" ]]; then pass "$f written"; else fail "$f written"; fi
+done
 RUN_TIMEOUT=1800 run_cmd "${IN_COPY[@]}" cargo nextest run -p "$NAME" --no-fail-fast
 expect_rc "cargo nextest run -p $NAME ($(grep -o 'Summary.*' <<<"$OUT" | head -n1))" 0
 

@@ -95,6 +95,12 @@ impl From<sqlx::Error> for HandlerError {
     }
 }
 
+impl From<crate::PayloadError> for HandlerError {
+    fn from(e: crate::PayloadError) -> Self {
+        HandlerError(e.to_string())
+    }
+}
+
 impl From<serde_json::Error> for HandlerError {
     fn from(e: serde_json::Error) -> Self {
         HandlerError(format!("payload: {e}"))

@@ -82,6 +82,15 @@ impl NewEvent {
     }
 }
 
+impl NewEvent {
+    /// The same event at payload schema `version` (a producer that moved to a newer version of
+    /// the event's schema; see [`crate::schemas`]).
+    pub fn with_schema_version(mut self, version: u32) -> NewEvent {
+        self.schema_version = version;
+        self
+    }
+}
+
 /// `<service>.v<N>.<event>` with lower-case words.
 pub(crate) fn valid_type(t: &str) -> bool {
     let parts: Vec<&str> = t.split('.').collect();

@@ -8,6 +8,9 @@
 //!   inside a statement of the caller's own, saving a round trip); [`outbox::OutboxRelay`] publishes
 //!   committed rows, waits for JetStream's ack and marks them sent; a [`RelayWake`] wakes it after a
 //!   commit.
+//! - [`schemas`]: a producer's [`PublishedSchema`]s (JSON Schemas generated from the payload
+//!   types, kept in `schemas/events/`), and [`ConsumedPayload`]: the schema versions a consumer
+//!   accepts, older payloads upcast ([`EventEnvelope::read`]).
 //! - [`SCHEMA`]: the `outbox` and `inbox` tables, owned by this library.
 //! - [`consumer::run_consumer`]: durable pull consumers with explicit ack whose handler runs in a
 //!   tenant-scoped transaction together with the `inbox` row, so redeliveries are no-ops; failures
@@ -46,6 +49,7 @@ mod metric_families;
 mod naming;
 pub mod outbox;
 mod producer;
+pub mod schemas;
 pub mod testing;
 
 pub use consumer::{ConsumerContext, ConsumerSpec, EventHandler, HandlerError, run_consumer};
@@ -57,6 +61,7 @@ pub use naming::{
 pub use outbox::{
     EnqueueError, OutboxError, OutboxRelay, OutboxRow, RelayConfig, RelayWake, enqueue,
 };
+pub use schemas::{ConsumedPayload, PayloadError, PublishedSchema};
 
 /// The tables this library needs in every service database that uses it (`outbox`, `inbox`),
 /// applied by the runtime before the service's own migrations.

@@ -5,6 +5,8 @@
 //! to put between code under test and either of them. [`browser`] runs the real-browser tests of
 //! `tests/browser/` against a service started in-process; [`tools`] hands `/metrics` and
 //! `/openapi.json` to promtool and openapi-spec-validator; [`otlp`] receives exported spans.
+//! [`snapshot`] compares generated or served JSON (OpenAPI, event schemas) with its committed file;
+//! [`event_schemas`] validates published events against the committed schemas.
 //!
 //! Infrastructure is found, in order, from `TEST_DATABASE_URL` / `TEST_NATS_URL`, then the local
 //! defaults (`postgres://postgres@127.0.0.1:5432/postgres`, `nats://127.0.0.1:4222`), then
@@ -13,6 +15,7 @@
 
 mod app;
 pub mod browser;
+pub mod event_schemas;
 mod http;
 mod infra;
 pub mod invariants;
@@ -20,6 +23,7 @@ mod nats;
 pub mod otlp;
 mod postgres;
 pub mod proxy;
+pub mod snapshot;
 pub mod tools;
 
 pub use app::{

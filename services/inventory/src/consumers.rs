@@ -32,11 +32,11 @@ impl EventHandler for CommitOnOrderConfirmed {
         if event.event_type != events::ORDER_CONFIRMED {
             return Ok(());
         }
-        let confirmed: OrderConfirmed = event.payload()?;
+        let confirmed: OrderConfirmed = event.read()?;
         let outcome = store::commit(tx, &event.tenant_id, confirmed.order_id)
             .await
             .map_err(|e| HandlerError(format!("{e}: {}", e.source_chain())))?;
-        tracing::info!(order_id = %confirmed.order_id, outcome = outcome.as_str(), "order confirmed: stock commit");
+        tracing::info!(order_id = %confirmed.order_id, confirmed_at = %confirmed.confirmed_at, outcome = outcome.as_str(), "order confirmed: stock commit");
         Ok(())
     }
 }

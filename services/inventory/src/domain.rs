@@ -175,7 +175,7 @@ pub struct RequestedLine {
 }
 
 /// One reserved line, as stored with the reservation and sent in events.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ReservedLine {
     /// The sku.
     pub sku: String,

@@ -1,6 +1,9 @@
-//! The events inventory publishes (payload types, schema version 1) and the one it consumes.
+//! The events inventory publishes (payload types, schema version 1; [`published_schemas`], committed
+//! in `schemas/events/inventory/`) and the one it consumes ([`OrderConfirmed`], versions 1 and 2).
 
 use chrono::{DateTime, Utc};
+use longship_messaging::{ConsumedPayload, EventEnvelope, PublishedSchema, schemas};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -17,8 +20,18 @@ pub const RESERVATION_EXPIRED: &str = "inventory.v1.reservation_expired";
 /// The order service confirmed an order.
 pub const ORDER_CONFIRMED: &str = "orders.v1.order_confirmed";
 
+/// Every event type inventory publishes, with its payload's schema and version.
+pub fn published_schemas() -> Vec<PublishedSchema> {
+    vec![
+        PublishedSchema::of::<StockReserved>(STOCK_RESERVED, 1),
+        PublishedSchema::of::<StockMoved>(STOCK_RELEASED, 1),
+        PublishedSchema::of::<StockMoved>(STOCK_COMMITTED, 1),
+        PublishedSchema::of::<StockMoved>(RESERVATION_EXPIRED, 1),
+    ]
+}
+
 /// Payload of `inventory.v1.stock_reserved`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct StockReserved {
     /// The order.
     pub order_id: Uuid,
@@ -31,7 +44,7 @@ pub struct StockReserved {
 }
 
 /// Payload of `stock_released`, `stock_committed` and `reservation_expired`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct StockMoved {
     /// The order.
     pub order_id: Uuid,
@@ -51,7 +64,8 @@ pub struct OrderItem {
     pub unit_price_cents: Option<i64>,
 }
 
-/// Payload of `orders.v1.order_confirmed` (published by the order service).
+/// Payload of `orders.v1.order_confirmed` (published by the order service), as of schema
+/// version 2; version 1 payloads are upcast.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderConfirmed {
     /// The order.
@@ -64,4 +78,19 @@ pub struct OrderConfirmed {
     pub total_cents: i64,
     /// The order's lines.
     pub items: Vec<OrderItem>,
+    /// When the order was confirmed (version 2; a version 1 event's own time).
+    pub confirmed_at: DateTime<Utc>,
+}
+
+impl ConsumedPayload for OrderConfirmed {
+    const VERSIONS: &'static [u32] = &[1, 2];
+
+    fn upcast(
+        _version: u32,
+        data: serde_json::Value,
+        envelope: &EventEnvelope,
+    ) -> Result<serde_json::Value, String> {
+        // version 1 had no confirmed_at: the order was confirmed when its event occurred
+        schemas::with_field(data, "confirmed_at", envelope.occurred_at)
+    }
 }

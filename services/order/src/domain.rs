@@ -66,7 +66,7 @@ impl FailureReason {
 }
 
 /// An order line as stored, published and shown (prices filled in once stock is reserved).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, schemars::JsonSchema)]
 #[schema(as = OrderItem)]
 pub struct OrderLine {
     /// The sku.

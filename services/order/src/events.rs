@@ -1,5 +1,9 @@
-//! Events the order service publishes (stream `ORDERS`, subjects `orders.v1.<event>`).
+//! Events the order service publishes (stream `ORDERS`, subjects `orders.v1.<event>`), each with
+//! its schema version; [`published_schemas`] lists them (committed in `schemas/events/order/`).
 
+use chrono::{DateTime, Utc};
+use longship_messaging::PublishedSchema;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -12,8 +16,21 @@ pub const ORDER_CONFIRMED: &str = "orders.v1.order_confirmed";
 /// The order was cancelled and everything held was released.
 pub const ORDER_CANCELLED: &str = "orders.v1.order_cancelled";
 
+/// The schema version of [`OrderConfirmed`]: 2 added `confirmed_at` (consumers upcast version 1
+/// payloads, which lack it, with the event's time).
+pub const ORDER_CONFIRMED_VERSION: u32 = 2;
+
+/// Every event type the order service publishes, with its payload's schema and version.
+pub fn published_schemas() -> Vec<PublishedSchema> {
+    vec![
+        PublishedSchema::of::<OrderPlaced>(ORDER_PLACED, 1),
+        PublishedSchema::of::<OrderConfirmed>(ORDER_CONFIRMED, ORDER_CONFIRMED_VERSION),
+        PublishedSchema::of::<OrderCancelled>(ORDER_CANCELLED, 1),
+    ]
+}
+
 /// Payload of `orders.v1.order_placed`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct OrderPlaced {
     /// Order id.
     pub order_id: Uuid,
@@ -25,8 +42,8 @@ pub struct OrderPlaced {
     pub items: Vec<OrderLine>,
 }
 
-/// Payload of `orders.v1.order_confirmed`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Payload of `orders.v1.order_confirmed`, schema version 2.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct OrderConfirmed {
     /// Order id.
     pub order_id: Uuid,
@@ -38,10 +55,12 @@ pub struct OrderConfirmed {
     pub total_cents: i64,
     /// Priced lines.
     pub items: Vec<OrderLine>,
+    /// When the order was confirmed (since schema version 2).
+    pub confirmed_at: DateTime<Utc>,
 }
 
 /// Payload of `orders.v1.order_cancelled`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct OrderCancelled {
     /// Order id.
     pub order_id: Uuid,

@@ -2,7 +2,7 @@
 //! by Release and Void. Participants are called over gRPC ([`crate::participants`]) with the
 //! tenant, the trace context and an idempotency key derived from the saga id and step.
 
-use longship_messaging::OutboxRow;
+use longship_messaging::{NewEvent, OutboxError, OutboxRow};
 use longship_proto::inventory::v1 as inv;
 use longship_proto::payment::v1 as pay;
 use longship_saga::{
@@ -44,6 +44,7 @@ impl PlaceOrderData {
             currency: self.currency.clone(),
             total_cents: self.total_cents.unwrap_or(0),
             items: self.items.clone(),
+            confirmed_at: chrono::Utc::now(),
         }
     }
 }
@@ -169,7 +170,11 @@ impl LocalAction<PlaceOrderData> for ConfirmOrder {
         data: &mut PlaceOrderData,
     ) -> Result<(), StepError> {
         let total = data.total_cents.unwrap_or(0);
-        let event = OutboxRow::new(events::ORDER_CONFIRMED, &ctx.tenant, &data.confirmed())
+        let event = NewEvent::new(events::ORDER_CONFIRMED, &ctx.tenant, &data.confirmed())
+            .map_err(OutboxError::from)
+            .and_then(|e| {
+                OutboxRow::from_event(e.with_schema_version(events::ORDER_CONFIRMED_VERSION))
+            })
             .map_err(|e| StepError::Transient(e.to_string()))?;
         store::confirm(tx, &ctx.tenant, data.order_id, &data.items, total, event)
             .await

@@ -30,7 +30,7 @@ impl EventHandler for CaptureOnOrderConfirmed {
         if event.event_type != events::ORDER_CONFIRMED {
             return Ok(());
         }
-        let confirmed: OrderConfirmed = event.payload()?;
+        let confirmed: OrderConfirmed = event.read()?;
         let outcome = store::capture(tx, &event.tenant_id, confirmed.order_id)
             .await
             .map_err(|e| HandlerError(format!("{e}: {}", e.source_chain())))?;
@@ -45,7 +45,7 @@ impl EventHandler for CaptureOnOrderConfirmed {
                     "captured amount differs from the confirmed order total"
                 );
             }
-            tracing::info!(order_id = %confirmed.order_id, amount_cents = payment.amount_cents, "payment captured");
+            tracing::info!(order_id = %confirmed.order_id, confirmed_at = %confirmed.confirmed_at, amount_cents = payment.amount_cents, "payment captured");
         }
         Ok(())
     }

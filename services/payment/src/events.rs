@@ -1,6 +1,10 @@
-//! The events payment publishes (payload [`PaymentEvent`], schema version 1) and the one it
-//! consumes.
+//! The events payment publishes (payload [`PaymentEvent`], schema version 1; [`published_schemas`],
+//! committed in `schemas/events/payment/`) and the one it consumes ([`OrderConfirmed`], versions 1
+//! and 2).
 
+use chrono::{DateTime, Utc};
+use longship_messaging::{ConsumedPayload, EventEnvelope, PublishedSchema, schemas};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -15,8 +19,21 @@ pub const PAYMENT_CAPTURED: &str = "payments.v1.payment_captured";
 /// The order service confirmed an order.
 pub const ORDER_CONFIRMED: &str = "orders.v1.order_confirmed";
 
+/// Every event type payment publishes, with its payload's schema and version.
+pub fn published_schemas() -> Vec<PublishedSchema> {
+    [
+        PAYMENT_AUTHORIZED,
+        PAYMENT_DECLINED,
+        PAYMENT_VOIDED,
+        PAYMENT_CAPTURED,
+    ]
+    .into_iter()
+    .map(|event_type| PublishedSchema::of::<PaymentEvent>(event_type, 1))
+    .collect()
+}
+
 /// Payload of every payment event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PaymentEvent {
     /// The payment.
     pub payment_id: Uuid,
@@ -33,8 +50,8 @@ pub struct PaymentEvent {
     pub reason: Option<String>,
 }
 
-/// Payload of `orders.v1.order_confirmed` (published by the order service); the fields payment
-/// needs.
+/// Payload of `orders.v1.order_confirmed` (published by the order service), as of schema version
+/// 2; the fields payment needs. Version 1 payloads are upcast.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderConfirmed {
     /// The order.
@@ -45,4 +62,19 @@ pub struct OrderConfirmed {
     pub currency: String,
     /// What the customer pays.
     pub total_cents: i64,
+    /// When the order was confirmed (version 2; a version 1 event's own time).
+    pub confirmed_at: DateTime<Utc>,
+}
+
+impl ConsumedPayload for OrderConfirmed {
+    const VERSIONS: &'static [u32] = &[1, 2];
+
+    fn upcast(
+        _version: u32,
+        data: serde_json::Value,
+        envelope: &EventEnvelope,
+    ) -> Result<serde_json::Value, String> {
+        // before version 2 the event's own time was the confirmation time
+        schemas::with_field(data, "confirmed_at", envelope.occurred_at)
+    }
 }

@@ -5,6 +5,7 @@
 
 mod admin;
 mod api;
+mod compat;
 mod console;
 mod database_loss;
 mod docs_page;

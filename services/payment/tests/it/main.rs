@@ -6,6 +6,7 @@
 mod accounts;
 mod authorize;
 mod capture;
+mod compat;
 mod helpers;
 mod tenancy;
 mod void;

@@ -1,0 +1,134 @@
+//! Compatibility: the event schemas and the OpenAPI document match their committed files; what
+//! the service really publishes validates against its committed schemas; the `order_confirmed`
+//! consumer ignores unknown fields at every level and reads every version it declares (a version
+//! 1 payload is upcast).
+
+use std::time::Duration;
+
+use longship_messaging::StreamSpec;
+use longship_testkit::event_schemas::{
+    assert_schema_snapshots, assert_valid_event, with_unknown_fields,
+};
+use longship_testkit::snapshot::assert_snapshot;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::helpers::{InventoryApp, TestApp, eventually};
+
+const SERVICE: &str = "inventory";
+const ORDERS: StreamSpec = StreamSpec {
+    name: "ORDERS",
+    subject_root: "orders",
+};
+
+#[test]
+fn event_schemas_match_the_committed_files() {
+    assert_schema_snapshots(SERVICE, &inventory::events::published_schemas());
+}
+
+#[tokio::test]
+async fn served_openapi_matches_the_committed_file() {
+    let app = TestApp::spawn().await;
+    let response = app
+        .http
+        .get("/openapi.json")
+        .await
+        .expect("GET /openapi.json");
+    assert_eq!(response.status, 200);
+    assert_snapshot("openapi/inventory.json", &response.json());
+    app.stop().await;
+}
+
+/// An `order_confirmed` event at schema `version` with `data`.
+fn order_confirmed(
+    app: &TestApp,
+    version: u32,
+    data: serde_json::Value,
+) -> longship_messaging::EventEnvelope {
+    let mut envelope = app.envelope(Uuid::now_v7(), inventory::events::ORDER_CONFIRMED, data);
+    envelope.schema_version = version;
+    envelope
+}
+
+#[tokio::test]
+async fn every_published_event_type_validates_against_its_committed_schema() {
+    let app = TestApp::spawn_with(|config| {
+        // below the production floor on purpose: only tests can set it, on the struct
+        config.reservation_ttl = Duration::from_secs(1);
+        config.sweep_interval = Duration::from_millis(100);
+    })
+    .await;
+    app.given_product("A", 250, "USD", 100).await;
+    let (released, committed, expired) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    // each settled at once, well inside the 1 s TTL; the third is left to expire
+    app.reserve(released, "USD", &[("A", 2)])
+        .await
+        .expect("reserved");
+    assert_eq!(app.release(released).await, "RELEASED");
+    app.reserve(committed, "USD", &[("A", 2)])
+        .await
+        .expect("reserved");
+    assert_eq!(app.commit(committed).await, "COMMITTED");
+    app.reserve(expired, "USD", &[("A", 2)])
+        .await
+        .expect("reserved");
+
+    let declared: Vec<_> = inventory::events::published_schemas()
+        .into_iter()
+        .map(|s| s.event_type)
+        .collect();
+    for event_type in &declared {
+        let events = eventually(event_type, Duration::from_secs(20), || async {
+            let events = app.published("INVENTORY", event_type).await;
+            (!events.is_empty()).then_some(events)
+        })
+        .await;
+        for event in &events {
+            assert_valid_event(SERVICE, event);
+        }
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn order_confirmed_with_unknown_fields_at_every_level_is_handled() {
+    let app = TestApp::spawn().await;
+    app.given_product("A", 250, "USD", 10).await;
+    let order = Uuid::now_v7();
+    app.reserve(order, "USD", &[("A", 2)])
+        .await
+        .expect("reserved");
+    let data = with_unknown_fields(&json!({
+        "order_id": order, "customer_id": "c-1", "currency": "USD", "total_cents": 500,
+        "items": [{"sku": "A", "quantity": 2, "unit_price_cents": 250}],
+        "confirmed_at": chrono::Utc::now(),
+    }));
+    assert_eq!(data["items"][0]["x_unknown_number"], 42);
+    app.publish(ORDERS, &order_confirmed(&app, 2, data), "unknown-fields")
+        .await;
+    eventually("stock committed", Duration::from_secs(15), || async {
+        (app.stock("A").await == (8, 0)).then_some(())
+    })
+    .await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn order_confirmed_version_1_is_upcast_and_handled() {
+    let app = TestApp::spawn().await;
+    app.given_product("A", 250, "USD", 10).await;
+    let order = Uuid::now_v7();
+    app.reserve(order, "USD", &[("A", 3)])
+        .await
+        .expect("reserved");
+    // version 1: no confirmed_at
+    let data = json!({"order_id": order, "customer_id": "c-1", "currency": "USD", "total_cents": 750,
+                      "items": [{"sku": "A", "quantity": 3, "unit_price_cents": 250}]});
+    app.publish(ORDERS, &order_confirmed(&app, 1, data), "version-1")
+        .await;
+    eventually("stock committed", Duration::from_secs(15), || async {
+        (app.stock("A").await == (7, 0)).then_some(())
+    })
+    .await;
+    app.stop().await;
+}

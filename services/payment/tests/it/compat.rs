@@ -1,0 +1,121 @@
+//! Compatibility: the event schemas and the OpenAPI document match their committed files; what
+//! the service really publishes validates against its committed schemas; the `order_confirmed`
+//! consumer ignores unknown fields at every level and reads every version it declares (a version
+//! 1 payload is upcast).
+
+use std::time::Duration;
+
+use longship_messaging::{EventEnvelope, StreamSpec};
+use longship_testkit::event_schemas::{
+    assert_schema_snapshots, assert_valid_event, with_unknown_fields,
+};
+use longship_testkit::snapshot::assert_snapshot;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::helpers::{PaymentApp, TestApp, eventually};
+
+const SERVICE: &str = "payment";
+const ORDERS: StreamSpec = StreamSpec {
+    name: "ORDERS",
+    subject_root: "orders",
+};
+
+#[test]
+fn event_schemas_match_the_committed_files() {
+    assert_schema_snapshots(SERVICE, &payment::events::published_schemas());
+}
+
+#[tokio::test]
+async fn served_openapi_matches_the_committed_file() {
+    let app = TestApp::spawn().await;
+    let response = app
+        .http
+        .get("/openapi.json")
+        .await
+        .expect("GET /openapi.json");
+    assert_eq!(response.status, 200);
+    assert_snapshot("openapi/payment.json", &response.json());
+    app.stop().await;
+}
+
+/// An `order_confirmed` event at schema `version` with `data`.
+fn order_confirmed(app: &TestApp, version: u32, data: serde_json::Value) -> EventEnvelope {
+    let mut envelope = app.envelope(Uuid::now_v7(), payment::events::ORDER_CONFIRMED, data);
+    envelope.schema_version = version;
+    envelope
+}
+
+#[tokio::test]
+async fn every_published_event_type_validates_against_its_committed_schema() {
+    let app = TestApp::spawn().await;
+    app.given_account("c-1", 1_000, "USD").await;
+    let (voided, captured, declined) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    app.authorize(voided, "c-1", 100, "USD")
+        .await
+        .expect("authorized");
+    assert_eq!(app.void(voided).await, "VOIDED");
+    app.authorize(captured, "c-1", 200, "USD")
+        .await
+        .expect("authorized");
+    app.capture(captured).await.expect("captured");
+    // more than the balance: a business refusal, published as payment_declined
+    let _ = app.authorize(declined, "c-1", 1_000_000, "USD").await;
+
+    for schema in payment::events::published_schemas() {
+        let event_type = schema.event_type;
+        let events = eventually(event_type, Duration::from_secs(20), || async {
+            let events = app.published("PAYMENTS", event_type).await;
+            (!events.is_empty()).then_some(events)
+        })
+        .await;
+        for event in &events {
+            assert_valid_event(SERVICE, event);
+        }
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn order_confirmed_with_unknown_fields_at_every_level_is_handled() {
+    let app = TestApp::spawn().await;
+    app.given_account("c-1", 1_000, "USD").await;
+    let order = Uuid::now_v7();
+    app.authorize(order, "c-1", 300, "USD")
+        .await
+        .expect("authorized");
+    let data = with_unknown_fields(&json!({
+        "order_id": order, "customer_id": "c-1", "currency": "USD", "total_cents": 300,
+        "items": [{"sku": "A", "quantity": 1, "unit_price_cents": 300}],
+        "confirmed_at": chrono::Utc::now(),
+    }));
+    assert_eq!(data["items"][0]["x_unknown_number"], 42);
+    app.publish(ORDERS, &order_confirmed(&app, 2, data), "unknown-fields")
+        .await;
+    eventually("payment captured", Duration::from_secs(15), || async {
+        (app.funds("c-1").await == (700, 0)).then_some(())
+    })
+    .await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn order_confirmed_version_1_is_upcast_and_handled() {
+    let app = TestApp::spawn().await;
+    app.given_account("c-1", 1_000, "USD").await;
+    let order = Uuid::now_v7();
+    app.authorize(order, "c-1", 400, "USD")
+        .await
+        .expect("authorized");
+    // version 1: no confirmed_at
+    let data = json!({"order_id": order, "customer_id": "c-1", "currency": "USD", "total_cents": 400,
+                      "items": [{"sku": "A", "quantity": 1, "unit_price_cents": 400}]});
+    app.publish(ORDERS, &order_confirmed(&app, 1, data), "version-1")
+        .await;
+    eventually("payment captured", Duration::from_secs(15), || async {
+        (app.funds("c-1").await == (600, 0)).then_some(())
+    })
+    .await;
+    assert_eq!(app.payment_statuses(order).await, ["CAPTURED"]);
+    app.stop().await;
+}
