@@ -121,7 +121,11 @@ type BoxFuture = Pin<Box<dyn Future<Output = Result<axum::response::Response, In
 
 impl<S> tower::Service<http::Request<Body>> for Authorized<S>
 where
-    S: tower::Service<http::Request<Body>, Error = Infallible> + NamedService + Clone + Send + 'static,
+    S: tower::Service<http::Request<Body>, Error = Infallible>
+        + NamedService
+        + Clone
+        + Send
+        + 'static,
     S::Response: IntoResponse,
     S::Future: Send + 'static,
 {

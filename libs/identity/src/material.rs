@@ -78,12 +78,19 @@ fn load(files: &TlsFiles) -> Result<Material, String> {
     build(raw, files)
 }
 
-fn certificates(pem: &[u8], what: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+fn certificates(
+    pem: &[u8],
+    what: &str,
+    path: &Path,
+) -> Result<Vec<CertificateDer<'static>>, String> {
     let certs: Vec<_> = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<_, _>>()
         .map_err(|e| format!("{what} {}: not PEM certificates: {e}", path.display()))?;
     if certs.is_empty() {
-        return Err(format!("{what} {}: no certificate in the file", path.display()));
+        return Err(format!(
+            "{what} {}: no certificate in the file",
+            path.display()
+        ));
     }
     Ok(certs)
 }
@@ -92,24 +99,32 @@ fn build(raw: [Vec<u8>; 3], files: &TlsFiles) -> Result<Material, String> {
     let [ca, cert, key] = &raw;
     let mut roots = RootCertStore::empty();
     for c in certificates(ca, "TLS_CA_FILE", &files.ca)? {
-        roots
-            .add(c)
-            .map_err(|e| format!("TLS_CA_FILE {}: unusable CA certificate: {e}", files.ca.display()))?;
+        roots.add(c).map_err(|e| {
+            format!(
+                "TLS_CA_FILE {}: unusable CA certificate: {e}",
+                files.ca.display()
+            )
+        })?;
     }
     let chain = certificates(cert, "TLS_CERT_FILE", &files.cert)?;
     let own = ServiceIdentity::of_certificate(&chain[0])
         .map_err(|e| format!("TLS_CERT_FILE {}: {e}", files.cert.display()))?;
-    let private = PrivateKeyDer::from_pem_slice(key)
-        .map_err(|e| format!("TLS_KEY_FILE {}: no usable private key: {e}", files.key.display()))?;
+    let private = PrivateKeyDer::from_pem_slice(key).map_err(|e| {
+        format!(
+            "TLS_KEY_FILE {}: no usable private key: {e}",
+            files.key.display()
+        )
+    })?;
     let roots = Arc::new(roots);
     let provider = provider();
     // the handshake accepts a connection without a client certificate, so that a caller without
     // one gets a gRPC UNAUTHENTICATED (the authorization layer refuses every such call but the
     // health check); a certificate that is presented must chain to the platform CA
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::clone(&roots), Arc::clone(&provider))
-        .allow_unauthenticated()
-        .build()
-        .map_err(|e| format!("TLS_CA_FILE {}: {e}", files.ca.display()))?;
+    let verifier =
+        WebPkiClientVerifier::builder_with_provider(Arc::clone(&roots), Arc::clone(&provider))
+            .allow_unauthenticated()
+            .build()
+            .map_err(|e| format!("TLS_CA_FILE {}: {e}", files.ca.display()))?;
     let mut server = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
@@ -212,7 +227,8 @@ impl Mtls {
                 () = shutdown.cancelled() => return,
             }
             if let Err(e) = self.reload() {
-                metrics::counter!("tls_certificate_reloads_total", "result" => "failed").increment(1);
+                metrics::counter!("tls_certificate_reloads_total", "result" => "failed")
+                    .increment(1);
                 tracing::warn!(error = %e, "TLS certificate files unusable; keeping the previous ones");
             }
         }

@@ -28,7 +28,10 @@ fn ca_params(namespace: &str) -> Result<CertificateParams, String> {
     let mut params = CertificateParams::new(Vec::<String>::new()).map_err(err("CA"))?;
     let mut name = DistinguishedName::new();
     name.push(DnType::OrganizationName, "Longship");
-    name.push(DnType::CommonName, format!("Longship development CA ({namespace})"));
+    name.push(
+        DnType::CommonName,
+        format!("Longship development CA ({namespace})"),
+    );
     params.distinguished_name = name;
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.key_usages = vec![
@@ -132,7 +135,9 @@ impl DevPki {
         params.not_after = now + time::Duration::days(days.max(1));
         let key = KeyPair::generate().map_err(err("key"))?;
         let issuer = Issuer::from_params(&self.ca_params, &self.ca_key);
-        let cert = params.signed_by(&key, &issuer).map_err(err("certificate"))?;
+        let cert = params
+            .signed_by(&key, &issuer)
+            .map_err(err("certificate"))?;
         // the key first: a reader between the two renames sees a pair that does not match and
         // keeps the previous one (the next poll picks up both)
         write(&files.key, &key.serialize_pem(), true)?;

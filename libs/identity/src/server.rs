@@ -92,7 +92,11 @@ impl AsyncRead for PeerIo {
 }
 
 impl AsyncWrite for PeerIo {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         match &mut self.get_mut().io {
             Io::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
@@ -164,7 +168,10 @@ pub fn incoming(
                         remote_addr: Some(addr),
                         ..PeerInner::default()
                     }));
-                    let io = PeerIo { io: Io::Plain(stream), info };
+                    let io = PeerIo {
+                        io: Io::Plain(stream),
+                        info,
+                    };
                     if tx.send(io).await.is_err() {
                         return;
                     }

@@ -51,7 +51,10 @@ impl ServiceIdentity {
 
     /// The SPIFFE ID.
     pub fn uri(&self) -> String {
-        format!("spiffe://{TRUST_DOMAIN}/{}/{}", self.namespace, self.service)
+        format!(
+            "spiffe://{TRUST_DOMAIN}/{}/{}",
+            self.namespace, self.service
+        )
     }
 
     /// The service name (e.g. `order`).

@@ -27,7 +27,10 @@ fn scratch(name: &str) -> PathBuf {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos();
-    std::env::temp_dir().join(format!("longship-identity-{name}-{}-{nanos}", std::process::id()))
+    std::env::temp_dir().join(format!(
+        "longship-identity-{name}-{}-{nanos}",
+        std::process::id()
+    ))
 }
 
 fn load(files: &TlsFiles) -> Arc<Mtls> {
@@ -218,13 +221,19 @@ async fn the_allowed_service_is_served_with_its_tenant() {
     let seen = server.seen.0.lock().unwrap().clone();
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].1.as_deref(), Some("acme"));
-    assert!(seen[0].0.is_some(), "the caller's certificate is on the request");
+    assert!(
+        seen[0].0.is_some(),
+        "the caller's certificate is on the request"
+    );
 }
 
 #[tokio::test]
 async fn no_client_certificate_is_unauthenticated_and_never_reaches_the_service() {
     let server = server().await;
-    let channel = server.channel_presenting(None).await.expect("TLS without a client certificate");
+    let channel = server
+        .channel_presenting(None)
+        .await
+        .expect("TLS without a client certificate");
     let status = check(channel, Some("victim")).await.expect_err("refused");
     assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status:?}");
     assert_eq!(code_of(&status), "peer.unauthenticated");
@@ -244,12 +253,17 @@ async fn a_certificate_of_another_ca_is_refused_in_the_handshake() {
     );
     let outcome = match server.channel_presenting(Some(identity)).await {
         Err(e) => e,
-        Ok(channel) => format!("{:?}", check(channel, Some("victim")).await.expect_err("refused")),
+        Ok(channel) => format!(
+            "{:?}",
+            check(channel, Some("victim")).await.expect_err("refused")
+        ),
     };
     let _ = std::fs::remove_dir_all(&foreign_dir);
     // TLS 1.3: the client learns of the refusal with the server's alert, on its first read
     assert!(
-        outcome.contains("UnknownCA") || outcome.contains("BadCertificate") || outcome.contains("alert"),
+        outcome.contains("UnknownCA")
+            || outcome.contains("BadCertificate")
+            || outcome.contains("alert"),
         "the client sees why: {outcome}"
     );
     assert_eq!(server.calls(), 0);
@@ -262,7 +276,10 @@ async fn the_wrong_service_is_permission_denied_and_its_tenant_never_reaches_the
     let status = check(channel, Some("victim")).await.expect_err("refused");
     assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
     assert_eq!(code_of(&status), "peer.forbidden");
-    assert!(status.message().contains("spiffe://longship/test/payment"), "{status:?}");
+    assert!(
+        status.message().contains("spiffe://longship/test/payment"),
+        "{status:?}"
+    );
     assert_eq!(server.calls(), 0, "the handler never ran");
 }
 
@@ -312,7 +329,9 @@ async fn served_certificate(server: &Server) -> Vec<u8> {
     let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     let name = rustls::pki_types::ServerName::try_from("inventory").unwrap();
     let tls = connector.connect(name, tcp).await.expect("handshake");
-    tls.get_ref().1.peer_certificates().unwrap()[0].as_ref().to_vec()
+    tls.get_ref().1.peer_certificates().unwrap()[0]
+        .as_ref()
+        .to_vec()
 }
 
 #[tokio::test]
@@ -323,8 +342,15 @@ async fn a_rotated_server_certificate_is_served_to_new_connections_without_a_res
     // unchanged files: nothing to do
     assert_eq!(server.mtls.reload(), Ok(false));
     // a half-done rotation (a new key, the old certificate) keeps the previous pair in use
-    std::fs::write(&server.files.key, rcgen::KeyPair::generate().unwrap().serialize_pem()).unwrap();
-    assert!(server.mtls.reload().is_err(), "a key that does not match is refused");
+    std::fs::write(
+        &server.files.key,
+        rcgen::KeyPair::generate().unwrap().serialize_pem(),
+    )
+    .unwrap();
+    assert!(
+        server.mtls.reload().is_err(),
+        "a key that does not match is refused"
+    );
     assert_eq!(served_certificate(&server).await, before);
     // the rotation completes; the watcher (polling every 200 ms) picks it up
     let mut changes = server.mtls.subscribe();
@@ -350,8 +376,17 @@ async fn a_rotated_client_certificate_is_presented_on_new_connections() {
     assert_eq!(mtls.reload(), Ok(true));
     // the open connection keeps its certificate; a new one presents the new certificate
     check(channel, Some("acme")).await.unwrap();
-    check(server.channel_with(&mtls).await, Some("acme")).await.unwrap();
-    let seen: Vec<_> = server.seen.0.lock().unwrap().iter().map(|(c, _)| c.clone().unwrap()).collect();
+    check(server.channel_with(&mtls).await, Some("acme"))
+        .await
+        .unwrap();
+    let seen: Vec<_> = server
+        .seen
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(c, _)| c.clone().unwrap())
+        .collect();
     assert_eq!(seen.len(), 3);
     assert_eq!((&seen[0], &seen[1]), (&first, &first));
     assert_ne!(seen[2], first);

@@ -14,6 +14,7 @@ pub mod db;
 mod entry;
 pub mod grpc;
 pub mod http;
+pub mod mtls;
 pub mod nats;
 pub mod openapi;
 mod platform;
@@ -27,6 +28,7 @@ pub mod tenant_limit;
 pub use config::{CommonConfig, ConfigError, Env, ServiceDefaults};
 pub use db::Migrations;
 pub use entry::main;
+pub use longship_identity::{ClientTls, GrpcAccess, Mtls, ServiceIdentity};
 /// The allocator every service binary installs (`#[global_allocator] static ALLOC: Allocator =
 /// Allocator;` in its `main.rs`): mimalloc, which costs the services markedly less CPU than glibc's
 /// malloc under many small short-lived allocations (requests, rows, JSON, spans).
@@ -83,6 +85,7 @@ pub async fn serve(
     http_router: axum::Router,
     grpc_routes: tonic::service::Routes,
     readiness: Readiness,
+    mtls: Option<std::sync::Arc<Mtls>>,
     shutdown: CancellationToken,
     drain_timeout: Duration,
 ) -> std::io::Result<()> {
@@ -91,7 +94,7 @@ pub async fn serve(
         .with_graceful_shutdown(async move { http_shutdown.cancelled().await })
         .into_future();
     let grpc_routes = grpc::with_health(grpc_routes).await;
-    let grpc = grpc::serve(listeners.grpc, grpc_routes, shutdown.clone());
+    let grpc = grpc::serve(listeners.grpc, grpc_routes, mtls, shutdown.clone());
     let http = tokio::spawn(http);
     let grpc = tokio::spawn(grpc);
     shutdown.cancelled().await;

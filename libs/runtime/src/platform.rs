@@ -47,6 +47,9 @@ pub enum StartError {
     /// Authentication is misconfigured.
     #[error("auth: {0}")]
     Auth(String),
+    /// The service's TLS files are unusable (`GRPC_MTLS`).
+    #[error("mTLS: {0}")]
+    Tls(String),
     /// Shut down before start-up finished.
     #[error("shut down during start-up")]
     Cancelled,
@@ -117,6 +120,7 @@ impl Platform {
         self,
         http_router: axum::Router,
         grpc_routes: tonic::service::Routes,
+        mtls: Option<Arc<longship_identity::Mtls>>,
         shutdown: CancellationToken,
     ) -> std::io::Result<()> {
         tracing::info!(
@@ -129,6 +133,7 @@ impl Platform {
             http_router,
             grpc_routes,
             self.readiness,
+            mtls,
             shutdown,
             self.config.shutdown_timeout,
         )
