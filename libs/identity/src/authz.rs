@@ -48,7 +48,10 @@ impl Authorizer {
     }
 
     /// `service` guarded by `access`.
-    pub fn guard<S>(&self, access: GrpcAccess, service: S) -> Authorized<S> {
+    pub fn guard<S: NamedService>(&self, access: GrpcAccess, service: S) -> Authorized<S> {
+        if matches!(access, GrpcAccess::Services(_)) && self.mtls.is_some() {
+            crate::metric_families::zero_refusals(S::NAME);
+        }
         Authorized {
             inner: service,
             access,

@@ -12,6 +12,7 @@ mod authz;
 mod client;
 mod codes;
 mod material;
+mod metric_families;
 #[cfg(feature = "pki")]
 pub mod pki;
 mod server;

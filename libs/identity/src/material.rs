@@ -161,6 +161,7 @@ impl Mtls {
     /// Loads the files; the error names the file and what is wrong with it.
     pub fn load(config: &MtlsConfig) -> Result<Arc<Mtls>, String> {
         let material = load(&config.files)?;
+        crate::metric_families::zero();
         let (generation, _) = watch::channel(0);
         Ok(Arc::new(Mtls {
             config: config.clone(),

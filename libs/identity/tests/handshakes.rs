@@ -42,8 +42,10 @@ fn load(files: &TlsFiles) -> Arc<Mtls> {
 }
 
 /// What the guarded service saw: the caller's certificate and `x-tenant-id` of each call.
+type Call = (Option<Vec<u8>>, Option<String>);
+
 #[derive(Clone, Default)]
-struct Seen(Arc<Mutex<Vec<(Option<Vec<u8>>, Option<String>)>>>);
+struct Seen(Arc<Mutex<Vec<Call>>>);
 
 #[derive(Clone)]
 struct Recorder<S> {

@@ -6,6 +6,7 @@
 mod confirmation;
 mod expiry;
 mod helpers;
+mod identity;
 mod products;
 mod reservations;
 mod tenancy;

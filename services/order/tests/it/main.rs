@@ -7,6 +7,7 @@ mod api;
 mod docs_page;
 mod faults;
 mod harness;
+mod identity;
 mod invariants;
 mod lifecycle;
 mod metrics;

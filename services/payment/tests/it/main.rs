@@ -7,5 +7,6 @@ mod accounts;
 mod authorize;
 mod capture;
 mod helpers;
+mod identity;
 mod tenancy;
 mod void;
