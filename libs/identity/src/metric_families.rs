@@ -30,6 +30,9 @@ pub(crate) fn zero() {
 
 pub(crate) fn zero_refusals(service: &'static str) {
     for reason in ["unauthenticated", "permission_denied"] {
-        PEER_REFUSALS.zero(&[("service", service.to_owned()), ("reason", reason.to_owned())]);
+        PEER_REFUSALS.zero(&[
+            ("service", service.to_owned()),
+            ("reason", reason.to_owned()),
+        ]);
     }
 }
