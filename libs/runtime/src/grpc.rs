@@ -240,4 +240,75 @@ mod tests {
         shutdown.cancel();
         assert!(balanced_channel("not a url", Duration::from_secs(1), None, |e| e).is_err());
     }
+
+    /// A rotated client certificate reaches new connections of a balanced channel: its files are
+    /// rewritten with another service's certificate, and the guarded server then refuses the
+    /// calls that presented the new one.
+    #[tokio::test]
+    async fn a_balanced_channel_presents_a_rotated_certificate_on_new_connections() {
+        use longship_identity::pki::DevPki;
+        use longship_identity::{Authorizer, GrpcAccess, MtlsConfig};
+        let dir =
+            std::env::temp_dir().join(format!("longship-runtime-rotation-{}", std::process::id()));
+        let pki = DevPki::open_or_create(&dir, "test").expect("pki");
+        let load = |files| {
+            Mtls::load(&MtlsConfig {
+                files,
+                reload_interval: Duration::from_millis(100),
+            })
+            .expect("loads")
+        };
+        let server_tls = load(pki.issue("inventory", 1).expect("cert"));
+        let client_files = pki.issue("order", 1).expect("cert");
+        let client_tls = load(client_files.clone());
+        let auth = longship_tenant::Authenticator::new(&longship_tenant::AuthConfig {
+            allow_tenant_header: true,
+            algorithm: longship_tenant::JwtAlgorithm::Hs256,
+            secret: None,
+            public_key_pem: None,
+        })
+        .expect("authenticator");
+        let authorizer = Authorizer::new(Some(Arc::clone(&server_tls)), Arc::new(auth));
+        let (_, health) = tonic_health::server::health_reporter();
+        let routes = Routes::new(authorizer.guard(GrpcAccess::Services(&["order"]), health));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let shutdown = CancellationToken::new();
+        tokio::spawn(serve(listener, routes, Some(server_tls), shutdown.clone()));
+        tokio::spawn(Arc::clone(&client_tls).watch(shutdown.clone()));
+        let channel = balanced_channel(
+            &format!("http://{addr}"),
+            Duration::from_secs(60),
+            Some(ClientTls::new(Arc::clone(&client_tls), "inventory")),
+            |e| e.timeout(Duration::from_secs(2)),
+        )
+        .expect("channel");
+        let mut last = None;
+        for _ in 0..100 {
+            match check(channel.clone()).await {
+                Ok(()) => break,
+                Err(e) => last = Some(e),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        check(channel.clone())
+            .await
+            .unwrap_or_else(|e| panic!("order is served: {e:?} {last:?}"));
+        // the files now hold payment's certificate (the watcher reloads them)
+        pki.issue_to("payment", 1, &client_files).expect("rotated");
+        let mut denied = None;
+        for _ in 0..100 {
+            if let Err(status) = check(channel.clone()).await
+                && status.code() == tonic::Code::PermissionDenied
+            {
+                denied = Some(status);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        shutdown.cancel();
+        let _ = std::fs::remove_dir_all(&dir);
+        let denied = denied.expect("new connections present the rotated certificate");
+        assert!(denied.message().contains("/payment"), "{denied:?}");
+    }
 }
