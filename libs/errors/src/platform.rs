@@ -34,6 +34,14 @@ crate::error_codes! {
         MissingCredentials = ("auth.missing_credentials", Unauthenticated, "no credentials: send Authorization: Bearer <JWT>"),
         /// Bad token.
         InvalidToken = ("auth.invalid_token", Unauthenticated, "the bearer token is malformed, invalid or expired"),
+        /// Two Authorization headers.
+        DuplicateAuthorization = ("auth.duplicate_authorization", Unauthenticated, "more than one Authorization header: send exactly one"),
+        /// A JWT whose kid names no current key.
+        UnknownKey = ("auth.unknown_key", Unauthenticated, "the token's kid names no current verification key (rotated out, or not yet published)"),
+        /// A JWT with a crit header.
+        CriticalHeader = ("auth.critical_header", Unauthenticated, "the token's crit header lists an extension this service does not implement"),
+        /// A JWT whose alg is not its key's.
+        AlgorithmNotAllowed = ("auth.algorithm_not_allowed", Unauthenticated, "the token's alg is not the algorithm of its verification key"),
         /// Header where a token is needed.
         TenantHeaderNotAllowed = ("auth.tenant_header_not_allowed", Unauthenticated, "X-Tenant-Id is not accepted here: send a JWT"),
         /// Other authentication failures.

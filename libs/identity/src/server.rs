@@ -58,6 +58,7 @@ impl PeerInfo {
 pub struct PeerIo {
     io: Io,
     info: PeerInfo,
+    _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
 impl std::fmt::Debug for PeerIo {
@@ -139,13 +140,17 @@ impl AsyncWrite for PeerIo {
 /// The connections of `listener` for `tonic::transport::Server::serve_with_incoming_shutdown`:
 /// plain when `mtls` is `None`, else TLS with the current certificate (handshakes run beside the
 /// accept loop, each within 10 s; a refused handshake is logged and counted in
-/// `grpc_tls_handshake_failures_total`). Ends when `shutdown` is cancelled.
+/// `grpc_tls_handshake_failures_total`). At most `max_connections` are open at once (handshakes
+/// included): one more is closed at once and `on_refused` called. Ends when `shutdown` is cancelled.
 pub fn incoming(
     listener: TcpListener,
     mtls: Option<Arc<Mtls>>,
+    max_connections: usize,
+    on_refused: impl Fn() + Send + 'static,
     shutdown: CancellationToken,
 ) -> impl Stream<Item = io::Result<PeerIo>> + Send + 'static {
     let (tx, rx) = tokio::sync::mpsc::channel::<PeerIo>(128);
+    let permits = Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
     tokio::spawn(async move {
         loop {
             let (stream, addr) = tokio::select! {
@@ -161,6 +166,11 @@ pub fn incoming(
                 () = shutdown.cancelled() => return,
             };
             let _ = stream.set_nodelay(true);
+            let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+                on_refused();
+                drop(stream);
+                continue;
+            };
             let tx = tx.clone();
             match &mtls {
                 None => {
@@ -171,6 +181,7 @@ pub fn incoming(
                     let io = PeerIo {
                         io: Io::Plain(stream),
                         info,
+                        _permit: permit,
                     };
                     if tx.send(io).await.is_err() {
                         return;
@@ -179,7 +190,7 @@ pub fn incoming(
                 Some(mtls) => {
                     let acceptor = mtls.acceptor();
                     tokio::spawn(async move {
-                        if let Some(io) = handshake(acceptor, stream, addr).await {
+                        if let Some(io) = handshake(acceptor, stream, addr, permit).await {
                             let _ = tx.send(io).await;
                         }
                     });
@@ -196,6 +207,7 @@ async fn handshake(
     acceptor: tokio_rustls::TlsAcceptor,
     stream: TcpStream,
     addr: SocketAddr,
+    permit: tokio::sync::OwnedSemaphorePermit,
 ) -> Option<PeerIo> {
     let refused = |reason: &'static str, error: &dyn std::fmt::Display| {
         metrics::counter!("grpc_tls_handshake_failures_total", "reason" => reason).increment(1);
@@ -237,5 +249,6 @@ async fn handshake(
     Some(PeerIo {
         io: Io::Tls(Box::new(tls)),
         info,
+        _permit: permit,
     })
 }

@@ -108,6 +108,7 @@ fn authenticator() -> Arc<Authenticator> {
             algorithm: JwtAlgorithm::Hs256,
             secret: Some("a-test-secret-long-enough-for-hs256".into()),
             public_key_pem: None,
+            ..Default::default()
         })
         .expect("authenticator"),
     )
@@ -132,7 +133,13 @@ async fn server() -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
-    let stream = incoming(listener, Some(Arc::clone(&mtls)), shutdown.clone());
+    let stream = incoming(
+        listener,
+        Some(Arc::clone(&mtls)),
+        1024,
+        || {},
+        shutdown.clone(),
+    );
     tokio::spawn(
         tonic::transport::Server::builder()
             .add_routes(tonic::service::Routes::new(guarded))

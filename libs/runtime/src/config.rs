@@ -165,11 +165,17 @@ pub struct ServiceDefaults {
 pub struct DatabaseConfig {
     /// Connection URL (the user must own the schema to run migrations).
     pub url: Secret,
-    /// Pool size.
+    /// Size of the pool that serves requests (`DATABASE_MAX_CONNECTIONS`).
     pub max_connections: u32,
-    /// Role the service switches to after connecting (`SET ROLE`), so row-level security applies
-    /// even when the URL's user owns the tables. `None` when the URL already logs in as that role.
+    /// Size of the pool of background work: saga claims and transitions, the outbox relay,
+    /// consumers, sweeps (`DATABASE_WORKER_MAX_CONNECTIONS`). Apart, so requests cannot starve it.
+    pub worker_max_connections: u32,
+    /// Role the request pool switches to after connecting (`SET ROLE`), so row-level security
+    /// applies even when the URL's user owns the tables. `None` when the URL already logs in as it.
     pub app_role: Option<String>,
+    /// Role the worker pool switches to (`DATABASE_WORKER_ROLE`, default `longship_worker`): the
+    /// application role's rights, and across tenants on the platform's queue tables only.
+    pub worker_role: Option<String>,
     /// Postgres' `plan_cache_mode` for the service's connections (`DATABASE_PLAN_CACHE_MODE`):
     /// `force_generic_plan` by default, so each prepared statement is planned once per connection
     /// instead of on every execution.
@@ -250,6 +256,8 @@ pub struct CommonConfig {
     /// The outbox relay's tuning: `RelayConfig::default()` with `OUTBOX_BATCH_SIZE` and
     /// `OUTBOX_LINGER_MS` applied.
     pub outbox: RelayConfig,
+    /// Listen backlog, connection caps and timeouts of the HTTP and gRPC servers.
+    pub connections: crate::connections::ConnectionLimits,
 }
 
 impl CommonConfig {
@@ -276,6 +284,7 @@ impl CommonConfig {
             tenant_rate_limit_rps,
             tenant_rate_limit_burst,
             outbox: relay(env)?,
+            connections: crate::connections::ConnectionLimits::from_env(env)?,
         })
     }
 
@@ -301,26 +310,16 @@ fn database(env: &Env, name: &str) -> Result<DatabaseConfig, ConfigError> {
             reason: "must start with postgres://".into(),
         });
     }
-    let max_connections: u32 = env.parse_or("DATABASE_MAX_CONNECTIONS", 16)?;
-    if !(1..=1000).contains(&max_connections) {
-        return Err(ConfigError {
-            variable: "DATABASE_MAX_CONNECTIONS".into(),
-            value: max_connections.to_string(),
-            reason: "must be between 1 and 1000".into(),
-        });
-    }
-    let app_role = match env.get("DATABASE_APP_ROLE") {
-        None => Some("longship_app".to_owned()),
-        Some(r) if r == "none" || r == "-" => None,
-        Some(r) if r.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => Some(r),
-        Some(r) => {
-            return Err(ConfigError {
-                variable: "DATABASE_APP_ROLE".into(),
-                value: r,
-                reason: "must be a plain role name ([A-Za-z0-9_]) or `none`".into(),
-            });
-        }
-    };
+    let max_connections =
+        env.within_or("DATABASE_MAX_CONNECTIONS", 16, (1, 1000), "connections")? as u32;
+    let worker_max_connections = env.within_or(
+        "DATABASE_WORKER_MAX_CONNECTIONS",
+        8,
+        (1, 1000),
+        "connections",
+    )? as u32;
+    let app_role = role(env, "DATABASE_APP_ROLE", "longship_app")?;
+    let worker_role = role(env, "DATABASE_WORKER_ROLE", "longship_worker")?;
     let plan_cache_mode = match env.get("DATABASE_PLAN_CACHE_MODE") {
         None => PlanCacheMode::ForceGeneric,
         Some(v) => PlanCacheMode::parse(&v).ok_or_else(|| ConfigError {
@@ -332,9 +331,25 @@ fn database(env: &Env, name: &str) -> Result<DatabaseConfig, ConfigError> {
     Ok(DatabaseConfig {
         url: Secret::new(url),
         max_connections,
+        worker_max_connections,
         app_role,
+        worker_role,
         plan_cache_mode,
     })
+}
+
+/// A role to `SET ROLE` to: `default` when unset, none for `none` or `-`.
+fn role(env: &Env, key: &str, default: &str) -> Result<Option<String>, ConfigError> {
+    match env.get(key) {
+        None => Ok(Some(default.to_owned())),
+        Some(r) if r == "none" || r == "-" => Ok(None),
+        Some(r) if r.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => Ok(Some(r)),
+        Some(r) => Err(ConfigError {
+            variable: key.into(),
+            value: r,
+            reason: "must be a plain role name ([A-Za-z0-9_]) or `none`".into(),
+        }),
+    }
 }
 
 /// `NATS_URL`, `NATS_PREFIX`.
@@ -359,7 +374,7 @@ fn nats(env: &Env) -> Result<NatsConfig, ConfigError> {
     })
 }
 
-/// `AUTH_*`, checked by building the authenticator once.
+/// `AUTH_*`, checked by building the authenticator once (which reads `AUTH_JWKS_FILE`).
 fn auth(env: &Env) -> Result<AuthConfig, ConfigError> {
     let algorithm: JwtAlgorithm = env.parse_or("AUTH_JWT_ALGORITHM", JwtAlgorithm::Hs256)?;
     let auth = AuthConfig {
@@ -367,9 +382,13 @@ fn auth(env: &Env) -> Result<AuthConfig, ConfigError> {
         algorithm,
         secret: env.get("AUTH_JWT_SECRET"),
         public_key_pem: env.get("AUTH_JWT_PUBLIC_KEY"),
+        jwks_file: env.get("AUTH_JWKS_FILE").map(Into::into),
+        jwks_url: env.get("AUTH_JWKS_URL"),
+        jwks_refresh: env.secs_or("AUTH_JWKS_REFRESH_SECS", 300, 1, 86_400)?,
+        jwks_min_refresh: env.secs_or("AUTH_JWKS_MIN_REFRESH_SECS", 30, 0, 3_600)?,
     };
     longship_tenant::Authenticator::new(&auth).map_err(|reason| ConfigError {
-        variable: "AUTH_JWT_SECRET / AUTH_JWT_PUBLIC_KEY / AUTH_ALLOW_TENANT_HEADER".into(),
+        variable: "AUTH_* (JWT keys, JWKS, tenant header)".into(),
         value: "<redacted>".into(),
         reason,
     })?;
@@ -457,6 +476,13 @@ mod tests {
             "postgres://postgres@127.0.0.1:5432/orders"
         );
         assert_eq!(config.database.app_role.as_deref(), Some("longship_app"));
+        assert_eq!(
+            config.database.worker_role.as_deref(),
+            Some("longship_worker")
+        );
+        assert_eq!(config.database.worker_max_connections, 8);
+        assert_eq!(config.connections, Default::default());
+        assert!(config.connections.listen_backlog >= 1024);
         assert!(config.auth.allow_tenant_header);
         assert!(!config.tenant_limits().enabled());
         assert_eq!(
@@ -530,6 +556,14 @@ mod tests {
             ("SHUTDOWN_TIMEOUT_SECS", "100000"),
             ("NATS_PREFIX", "a.b"),
             ("DATABASE_APP_ROLE", "x; drop"),
+            ("DATABASE_WORKER_ROLE", "x y"),
+            ("DATABASE_WORKER_MAX_CONNECTIONS", "0"),
+            ("LISTEN_BACKLOG", "1"),
+            ("HTTP_MAX_CONNECTIONS", "0"),
+            ("HTTP_HEADER_READ_TIMEOUT_SECS", "0"),
+            ("HTTP_IDLE_TIMEOUT_SECS", "99999"),
+            ("GRPC_MAX_CONNECTIONS", "0"),
+            ("GRPC_CONCURRENCY_PER_CONNECTION", "0"),
             ("TENANT_CONCURRENCY_LIMIT", "-1"),
             ("TENANT_RATE_LIMIT_RPS", "-5"),
             ("TENANT_RATE_LIMIT_RPS", "NaN"),

@@ -13,6 +13,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 
+use crate::connections::GrpcLimits;
+
 /// The health check every service serves.
 pub const HEALTH_CHECK: &str = "/grpc.health.v1.Health/Check";
 
@@ -40,18 +42,37 @@ pub fn known_methods() -> GrpcMethods {
         .clone()
 }
 
-/// Serves `routes` on `listener` until `shutdown` is cancelled, then lets in-flight calls finish.
-/// With `mtls`, every connection is TLS with this service's (reloaded) certificate and the peer's
-/// identity is on each request ([`longship_identity::PeerInfo`]).
+/// Serves `routes` on `listener` within `limits` until `shutdown` is cancelled, then lets
+/// in-flight calls finish. Connections beyond the cap are closed at once; dead peers are found by
+/// HTTP/2 pings. With `mtls`, every connection is TLS with this service's (reloaded) certificate
+/// and the peer's identity is on each request ([`longship_identity::PeerInfo`]).
 pub async fn serve(
     listener: TcpListener,
     routes: Routes,
+    limits: GrpcLimits,
     mtls: Option<Arc<Mtls>>,
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
-    let incoming = longship_identity::incoming(listener, mtls, shutdown.clone());
+    let refused = || {
+        metrics::counter!(crate::platform_metrics::CONNECTIONS_REFUSED.name, "server" => "grpc")
+            .increment(1);
+    };
+    let incoming = longship_identity::incoming(
+        listener,
+        mtls,
+        limits.max_connections,
+        refused,
+        shutdown.clone(),
+    );
+    let streams = u32::try_from(limits.concurrency_per_connection).unwrap_or(u32::MAX);
     tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .max_concurrent_streams(streams)
+        .concurrency_limit_per_connection(limits.concurrency_per_connection)
+        .timeout(limits.call_timeout)
+        .max_connection_age(limits.max_connection_age)
+        .max_connection_age_grace(limits.call_timeout)
         .layer(GrpcServerLayer::new(known_methods()))
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
@@ -183,12 +204,60 @@ mod tests {
     use super::*;
 
     async fn health_server() -> (std::net::SocketAddr, CancellationToken) {
+        health_server_within(crate::connections::ConnectionLimits::default().grpc).await
+    }
+
+    async fn health_server_within(limits: GrpcLimits) -> (std::net::SocketAddr, CancellationToken) {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let shutdown = CancellationToken::new();
         let routes = with_health(Routes::default()).await;
-        tokio::spawn(serve(listener, routes, None, shutdown.clone()));
+        tokio::spawn(serve(listener, routes, limits, None, shutdown.clone()));
         (addr, shutdown)
+    }
+
+    #[tokio::test]
+    async fn a_connection_beyond_the_grpc_cap_is_closed_at_once_and_the_others_are_served() {
+        let limits = GrpcLimits {
+            max_connections: 1,
+            ..crate::connections::ConnectionLimits::default().grpc
+        };
+        let (addr, shutdown) = health_server_within(limits).await;
+        let first = balanced_channel(
+            &format!("http://{addr}"),
+            Duration::from_secs(15),
+            None,
+            |e| e,
+        )
+        .expect("channel");
+        check(first.clone())
+            .await
+            .expect("the first connection is served");
+        let second = balanced_channel(
+            &format!("http://{addr}"),
+            Duration::from_secs(15),
+            None,
+            |e| e,
+        )
+        .expect("channel");
+        let started = std::time::Instant::now();
+        let refused = tokio::time::timeout(Duration::from_secs(5), check(second)).await;
+        let status = refused
+            .expect("refused at once, not queued")
+            .expect_err("over the cap");
+        // closed by the server before the HTTP/2 handshake: the client reports it as one of these
+        assert!(
+            matches!(
+                status.code(),
+                tonic::Code::Unavailable | tonic::Code::Cancelled
+            ),
+            "{status:?}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(2));
+        check(first)
+            .await
+            .expect("the first connection is still served");
+        shutdown.cancel();
     }
 
     async fn check(channel: ClientChannel) -> Result<(), tonic::Status> {
@@ -266,6 +335,7 @@ mod tests {
             algorithm: longship_tenant::JwtAlgorithm::Hs256,
             secret: None,
             public_key_pem: None,
+            ..Default::default()
         })
         .expect("authenticator");
         let authorizer = Authorizer::new(Some(Arc::clone(&server_tls)), Arc::new(auth));
@@ -274,7 +344,13 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let shutdown = CancellationToken::new();
-        tokio::spawn(serve(listener, routes, Some(server_tls), shutdown.clone()));
+        tokio::spawn(serve(
+            listener,
+            routes,
+            crate::connections::ConnectionLimits::default().grpc,
+            Some(server_tls),
+            shutdown.clone(),
+        ));
         tokio::spawn(Arc::clone(&client_tls).watch(shutdown.clone()));
         let channel = balanced_channel(
             &format!("http://{addr}"),

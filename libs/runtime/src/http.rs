@@ -44,7 +44,7 @@ pub struct HttpOptions {
 
 /// Wraps `api` (the service's `/v1` routes) with the platform routes and middleware: request ids,
 /// a trace span per request continuing the caller's `traceparent`, RED metrics, a timeout, a 64 KiB
-/// body limit, compression, per-tenant limits, panics and unknown routes answered as problem+json.
+/// body limit, compression, per-tenant limits, control characters in header values (400), panics and unknown routes answered as problem+json.
 /// The OpenAPI document served gets the answers this middleware gives ([`crate::openapi`]).
 pub fn router(api: Router, options: HttpOptions) -> Router {
     let mut openapi = options.openapi;
@@ -113,6 +113,9 @@ pub fn router(api: Router, options: HttpOptions) -> Router {
         .merge(api)
         .fallback(|| async { Error::not_found("route.not_found", "no such route") })
         .method_not_allowed_fallback(|| async { method_not_allowed() })
+        .layer(axum::middleware::from_fn(
+            crate::header_guard::reject_invalid_header_values,
+        ))
         .layer(axum::middleware::from_fn(longship_telemetry::http_metrics))
         .layer(options.authenticator.layer())
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
@@ -246,6 +249,7 @@ mod tests {
             algorithm: JwtAlgorithm::Hs256,
             secret: None,
             public_key_pem: None,
+            ..AuthConfig::default()
         })
         .unwrap_or_else(|_| unreachable!());
         router(
@@ -364,6 +368,7 @@ mod tests {
             algorithm: JwtAlgorithm::Hs256,
             secret: None,
             public_key_pem: None,
+            ..AuthConfig::default()
         })
         .unwrap_or_else(|_| unreachable!());
         let api = Router::new().route(

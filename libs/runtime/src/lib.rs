@@ -10,9 +10,11 @@
 //! [`App::build`].
 
 pub mod config;
+pub mod connections;
 pub mod db;
 mod entry;
 pub mod grpc;
+pub mod header_guard;
 pub mod http;
 pub mod mtls;
 pub mod nats;
@@ -39,7 +41,6 @@ pub use secret::Secret;
 pub use service::{App, Service, ServiceConfig, Shell, WireError, migrate};
 pub use tokio_util::sync::CancellationToken;
 
-use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -56,13 +57,11 @@ pub struct Listeners {
 }
 
 impl Listeners {
-    /// Binds both addresses.
-    pub async fn bind(http: SocketAddr, grpc: SocketAddr) -> std::io::Result<Listeners> {
-        let http = TcpListener::bind(http)
-            .await
+    /// Binds both addresses, each with a listen backlog of `backlog` connections.
+    pub fn bind(http: SocketAddr, grpc: SocketAddr, backlog: u32) -> std::io::Result<Listeners> {
+        let http = connections::bind(http, backlog)
             .map_err(|e| std::io::Error::new(e.kind(), format!("binding HTTP_ADDR {http}: {e}")))?;
-        let grpc = TcpListener::bind(grpc)
-            .await
+        let grpc = connections::bind(grpc, backlog)
             .map_err(|e| std::io::Error::new(e.kind(), format!("binding GRPC_ADDR {grpc}: {e}")))?;
         Ok(Listeners { http, grpc })
     }
@@ -78,8 +77,9 @@ impl Listeners {
     }
 }
 
-/// Serves HTTP and gRPC until `shutdown` is cancelled; then readiness turns to draining, both servers
-/// stop accepting and finish in-flight requests within `drain_timeout`.
+/// Serves HTTP and gRPC within `limits` until `shutdown` is cancelled; then readiness turns to
+/// draining, both servers stop accepting and finish in-flight requests within `drain_timeout`.
+#[allow(clippy::too_many_arguments)] // reason: the one place the platform hands its parts to the servers
 pub async fn serve(
     listeners: Listeners,
     http_router: axum::Router,
@@ -87,14 +87,18 @@ pub async fn serve(
     readiness: Readiness,
     mtls: Option<std::sync::Arc<Mtls>>,
     shutdown: CancellationToken,
+    limits: connections::ConnectionLimits,
     drain_timeout: Duration,
 ) -> std::io::Result<()> {
-    let http_shutdown = shutdown.clone();
-    let http = axum::serve(listeners.http, http_router)
-        .with_graceful_shutdown(async move { http_shutdown.cancelled().await })
-        .into_future();
+    let http = connections::serve_http(listeners.http, http_router, limits.http, shutdown.clone());
     let grpc_routes = grpc::with_health(grpc_routes).await;
-    let grpc = grpc::serve(listeners.grpc, grpc_routes, mtls, shutdown.clone());
+    let grpc = grpc::serve(
+        listeners.grpc,
+        grpc_routes,
+        limits.grpc,
+        mtls,
+        shutdown.clone(),
+    );
     let http = tokio::spawn(http);
     let grpc = tokio::spawn(grpc);
     shutdown.cancelled().await;

@@ -9,7 +9,7 @@ use longship_tenant::Authenticator;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use crate::db::Migrations;
+use crate::db::{Migrations, PoolKind};
 use crate::http::HttpOptions;
 use crate::{CommonConfig, Listeners, Readiness};
 
@@ -20,8 +20,11 @@ pub struct Platform {
     pub config: CommonConfig,
     /// Bound listeners (addresses known even with port 0).
     pub listeners: Listeners,
-    /// The application pool (runs as the non-owner app role).
+    /// The request pool (runs as the non-owner application role).
     pub pool: PgPool,
+    /// The pool of background work (runs as the worker role; sized apart so requests cannot
+    /// starve the saga engine, the relay and the consumers).
+    pub worker_pool: PgPool,
     /// The NATS client.
     pub nats: async_nats::Client,
     /// JetStream on the client.
@@ -66,18 +69,33 @@ impl Platform {
         migrations: &Migrations,
         shutdown: &CancellationToken,
     ) -> Result<Platform, StartError> {
-        let listeners = Listeners::bind(config.http_addr, config.grpc_addr).await?;
-        let pool = crate::db::connect_lazy(&config.database)?;
+        let listeners = Listeners::bind(
+            config.http_addr,
+            config.grpc_addr,
+            config.connections.listen_backlog,
+        )?;
+        let pool = crate::db::connect_lazy_as(&config.database, PoolKind::Requests)?;
+        let worker_pool = crate::db::connect_lazy_as(&config.database, PoolKind::Workers)?;
         let nats = crate::nats::connect(&config.nats, &config.service_name).await?;
         let jetstream = async_nats::jetstream::new(nats.clone());
         let readiness = Readiness::new(Some(pool.clone()), Some(nats.clone()));
+        readiness.set_worker_pool(worker_pool.clone());
         let authenticator = Arc::new(Authenticator::new(&config.auth).map_err(StartError::Auth)?);
+        // JWKS keys re-read every AUTH_JWKS_REFRESH_SECS until shutdown (returns at once without
+        // a JWKS source)
+        tokio::spawn(
+            Arc::clone(&authenticator).keep_keys_fresh(shutdown.clone().cancelled_owned()),
+        );
         migrate_with_retry(&config, migrations, shutdown).await?;
+        crate::db::check_roles(&config.database)
+            .await
+            .map_err(|e| StartError::Database(sqlx::Error::Protocol(e)))?;
         readiness.set_migrated();
         Ok(Platform {
             config,
             listeners,
             pool,
+            worker_pool,
             nats,
             jetstream,
             readiness,
@@ -89,7 +107,7 @@ impl Platform {
     /// with [`OutboxRelay::run`]; wake it after commits that enqueue events).
     pub fn outbox_relay(&self, naming: &Naming) -> OutboxRelay {
         OutboxRelay::new(
-            self.pool.clone(),
+            self.worker_pool.clone(),
             self.jetstream.clone(),
             naming.clone(),
             self.config.outbox.clone(),
@@ -135,10 +153,12 @@ impl Platform {
             self.readiness,
             mtls,
             shutdown,
+            self.config.connections,
             self.config.shutdown_timeout,
         )
         .await;
         self.pool.close().await;
+        self.worker_pool.close().await;
         result
     }
 }

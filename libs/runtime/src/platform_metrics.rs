@@ -10,15 +10,17 @@ use crate::Readiness;
 /// Connections the pool holds (idle and in use).
 pub const DB_POOL_SIZE: MetricFamily = MetricFamily::gauge(
     "db_pool_size",
-    "Connections the Postgres pool holds, idle and in use",
+    "Connections a Postgres pool holds, idle and in use, by pool (requests, workers)",
 );
 /// Idle connections.
-pub const DB_POOL_IDLE: MetricFamily =
-    MetricFamily::gauge("db_pool_idle", "Idle connections of the Postgres pool");
+pub const DB_POOL_IDLE: MetricFamily = MetricFamily::gauge(
+    "db_pool_idle",
+    "Idle connections of a Postgres pool, by pool",
+);
 /// The pool's ceiling.
 pub const DB_POOL_MAX: MetricFamily = MetricFamily::gauge(
     "db_pool_max",
-    "The most connections the Postgres pool opens (DATABASE_MAX_CONNECTIONS)",
+    "The most connections a Postgres pool opens, by pool (DATABASE_MAX_CONNECTIONS for requests, DATABASE_WORKER_MAX_CONNECTIONS for workers)",
 );
 /// NATS connection state.
 pub const NATS_CONNECTED: MetricFamily = MetricFamily::gauge(
@@ -29,6 +31,11 @@ pub const NATS_CONNECTED: MetricFamily = MetricFamily::gauge(
 pub const BUILD_INFO: MetricFamily = MetricFamily::gauge(
     "build_info",
     "Always 1; the labels name the service and its version",
+);
+/// Connections refused by the connection caps.
+pub const CONNECTIONS_REFUSED: MetricFamily = MetricFamily::counter(
+    "connections_refused_total",
+    "Connections refused because the server had HTTP_MAX_CONNECTIONS or GRPC_MAX_CONNECTIONS open, by server (http, grpc)",
 );
 /// Requests refused by the per-tenant limits.
 pub const TENANT_REJECTIONS: MetricFamily = MetricFamily::counter(
@@ -41,6 +48,7 @@ pub const FAMILIES: &[MetricFamily] = &[
     DB_POOL_SIZE,
     DB_POOL_IDLE,
     DB_POOL_MAX,
+    CONNECTIONS_REFUSED,
     NATS_CONNECTED,
     BUILD_INFO,
     TENANT_REJECTIONS,
@@ -82,6 +90,9 @@ pub(crate) fn register(service_name: &str, openapi: &OpenApi) {
             .into_iter()
             .filter(|m| m.starts_with(&package) || *m == crate::grpc::HEALTH_CHECK),
     );
+    for server in ["http", "grpc"] {
+        CONNECTIONS_REFUSED.zero(&[("server", server.to_owned())]);
+    }
     for reason in ["concurrency", "rate"] {
         TENANT_REJECTIONS.zero(&[("reason", reason.to_owned())]);
     }
@@ -121,10 +132,15 @@ fn documented_answers(openapi: &OpenApi) -> Vec<(String, String, String)> {
 
 /// Sets the dependency gauges from the pool and the NATS client (read just before a scrape).
 pub(crate) fn record_dependencies(readiness: &Readiness) {
-    if let Some(pool) = readiness.pool() {
-        metrics::gauge!(DB_POOL_SIZE.name).set(f64::from(pool.size()));
-        metrics::gauge!(DB_POOL_IDLE.name).set(pool.num_idle() as f64);
-        metrics::gauge!(DB_POOL_MAX.name).set(f64::from(pool.options().get_max_connections()));
+    for (name, pool) in [
+        ("requests", readiness.pool()),
+        ("workers", readiness.worker_pool()),
+    ] {
+        let Some(pool) = pool else { continue };
+        metrics::gauge!(DB_POOL_SIZE.name, "pool" => name).set(f64::from(pool.size()));
+        metrics::gauge!(DB_POOL_IDLE.name, "pool" => name).set(pool.num_idle() as f64);
+        metrics::gauge!(DB_POOL_MAX.name, "pool" => name)
+            .set(f64::from(pool.options().get_max_connections()));
     }
     if let Some(nats) = readiness.nats() {
         let connected = matches!(

@@ -16,6 +16,7 @@ pub struct Readiness {
 #[derive(Debug)]
 struct Inner {
     pool: Option<PgPool>,
+    worker_pool: std::sync::OnceLock<PgPool>,
     nats: Option<async_nats::Client>,
     migrated: AtomicBool,
     draining: AtomicBool,
@@ -36,6 +37,7 @@ impl Readiness {
         Readiness {
             inner: Arc::new(Inner {
                 pool,
+                worker_pool: std::sync::OnceLock::new(),
                 nats,
                 migrated: AtomicBool::new(false),
                 draining: AtomicBool::new(false),
@@ -46,6 +48,16 @@ impl Readiness {
     /// The pool the checks probe (for the pool gauges of `/metrics`).
     pub(crate) fn pool(&self) -> Option<&PgPool> {
         self.inner.pool.as_ref()
+    }
+
+    /// Adds the pool of background work, for its gauges (the checks probe the request pool).
+    pub fn set_worker_pool(&self, pool: PgPool) {
+        let _ = self.inner.worker_pool.set(pool);
+    }
+
+    /// The pool of background work, if set.
+    pub(crate) fn worker_pool(&self) -> Option<&PgPool> {
+        self.inner.worker_pool.get()
     }
 
     /// The NATS client the checks look at (for `nats_connected`).

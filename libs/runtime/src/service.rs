@@ -129,9 +129,18 @@ impl std::fmt::Debug for Shell {
 }
 
 impl Shell {
-    /// The service's pool (its connections run as the application role: row-level security applies).
+    /// The pool that serves requests (its connections run as the application role: row-level
+    /// security applies). Give it to the API's and the gRPC services' use cases only.
     pub fn pool(&self) -> &PgPool {
         &self.platform.pool
+    }
+
+    /// The pool of background work: saga engines, sweeps and other tasks (the runtime gives it to
+    /// the outbox relay and the consumers itself). Its connections run as the worker role, which
+    /// crosses tenants on the platform's queue tables (saga, outbox, inbox) and is bound by the
+    /// tenant policies everywhere else. Sized apart, so a burst of requests cannot starve it.
+    pub fn worker_pool(&self) -> &PgPool {
+        &self.platform.worker_pool
     }
 
     /// Wakes the service's outbox relay; call it after a commit that enqueued events (the saga
@@ -285,6 +294,15 @@ impl<S: Service> App<S> {
         self.shell.platform.listeners.http_addr()
     }
 
+    /// The request pool and the worker pool (tests hold connections of one to show the other
+    /// keeps working).
+    pub fn pools(&self) -> (PgPool, PgPool) {
+        (
+            self.shell.platform.pool.clone(),
+            self.shell.platform.worker_pool.clone(),
+        )
+    }
+
     /// The bound gRPC address.
     pub fn grpc_addr(&self) -> std::io::Result<SocketAddr> {
         self.shell.platform.listeners.grpc_addr()
@@ -332,7 +350,7 @@ impl<S: Service> App<S> {
             });
         }
         let context = ConsumerContext {
-            pool: platform.pool.clone(),
+            pool: platform.worker_pool.clone(),
             js: platform.jetstream.clone(),
             naming,
             relay: relay.waker(),

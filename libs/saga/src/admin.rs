@@ -310,9 +310,9 @@ impl SagaAdmin {
         sqlx::query(
             "WITH changed AS (
                  UPDATE saga SET next_attempt_at = now(), locked_by = NULL, locked_until = NULL, updated_at = now()
-                 WHERE id = $1 RETURNING id, current_step, attempts)
-             INSERT INTO saga_history (saga_id, state, step, attempt, actor)
-             SELECT id, 'RETRY_REQUESTED', current_step, attempts, $2 FROM changed",
+                 WHERE id = $1 RETURNING id, tenant_id, current_step, attempts)
+             INSERT INTO saga_history (saga_id, tenant_id, state, step, attempt, actor)
+             SELECT id, tenant_id, 'RETRY_REQUESTED', current_step, attempts, $2 FROM changed",
         )
         .bind(id)
         .bind(actor)
@@ -348,9 +348,9 @@ impl SagaAdmin {
             "WITH changed AS (
                  UPDATE saga SET status = $2, failure_reason = $3, step_index = $4, current_step = $5,
                         next_attempt_at = now(), locked_by = NULL, locked_until = NULL, updated_at = now()
-                 WHERE id = $1 RETURNING id, current_step, attempts)
-             INSERT INTO saga_history (saga_id, state, step, attempt, error, actor)
-             SELECT id, 'CANCEL_REQUESTED', current_step, attempts, $6, $7 FROM changed",
+                 WHERE id = $1 RETURNING id, tenant_id, current_step, attempts)
+             INSERT INTO saga_history (saga_id, tenant_id, state, step, attempt, error, actor)
+             SELECT id, tenant_id, 'CANCEL_REQUESTED', current_step, attempts, $6, $7 FROM changed",
         )
         .bind(id)
         .bind(progress.status.as_str())

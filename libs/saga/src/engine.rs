@@ -9,7 +9,7 @@ use chrono::Utc;
 use longship_messaging::RelayWake;
 use longship_tenant::TenantId;
 use sqlx::{PgConnection, PgPool};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
@@ -17,6 +17,7 @@ use uuid::Uuid;
 use crate::domain::Progress;
 use crate::error::SagaError;
 use crate::running::Execution;
+use crate::slots::Slots;
 use crate::store::{self, ClaimQuery, SagaRow};
 use crate::transitions::TransitionWriter;
 use crate::versions::{SagaData, SagaVersions};
@@ -46,6 +47,9 @@ pub struct EngineConfig {
     pub poll_interval: Duration,
     /// Sagas one worker executes at once.
     pub concurrency: usize,
+    /// The share of those slots (0 to 1] one tenant may hold while another tenant's sagas are
+    /// active; a tenant alone may take them all (see `slots.rs`).
+    pub tenant_share: f64,
     /// Sagas claimed per poll.
     pub claim_batch: i64,
     /// Connections that write saga transitions; the transitions of sagas that record at the same
@@ -65,6 +69,7 @@ impl Default for EngineConfig {
             retry_max: Duration::from_secs(2),
             poll_interval: Duration::from_millis(500),
             concurrency: 512,
+            tenant_share: 0.5,
             claim_batch: 64,
             transition_writers: 2,
             gauge_interval: Duration::from_secs(15),
@@ -132,7 +137,7 @@ pub(crate) struct Inner<D> {
     pub versions: SagaVersions<D>,
     pub config: EngineConfig,
     pub worker_id: String,
-    pub permits: Arc<Semaphore>,
+    pub slots: Arc<Slots>,
     pub tasks: TaskTracker,
     pub shutdown: CancellationToken,
     pub transitions: TransitionWriter,
@@ -167,7 +172,7 @@ impl<D: SagaData> SagaEngine<D> {
                     .zip(&v.shapes)
                     .map(|(name, shape)| (*name, !shape.local, shape.compensable))
                     .collect();
-                crate::metric_families::zero(versions.saga_type(), &steps);
+                crate::metric_families::zero(versions.saga_type(), version, &steps);
             }
         }
         let transitions = TransitionWriter::new(
@@ -178,7 +183,7 @@ impl<D: SagaData> SagaEngine<D> {
         );
         SagaEngine {
             inner: Arc::new(Inner {
-                permits: Arc::new(Semaphore::new(config.concurrency.max(1))),
+                slots: Slots::new(config.concurrency, config.tenant_share),
                 transitions,
                 pool,
                 versions,
@@ -278,7 +283,10 @@ impl<D: SagaData> SagaEngine<D> {
         started.count_start(self.inner.versions.saga_type());
         let engine = self.clone();
         self.inner.tasks.spawn(async move {
-            let Ok(_permit) = Arc::clone(&engine.inner.permits).acquire_owned().await else {
+            let execution = &started.execution;
+            let Some(_slot) = engine.inner.slots.acquire(&execution.tenant).await else {
+                // shut down while it waited: another worker may claim it at once
+                let _ = store::release(&engine.inner.pool, execution.id, &execution.claim).await;
                 return;
             };
             engine.execute(started.execution, false).await;
@@ -295,7 +303,7 @@ impl<D: SagaData> SagaEngine<D> {
         let mut next_gauges = tokio::time::Instant::now();
         let mut waiting_versions = std::collections::BTreeSet::new();
         loop {
-            let available = self.inner.permits.available_permits() as i64;
+            let available = self.inner.slots.free() as i64;
             let mut full = false;
             if available > 0 {
                 match self.claim_and_spawn(available).await {
@@ -322,6 +330,7 @@ impl<D: SagaData> SagaEngine<D> {
             }
         }
         listener.abort();
+        self.inner.slots.close();
         self.inner.tasks.close();
         self.inner.tasks.wait().await;
     }
@@ -356,12 +365,14 @@ impl<D: SagaData> SagaEngine<D> {
                     continue;
                 }
             };
-            let Ok(permit) = Arc::clone(&self.inner.permits).acquire_owned().await else {
-                break;
+            // a tenant at its share while others wait: its saga goes back for a later claim
+            let Some(slot) = self.inner.slots.try_acquire(&execution.tenant) else {
+                let _ = store::release(&self.inner.pool, id, &claim).await;
+                continue;
             };
             let engine = self.clone();
             self.inner.tasks.spawn(async move {
-                let _permit = permit;
+                let _slot = slot;
                 engine.execute(execution, true).await;
             });
         }

@@ -39,6 +39,7 @@ mod execution;
 mod gauges;
 mod metric_families;
 mod running;
+mod slots;
 mod step;
 mod store;
 mod transitions;

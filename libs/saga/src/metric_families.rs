@@ -48,11 +48,12 @@ pub(crate) const WAITING_FOR_VERSION: MetricFamily = MetricFamily::gauge(
     "Sagas not terminal whose definition version this replica does not know (they wait for a replica that does), by saga type and version",
 );
 
-/// Describes the families and creates the series of `saga_type` and its `steps` (name, whether
-/// it calls out, whether it is compensable) at zero. The failure reasons of `saga_finished_total`
+/// Describes the families and creates the series of `saga_type` at `version` and its `steps`
+/// (name, whether it calls out, whether it is compensable) at zero (a version this replica runs
+/// has no saga waiting for it here). The failure reasons of `saga_finished_total`
 /// are the saga definition's own: only `timeout` (the engine's) exists from the start, the others
 /// from their first use.
-pub(crate) fn zero(saga_type: &'static str, steps: &[(&'static str, bool, bool)]) {
+pub(crate) fn zero(saga_type: &'static str, version: u32, steps: &[(&'static str, bool, bool)]) {
     longship_telemetry::describe(&[
         STARTED,
         FINISHED,
@@ -63,6 +64,10 @@ pub(crate) fn zero(saga_type: &'static str, steps: &[(&'static str, bool, bool)]
         COMPENSATION_FAILURES,
         STUCK,
         WAITING_FOR_VERSION,
+    ]);
+    WAITING_FOR_VERSION.zero(&[
+        ("saga_type", saga_type.to_owned()),
+        ("version", version.to_string()),
     ]);
     for age in crate::gauges::AGE_BUCKETS {
         STUCK.zero(&[("saga_type", saga_type.to_owned()), ("age", age.to_owned())]);

@@ -65,7 +65,7 @@ impl SagaRow {
         let history = history_values(binds, &self.history);
         let values = self.values(binds);
         format!(
-            "saga_row AS ({SAGA_INSERT} SELECT {values} FROM {source} RETURNING id),
+            "saga_row AS ({SAGA_INSERT} SELECT {values} FROM {source} RETURNING id, tenant_id),
              saga_started AS ({})",
             history_insert_from("saga_row", &history)
         )
@@ -76,7 +76,7 @@ impl SagaRow {
         let history = history_values(binds, &self.history);
         let values = self.values(binds);
         format!(
-            "WITH saga_row AS ({SAGA_INSERT} VALUES ({values}) RETURNING id)
+            "WITH saga_row AS ({SAGA_INSERT} VALUES ({values}) RETURNING id, tenant_id)
              {}",
             history_insert_from("saga_row", &history)
         )
@@ -133,13 +133,14 @@ pub(crate) fn history_values(binds: &mut Binds, events: &[HistoryEvent]) -> Hist
     ])
 }
 
-/// `INSERT INTO saga_history` of the bound events for the saga whose id `source` returns, in
-/// their order (nothing when `source` returns no row: a transition fenced out records nothing).
+/// `INSERT INTO saga_history` of the bound events for the saga whose id and tenant `source`
+/// returns, in their order (nothing when `source` returns no row: a transition fenced out records
+/// nothing).
 pub(crate) fn history_insert_from(source: &str, h: &HistoryArrays) -> String {
     let [state, step, attempt, error] = h.columns();
     format!(
-        "INSERT INTO saga_history (saga_id, state, step, attempt, error, actor)
-         SELECT s.id, e.state, e.step, e.attempt, e.error, '{ENGINE_ACTOR}'
+        "INSERT INTO saga_history (saga_id, tenant_id, state, step, attempt, error, actor)
+         SELECT s.id, s.tenant_id, e.state, e.step, e.attempt, e.error, '{ENGINE_ACTOR}'
          FROM {source} s, unnest({state}::text[], {step}::text[], {attempt}::int4[], {error}::text[])
               WITH ORDINALITY AS e(state, step, attempt, error, n)
          ORDER BY e.n"
@@ -170,7 +171,9 @@ pub(crate) struct ClaimQuery<'a> {
 
 /// Claims up to `limit` due sagas of the type and versions this worker runs (new ones whose
 /// launcher died, retries released at shutdown or by an operator, sagas of dead workers whose
-/// lease expired), each with a claim token of its own.
+/// lease expired), each with a claim token of its own. Tenants take turns: each tenant's oldest
+/// due saga first, then each one's second, and so on, so a tenant with a large backlog does not
+/// hold back the others' (the conditions are checked again on the locked rows).
 pub(crate) async fn claim_due(
     pool: &PgPool,
     q: &ClaimQuery<'_>,
@@ -180,9 +183,17 @@ pub(crate) async fn claim_due(
                 locked_until = now() + make_interval(secs => $2), updated_at = now()
          WHERE id IN (
              SELECT id FROM saga
-             WHERE status IN ('RUNNING', 'COMPENSATING') AND saga_type = $3 AND version = ANY($5)
-               AND next_attempt_at <= now() AND (locked_until IS NULL OR locked_until < now())
-             ORDER BY next_attempt_at LIMIT $4
+             WHERE id IN (
+                 SELECT id FROM (
+                     SELECT id, next_attempt_at,
+                            row_number() OVER (PARTITION BY tenant_id ORDER BY next_attempt_at) AS turn
+                     FROM saga
+                     WHERE status IN ('RUNNING', 'COMPENSATING') AND saga_type = $3
+                       AND version = ANY($5) AND next_attempt_at <= now()
+                       AND (locked_until IS NULL OR locked_until < now())) due
+                 ORDER BY turn, next_attempt_at LIMIT $4)
+               AND status IN ('RUNNING', 'COMPENSATING') AND next_attempt_at <= now()
+               AND (locked_until IS NULL OR locked_until < now())
              FOR UPDATE SKIP LOCKED)
          RETURNING id, locked_by, version, tenant_id, status, data, steps, step_index, failure_reason,
                    deadline, traceparent, created_at",

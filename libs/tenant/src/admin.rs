@@ -2,8 +2,6 @@
 //! `scope` claim. A plain `X-Tenant-Id` header never grants admin, not even where it stands in for
 //! a tenant token (local development).
 
-use std::sync::Arc;
-
 use axum::extract::FromRequestParts;
 use http::request::Parts;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -11,7 +9,7 @@ use longship_errors::Error;
 use serde::{Deserialize, Serialize};
 
 use crate::TenantId;
-use crate::auth::{Authenticator, bearer_token};
+use crate::auth::{Authenticator, bearer_token, installed, is_unknown_key, single_authorization};
 
 /// The scope that sees and acts on every tenant.
 pub const OPERATOR_SCOPE: &str = "longship:operator";
@@ -71,7 +69,7 @@ impl Authenticator {
     /// Authenticates an admin request: a bearer JWT is required (401 without one, also when
     /// `X-Tenant-Id` is sent); a valid token without an admin scope is 403.
     pub fn authenticate_admin(&self, headers: &http::HeaderMap) -> Result<AdminPrincipal, Error> {
-        let Some(value) = headers.get(http::header::AUTHORIZATION) else {
+        let Some(value) = single_authorization(headers)? else {
             return Err(Error::unauthenticated(
                 "auth.missing_credentials",
                 "admin routes need Authorization: Bearer <JWT> with an admin scope",
@@ -125,15 +123,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Admin {
         if let Some(admin) = parts.extensions.get::<Admin>() {
             return Ok(admin.clone());
         }
-        let auth = parts
-            .extensions
-            .get::<Arc<Authenticator>>()
-            .ok_or_else(|| {
-                Error::internal(std::io::Error::other(
-                    "Authenticator layer is not installed on this router",
-                ))
-            })?;
-        let principal = auth.authenticate_admin(&parts.headers)?;
+        let auth = installed(parts)?;
+        let principal = match auth.authenticate_admin(&parts.headers) {
+            Err(e) if is_unknown_key(&e) => {
+                auth.refresh_for_unknown_key().await;
+                auth.authenticate_admin(&parts.headers)?
+            }
+            other => other?,
+        };
         let admin = Admin(principal);
         parts.extensions.insert(admin.clone());
         Ok(admin)

@@ -9,6 +9,8 @@ mod admin;
 mod auth;
 pub mod grpc;
 mod id;
+mod jwks;
+mod keys;
 pub mod nats;
 mod sql;
 

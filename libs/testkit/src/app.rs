@@ -33,6 +33,10 @@ pub struct TestAppBuilder<S: Service> {
 /// A service running in-process on port 0, its database and its NATS prefix.
 pub struct TestApp<S: Service> {
     /// The bound HTTP address.
+    /// The service's request pool (as the application role).
+    pub pool: sqlx::PgPool,
+    /// The service's pool of background work (as the worker role).
+    pub worker_pool: sqlx::PgPool,
     pub http_addr: SocketAddr,
     /// The bound gRPC address.
     pub grpc_addr: SocketAddr,
@@ -279,8 +283,11 @@ impl<S: Service> TestAppBuilder<S> {
             .expect("the service builds");
         let http_addr = app.http_addr().expect("HTTP address");
         let grpc_addr = app.grpc_addr().expect("gRPC address");
+        let (pool, worker_pool) = app.pools();
         let task = tokio::spawn(app.run());
         TestApp {
+            pool,
+            worker_pool,
             http: HttpClient::new(format!("http://{http_addr}"))
                 .with_header("x-tenant-id", TEST_TENANT),
             http_addr,

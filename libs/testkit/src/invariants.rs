@@ -40,8 +40,25 @@ pub async fn check_scoped(
     tenants: Option<&[String]>,
 ) -> Vec<String> {
     let mut violations = Vec::new();
-    let (orders, inventory, payments) = (dbs.orders, dbs.inventory, dbs.payments);
+    nothing_pending(dbs, tenants, &mut violations).await;
+    let (sold, spent) = orders_settled(dbs, tenants, &mut violations).await;
+    confirmations_handled(dbs, tenants, &mut violations).await;
+    stock_per_sku(dbs.inventory, initial, &sold, &mut violations).await;
+    money_per_customer(dbs.payments, initial, &spent, &mut violations).await;
+    violations
+}
 
+/// Units sold per (tenant, sku) and money spent per (tenant, customer) by confirmed orders.
+type Totals = HashMap<(String, String), i64>;
+
+/// Invariant 1, nothing pending and every saga finished, and 6 on the producer side: every outbox
+/// row published.
+async fn nothing_pending(
+    dbs: &Databases<'_>,
+    tenants: Option<&[String]>,
+    violations: &mut Vec<String>,
+) {
+    let (orders, inventory, payments) = (dbs.orders, dbs.inventory, dbs.payments);
     // 1. nothing pending, every saga finished
     let pending: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM orders WHERE status = 'PENDING' AND ($1::text[] IS NULL OR tenant_id = ANY($1))",
@@ -79,7 +96,17 @@ pub async fn check_scoped(
             violations.push(format!("{name}: {unsent} outbox rows unpublished"));
         }
     }
+}
 
+/// Invariants 2 and 3: a confirmed order has exactly one payment, captured, amount = total =
+/// sum(q x price), and its stock committed; a cancelled one no capture, any hold voided, its
+/// reservation released. Returns what confirmed orders sold and spent.
+async fn orders_settled(
+    dbs: &Databases<'_>,
+    tenants: Option<&[String]>,
+    violations: &mut Vec<String>,
+) -> (Totals, Totals) {
+    let (orders, inventory, payments) = (dbs.orders, dbs.inventory, dbs.payments);
     let order_rows =
         sqlx::query("SELECT id, tenant_id, customer_id, status, total_cents, items FROM orders WHERE $1::text[] IS NULL OR tenant_id = ANY($1)")
             .bind(tenants)
@@ -166,6 +193,16 @@ pub async fn check_scoped(
             other => violations.push(format!("order {id} in status {other}")),
         }
     }
+    (sold, spent)
+}
+
+/// Invariant 6 on the consumer side: every order_confirmed event handled by each consumer.
+async fn confirmations_handled(
+    dbs: &Databases<'_>,
+    tenants: Option<&[String]>,
+    violations: &mut Vec<String>,
+) {
+    let (orders, inventory, payments) = (dbs.orders, dbs.inventory, dbs.payments);
     // 6 (consumer side). every order_confirmed event handled exactly once by each consumer
     let confirmed_events: Vec<uuid::Uuid> =
         sqlx::query_scalar("SELECT id FROM outbox WHERE event_type = 'orders.v1.order_confirmed' AND ($1::text[] IS NULL OR tenant_id = ANY($1))")
@@ -195,6 +232,15 @@ pub async fn check_scoped(
             ));
         }
     }
+}
+
+/// Invariant 4, stock per sku: on_hand = initial - sold, nothing reserved.
+async fn stock_per_sku(
+    inventory: &PgPool,
+    initial: &Initial,
+    sold: &Totals,
+    violations: &mut Vec<String>,
+) {
     // 4. stock per sku
     for ((tenant, sku), start) in &initial.stock {
         let row =
@@ -217,6 +263,15 @@ pub async fn check_scoped(
             ));
         }
     }
+}
+
+/// Invariant 5, money per customer: balance = initial - spent, nothing held.
+async fn money_per_customer(
+    payments: &PgPool,
+    initial: &Initial,
+    spent: &Totals,
+    violations: &mut Vec<String>,
+) {
     // 5. money per customer
     for ((tenant, customer), start) in &initial.balances {
         let row = sqlx::query("SELECT balance_cents, held_cents FROM accounts WHERE tenant_id = $1 AND customer_id = $2").bind(tenant).bind(customer).fetch_one(payments).await;
@@ -234,7 +289,6 @@ pub async fn check_scoped(
             ));
         }
     }
-    violations
 }
 
 /// Waits until the system is quiet (no pending orders, outboxes drained, events handled), bounded.

@@ -70,8 +70,11 @@ impl Service for Inventory {
             consumers::order_confirmed(),
             consumers::CommitOnOrderConfirmed,
         );
-        let sweeper =
-            expiry::ExpirySweeper::new(shell.pool().clone(), shell.relay(), config.sweep_interval);
+        let sweeper = expiry::ExpirySweeper::new(
+            shell.worker_pool().clone(),
+            shell.relay(),
+            config.sweep_interval,
+        );
         let stop = shell.shutdown();
         shell.spawn("expiry sweep", sweeper.run(stop));
         Ok(())

@@ -9,6 +9,7 @@
 //! | `SAGA_LEASE_SECS` | 30 | how long a dead replica's sagas wait before another resumes them (1-3600) |
 //! | `SAGA_STEP_TIMEOUT_MS` | 5000 | timeout of one call to inventory or payment (100-600000, at most half the lease) |
 //! | `SAGA_WORKER_CONCURRENCY` | 512 | sagas one replica executes at once (1-100000) |
+//! | `SAGA_TENANT_SHARE_PERCENT` | 50 | the share of those slots one tenant may hold while another tenant's sagas are active (1-100; a tenant alone may take them all) |
 //! | `SAGA_START_VERSION` | newest | the place-order version new orders start on (hold the old one during a rolling deploy) |
 
 use std::time::Duration;
@@ -39,6 +40,9 @@ pub struct Config {
     pub step_timeout: Duration,
     /// `SAGA_WORKER_CONCURRENCY`: sagas one replica executes at once.
     pub saga_concurrency: usize,
+    /// `SAGA_TENANT_SHARE_PERCENT`: the share of those one tenant may hold while another
+    /// tenant's sagas are active.
+    pub saga_tenant_share_percent: u32,
     /// `SAGA_START_VERSION`: the version new orders' sagas start on (`None`: the newest).
     pub saga_start_version: Option<u32>,
 }
@@ -74,6 +78,12 @@ impl Config {
                 (1, 100_000),
                 "sagas",
             )? as usize,
+            saga_tenant_share_percent: env.within_or(
+                "SAGA_TENANT_SHARE_PERCENT",
+                50,
+                (1, 100),
+                "percent",
+            )? as u32,
             saga_start_version,
         })
     }
@@ -85,6 +95,7 @@ impl Config {
             lease: self.saga_lease,
             step_timeout: self.step_timeout,
             concurrency: self.saga_concurrency,
+            tenant_share: f64::from(self.saga_tenant_share_percent) / 100.0,
             ..EngineConfig::default()
         }
     }
@@ -121,6 +132,8 @@ mod tests {
             ("SAGA_STEP_TIMEOUT_MS", "x"),
             ("SAGA_WORKER_CONCURRENCY", "0"),
             ("SAGA_WORKER_CONCURRENCY", "200000"),
+            ("SAGA_TENANT_SHARE_PERCENT", "0"),
+            ("SAGA_TENANT_SHARE_PERCENT", "101"),
             ("SAGA_START_VERSION", "0"),
             ("INVENTORY_GRPC_URL", "ftp://x"),
             ("SAGA_DEADLINE_SECS", "0"),

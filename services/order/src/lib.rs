@@ -72,8 +72,9 @@ impl Service for Order {
         if let Some(version) = config.saga_start_version {
             versions = versions.start_on(version)?;
         }
+        // the engine claims and runs sagas on the worker pool; requests only insert them
         let sagas = SagaEngine::new(
-            shell.pool().clone(),
+            shell.worker_pool().clone(),
             versions,
             config.engine(),
             shell.relay(),

@@ -119,12 +119,43 @@ pub async fn start(dir: &Path, supervisor: &Supervisor) -> anyhow::Result<Infra>
         }
     }
     let user = postgres_user()?;
+    let (data, sockets) = init_cluster(dir, user.as_deref())?;
+    let pg_port = free_port()?;
+    supervisor.add(
+        ProcId::Postgres,
+        postgres_spec(dir, &data, &sockets, pg_port, user),
+    );
+    let nats_port = free_port()?;
+    supervisor.add(ProcId::Nats, nats_spec(dir, nats_port)?);
+    let infra = Infra {
+        dir: dir.to_path_buf(),
+        pg_port,
+        nats_port,
+    };
+    supervisor.start(ProcId::Postgres)?;
+    supervisor.start(ProcId::Nats)?;
+    wait_postgres(&infra, Duration::from_secs(60)).await?;
+    wait_nats(&infra, Duration::from_secs(30)).await?;
+    let mut admin = sqlx::PgConnection::connect(&infra.pg_url("postgres")).await?;
+    for db in ["orders", "inventory", "payments"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{db}\"")))
+            .execute(&mut admin)
+            .await
+            .with_context(|| format!("creating database {db}"))?;
+    }
+    let _ = admin.close().await;
+    Ok(infra)
+}
+
+/// Creates the data and socket directories (owned by `user` when running as root) and runs
+/// initdb; returns both directories.
+fn init_cluster(dir: &Path, user: Option<&str>) -> anyhow::Result<(PathBuf, PathBuf)> {
     let data = dir.join("pg");
     let sockets = dir.join("pg-sock");
     std::fs::create_dir_all(&data)?;
     std::fs::create_dir_all(&sockets)?;
     set_mode(&data, 0o700)?;
-    if let Some(user) = &user {
+    if let Some(user) = user {
         let status = std::process::Command::new("chown")
             .arg("-R")
             .arg(format!("{user}:"))
@@ -137,7 +168,7 @@ pub async fn start(dir: &Path, supervisor: &Supervisor) -> anyhow::Result<Infra>
         }
     }
     let initdb_log = dir.join("logs/initdb.log");
-    let mut initdb = match &user {
+    let mut initdb = match user {
         Some(user) => {
             let mut c = std::process::Command::new("setpriv");
             c.args(["--reuid", user, "--regid", user, "--init-groups", "--"])
@@ -172,76 +203,64 @@ pub async fn start(dir: &Path, supervisor: &Supervisor) -> anyhow::Result<Infra>
             String::from_utf8_lossy(&output.stderr)
         );
     }
+    Ok((data, sockets))
+}
 
-    let pg_port = free_port()?;
-    supervisor.add(
-        ProcId::Postgres,
-        ProcSpec {
-            program: format!("{PG_BIN}/postgres").into(),
-            args: vec![
-                "-D".into(),
-                data.display().to_string(),
-                "-p".into(),
-                pg_port.to_string(),
-                "-k".into(),
-                sockets.display().to_string(),
-                "-c".into(),
-                "listen_addresses=127.0.0.1".into(),
-                // a crash of the process loses nothing without fsync (the page cache survives);
-                // only a machine crash would, and the runner does not crash machines
-                "-c".into(),
-                "fsync=off".into(),
-                "-c".into(),
-                "full_page_writes=off".into(),
-                "-c".into(),
-                "max_connections=300".into(),
-                "-c".into(),
-                "shared_buffers=64MB".into(),
-            ],
-            env: vec![("LANG".into(), "C.UTF-8".into())],
-            as_user: user.clone(),
-            log: dir.join("logs/postgres.log"),
-        },
-    );
-    let nats_port = free_port()?;
+/// How the supervisor starts Postgres on `port`.
+fn postgres_spec(
+    dir: &Path,
+    data: &Path,
+    sockets: &Path,
+    port: u16,
+    user: Option<String>,
+) -> ProcSpec {
+    ProcSpec {
+        program: format!("{PG_BIN}/postgres").into(),
+        args: vec![
+            "-D".into(),
+            data.display().to_string(),
+            "-p".into(),
+            port.to_string(),
+            "-k".into(),
+            sockets.display().to_string(),
+            "-c".into(),
+            "listen_addresses=127.0.0.1".into(),
+            // a crash of the process loses nothing without fsync (the page cache survives);
+            // only a machine crash would, and the runner does not crash machines
+            "-c".into(),
+            "fsync=off".into(),
+            "-c".into(),
+            "full_page_writes=off".into(),
+            "-c".into(),
+            "max_connections=300".into(),
+            "-c".into(),
+            "shared_buffers=64MB".into(),
+        ],
+        env: vec![("LANG".into(), "C.UTF-8".into())],
+        as_user: user,
+        log: dir.join("logs/postgres.log"),
+    }
+}
+
+/// How the supervisor starts nats-server (JetStream) on `port`.
+fn nats_spec(dir: &Path, port: u16) -> anyhow::Result<ProcSpec> {
     let nats_store = dir.join("nats");
     std::fs::create_dir_all(&nats_store)?;
-    supervisor.add(
-        ProcId::Nats,
-        ProcSpec {
-            program: NATS_SERVER.into(),
-            args: vec![
-                "-a".into(),
-                "127.0.0.1".into(),
-                "-p".into(),
-                nats_port.to_string(),
-                "-js".into(),
-                "-sd".into(),
-                nats_store.display().to_string(),
-            ],
-            env: vec![],
-            as_user: None,
-            log: dir.join("logs/nats-server.log"),
-        },
-    );
-    let infra = Infra {
-        dir: dir.to_path_buf(),
-        pg_port,
-        nats_port,
-    };
-    supervisor.start(ProcId::Postgres)?;
-    supervisor.start(ProcId::Nats)?;
-    wait_postgres(&infra, Duration::from_secs(60)).await?;
-    wait_nats(&infra, Duration::from_secs(30)).await?;
-    let mut admin = sqlx::PgConnection::connect(&infra.pg_url("postgres")).await?;
-    for db in ["orders", "inventory", "payments"] {
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{db}\"")))
-            .execute(&mut admin)
-            .await
-            .with_context(|| format!("creating database {db}"))?;
-    }
-    let _ = admin.close().await;
-    Ok(infra)
+    Ok(ProcSpec {
+        program: NATS_SERVER.into(),
+        args: vec![
+            "-a".into(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            port.to_string(),
+            "-js".into(),
+            "-sd".into(),
+            nats_store.display().to_string(),
+        ],
+        env: vec![],
+        as_user: None,
+        log: dir.join("logs/nats-server.log"),
+    })
 }
 
 /// Waits until Postgres accepts connections.

@@ -118,26 +118,21 @@ impl Nemesis {
         self.network.proxy(link)
     }
 
-    /// Injects one fault and heals it.
+    /// Injects one fault and heals it. Faults on one target (a process, a link) take turns.
     pub async fn inject(&self, fault: Fault, start: tokio::time::Instant) {
-        let target = match &fault {
-            Fault::KillReplica { svc, replica, .. } | Fault::PauseReplica { svc, replica, .. } => {
-                ProcId::Replica(*svc, *replica).to_string()
-            }
-            Fault::KillNats { .. } => "nats".into(),
-            Fault::RestartPostgres { .. } => "postgres".into(),
-            Fault::DelayGrpc { link, .. } | Fault::CutGrpc { link, .. } => {
-                Link::Grpc(*link).to_string()
-            }
-            Fault::CutNats { svc, .. } | Fault::BlackholeNats { svc, .. } => {
-                Link::Nats(*svc).to_string()
-            }
-            Fault::CutPostgres { svc } | Fault::BlackholePostgres { svc, .. } => {
-                Link::Postgres(*svc).to_string()
-            }
-        };
-        let lock = self.target_lock(target);
+        let lock = self.target_lock(target_of(&fault));
         let _turn = lock.lock().await;
+        match fault {
+            Fault::KillReplica { .. }
+            | Fault::PauseReplica { .. }
+            | Fault::KillNats { .. }
+            | Fault::RestartPostgres { .. } => self.disturb_process(fault, start).await,
+            _ => self.disturb_link(fault, start).await,
+        }
+    }
+
+    /// Kills or pauses a process (a replica, nats-server, Postgres) and brings it back.
+    async fn disturb_process(&self, fault: Fault, start: tokio::time::Instant) {
         let kind = fault.kind();
         match fault {
             Fault::KillReplica {
@@ -219,6 +214,14 @@ impl Nemesis {
                 }
                 let _ = infra::wait_postgres(&self.infra, Duration::from_secs(60)).await;
             }
+            _ => {}
+        }
+    }
+
+    /// Slows, cuts or blackholes a link through its fault proxy, and restores it.
+    async fn disturb_link(&self, fault: Fault, start: tokio::time::Instant) {
+        let kind = fault.kind();
+        match fault {
             Fault::DelayGrpc {
                 link,
                 latency,
@@ -305,6 +308,7 @@ impl Nemesis {
                 tokio::time::sleep(lasting).await;
                 proxy.set_mode(Mode::Pass);
             }
+            _ => {}
         }
     }
 
@@ -341,4 +345,24 @@ pub async fn heal_everything(nemesis: &Nemesis) -> Vec<String> {
     let _ = infra::wait_postgres(&nemesis.infra, Duration::from_secs(60)).await;
     let _ = infra::wait_nats(&nemesis.infra, Duration::from_secs(30)).await;
     healed
+}
+
+/// The process or link a fault disturbs.
+fn target_of(fault: &Fault) -> String {
+    match fault {
+        Fault::KillReplica { svc, replica, .. } | Fault::PauseReplica { svc, replica, .. } => {
+            ProcId::Replica(*svc, *replica).to_string()
+        }
+        Fault::KillNats { .. } => "nats".into(),
+        Fault::RestartPostgres { .. } => "postgres".into(),
+        Fault::DelayGrpc { link, .. } | Fault::CutGrpc { link, .. } => {
+            Link::Grpc(*link).to_string()
+        }
+        Fault::CutNats { svc, .. } | Fault::BlackholeNats { svc, .. } => {
+            Link::Nats(*svc).to_string()
+        }
+        Fault::CutPostgres { svc } | Fault::BlackholePostgres { svc, .. } => {
+            Link::Postgres(*svc).to_string()
+        }
+    }
 }

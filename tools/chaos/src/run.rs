@@ -34,13 +34,79 @@ const COUNTERS: [&str; 5] = [
     "outbox_publish_failures_total",
 ];
 
+/// The platform under test: its own Postgres and NATS, the network between them and the
+/// replicas, the replicas' addresses and pools on the three databases.
+struct Deployment {
+    infra: infra::Infra,
+    layout: Layout,
+    network: Arc<Network>,
+    pools: Pools,
+}
+
+/// What the background watchers collect while the run goes on: processes that died on their own,
+/// negative balances or stock, the counters of every replica.
+struct Watchers {
+    reaper: tokio::task::JoinHandle<()>,
+    sampler: tokio::task::JoinHandle<()>,
+    unexpected: Arc<Mutex<Vec<String>>>,
+    negatives: Arc<Mutex<BTreeSet<String>>>,
+    counters: Arc<Counters>,
+}
+
 /// Runs the whole thing. `Err` only when the harness itself fails; violations are in the report.
 pub async fn run(
     args: &Args,
     supervisor: Arc<Supervisor>,
     run_dir: &std::path::Path,
 ) -> anyhow::Result<Report> {
-    let timings = SagaTimings::for_deadline(args.saga_deadline);
+    let plan = draw_plan(args, run_dir);
+    let deployment = deploy(args, &supervisor, run_dir).await?;
+    seed_catalog(&deployment.layout, &plan).await?;
+    let watchers = watch(&deployment, &supervisor);
+    let (load, nemesis, load_task) = storm(args, &plan, &deployment, &supervisor).await;
+    // quiescence is timed from the end of the nemesis, healing included
+    let healed_at = tokio::time::Instant::now();
+    let healed = nemesis::heal_everything(&nemesis).await;
+    tracing::info!(?healed, "nemesis stopped; everything healed");
+
+    let mut report = Report {
+        seed: args.seed,
+        duration: args.duration,
+        orders_planned: plan.orders.len(),
+        run_dir: run_dir.to_path_buf(),
+        reproduce: args.reproduce(),
+        ..Report::default()
+    };
+    finish_orders(&deployment, &plan, &load, load_task, &mut report).await;
+    check(args, &deployment, &plan, &load, healed_at, &mut report).await;
+    watchers.sampler.abort();
+    watchers.reaper.abort();
+    scrape_counters(&deployment.layout, &supervisor, &watchers.counters).await;
+    let mut totals: BTreeMap<String, f64> = BTreeMap::new();
+    for ((_, _, name), value) in lock(&watchers.counters).iter() {
+        *totals.entry(name.clone()).or_default() += value;
+    }
+    report
+        .violations
+        .extend(lock(&watchers.negatives).iter().cloned());
+    report.counters = totals;
+    report.faults = nemesis.injected();
+    report.processes = supervisor.stats();
+    report
+        .warnings
+        .extend(lock(&watchers.unexpected).iter().cloned());
+    for kind in plan::FaultKind::ALL {
+        if !report.faults.iter().any(|f| f.kind == kind) {
+            report
+                .warnings
+                .push(format!("no fault of kind \"{}\" was injected", kind.name()));
+        }
+    }
+    Ok(report)
+}
+
+/// The run's orders and faults, drawn from its seed.
+fn draw_plan(args: &Args, run_dir: &std::path::Path) -> Plan {
     let plan = plan::draw(args.seed, args.duration, args.orders, args.saga_deadline);
     tracing::info!(
         seed = args.seed,
@@ -52,8 +118,18 @@ pub async fn run(
     for f in &plan.faults {
         tracing::debug!("planned at {:>6.1}s: {}", f.at.as_secs_f64(), f.fault);
     }
+    plan
+}
 
-    let infra = infra::start(run_dir, &supervisor).await?;
+/// Starts Postgres, NATS, the network in between and every replica, and waits until they are
+/// ready.
+async fn deploy(
+    args: &Args,
+    supervisor: &Arc<Supervisor>,
+    run_dir: &std::path::Path,
+) -> anyhow::Result<Deployment> {
+    let timings = SagaTimings::for_deadline(args.saga_deadline);
+    let infra = infra::start(run_dir, supervisor).await?;
     tracing::info!(
         postgres = infra.pg_port,
         nats = infra.nats_port,
@@ -74,7 +150,7 @@ pub async fn run(
         &layout,
         &network,
         timings,
-        &supervisor,
+        supervisor,
     )
     .await?;
     tracing::info!(
@@ -84,13 +160,20 @@ pub async fn run(
         "six replicas ready"
     );
     let pools = pools(&infra)?;
-    seed_catalog(&layout, &plan).await?;
+    Ok(Deployment {
+        infra,
+        layout,
+        network,
+        pools,
+    })
+}
 
-    // the reaper restarts what dies on its own; the sampler watches for negative balances/stock
-    // and reads counters from /metrics
+/// The reaper restarts what dies on its own; the sampler watches for negative balances or stock
+/// and reads counters from `/metrics`.
+fn watch(deployment: &Deployment, supervisor: &Arc<Supervisor>) -> Watchers {
     let unexpected: Arc<Mutex<Vec<String>>> = Arc::default();
     let reaper = {
-        let supervisor = Arc::clone(&supervisor);
+        let supervisor = Arc::clone(supervisor);
         let unexpected = Arc::clone(&unexpected);
         tokio::spawn(async move {
             loop {
@@ -106,11 +189,11 @@ pub async fn run(
     let counters: Arc<Counters> = Arc::default();
     let sampler = {
         let (pools, negatives, counters, supervisor, layout) = (
-            pools.clone(),
+            deployment.pools.clone(),
             Arc::clone(&negatives),
             Arc::clone(&counters),
-            Arc::clone(&supervisor),
-            layout.clone(),
+            Arc::clone(supervisor),
+            deployment.layout.clone(),
         );
         tokio::spawn(async move {
             let mut tick = 0u64;
@@ -125,19 +208,36 @@ pub async fn run(
             }
         })
     };
+    Watchers {
+        reaper,
+        sampler,
+        unexpected,
+        negatives,
+        counters,
+    }
+}
 
-    // load and nemesis
+/// Load and nemesis for the run's duration; then the nemesis stops (faults still running are
+/// abandoned) while orders still being retried go on.
+async fn storm(
+    args: &Args,
+    plan: &Plan,
+    deployment: &Deployment,
+    supervisor: &Arc<Supervisor>,
+) -> (Load, Nemesis, tokio::task::JoinHandle<()>) {
     let orders = Arc::new(plan.orders.clone());
     let load = Load::new(
-        (0..REPLICAS).map(|r| layout.http(Svc::Order, r)).collect(),
+        (0..REPLICAS)
+            .map(|r| deployment.layout.http(Svc::Order, r))
+            .collect(),
         &plan.tenants,
         plan.orders.len(),
     );
     let nemesis = Nemesis::new(
-        Arc::clone(&supervisor),
-        Arc::clone(&network),
-        infra.clone(),
-        pools.orders.clone(),
+        Arc::clone(supervisor),
+        Arc::clone(&deployment.network),
+        deployment.infra.clone(),
+        deployment.pools.orders.clone(),
     );
     let start = tokio::time::Instant::now();
     let load_task = {
@@ -170,35 +270,31 @@ pub async fn run(
     tokio::time::sleep_until(start + args.duration).await;
     load.stop();
     progress.abort();
-    // the nemesis stops: faults still running are abandoned and everything is healed
     nemesis_task.abort();
-    let running = nemesis_task.await;
-    if let Ok(mut tasks) = running {
+    if let Ok(mut tasks) = nemesis_task.await {
         tasks.abort_all();
         while tasks.join_next().await.is_some() {}
     }
-    // quiescence is timed from the end of the nemesis, healing included
-    let healed_at = tokio::time::Instant::now();
-    let healed = nemesis::heal_everything(&nemesis).await;
-    tracing::info!(?healed, "nemesis stopped; everything healed");
+    (load, nemesis, load_task)
+}
 
-    let mut report = Report {
-        seed: args.seed,
-        duration: args.duration,
-        orders_planned: plan.orders.len(),
-        run_dir: run_dir.to_path_buf(),
-        reproduce: args.reproduce(),
-        ..Report::default()
-    };
-    let not_ready = cluster::wait_ready(&layout, Duration::from_secs(90), None).await;
+/// Waits for the replicas to be ready again, lets orders being retried finish and asks again
+/// (same idempotency key) for those never answered.
+async fn finish_orders(
+    deployment: &Deployment,
+    plan: &Plan,
+    load: &Load,
+    load_task: tokio::task::JoinHandle<()>,
+    report: &mut Report,
+) {
+    let not_ready = cluster::wait_ready(&deployment.layout, Duration::from_secs(90), None).await;
     for r in &not_ready {
         report
             .violations
             .push(format!("{r} not ready 90 s after healing"));
     }
-    // orders still being retried finish; those never answered are asked again (same key)
     let _ = tokio::time::timeout(Duration::from_secs(60), load_task).await;
-    let unanswered: Vec<plan::PlannedOrder> = verify::unanswered(&plan, &load.snapshot())
+    let unanswered: Vec<plan::PlannedOrder> = verify::unanswered(plan, &load.snapshot())
         .into_iter()
         .cloned()
         .collect();
@@ -214,10 +310,26 @@ pub async fn run(
         }
         while tasks.join_next().await.is_some() {}
     }
+}
 
-    let initial = verify::initial(&plan);
+/// Quiescence, then every check: the invariants, the stores against the plan and the answers,
+/// the APIs, and the idempotent replay of a sample of orders.
+async fn check(
+    args: &Args,
+    deployment: &Deployment,
+    plan: &Plan,
+    load: &Load,
+    healed_at: tokio::time::Instant,
+    report: &mut Report,
+) {
+    let (pools, layout, nats_url) = (
+        &deployment.pools,
+        &deployment.layout,
+        deployment.infra.nats_url(),
+    );
+    let initial = verify::initial(plan);
     let remaining = args.quiesce_timeout.saturating_sub(healed_at.elapsed());
-    match verify::wait_quiescent(&pools, &initial, &infra.nats_url(), remaining).await {
+    match verify::wait_quiescent(pools, &initial, &nats_url, remaining).await {
         Ok(_) => report.quiesced_after = Some(healed_at.elapsed()),
         Err(standing) => {
             report.violations.push(format!(
@@ -228,7 +340,6 @@ pub async fn run(
         }
     }
     tracing::info!(quiesced_after = ?report.quiesced_after, "checking the invariants");
-
     let outcomes = load.snapshot();
     report.orders_answered = outcomes.iter().filter(|o| o.order_id.is_some()).count();
     report.post_attempts = outcomes.iter().map(|o| u64::from(o.attempts)).sum();
@@ -246,8 +357,7 @@ pub async fn run(
             .await,
         );
     }
-    let (store_violations, tally) =
-        verify::check_stores(&pools, &plan, &outcomes, &infra.nats_url()).await;
+    let (store_violations, tally) = verify::check_stores(pools, plan, &outcomes, &nats_url).await;
     report.violations.extend(store_violations);
     report.tally = tally;
     report.violations.extend(
@@ -255,7 +365,7 @@ pub async fn run(
             &layout.http(Svc::Order, 0),
             &layout.http(Svc::Inventory, 1),
             &layout.http(Svc::Payment, 0),
-            &plan,
+            plan,
             &outcomes,
         )
         .await,
@@ -263,27 +373,6 @@ pub async fn run(
     report
         .violations
         .extend(load.replay_check(&plan.orders, 25).await);
-    report.violations.extend(lock(&negatives).iter().cloned());
-
-    sampler.abort();
-    reaper.abort();
-    scrape_counters(&layout, &supervisor, &counters).await;
-    let mut totals: BTreeMap<String, f64> = BTreeMap::new();
-    for ((_, _, name), value) in lock(&counters).iter() {
-        *totals.entry(name.clone()).or_default() += value;
-    }
-    report.counters = totals;
-    report.faults = nemesis.injected();
-    report.processes = supervisor.stats();
-    report.warnings.extend(lock(&unexpected).iter().cloned());
-    for kind in plan::FaultKind::ALL {
-        if !report.faults.iter().any(|f| f.kind == kind) {
-            report
-                .warnings
-                .push(format!("no fault of kind \"{}\" was injected", kind.name()));
-        }
-    }
-    Ok(report)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

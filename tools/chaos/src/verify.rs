@@ -2,16 +2,20 @@
 //! directly in the databases and in the streams (`longship_testkit::invariants` plus the checks
 //! below) and again through the HTTP APIs.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use longship_testkit::HttpClient;
 use longship_testkit::invariants::{self, Databases, Initial};
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::load::Outcome;
 use crate::plan::{Plan, PlannedOrder};
+
+mod stores;
+
+pub use stores::check_stores;
 
 /// The durable consumers of `order_confirmed` (consumer name in the inbox and in JetStream).
 pub const CONSUMERS: [(&str, &str); 2] = [
@@ -136,218 +140,6 @@ pub struct Tally {
     pub events: BTreeMap<String, usize>,
     /// Inbox rows per consumer.
     pub handled: BTreeMap<String, usize>,
-}
-
-/// Checks done directly in the databases and streams beyond `longship_testkit::invariants`.
-pub async fn check_stores(
-    pools: &Pools,
-    plan: &Plan,
-    outcomes: &[Outcome],
-    nats_url: &str,
-) -> (Vec<String>, Tally) {
-    let mut v = Vec::new();
-    let mut tally = Tally::default();
-
-    // every order we were answered exists, under its key; nothing else exists
-    let rows = sqlx::query("SELECT o.id, o.tenant_id, o.idempotency_key, o.status, o.failure_reason, s.status AS saga FROM orders o LEFT JOIN saga s ON s.id = o.id")
-        .fetch_all(&pools.orders)
-        .await;
-    let rows = match rows {
-        Ok(rows) => rows,
-        Err(e) => {
-            v.push(format!("orders not readable: {e}"));
-            return (v, tally);
-        }
-    };
-    let mut by_key: HashMap<(String, String), Uuid> = HashMap::new();
-    for r in &rows {
-        let id: Uuid = r.get("id");
-        let tenant: String = r.get("tenant_id");
-        let key: Option<String> = r.get("idempotency_key");
-        let status: String = r.get("status");
-        let saga: Option<String> = r.get("saga");
-        let reason: Option<String> = r.get("failure_reason");
-        match status.as_str() {
-            "CONFIRMED" => tally.confirmed += 1,
-            "CANCELLED" => {
-                *tally
-                    .cancelled
-                    .entry(reason.unwrap_or_else(|| "none".into()))
-                    .or_default() += 1
-            }
-            _ => {}
-        }
-        let expected_saga = match status.as_str() {
-            "CONFIRMED" => Some("COMPLETED"),
-            "CANCELLED" => Some("COMPENSATED"),
-            _ => None,
-        };
-        if saga.as_deref() != expected_saga {
-            v.push(format!("order {id} is {status} but its saga is {saga:?}"));
-        }
-        match key {
-            Some(key) => {
-                if by_key.insert((tenant.clone(), key.clone()), id).is_some() {
-                    v.push(format!("two orders under key {tenant}/{key}"));
-                }
-            }
-            None => v.push(format!(
-                "order {id} has no idempotency key (not placed by the runner)"
-            )),
-        }
-    }
-    tally.orders = rows.len();
-    let planned: HashSet<(String, String)> = plan
-        .orders
-        .iter()
-        .map(|o| (plan.tenants[o.tenant].id.clone(), o.key.clone()))
-        .collect();
-    for key in by_key.keys() {
-        if !planned.contains(key) {
-            v.push(format!("order under unknown key {}/{}", key.0, key.1));
-        }
-    }
-    for (order, outcome) in plan.orders.iter().zip(outcomes) {
-        let key = (plan.tenants[order.tenant].id.clone(), order.key.clone());
-        match (outcome.order_id, by_key.get(&key)) {
-            (Some(answered), Some(stored)) if answered != *stored => v.push(format!(
-                "key {}: the API answered order {answered}, the database holds {stored}",
-                order.key
-            )),
-            (Some(answered), None) => v.push(format!(
-                "order {answered} (key {}) was accepted (202) but is not in the database",
-                order.key
-            )),
-            (None, _) => v.push(format!(
-                "key {}: POST /v1/orders never answered, even after healing",
-                order.key
-            )),
-            _ => {}
-        }
-        v.extend(outcome.contract_errors.iter().cloned());
-    }
-
-    // no leftover holds anywhere, nothing negative
-    let leftovers = [
-        (
-            &pools.inventory,
-            "SELECT count(*) FROM reservations WHERE status = 'RESERVED'",
-            "reservations still RESERVED",
-        ),
-        (
-            &pools.inventory,
-            "SELECT count(*) FROM products WHERE reserved <> 0 OR on_hand < 0 OR reserved < 0",
-            "products with units reserved or negative stock",
-        ),
-        (
-            &pools.payments,
-            "SELECT count(*) FROM payments WHERE status = 'AUTHORIZED'",
-            "payments still AUTHORIZED (held)",
-        ),
-        (
-            &pools.payments,
-            "SELECT count(*) FROM accounts WHERE held_cents <> 0 OR balance_cents < 0 OR held_cents < 0",
-            "accounts with money held or a negative balance",
-        ),
-        (
-            &pools.payments,
-            "SELECT count(*) FROM (SELECT order_id FROM payments GROUP BY tenant_id, order_id HAVING count(*) > 1) d",
-            "orders with more than one payment",
-        ),
-    ];
-    for (pool, sql, what) in leftovers {
-        match sqlx::query_scalar::<_, i64>(sql).fetch_one(pool).await {
-            Ok(0) => {}
-            Ok(n) => v.push(format!("{n} {what}")),
-            Err(e) => v.push(format!("{what}: query failed: {e}")),
-        }
-    }
-
-    // every order_confirmed handled exactly once per consumer: inbox rows = events, both ways
-    let confirmed: HashSet<Uuid> =
-        sqlx::query_scalar("SELECT id FROM outbox WHERE event_type = 'orders.v1.order_confirmed'")
-            .fetch_all(&pools.orders)
-            .await
-            .unwrap_or_default()
-            .into_iter()
-            .collect();
-    for (db, consumer) in CONSUMERS {
-        let pool = if db == "inventory" {
-            &pools.inventory
-        } else {
-            &pools.payments
-        };
-        let handled: Vec<Uuid> =
-            sqlx::query_scalar("SELECT event_id FROM inbox WHERE consumer = $1")
-                .bind(consumer)
-                .fetch_all(pool)
-                .await
-                .unwrap_or_default();
-        tally.handled.insert(consumer.to_owned(), handled.len());
-        let handled: HashSet<Uuid> = handled.into_iter().collect();
-        let missing = confirmed.difference(&handled).count();
-        let extra = handled.difference(&confirmed).count();
-        if missing > 0 || extra > 0 {
-            v.push(format!(
-                "{consumer}: {} order_confirmed events, {} handled ({missing} never, {extra} not events)",
-                confirmed.len(),
-                handled.len()
-            ));
-        }
-    }
-
-    // every outbox row is in its stream exactly once (by Nats-Msg-Id), and nothing else is
-    match async_nats::connect(nats_url).await {
-        Ok(client) => {
-            let js = async_nats::jetstream::new(client);
-            for ((db, pool), stream) in
-                pools
-                    .by_name()
-                    .into_iter()
-                    .zip(["ORDERS", "INVENTORY", "PAYMENTS"])
-            {
-                let outbox: HashSet<Uuid> = sqlx::query_scalar("SELECT id FROM outbox")
-                    .fetch_all(pool)
-                    .await
-                    .unwrap_or_default()
-                    .into_iter()
-                    .collect();
-                match stream_ids(&js, stream).await {
-                    Ok(ids) => {
-                        tally.events.insert(stream.to_owned(), ids.len());
-                        let mut seen: HashMap<String, usize> = HashMap::new();
-                        for id in &ids {
-                            *seen.entry(id.clone()).or_default() += 1;
-                        }
-                        let dups = seen.values().filter(|n| **n > 1).count();
-                        let in_stream: HashSet<Uuid> = seen
-                            .keys()
-                            .filter_map(|k| Uuid::parse_str(k).ok())
-                            .collect();
-                        let unpublished = outbox.difference(&in_stream).count();
-                        let foreign = seen.len() - in_stream.intersection(&outbox).count();
-                        if dups > 0 || unpublished > 0 || foreign > 0 {
-                            v.push(format!(
-                                "stream {stream} vs {db} outbox ({} rows): {dups} ids published more than once, {unpublished} never published, {foreign} not from the outbox",
-                                outbox.len()
-                            ));
-                        }
-                    }
-                    Err(e) => v.push(format!("stream {stream} not readable: {e}")),
-                }
-            }
-            match stream_ids(&js, "DEADLETTER").await {
-                Ok(ids) if ids.is_empty() => {}
-                Ok(ids) => v.push(format!(
-                    "{} messages were dead-lettered (events given up on)",
-                    ids.len()
-                )),
-                Err(e) => v.push(format!("dead-letter stream not readable: {e}")),
-            }
-        }
-        Err(e) => v.push(format!("NATS not reachable for the stream checks: {e}")),
-    }
-    (v, tally)
 }
 
 /// The `Nats-Msg-Id` of every message in `stream`, in order.

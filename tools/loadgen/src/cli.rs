@@ -66,6 +66,11 @@ pub struct Options {
     pub closed: Duration,
     /// Concurrent clients of the closed loop.
     pub clients: usize,
+    /// Closed-loop clients wait for each order's terminal event (a fixed number of sagas in
+    /// flight) instead of only its 202.
+    pub wait_terminal: bool,
+    /// The first tenant places this many times as many orders as each other tenant (1: even).
+    pub tenant_skew: f64,
     /// Open-loop phase length per rate (zero skips them).
     pub open: Duration,
     /// Fixed open-loop rates (orders/s); empty = one phase at `rate_share` of the closed-loop rate.
@@ -119,6 +124,8 @@ impl Options {
             warmup: Duration::from_secs(5),
             closed: Duration::from_secs(25),
             clients: 32,
+            wait_terminal: false,
+            tenant_skew: 1.0,
             open: Duration::from_secs(20),
             rates: Vec::new(),
             rate_share: 0.5,
@@ -184,6 +191,10 @@ Workload:
   --mix F                 share of orders that fail: half declined payments, half out of stock (0)
   --warmup SECS (5)       closed-loop warm-up, not reported
   --closed SECS (25)      closed-loop phase (0 skips)     --clients N (32)
+  --wait-terminal         closed-loop clients wait for each order's terminal event before the
+                          next (exactly N sagas in flight) instead of only for its 202
+  --tenant-skew K         the first tenant places K times as many orders as each other tenant;
+                          the report gives both sides' accept->terminal latencies (needs 2+ tenants)
   --open SECS (20)        each open-loop phase (0 skips)
   --rate R[,R...]         open-loop rates in orders/s (default: --rate-share of the closed-loop rate)
   --rate-share F (0.5)
@@ -263,6 +274,8 @@ pub fn parse(args: Vec<String>) -> anyhow::Result<Command> {
             "--warmup" => o.warmup = secs(value()?, "--warmup")?,
             "--closed" => o.closed = secs(value()?, "--closed")?,
             "--clients" => o.clients = value()?.parse().context("--clients")?,
+            "--wait-terminal" => o.wait_terminal = true,
+            "--tenant-skew" => o.tenant_skew = value()?.parse().context("--tenant-skew")?,
             "--open" => o.open = secs(value()?, "--open")?,
             "--rate" => {
                 o.rates = value()?
@@ -283,23 +296,7 @@ pub fn parse(args: Vec<String>) -> anyhow::Result<Command> {
             "--out" => o.out_dir = PathBuf::from(value()?),
             other => bail!("unknown option {other:?} (loadgen --help)"),
         }
-        if !matches!(
-            flag,
-            "--quick"
-                | "--port-offset"
-                | "--order-url"
-                | "--inventory-url"
-                | "--payment-url"
-                | "--pg-url"
-                | "--db-suffix"
-                | "--nats-url"
-                | "--nats-prefix"
-                | "--state-dir"
-                | "--token-secret"
-                | "--fail-on-errors"
-                | "--out"
-                | "--census-file"
-        ) {
+        if customises_the_profile(flag) {
             custom = true;
         }
         i += 1;
@@ -307,8 +304,45 @@ pub fn parse(args: Vec<String>) -> anyhow::Result<Command> {
     if custom {
         o.profile = format!("{} (customised)", o.profile);
     }
+    validate(&o)?;
+    Ok(match sub {
+        "cleanup" => Command::Cleanup(Box::new(o)),
+        _ => Command::Bench(Box::new(o)),
+    })
+}
+
+/// Whether a flag changes what is measured (so the report calls the profile customised), rather
+/// than where the platform is or where the report goes.
+fn customises_the_profile(flag: &str) -> bool {
+    !matches!(
+        flag,
+        "--quick"
+            | "--port-offset"
+            | "--order-url"
+            | "--inventory-url"
+            | "--payment-url"
+            | "--pg-url"
+            | "--db-suffix"
+            | "--nats-url"
+            | "--nats-prefix"
+            | "--state-dir"
+            | "--token-secret"
+            | "--fail-on-errors"
+            | "--out"
+            | "--census-file"
+    )
+}
+
+/// Refuses options that cannot make a run.
+fn validate(o: &Options) -> anyhow::Result<()> {
     if !(0.0..=1.0).contains(&o.mix) {
         bail!("--mix must be between 0 and 1");
+    }
+    if !(o.tenant_skew.is_finite() && o.tenant_skew >= 1.0) {
+        bail!("--tenant-skew must be at least 1");
+    }
+    if o.tenant_skew > 1.0 && o.tenants < 2 {
+        bail!("--tenant-skew needs at least 2 tenants");
     }
     if o.tenants == 0 || o.skus == 0 || o.customers == 0 || o.clients == 0 {
         bail!("--tenants, --skus, --customers and --clients must be at least 1");
@@ -323,10 +357,7 @@ pub fn parse(args: Vec<String>) -> anyhow::Result<Command> {
     {
         bail!("--db-suffix may contain only [a-z0-9_]");
     }
-    Ok(match sub {
-        "cleanup" => Command::Cleanup(Box::new(o)),
-        _ => Command::Bench(Box::new(o)),
-    })
+    Ok(())
 }
 
 fn parse_proxy(rest: &[String]) -> anyhow::Result<ProxyOptions> {
@@ -398,5 +429,13 @@ mod tests {
         assert!(parse(args("--mix 2")).is_err());
         assert!(parse(args("--db-suffix A-B")).is_err());
         assert!(parse(args("--clients")).is_err());
+        assert!(parse(args("--tenant-skew 0.5")).is_err());
+        assert!(parse(args("--tenant-skew 10 --tenants 1")).is_err());
+        let Ok(Command::Bench(o)) = parse(args("--tenant-skew 10 --tenants 2 --wait-terminal"))
+        else {
+            panic!("a skewed closed loop that waits for terminal events parses");
+        };
+        assert_eq!((o.tenant_skew, o.tenants, o.wait_terminal), (10.0, 2, true));
+        assert!(o.profile.ends_with("(customised)"));
     }
 }

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use uuid::Uuid;
 
-use crate::workload::Intent;
+use tokio::sync::oneshot;
+
+use crate::workload::{Intent, TenantClass};
 
 /// Largest latency recorded (longer ones are clamped), in microseconds.
 const MAX_US: u64 = 120_000_000;
@@ -38,6 +40,12 @@ pub struct PhaseStats {
     pub post: Histogram<u64>,
     /// Accept-to-terminal latency (µs) of this phase's orders.
     pub e2e: Histogram<u64>,
+    /// The same, of the heavy tenant's orders and of the others' (a skewed load only).
+    pub e2e_heavy: Histogram<u64>,
+    /// See `e2e_heavy`.
+    pub e2e_others: Histogram<u64>,
+    /// Closed loop: each client waits for its order's terminal event before the next.
+    pub waits_for_terminal: bool,
     /// 202 answers.
     pub accepted: u64,
     /// Failures by kind.
@@ -73,6 +81,9 @@ struct Pending {
     accepted_at: Instant,
     phase: usize,
     intent: Intent,
+    class: TenantClass,
+    /// A client waiting for the terminal event.
+    waiter: Option<oneshot::Sender<()>>,
 }
 
 struct Inner {
@@ -150,6 +161,9 @@ impl Recorder {
             ended: None,
             post: hist(3),
             e2e: hist(3),
+            e2e_heavy: hist(3),
+            e2e_others: hist(3),
+            waits_for_terminal: false,
             accepted: 0,
             errors: BTreeMap::new(),
             completed_in_window: 0,
@@ -173,10 +187,24 @@ impl Recorder {
         }
     }
 
-    /// A 202 for order `id`, sent (or meant to be sent) at `sent`.
-    pub fn accepted(&self, phase: usize, id: Uuid, intent: Intent, sent: Instant) {
+    /// A 202 for order `id` (of a tenant on `class`'s side), sent (or meant to be sent) at
+    /// `sent`. With `wait`, the receiver resolves once its terminal event has arrived.
+    pub fn accepted(
+        &self,
+        phase: usize,
+        id: Uuid,
+        order: (Intent, TenantClass),
+        sent: Instant,
+        wait: bool,
+    ) -> Option<oneshot::Receiver<()>> {
         let now = Instant::now();
         let latency = micros(now.saturating_duration_since(sent));
+        let (waiter, receiver) = if wait {
+            let (tx, rx) = oneshot::channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
         let mut inner = self.lock();
         if let Some(p) = inner.phases.get_mut(phase) {
             p.accepted += 1;
@@ -185,22 +213,25 @@ impl Recorder {
         let s = self.second(&mut inner, now);
         s.accepted += 1;
         let _ = s.post.record(latency);
+        let pending = Pending {
+            accepted_at: now,
+            phase,
+            intent: order.0,
+            class: order.1,
+            waiter,
+        };
         if let Some((at, terminal)) = inner.early.remove(&id) {
-            let pending = Pending {
-                accepted_at: now,
-                phase,
-                intent,
-            };
             self.finish(&mut inner, pending, at.max(now), &terminal);
         } else {
-            inner.pending.insert(
-                id,
-                Pending {
-                    accepted_at: now,
-                    phase,
-                    intent,
-                },
-            );
+            inner.pending.insert(id, pending);
+        }
+        receiver
+    }
+
+    /// Marks `phase` as a closed loop whose clients wait for each order's terminal event.
+    pub fn waits_for_terminal(&self, phase: usize) {
+        if let Some(p) = self.lock().phases.get_mut(phase) {
+            p.waits_for_terminal = true;
         }
     }
 
@@ -255,6 +286,11 @@ impl Recorder {
         if let Some(p) = inner.phases.get_mut(pending.phase) {
             p.finished += 1;
             let _ = p.e2e.record(latency);
+            let _ = match pending.class {
+                TenantClass::Even => Ok(()),
+                TenantClass::Heavy => p.e2e_heavy.record(latency),
+                TenantClass::Other => p.e2e_others.record(latency),
+            };
             *p.outcomes.entry(outcome).or_default() += 1;
         }
         if let Some(c) = current.and_then(|c| inner.phases.get_mut(c)) {
@@ -263,6 +299,9 @@ impl Recorder {
         let s = self.second(inner, at);
         s.completed += 1;
         let _ = s.e2e.record(latency);
+        if let Some(waiter) = pending.waiter {
+            let _ = waiter.send(());
+        }
     }
 
     /// Orders of `phase` still waiting for their terminal event.
@@ -326,9 +365,23 @@ mod tests {
                 reason: None,
             },
         );
-        r.accepted(phase, early, Intent::Confirm, Instant::now());
-        r.accepted(phase, normal, Intent::Decline, Instant::now());
-        r.accepted(phase, wrong, Intent::Confirm, Instant::now());
+        let even = TenantClass::Even;
+        let waited = r.accepted(phase, early, (Intent::Confirm, even), Instant::now(), true);
+        let mut waited = waited.expect("a waiter");
+        assert!(
+            waited.try_recv().is_ok(),
+            "an order whose event came first is finished at once"
+        );
+        r.accepted(
+            phase,
+            normal,
+            (Intent::Decline, even),
+            Instant::now(),
+            false,
+        );
+        let waiting = r.accepted(phase, wrong, (Intent::Confirm, even), Instant::now(), true);
+        let mut waiting = waiting.expect("a waiter");
+        assert!(waiting.try_recv().is_err(), "not finished yet");
         assert_eq!(r.pending_of(phase), 2);
         r.terminal(
             normal,
@@ -351,6 +404,10 @@ mod tests {
                 reason: Some("timeout".into()),
             },
         );
+        assert!(
+            waiting.try_recv().is_ok(),
+            "the terminal event wakes its client"
+        );
         r.end_phase(phase);
         assert_eq!(r.pending_total(), 0);
         r.with(|p, _| {
@@ -358,9 +415,29 @@ mod tests {
             assert_eq!(p[0].finished, 3);
             assert_eq!(p[0].outcomes.get("CONFIRMED"), Some(&1));
             assert_eq!(p[0].outcomes.get("CANCELLED:payment_declined"), Some(&1));
+            assert!(p[0].e2e_heavy.is_empty() && p[0].e2e_others.is_empty());
         });
         assert_eq!(r.unexpected().values().sum::<u64>(), 1);
         // the repeated event of an order already finished is kept apart, never counted twice
         assert_eq!(r.stray_events(), (0, 1));
+    }
+
+    #[test]
+    fn a_skewed_load_records_each_side_apart() {
+        let r = Recorder::new();
+        let phase = r.begin_phase("closed", Some(1), None);
+        let done = Terminal {
+            status: "CONFIRMED",
+            reason: None,
+        };
+        for class in [TenantClass::Heavy, TenantClass::Heavy, TenantClass::Other] {
+            let id = Uuid::now_v7();
+            r.accepted(phase, id, (Intent::Confirm, class), Instant::now(), false);
+            r.terminal(id, done.clone());
+        }
+        r.with(|p, _| {
+            assert_eq!((p[0].e2e_heavy.len(), p[0].e2e_others.len()), (2, 1));
+            assert_eq!(p[0].e2e.len(), 3);
+        });
     }
 }

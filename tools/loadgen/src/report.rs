@@ -74,6 +74,10 @@ pub struct PhaseReport {
     pub outcomes: BTreeMap<String, u64>,
     /// Accept-to-terminal latency (POST answered -> terminal event received).
     pub accept_to_terminal_ms: Percentiles,
+    /// With `--tenant-skew`: the same for the heavy tenant's orders and for the other tenants'.
+    pub accept_to_terminal_by_tenant: Option<BTreeMap<String, Percentiles>>,
+    /// Closed loop: clients waited for each order's terminal event (`--wait-terminal`).
+    pub waits_for_terminal: bool,
     /// Open loop: requests sent over 1 ms later than intended (the generator fell behind).
     pub late_sends: u64,
     /// Cost per saga over the phase (from its start to its drained end).
@@ -102,6 +106,14 @@ impl PhaseReport {
             unfinished,
             outcomes: p.outcomes.clone(),
             accept_to_terminal_ms: Percentiles::of(&p.e2e),
+            accept_to_terminal_by_tenant: (!p.e2e_heavy.is_empty() || !p.e2e_others.is_empty())
+                .then(|| {
+                    BTreeMap::from([
+                        ("heavy tenant".to_owned(), Percentiles::of(&p.e2e_heavy)),
+                        ("other tenants".to_owned(), Percentiles::of(&p.e2e_others)),
+                    ])
+                }),
+            waits_for_terminal: p.waits_for_terminal,
             late_sends: p.late_sends,
             cost,
         }
@@ -246,6 +258,22 @@ impl Report {
     /// The Markdown report.
     pub fn markdown(&self) -> String {
         let mut m = String::new();
+        self.header(&mut m);
+        self.verdict(&mut m);
+        self.throughput(&mut m);
+        for p in &self.phases {
+            if let Some(c) = &p.cost {
+                self.cost(&mut m, p, c);
+            }
+        }
+        self.ceiling(&mut m);
+        self.errors(&mut m);
+        self.invariants(&mut m);
+        m
+    }
+
+    /// Run, machine, build, command, platform and workload.
+    fn header(&self, m: &mut String) {
         let b = &self.build;
         let profiles: Vec<String> = b.profiles.iter().map(|(k, v)| format!("{k} {v}")).collect();
         let _ = writeln!(m, "# Longship benchmark `{}`\n", self.run_id);
@@ -294,7 +322,10 @@ impl Report {
             .map(|(k, v)| format!("{k} {v}"))
             .collect();
         let _ = writeln!(m, "- **Workload**: {}\n", workload.join(", "));
+    }
 
+    /// PASS or FAIL and why.
+    fn verdict(&self, m: &mut String) {
         let _ = writeln!(
             m,
             "**Verdict**: {} — {} failed requests, {} unfinished orders, {} unexpected outcomes, {} invariant violations{}.\n",
@@ -309,7 +340,10 @@ impl Report {
                 " (invariants not checked)"
             }
         );
+    }
 
+    /// Throughput and latency per phase.
+    fn throughput(&self, m: &mut String) {
         let _ = writeln!(m, "## Throughput and latency\n");
         let _ = writeln!(
             m,
@@ -321,6 +355,10 @@ impl Report {
         );
         for p in &self.phases {
             let load = match (p.clients, p.rate) {
+                (Some(c), _) if p.waits_for_terminal => format!(
+                    "closed, {c} clients waiting for each saga's end, {:.0} s",
+                    p.seconds
+                ),
                 (Some(c), _) => format!("closed, {c} clients, {:.0} s", p.seconds),
                 (_, Some(r)) => format!("open, {r:.0}/s, {:.0} s", p.seconds),
                 _ => String::new(),
@@ -349,124 +387,175 @@ impl Report {
             "\nPOST latency in the open loop counts from the intended send time (no coordinated omission). \
              Accept→terminal: from the 202 to the `order_confirmed`/`order_cancelled` event arriving on NATS.\n"
         );
+        self.tenant_skew(m);
+    }
 
-        for p in self.phases.iter().filter(|p| p.cost.is_some()) {
-            let Some(c) = &p.cost else { continue };
-            let _ = writeln!(
-                m,
-                "## Cost per saga: {} ({} sagas over {:.1} s)\n",
-                p.name, c.sagas, c.seconds
-            );
-            let _ = writeln!(m, "| process | CPU ms per saga | cores busy |");
-            let _ = writeln!(m, "|---|---:|---:|");
-            for (k, v) in &c.cpu_ms_per_saga {
+    /// With `--tenant-skew`: accept->terminal latency of the heavy tenant and of the others.
+    fn tenant_skew(&self, m: &mut String) {
+        let skewed: Vec<&PhaseReport> = self
+            .phases
+            .iter()
+            .filter(|p| p.accept_to_terminal_by_tenant.is_some())
+            .collect();
+        if skewed.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            m,
+            "Tenant skew (`--tenant-skew {}`): accept→terminal by side.\n",
+            self.workload
+                .get("tenant_skew")
+                .map(|v| v.to_string())
+                .unwrap_or_default()
+        );
+        let _ = writeln!(m, "| phase | tenants | orders | p50 | p95 | p99 | max |");
+        let _ = writeln!(m, "|---|---|---:|---:|---:|---:|---:|");
+        for p in skewed {
+            for (side, t) in p.accept_to_terminal_by_tenant.iter().flatten() {
                 let _ = writeln!(
                     m,
-                    "| {k} | {} | {} |",
-                    f(*v),
-                    f(c.cores_busy.get(k).copied().unwrap_or(0.0))
+                    "| {} | {side} | {} | {} ms | {} ms | {} ms | {} ms |",
+                    p.name,
+                    t.count,
+                    f(t.p50),
+                    f(t.p95),
+                    f(t.p99),
+                    f(t.max)
                 );
-            }
-            let _ = writeln!(
-                m,
-                "| kernel interrupts (irq + softirq: loopback networking, everyone's) | | {} |",
-                f(c.interrupt_cores_busy)
-            );
-            let _ = writeln!(
-                m,
-                "| everything else on the machine (other users, builds) | | {} |",
-                f(c.other_cores_busy)
-            );
-            let _ = writeln!(
-                m,
-                "| whole machine | | {} of {} |\n",
-                f(c.machine_cores_busy),
-                self.machine.cores
-            );
-            let _ = writeln!(m, "| measure | per saga |");
-            let _ = writeln!(m, "|---|---:|");
-            let _ = writeln!(
-                m,
-                "| Postgres commits (xact_commit; {}) | {} |",
-                breakdown(&c.commits_per_saga),
-                f(c.commits_per_saga_total)
-            );
-            let _ = writeln!(m, "| Postgres rollbacks | {} |", f(c.rollbacks_per_saga));
-            if let Some(w) = c.wal_syncs_per_saga {
-                let _ = writeln!(
-                    m,
-                    "| WAL flushes (pg_stat_wal.wal_sync, whole server) | {} |",
-                    f(w)
-                );
-            }
-            if let Some(w) = c.wal_bytes_per_saga {
-                let _ = writeln!(m, "| WAL bytes (whole server) | {} |", f(w));
-            }
-            match &c.statements_per_saga {
-                Some(s) => {
-                    let _ = writeln!(
-                        m,
-                        "| statements ({}) | {} |",
-                        breakdown(s),
-                        f(s.values().sum())
-                    );
-                }
-                None => {
-                    let _ = writeln!(
-                        m,
-                        "| statements | not counted: {} |",
-                        self.statements_source
-                    );
-                }
-            }
-            if let Some(r) = &c.round_trips_per_saga {
-                let _ = writeln!(
-                    m,
-                    "| client round trips to Postgres ({}) | {} |",
-                    breakdown(r),
-                    f(r.values().sum())
-                );
-            }
-            if let Some(p) = &c.pings_per_saga {
-                let _ = writeln!(
-                    m,
-                    "| of those, without a statement (sqlx's ping when a connection returns to its pool; {}) | {} |",
-                    breakdown(p),
-                    f(p.values().sum())
-                );
-            }
-            let _ = writeln!(
-                m,
-                "| JetStream messages stored ({}) | {} |",
-                breakdown(&c.nats_messages_per_saga),
-                f(c.nats_messages_per_saga_total)
-            );
-            let _ = writeln!(
-                m,
-                "| Postgres commits per second (three databases) | {} /s |\n",
-                f(c.commits_per_second)
-            );
-            for (db, texts) in &c.statement_texts_per_saga {
-                let _ = writeln!(
-                    m,
-                    "Statements per saga in `{db}` (census; whitespace collapsed, long ones cut):\n\n| per saga | statement |\n|---:|---|"
-                );
-                for (text, per) in texts.iter().take(STATEMENT_ROWS) {
-                    let _ = writeln!(m, "| {} | `{}` |", f(*per), text.replace('|', "\\|"));
-                }
-                if texts.len() > STATEMENT_ROWS {
-                    let rest: f64 = texts[STATEMENT_ROWS..].iter().map(|(_, v)| v).sum();
-                    let _ = writeln!(
-                        m,
-                        "| {} | ({} other statements) |",
-                        f(rest),
-                        texts.len() - STATEMENT_ROWS
-                    );
-                }
-                let _ = writeln!(m);
             }
         }
+        let _ = writeln!(m);
+    }
 
+    /// The cost per saga of one measured phase.
+    fn cost(&self, m: &mut String, p: &PhaseReport, c: &Cost) {
+        let _ = writeln!(
+            m,
+            "## Cost per saga: {} ({} sagas over {:.1} s)\n",
+            p.name, c.sagas, c.seconds
+        );
+        let _ = writeln!(m, "| process | CPU ms per saga | cores busy |");
+        let _ = writeln!(m, "|---|---:|---:|");
+        for (k, v) in &c.cpu_ms_per_saga {
+            let _ = writeln!(
+                m,
+                "| {k} | {} | {} |",
+                f(*v),
+                f(c.cores_busy.get(k).copied().unwrap_or(0.0))
+            );
+        }
+        let _ = writeln!(
+            m,
+            "| kernel interrupts (irq + softirq: loopback networking, everyone's) | | {} |",
+            f(c.interrupt_cores_busy)
+        );
+        let _ = writeln!(
+            m,
+            "| everything else on the machine (other users, builds) | | {} |",
+            f(c.other_cores_busy)
+        );
+        let _ = writeln!(
+            m,
+            "| whole machine | | {} of {} |\n",
+            f(c.machine_cores_busy),
+            self.machine.cores
+        );
+        self.measures(m, c);
+        Self::statement_texts(m, c);
+    }
+
+    /// Commits, statements, round trips and messages per saga.
+    fn measures(&self, m: &mut String, c: &Cost) {
+        let _ = writeln!(m, "| measure | per saga |");
+        let _ = writeln!(m, "|---|---:|");
+        let _ = writeln!(
+            m,
+            "| Postgres commits (xact_commit; {}) | {} |",
+            breakdown(&c.commits_per_saga),
+            f(c.commits_per_saga_total)
+        );
+        let _ = writeln!(m, "| Postgres rollbacks | {} |", f(c.rollbacks_per_saga));
+        if let Some(w) = c.wal_syncs_per_saga {
+            let _ = writeln!(
+                m,
+                "| WAL flushes (pg_stat_wal.wal_sync, whole server) | {} |",
+                f(w)
+            );
+        }
+        if let Some(w) = c.wal_bytes_per_saga {
+            let _ = writeln!(m, "| WAL bytes (whole server) | {} |", f(w));
+        }
+        match &c.statements_per_saga {
+            Some(s) => {
+                let _ = writeln!(
+                    m,
+                    "| statements ({}) | {} |",
+                    breakdown(s),
+                    f(s.values().sum())
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    m,
+                    "| statements | not counted: {} |",
+                    self.statements_source
+                );
+            }
+        }
+        if let Some(r) = &c.round_trips_per_saga {
+            let _ = writeln!(
+                m,
+                "| client round trips to Postgres ({}) | {} |",
+                breakdown(r),
+                f(r.values().sum())
+            );
+        }
+        if let Some(p) = &c.pings_per_saga {
+            let _ = writeln!(
+                m,
+                "| of those, without a statement (sqlx's ping when a connection returns to its pool; {}) | {} |",
+                breakdown(p),
+                f(p.values().sum())
+            );
+        }
+        let _ = writeln!(
+            m,
+            "| JetStream messages stored ({}) | {} |",
+            breakdown(&c.nats_messages_per_saga),
+            f(c.nats_messages_per_saga_total)
+        );
+        let _ = writeln!(
+            m,
+            "| Postgres commits per second (three databases) | {} /s |\n",
+            f(c.commits_per_second)
+        );
+    }
+
+    /// The census' statements per saga, per database.
+    fn statement_texts(m: &mut String, c: &Cost) {
+        for (db, texts) in &c.statement_texts_per_saga {
+            let _ = writeln!(
+                m,
+                "Statements per saga in `{db}` (census; whitespace collapsed, long ones cut):\n\n| per saga | statement |\n|---:|---|"
+            );
+            for (text, per) in texts.iter().take(STATEMENT_ROWS) {
+                let _ = writeln!(m, "| {} | `{}` |", f(*per), text.replace('|', "\\|"));
+            }
+            if texts.len() > STATEMENT_ROWS {
+                let rest: f64 = texts[STATEMENT_ROWS..].iter().map(|(_, v)| v).sum();
+                let _ = writeln!(
+                    m,
+                    "| {} | ({} other statements) |",
+                    f(rest),
+                    texts.len() - STATEMENT_ROWS
+                );
+            }
+            let _ = writeln!(m);
+        }
+    }
+
+    /// The commit ceiling and the closed loop against it.
+    fn ceiling(&self, m: &mut String) {
         let _ = writeln!(m, "## Commit ceiling\n");
         match (&self.ceiling, &self.headline) {
             (Some(c), Some(h)) => {
@@ -499,7 +588,10 @@ impl Report {
                 let _ = writeln!(m, "not measured\n");
             }
         }
+    }
 
+    /// Failed requests, unexpected outcomes and unfinished orders.
+    fn errors(&self, m: &mut String) {
         let _ = writeln!(m, "## Errors and outcomes\n");
         let mut any = false;
         for p in &self.phases {
@@ -527,6 +619,10 @@ impl Report {
             let o: Vec<String> = p.outcomes.iter().map(|(k, v)| format!("{k} {v}")).collect();
             let _ = writeln!(m, "- {} outcomes: {}", p.name, o.join(", "));
         }
+    }
+
+    /// The invariants and the chart.
+    fn invariants(&self, m: &mut String) {
         let _ = writeln!(
             m,
             "\n## Invariants (ARCHITECTURE.md section 8, over this run's tenants)\n"
@@ -544,6 +640,5 @@ impl Report {
             m,
             "\n## Over time\n\n![throughput and latency over time](chart.svg)"
         );
-        m
     }
 }

@@ -1,4 +1,5 @@
-//! The load: closed loop (N clients, each sends its next order when the last is answered) to find
+//! The load: closed loop (N clients, each sends its next order when the last is answered, or with
+//! `--wait-terminal` when the last has finished: N sagas in flight) to find
 //! the maximum throughput, and open loop (orders sent on a fixed schedule, latency measured from
 //! the intended send time, so a slow server cannot hide its queueing by slowing the client down).
 
@@ -17,12 +18,39 @@ use crate::workload::Workload;
 /// latency, since latency counts from the intended time).
 const MAX_IN_FLIGHT: usize = 20_000;
 
-async fn place(api: &Api, workload: &Workload, recorder: &Recorder, phase: usize, sent: Instant) {
+/// How long a closed-loop client that waits for terminal events waits for one before it goes on
+/// (the order then counts as unfinished).
+const TERMINAL_WAIT: Duration = Duration::from_secs(60);
+
+/// Places one order; with `wait`, returns once its terminal event has arrived.
+async fn place(
+    api: &Api,
+    workload: &Workload,
+    recorder: &Recorder,
+    phase: usize,
+    sent: Instant,
+    wait: bool,
+) {
     let spec = workload.next_order(&mut rand::rng());
     match api.place_order(&spec.tenant, spec.body).await {
-        PostOutcome::Accepted(id) => recorder.accepted(phase, id, spec.intent, sent),
+        PostOutcome::Accepted(id) => {
+            let order = (spec.intent, spec.class);
+            if let Some(terminal) = recorder.accepted(phase, id, order, sent, wait) {
+                let _ = tokio::time::timeout(TERMINAL_WAIT, terminal).await;
+            }
+        }
         PostOutcome::Failed(kind) => recorder.failed(phase, &kind),
     }
+}
+
+/// The closed loop's clients: how many, and whether each waits for its order's terminal event
+/// (a fixed number of sagas in flight) or only for the 202.
+#[derive(Debug, Clone, Copy)]
+pub struct Clients {
+    /// Clients.
+    pub count: usize,
+    /// Each waits for its order's terminal event before placing the next.
+    pub wait_terminal: bool,
 }
 
 /// Runs `clients` closed-loop clients for `duration`.
@@ -31,18 +59,30 @@ pub async fn closed_loop(
     workload: &Arc<Workload>,
     recorder: &Arc<Recorder>,
     name: &str,
-    clients: usize,
+    clients: Clients,
     duration: Duration,
 ) -> usize {
-    let phase = recorder.begin_phase(name, Some(clients), None);
+    let phase = recorder.begin_phase(name, Some(clients.count), None);
+    if clients.wait_terminal {
+        recorder.waits_for_terminal(phase);
+    }
     let end = Instant::now() + duration;
     let progress = spawn_progress(Arc::clone(recorder), name.to_owned(), duration);
     let mut tasks = JoinSet::new();
-    for _ in 0..clients {
+    for _ in 0..clients.count {
         let (api, workload, recorder) = (api.clone(), Arc::clone(workload), Arc::clone(recorder));
         tasks.spawn(async move {
             while Instant::now() < end {
-                place(&api, &workload, &recorder, phase, Instant::now()).await;
+                let sent = Instant::now();
+                place(
+                    &api,
+                    &workload,
+                    &recorder,
+                    phase,
+                    sent,
+                    clients.wait_terminal,
+                )
+                .await;
             }
         });
     }
@@ -90,7 +130,7 @@ pub async fn open_loop(
                 (api.clone(), Arc::clone(workload), Arc::clone(recorder));
             tasks.spawn(async move {
                 let _permit = permit;
-                place(&api, &workload, &recorder, phase, intended).await;
+                place(&api, &workload, &recorder, phase, intended, false).await;
             });
             i += 1;
         }

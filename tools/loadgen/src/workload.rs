@@ -56,6 +56,8 @@ pub struct Workload {
     /// Tenants, each with its catalogue.
     pub tenants: Vec<TenantData>,
     mix: f64,
+    /// The first tenant places this many times as many orders as each other tenant (1: even).
+    skew: f64,
     /// Initial stock and balances for the invariant check.
     pub initial: Initial,
 }
@@ -65,10 +67,23 @@ pub struct Workload {
 pub struct OrderSpec {
     /// Its tenant.
     pub tenant: TenantId,
+    /// Which side of a skewed load it is on (`Even` when the load is not skewed).
+    pub class: TenantClass,
     /// What it should end as.
     pub intent: Intent,
     /// The JSON body.
     pub body: Bytes,
+}
+
+/// A tenant's side of a skewed load (`--tenant-skew`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TenantClass {
+    /// The load is not skewed.
+    Even,
+    /// The first tenant, placing `skew` times as many orders as each other one.
+    Heavy,
+    /// Any other tenant.
+    Other,
 }
 
 impl Workload {
@@ -85,7 +100,34 @@ impl Workload {
         Workload {
             tenants,
             mix,
+            skew: 1.0,
             initial: Initial::default(),
+        }
+    }
+
+    /// The first tenant places `skew` times as many orders as each other tenant.
+    pub fn with_skew(mut self, skew: f64) -> Workload {
+        self.skew = skew.max(1.0);
+        self
+    }
+
+    /// Whether the load is skewed.
+    pub fn skewed(&self) -> bool {
+        self.skew > 1.0 && self.tenants.len() > 1
+    }
+
+    /// A tenant by weight: the first `skew`, every other 1.
+    fn pick_tenant(&self, rng: &mut impl Rng) -> (usize, TenantClass) {
+        let n = self.tenants.len();
+        if !self.skewed() {
+            return (rng.random_range(0..n), TenantClass::Even);
+        }
+        let r = rng.random_range(0.0..self.skew + (n - 1) as f64);
+        if r < self.skew {
+            (0, TenantClass::Heavy)
+        } else {
+            let i = 1 + ((r - self.skew) as usize).min(n - 2);
+            (i, TenantClass::Other)
         }
     }
 
@@ -150,7 +192,8 @@ impl Workload {
 
     /// A random order: 1-3 distinct lines of 1-3 units; `mix` of them meant to fail.
     pub fn next_order(&self, rng: &mut impl Rng) -> OrderSpec {
-        let tenant = &self.tenants[rng.random_range(0..self.tenants.len())];
+        let (index, class) = self.pick_tenant(rng);
+        let tenant = &self.tenants[index];
         let intent = if self.mix > 0.0 && rng.random_bool(self.mix) {
             if rng.random_bool(0.5) {
                 Intent::Decline
@@ -180,6 +223,7 @@ impl Workload {
         let body = serde_json::json!({"customer_id": customer, "currency": "USD", "items": items});
         OrderSpec {
             tenant: tenant.id.clone(),
+            class,
             intent,
             body: serde_json::to_vec(&body).unwrap_or_default().into(),
         }
@@ -214,5 +258,34 @@ mod tests {
             }
         }
         assert!((100..300).contains(&fails), "{fails}");
+    }
+
+    #[test]
+    fn a_skewed_load_gives_the_first_tenant_k_times_each_others_share() {
+        let w = Workload::new("lgtest", 3, 5, 3, 0.0).with_skew(10.0);
+        let mut rng = rand::rng();
+        let mut per_tenant = [0usize; 3];
+        for _ in 0..12_000 {
+            let o = w.next_order(&mut rng);
+            let i = w.tenants.iter().position(|t| t.id == o.tenant).unwrap();
+            assert_eq!(
+                o.class,
+                if i == 0 {
+                    TenantClass::Heavy
+                } else {
+                    TenantClass::Other
+                }
+            );
+            per_tenant[i] += 1;
+        }
+        // expected 10,000 / 1,000 / 1,000
+        assert!((9_500..10_500).contains(&per_tenant[0]), "{per_tenant:?}");
+        assert!(
+            per_tenant[1..].iter().all(|n| (800..1_200).contains(n)),
+            "{per_tenant:?}"
+        );
+        let even = Workload::new("lgtest", 3, 5, 3, 0.0);
+        assert!(!even.skewed());
+        assert_eq!(even.next_order(&mut rng).class, TenantClass::Even);
     }
 }

@@ -4,3 +4,4 @@
 
 mod rejections;
 mod sql;
+mod sql_loss;

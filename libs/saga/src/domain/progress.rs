@@ -123,7 +123,15 @@ impl Progress {
                 Next::Done
             }
             SagaStatus::Running if now >= self.deadline => {
-                self.enter_compensation("timeout", self.step_index);
+                let i = self.step_index;
+                if !shapes.get(i).is_some_and(|s| s.compensable) {
+                    // a step without compensation (local work rolls back with its transaction)
+                    // is given up: it failed, it is not left running
+                    let attempt = self.steps[i].attempts;
+                    self.steps[i].status = StepStatus::Failed;
+                    self.record(HistoryState::Failed, i, attempt, Some("deadline passed"));
+                }
+                self.enter_compensation("timeout", i);
                 self.next(now, shapes)
             }
             SagaStatus::Running => Next::Act {

@@ -272,6 +272,25 @@ fn past_the_deadline_the_uncertain_step_is_compensated_with_timeout() {
 }
 
 #[test]
+fn past_the_deadline_a_failing_local_step_ends_failed_and_the_steps_before_it_are_compensated() {
+    let shapes = shapes(&[(true, false), (false, true)]);
+    let start = Utc::now();
+    let mut p = Progress::start(&["a", "local"], start + Duration::seconds(30));
+    p.action_succeeded(0);
+    p.action_failed(1, "database unavailable");
+    let later = start + Duration::seconds(31);
+    assert_eq!(
+        p.next(later, &shapes),
+        Next::Compensate {
+            step: 0,
+            attempt: 1
+        }
+    );
+    assert_eq!(p.steps[1].status, StepStatus::Failed);
+    assert_eq!(p.failure_reason.as_deref(), Some("timeout"));
+}
+
+#[test]
 fn a_cancel_compensates_the_current_step_too_and_only_a_running_saga_is_cancelled() {
     let shapes = shapes(&[(true, false), (true, false), (false, true)]);
     let now = Utc::now();

@@ -94,7 +94,7 @@ impl Transition {
                  UPDATE saga s SET {}
                  FROM (VALUES ({})) AS t({ROW_COLUMNS})
                  WHERE s.id = t.id AND s.locked_by = t.claim
-                 RETURNING s.id),
+                 RETURNING s.id, s.tenant_id),
              history AS ({})
              SELECT id FROM written",
             SET_COLUMNS.replace("LEASE", &lease.to_string()),
@@ -145,7 +145,7 @@ pub(crate) fn statement_many(
              UPDATE saga s SET {}
              FROM unnest({}) AS t({ROW_COLUMNS})
              WHERE s.id = t.id AND s.locked_by = t.claim
-             RETURNING s.id),
+             RETURNING s.id, s.tenant_id),
          history AS ({})
          SELECT id FROM written",
         SET_COLUMNS.replace("LEASE", &lease.to_string()),
@@ -158,11 +158,11 @@ pub(crate) fn statement_many(
 fn history_insert_many(owners: &str, h: &HistoryArrays) -> String {
     let [state, step, attempt, error] = h.columns();
     format!(
-        "INSERT INTO saga_history (saga_id, state, step, attempt, error, actor)
-         SELECT e.saga_id, e.state, e.step, e.attempt, e.error, '{ENGINE_ACTOR}'
+        "INSERT INTO saga_history (saga_id, tenant_id, state, step, attempt, error, actor)
+         SELECT e.saga_id, w.tenant_id, e.state, e.step, e.attempt, e.error, '{ENGINE_ACTOR}'
          FROM unnest({owners}::uuid[], {state}::text[], {step}::text[], {attempt}::int4[], {error}::text[])
               WITH ORDINALITY AS e(saga_id, state, step, attempt, error, n)
-         WHERE e.saga_id IN (SELECT id FROM written)
+              JOIN written w ON w.id = e.saga_id
          ORDER BY e.n"
     )
 }

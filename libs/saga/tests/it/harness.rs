@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 /// What each step does, per attempt: `ok`, `reject`, `abort`, `transient`, `hang` (sleep past the
-/// step timeout), `slow` (1.5 s); by step name; the last entry repeats.
+/// step timeout), `slow` (1.5 s), `pause` (100 ms); by step name; the last entry repeats.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Script {
     pub actions: HashMap<String, Vec<String>>,
@@ -86,6 +86,10 @@ impl Scripted {
             }
             "slow" => {
                 tokio::time::sleep(Duration::from_millis(1500)).await;
+                Ok(())
+            }
+            "pause" => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
                 Ok(())
             }
             _ => {
@@ -203,6 +207,7 @@ pub fn fast_config() -> EngineConfig {
         retry_max: Duration::from_millis(50),
         poll_interval: Duration::from_millis(50),
         concurrency: 256,
+        tenant_share: 0.5,
         claim_batch: 64,
         transition_writers: 2,
         gauge_interval: Duration::from_millis(200),

@@ -5,6 +5,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // reason: tests fail by panicking
 
 mod engine;
+mod fairness;
 mod harness;
 mod history;
 mod operators;

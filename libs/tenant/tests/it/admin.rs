@@ -16,6 +16,7 @@ fn auth() -> Authenticator {
         algorithm: JwtAlgorithm::Hs256,
         secret: Some(SECRET.into()),
         public_key_pem: None,
+        ..AuthConfig::default()
     })
     .expect("valid config")
 }

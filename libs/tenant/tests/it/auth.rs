@@ -22,6 +22,7 @@ fn hs_auth(allow_header: bool) -> Authenticator {
         algorithm: JwtAlgorithm::Hs256,
         secret: Some(SECRET.into()),
         public_key_pem: None,
+        ..AuthConfig::default()
     })
     .expect("valid config")
 }
@@ -32,6 +33,7 @@ fn rs_auth() -> Authenticator {
         algorithm: JwtAlgorithm::Rs256,
         secret: None,
         public_key_pem: Some(RSA_PUBLIC.into()),
+        ..AuthConfig::default()
     })
     .expect("valid config")
 }
@@ -191,6 +193,7 @@ fn rs256_and_es256_tokens_verify_with_their_public_keys() {
         algorithm: JwtAlgorithm::Es256,
         secret: None,
         public_key_pem: Some(EC_PUBLIC.into()),
+        ..AuthConfig::default()
     })
     .expect("ec config");
     let es = sign(
@@ -280,6 +283,7 @@ fn config_without_any_method_is_refused_at_startup() {
         algorithm: JwtAlgorithm::Hs256,
         secret: None,
         public_key_pem: None,
+        ..AuthConfig::default()
     });
     assert!(err.is_err());
     let short = Authenticator::new(&AuthConfig {
@@ -287,6 +291,7 @@ fn config_without_any_method_is_refused_at_startup() {
         algorithm: JwtAlgorithm::Hs256,
         secret: Some("short".into()),
         public_key_pem: None,
+        ..AuthConfig::default()
     });
     assert!(short.is_err());
 }

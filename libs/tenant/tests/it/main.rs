@@ -4,4 +4,5 @@
 
 mod admin;
 mod auth;
+mod keys;
 mod rls;

@@ -64,6 +64,25 @@ async fn invalid_fields_are_listed_in_a_422() {
         ["sku", "name", "price_cents", "currency", "on_hand"]
     );
 
+    // a price of 0 is refused at PUT (an order of it could never be paid: Authorize takes at least
+    // one minor unit); it is a field error, not a 500 from the table's CHECK
+    let response = app.put_product("FREE", 0, "USD", 1).await;
+    assert_eq!(response.status, 422, "{}", response.text());
+    let problem = response.json();
+    assert_eq!(
+        (
+            problem["code"].as_str(),
+            problem["errors"][0]["field"].as_str(),
+            problem["errors"][0]["code"].as_str()
+        ),
+        (Some("request.invalid"), Some("price_cents"), Some("range")),
+        "{problem}"
+    );
+    assert_eq!(
+        app.http.get("/v1/products/FREE").await.expect("GET").status,
+        404
+    );
+
     let too_long = "x".repeat(65);
     let response = app.put_product(&too_long, 1, "USD", 1).await;
     assert_eq!(response.status, 422);

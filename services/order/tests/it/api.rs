@@ -7,6 +7,17 @@ use crate::harness::{Platform, order_body};
 #[tokio::test]
 async fn bad_input_gets_problem_json_never_a_500() {
     let p = Platform::start().await;
+    malformed_bodies_are_refused(&p).await;
+    invalid_fields_are_named(&p).await;
+    bad_ids_and_query_parameters_are_refused(&p).await;
+    let anonymous = longship_testkit::HttpClient::new(format!("http://{}", p.order.http));
+    credentials_are_checked(&anonymous).await;
+    platform_endpoints_are_served(&anonymous).await;
+    p.stop().await;
+}
+
+/// Broken JSON 400, wrong content type 415, an oversized body 413.
+async fn malformed_bodies_are_refused(p: &Platform) {
     let orders = p.orders("acme");
     let post = |body: &'static [u8], ct: &'static str| {
         let orders = orders.clone();
@@ -40,7 +51,10 @@ async fn bad_input_gets_problem_json_never_a_500() {
         .await
         .expect("post");
     assert_eq!(r.status, 413);
+}
 
+/// A body that parses but breaks the rules: 422 naming each field; a bad idempotency key 400.
+async fn invalid_fields_are_named(p: &Platform) {
     let r = p
         .place(
             "acme",
@@ -81,7 +95,11 @@ async fn bad_input_gets_problem_json_never_a_500() {
         )
         .await;
     assert_eq!(r.status, 400);
+}
 
+/// Malformed ids and query parameters 400; an unknown order 404 with its code.
+async fn bad_ids_and_query_parameters_are_refused(p: &Platform) {
+    let orders = p.orders("acme");
     let r = orders.get("/v1/orders/not-a-uuid").await.expect("get");
     assert_eq!(r.status, 400);
     let r = orders
@@ -101,9 +119,10 @@ async fn bad_input_gets_problem_json_never_a_500() {
     assert_eq!(r.status, 400);
     let r = orders.get("/v1/orders?cursor=garbage").await.expect("list");
     assert_eq!(r.status, 400);
+}
 
-    // no credentials / malformed tenant / bad token
-    let anonymous = longship_testkit::HttpClient::new(format!("http://{}", p.order.http));
+/// No credentials 401, a malformed tenant 400, a bad token 401, a good one 200.
+async fn credentials_are_checked(anonymous: &longship_testkit::HttpClient) {
     assert_eq!(anonymous.get("/v1/orders").await.expect("get").status, 401);
     assert_eq!(
         anonymous
@@ -138,8 +157,10 @@ async fn bad_input_gets_problem_json_never_a_500() {
             .status,
         200
     );
+}
 
-    // unknown route and the platform endpoints
+/// An unknown route 404; health, readiness, metrics, the OpenAPI document and the docs page.
+async fn platform_endpoints_are_served(anonymous: &longship_testkit::HttpClient) {
     assert_eq!(anonymous.get("/v2/nothing").await.expect("get").status, 404);
     assert_eq!(anonymous.get("/healthz").await.expect("get").status, 200);
     assert_eq!(anonymous.get("/readyz").await.expect("get").status, 200);
@@ -157,7 +178,6 @@ async fn bad_input_gets_problem_json_never_a_500() {
     let page = anonymous.get("/docs/").await.expect("get");
     assert_eq!(page.status, 200);
     assert!(page.text().contains("swagger-ui"), "{}", page.text());
-    p.stop().await;
 }
 
 #[tokio::test]

@@ -175,3 +175,61 @@ async fn nats_unreachable_for_a_while_then_events_are_delivered_stock_committed_
     .await;
     p.stop().await;
 }
+
+/// Requests and background work have pools of their own: with every connection of order's
+/// request pool held, the saga engine still claims, steps and confirms, and the relay still
+/// publishes `order_confirmed` (inventory commits the stock).
+#[tokio::test]
+async fn a_saturated_request_pool_does_not_starve_the_saga_engine_or_the_relay() {
+    let mut p = Platform::start_with(&[
+        ("DATABASE_MAX_CONNECTIONS", "2"),
+        ("DATABASE_WORKER_MAX_CONNECTIONS", "3"),
+    ])
+    .await;
+    p.seed_product("acme", "SKU-P", 500, "USD", 10).await;
+    p.seed_account("acme", "c-p", 10_000, "USD").await;
+    let payment_grpc = p.payment_grpc.to_string();
+    if let Some(payment) = p.payment.take() {
+        payment.stop().await;
+    }
+    let r = p
+        .place("acme", order_body("c-p", "USD", &[("SKU-P", 2)]), None)
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    let id: uuid::Uuid = r.json()["id"].as_str().expect("id").parse().expect("uuid");
+    // the saga waits for payment; meanwhile every request connection is taken
+    let requests = p.order.pool.clone();
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        held.push(requests.acquire().await.expect("request connection"));
+    }
+    assert_eq!((requests.size(), requests.num_idle()), (2, 0));
+    let status = || async {
+        sqlx::query_scalar::<_, String>("SELECT status FROM orders WHERE id = $1")
+            .bind(id)
+            .fetch_one(p.orders_db.pool())
+            .await
+            .expect("status")
+    };
+    assert_eq!(status().await, "PENDING");
+    p.payment = Some(start_payment(&p.payments_db, &p.nats, &payment_grpc).await);
+    p.eventually(
+        "the saga confirms on the worker pool",
+        Duration::from_secs(30),
+        || async { status().await == "CONFIRMED" },
+    )
+    .await;
+    p.eventually(
+        "the relay published order_confirmed and inventory committed the stock",
+        Duration::from_secs(20),
+        || async {
+            let product = p.product("acme", "SKU-P").await;
+            product["on_hand"] == 8 && product["reserved"] == 0
+        },
+    )
+    .await;
+    // the request pool was held throughout
+    assert_eq!((requests.size(), requests.num_idle()), (2, 0));
+    drop(held);
+    p.stop().await;
+}

@@ -12,6 +12,8 @@ use longship_testkit::{HttpClient, HttpResponse, TestApp, TestDb, TestNats};
 pub struct Service {
     pub http: SocketAddr,
     pub grpc: SocketAddr,
+    /// The service's request pool.
+    pub pool: sqlx::PgPool,
     stop: Pin<Box<dyn Future<Output = ()> + Send>>,
 }
 
@@ -20,6 +22,7 @@ impl Service {
         Service {
             http: app.http_addr,
             grpc: app.grpc_addr,
+            pool: app.pool.clone(),
             // its database and NATS namespace belong to the platform
             stop: Box::pin(async move {
                 let _ = app.stop_keeping_infrastructure().await;

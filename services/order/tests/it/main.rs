@@ -4,18 +4,22 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // reason: tests fail by panicking
 
 mod api;
+mod database_loss;
 mod docs_page;
 mod faults;
 mod harness;
+mod hostile_headers;
 mod identity;
 mod invariants;
 mod lifecycle;
 mod metrics;
 mod openapi;
 mod saga;
+mod saga_failures;
 mod security_auth;
 mod security_decoders;
 mod security_input;
 mod security_isolation;
 mod security_limits;
+mod security_rls;
 mod trace;

@@ -101,7 +101,8 @@ async fn every_documented_family_is_served_with_help_and_counters_start_at_zero(
         );
     }
     assert_eq!(value(&start, "nats_connected"), Some(1.0));
-    assert!(value(&start, "db_pool_max").unwrap_or(0.0) >= 1.0);
+    assert!(value(&start, "db_pool_max{pool=\"requests\"}").unwrap_or(0.0) >= 1.0);
+    assert!(value(&start, "db_pool_max{pool=\"workers\"}").unwrap_or(0.0) >= 1.0);
     assert!(value(&start, "process_resident_memory_bytes").unwrap_or(0.0) > 0.0);
     assert!(
         start.contains("build_info{service=\"order\",version=\""),

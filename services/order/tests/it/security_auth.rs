@@ -214,7 +214,7 @@ fn hs256_attacks() -> Vec<Attack> {
             )
             .expect("sign"),
             401,
-            "auth.invalid_token",
+            "auth.algorithm_not_allowed",
         ),
         bearer(
             "100 KB token",
@@ -427,13 +427,13 @@ async fn an_rs256_service_refuses_key_confusion_and_foreign_algorithms() {
             "HS256 signed with the RSA public key",
             hs256(RSA_PUBLIC.as_bytes(), claims.clone()),
             401,
-            "auth.invalid_token",
+            "auth.algorithm_not_allowed",
         ),
         bearer(
             "HS256 signed with the configured dev secret",
             hs256(SECRET.as_bytes(), claims.clone()),
             401,
-            "auth.invalid_token",
+            "auth.algorithm_not_allowed",
         ),
         bearer(
             "ES256 where RS256 is configured",
@@ -444,7 +444,7 @@ async fn an_rs256_service_refuses_key_confusion_and_foreign_algorithms() {
             )
             .expect("sign"),
             401,
-            "auth.invalid_token",
+            "auth.algorithm_not_allowed",
         ),
         bearer("alg none", none_dot, 401, "auth.invalid_token"),
     ];

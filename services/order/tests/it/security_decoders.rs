@@ -17,6 +17,7 @@ fn authenticators() -> [Authenticator; 2] {
         algorithm: JwtAlgorithm::Hs256,
         secret: Some(SECRET.into()),
         public_key_pem: None,
+        ..AuthConfig::default()
     })
     .expect("hs256");
     let rs = Authenticator::new(&AuthConfig {
@@ -24,6 +25,7 @@ fn authenticators() -> [Authenticator; 2] {
         algorithm: JwtAlgorithm::Rs256,
         secret: None,
         public_key_pem: Some(RSA_PUBLIC.into()),
+        ..AuthConfig::default()
     })
     .expect("rs256");
     [hs, rs]

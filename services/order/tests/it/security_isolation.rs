@@ -574,6 +574,7 @@ async fn grpc_methods_with_a_foreign_tenant_neither_see_nor_change_a_and_rls_hid
         .expect("A voids early");
 
     rls_hides_every_tenant_table(&p).await;
+    crate::security_rls::rls_covers_the_platform_tables(&p, A, B).await;
     p.stop().await;
 }
 

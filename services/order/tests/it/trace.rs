@@ -149,9 +149,25 @@ async fn one_order_is_one_trace_of_server_client_producer_and_consumer_spans() {
     assert_child(authorize_step, saga);
     assert_child(authorize, authorize_step);
 
-    // the relay's publish of order_confirmed: a PRODUCER span, child of the step that wrote it
-    let confirm_step = step(&spans, "ConfirmOrder");
-    let publish = one(&spans, "PRODUCER order_confirmed", |s| {
+    messaging_spans(&spans, &consumers);
+
+    // probes and scrapes are not traced (the harness polled /readyz of every service)
+    let probes: Vec<&ReceivedSpan> = all
+        .iter()
+        .filter(|s| {
+            s.attribute("url.path")
+                .is_some_and(|p| ["/healthz", "/readyz", "/metrics"].contains(&p))
+        })
+        .collect();
+    assert!(probes.is_empty(), "probes were traced: {probes:#?}");
+    p.stop().await;
+}
+
+/// The relay's publish of order_confirmed: a PRODUCER span, child of the step that wrote it; both
+/// consumers: CONSUMER spans, children of the producer span, of the same message.
+fn messaging_spans(spans: &[ReceivedSpan], consumers: &[&str]) {
+    let confirm_step = step(spans, "ConfirmOrder");
+    let publish = one(spans, "PRODUCER order_confirmed", |s| {
         s.kind == "PRODUCER"
             && s.attribute("messaging.destination.name")
                 .is_some_and(|d| d.ends_with("orders.v1.order_confirmed"))
@@ -167,8 +183,8 @@ async fn one_order_is_one_trace_of_server_client_producer_and_consumer_spans() {
     assert_eq!(event_id.len(), 36, "{publish:?}");
 
     // both consumers: CONSUMER spans, children of the producer span, of the same message
-    for consumer in consumers {
-        let handled = one(&spans, consumer, |s| {
+    for &consumer in consumers {
+        let handled = one(spans, consumer, |s| {
             s.kind == "CONSUMER" && s.attribute("messaging.consumer.group.name") == Some(consumer)
         });
         assert_child(handled, publish);
@@ -184,15 +200,4 @@ async fn one_order_is_one_trace_of_server_client_producer_and_consumer_spans() {
         );
         assert_eq!(handled.attribute("messaging.message.id"), Some(event_id));
     }
-
-    // probes and scrapes are not traced (the harness polled /readyz of every service)
-    let probes: Vec<&ReceivedSpan> = all
-        .iter()
-        .filter(|s| {
-            s.attribute("url.path")
-                .is_some_and(|p| ["/healthz", "/readyz", "/metrics"].contains(&p))
-        })
-        .collect();
-    assert!(probes.is_empty(), "probes were traced: {probes:#?}");
-    p.stop().await;
 }

@@ -119,3 +119,30 @@ async fn the_app_role_sees_no_rows_without_a_tenant_setting() {
     conn.close().await.expect("close");
     app.stop().await;
 }
+
+/// A pool that cannot switch to its role stops start-up naming the variable, instead of a service
+/// that looks ready while every request (or every background task) fails.
+#[tokio::test]
+async fn a_role_the_pools_cannot_switch_to_stops_start_up_naming_the_variable() {
+    use longship_runtime::{App, Env, ServiceConfig};
+    let db = longship_testkit::TestDb::new().await;
+    let nats = longship_testkit::TestNats::new().await;
+    for variable in ["DATABASE_APP_ROLE", "DATABASE_WORKER_ROLE"] {
+        let env = Env::from_pairs([
+            ("DATABASE_URL", db.url()),
+            ("NATS_URL", nats.url()),
+            ("NATS_PREFIX", nats.prefix()),
+            ("HTTP_ADDR", "127.0.0.1:0"),
+            ("GRPC_ADDR", "127.0.0.1:0"),
+            ("AUTH_ALLOW_TENANT_HEADER", "true"),
+            (variable, "longship_no_such_role"),
+        ]);
+        let config = ServiceConfig::<payment::Payment>::from_env(&env).expect("config");
+        let shutdown = longship_runtime::CancellationToken::new();
+        let err = App::<payment::Payment>::build(config, &shutdown)
+            .await
+            .expect_err("a role that does not exist");
+        assert!(err.to_string().contains(variable), "{err}");
+    }
+    db.drop_db().await;
+}
