@@ -53,15 +53,11 @@ pub async fn serve(
     mtls: Option<Arc<Mtls>>,
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
-    let refused = || {
-        metrics::counter!(crate::platform_metrics::CONNECTIONS_REFUSED.name, "server" => "grpc")
-            .increment(1);
-    };
     let incoming = longship_identity::incoming(
         listener,
         mtls,
         limits.max_connections,
-        refused,
+        crate::connections::count_grpc_refusal,
         shutdown.clone(),
     );
     let streams = u32::try_from(limits.concurrency_per_connection).unwrap_or(u32::MAX);
