@@ -39,6 +39,9 @@ Environment (all optional):
   LONGSHIP_READY_TIMEOUT  seconds to wait for every /readyz (default 90)
   LONGSHIP_NO_BUILD=1     skip `cargo build` and use the binaries already built
   LONGSHIP_BIN_DIR        where the binaries are (default ${CARGO_TARGET_DIR:-target}/<profile>)
+  GRPC_MTLS               on (default): a development CA and per-service certificates in
+                          <state dir>/certs (the certs tool, `just certs`), every gRPC connection
+                          mutual TLS as in production | off: plaintext gRPC, no caller identity
   passed through when set: RUST_LOG (default info), LOG_FORMAT (default pretty),
   AUTH_JWT_SECRET, DATABASE_MAX_CONNECTIONS, DATABASE_WORKER_MAX_CONNECTIONS, DATABASE_APP_ROLE,
   DATABASE_WORKER_ROLE, DATABASE_PLAN_CACHE_MODE, LISTEN_BACKLOG, HTTP_MAX_CONNECTIONS,
@@ -363,6 +366,12 @@ if ((${#MISSING[@]} > 0)) && [[ "${LONGSHIP_NO_BUILD:-0}" != 1 ]]; then
     [[ "$PROFILE" == release ]] && build+=(--release)
     step "building: ${build[*]}"
     (cd "$LONGSHIP_ROOT" && "${build[@]}" 9>&-) || die "the build failed (cargo output above); nothing was started"
+    # the development PKI tool, built on its own (with the services its features would change theirs)
+    if [[ "${GRPC_MTLS:-on}" != off ]]; then
+        certs_build=(cargo build -p certs)
+        [[ "$PROFILE" == release ]] && certs_build+=(--release)
+        (cd "$LONGSHIP_ROOT" && "${certs_build[@]}" 9>&-) || die "building the certs tool failed; nothing was started"
+    fi
 fi
 for svc in "${MISSING[@]}"; do
     [[ -x "$BIN_DIR/$svc" ]] || die "binary not found: $BIN_DIR/$svc (build it, or set LONGSHIP_BIN_DIR)"
@@ -373,6 +382,20 @@ PG_SOCKET_DIR=""
 [[ "$INFRA_KIND" == docker ]] || PG_SOCKET_DIR="$(pg_socket_dir "$PG_ADMIN_URL")"
 if [[ -n "$PG_SOCKET_DIR" ]]; then
     ok "the services reach Postgres through its Unix socket in $PG_SOCKET_DIR (LONGSHIP_PG_SOCKET_DIR=none for TCP)"
+fi
+
+# --- service identity: a development CA and a certificate per service (mTLS on, as in production)
+CERT_DIR="$STATE_DIR/certs"
+GRPC_SCHEME=https
+if [[ "${GRPC_MTLS:-on}" == off ]]; then
+    GRPC_SCHEME=http
+    warn "GRPC_MTLS=off: the gRPC plane runs without TLS and without caller identity (anyone on the port can act for any tenant)"
+elif ((${#MISSING[@]} > 0)); then
+    certs_bin="$(abspath "${LONGSHIP_CERTS_BIN:-$BIN_DIR/certs}")"
+    [[ -x "$certs_bin" ]] || die "certs tool not found: $certs_bin (cargo build -p certs, or GRPC_MTLS=off)"
+    "$certs_bin" --dir "$CERT_DIR" --namespace dev "${LONGSHIP_SERVICES[@]}" 9>&- ||
+        die "creating the development certificates in $CERT_DIR failed"
+    ok "service identities: CA and certificates in $CERT_DIR (spiffe://longship/dev/<service>)"
 fi
 
 ENV_ARGS=()
@@ -392,6 +415,12 @@ service_env() {
         # The logs go to files: no ANSI colour codes in them (tracing-subscriber honours NO_COLOR).
         "NO_COLOR=${NO_COLOR:-1}"
     )
+    if [[ "$GRPC_SCHEME" == https ]]; then
+        ENV_ARGS+=("GRPC_MTLS=on" "TLS_CA_FILE=$CERT_DIR/ca.pem"
+            "TLS_CERT_FILE=$CERT_DIR/$svc.pem" "TLS_KEY_FILE=$CERT_DIR/$svc.key")
+    else
+        ENV_ARGS+=("GRPC_MTLS=off")
+    fi
     local v
     [[ -n "$NATS_PREFIX_EFFECTIVE" ]] && ENV_ARGS+=("NATS_PREFIX=$NATS_PREFIX_EFFECTIVE")
     for v in DATABASE_MAX_CONNECTIONS DATABASE_WORKER_MAX_CONNECTIONS DATABASE_APP_ROLE DATABASE_WORKER_ROLE DATABASE_PLAN_CACHE_MODE \
@@ -401,8 +430,8 @@ service_env() {
     done
     case "$svc" in
         order)
-            ENV_ARGS+=("INVENTORY_GRPC_URL=http://127.0.0.1:$(grpc_port inventory)"
-                "PAYMENT_GRPC_URL=http://127.0.0.1:$(grpc_port payment)"
+            ENV_ARGS+=("INVENTORY_GRPC_URL=$GRPC_SCHEME://127.0.0.1:$(grpc_port inventory)"
+                "PAYMENT_GRPC_URL=$GRPC_SCHEME://127.0.0.1:$(grpc_port payment)"
                 "CONSOLE_PEERS=inventory=http://127.0.0.1:$(http_port inventory),payment=http://127.0.0.1:$(http_port payment)")
             [[ -n "${SAGA_DEADLINE_SECS:-}" ]] && ENV_ARGS+=("SAGA_DEADLINE_SECS=$SAGA_DEADLINE_SECS")
             ;;

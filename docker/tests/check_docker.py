@@ -382,8 +382,9 @@ def check_contract_env(inp):
     order = env_of(app_service(inp, "order") or {})
     if "order" in inp.crates:
         for var, target, port in (("INVENTORY_GRPC_URL", "inventory", 50052), ("PAYMENT_GRPC_URL", "payment", 50053)):
-            if target in inp.crates and order.get(var) != f"http://{target}:{port}":
-                probs.append(f"order: {var} should be http://{target}:{port}, got {order.get(var)!r}")
+            # https: the services talk mTLS (GRPC_MTLS on, the development certificates mounted)
+            if target in inp.crates and order.get(var) != f"https://{target}:{port}":
+                probs.append(f"order: {var} should be https://{target}:{port}, got {order.get(var)!r}")
     return probs
 
 

@@ -475,8 +475,13 @@ def check_references(objects: list[Obj], external_secrets: dict[str, set[str]]) 
         refs += [(w, *r) for r in pod_spec_references(pod_template(w).get("spec", {}))]
     for ing in of_kind(objects, "Ingress"):
         refs += [(ing, "Secret", t["secretName"], None, False) for t in ing["spec"].get("tls", []) or [] if t.get("secretName")]
+    # Secrets cert-manager issues from a rendered Certificate count as rendered (with its keys)
+    issued = {(namespace(c), c["spec"]["secretName"]) for c in of_kind(objects, "Certificate")
+              if c.get("apiVersion", "").startswith("cert-manager.io/")}
     for owner, kind, name, key, optional in refs:
         data = config_data(objects, kind, name, namespace(owner))
+        if data is None and kind == "Secret" and (namespace(owner), name) in issued:
+            data = {"tls.crt": "", "tls.key": "", "ca.crt": ""}
         if data is not None:
             # An optional key may be absent (e.g. AUTH_JWT_PUBLIC_KEY when the algorithm is HS256).
             if key is not None and key not in data and not optional:
@@ -486,6 +491,45 @@ def check_references(objects: list[Obj], external_secrets: dict[str, set[str]]) 
                 problems.append(f"{ident(owner)}: reads key {key!r} of external Secret/{name}, documented keys {sorted(external_secrets[name])}")
         else:
             problems.append(f"{ident(owner)}: references {kind}/{name}, which is neither rendered nor a documented external Secret")
+    return problems
+
+
+def check_service_identity(objects: list[Obj]) -> list[str]:
+    """mTLS on the gRPC plane: every server Deployment runs with GRPC_MTLS=on, its TLS_* files
+    mounted from the Secret of a cert-manager Certificate that carries its SPIFFE ID
+    spiffe://longship/<namespace>/<service>, for both server and client auth, from a rendered Issuer."""
+    problems: list[str] = []
+    certs = {(namespace(c), c["spec"].get("secretName")): c for c in of_kind(objects, "Certificate")}
+    issuers = {(namespace(i), i["metadata"]["name"]) for i in of_kind(objects, "Issuer")}
+    for dep in of_kind(objects, "Deployment"):
+        if pod_labels(dep).get("app.kubernetes.io/component") != "server":
+            continue
+        ns, svc = namespace(dep), dep["metadata"]["name"]
+        pod = pod_template(dep).get("spec", {})
+        for c in pod.get("containers", []) + pod.get("initContainers", []):
+            env = effective_env(c, objects, ns)
+            if env.get("GRPC_MTLS") != "on":
+                problems.append(f"{ident(dep)}: container {c.get('name')} runs without GRPC_MTLS=on")
+                continue
+            mounts = {m["mountPath"].rstrip("/"): m["name"] for m in c.get("volumeMounts", []) or []}
+            for var in ("TLS_CA_FILE", "TLS_CERT_FILE", "TLS_KEY_FILE"):
+                path = env.get(var, "")
+                volume_name = mounts.get(path.rpartition("/")[0])
+                volume = next((v for v in pod.get("volumes", []) if v.get("name") == volume_name), None)
+                secret = ((volume or {}).get("secret") or {}).get("secretName")
+                cert = certs.get((ns, secret))
+                if cert is None:
+                    problems.append(f"{ident(dep)}: {var}={path!r} is not in a mounted cert-manager Secret")
+                    continue
+                spec = cert["spec"]
+                want = f"spiffe://longship/{ns}/{svc}"
+                if want not in (spec.get("uris") or []):
+                    problems.append(f"{ident(cert)}: uris lack {want}")
+                if not {"server auth", "client auth"} <= set(spec.get("usages") or []):
+                    problems.append(f"{ident(cert)}: usages need server auth and client auth")
+                ref = spec.get("issuerRef") or {}
+                if ref.get("kind", "Issuer") == "Issuer" and (ns, ref.get("name")) not in issuers:
+                    problems.append(f"{ident(cert)}: issuer {ref.get('name')} is not rendered")
     return problems
 
 
@@ -764,6 +808,7 @@ def check_overlay(report: Report, label: str, objects: list[Obj], *, prod: bool,
     report.record(f"{label} references", check_references(objects, EXTERNAL_SECRETS if prod else {}))
     report.record(f"{label} networkpolicies", check_network_policies(objects))
     report.record(f"{label} grpc isolation", check_grpc_isolation(objects))
+    report.record(f"{label} service identity", check_service_identity(objects))
     report.record(f"{label} connectivity", check_connectivity(objects))
     report.record(f"{label} tenant header", check_tenant_header(objects, expected=not prod))
     if prod:

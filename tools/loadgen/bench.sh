@@ -10,6 +10,7 @@
 #                 trips per saga (pg_stat_statements needs a server restart; the proxy costs CPU,
 #                 so take throughput from a run without it)
 #   --keep        leave the platform's databases and streams (and logs) after the run
+#   --mtls-compare run twice, GRPC_MTLS=on then off, and print CPU ms per saga side by side
 #   anything else goes to loadgen (tools/loadgen/src/cli.rs, or: cargo run -p loadgen -- --help)
 # Environment: LONGSHIP_BENCH_PORT_OFFSET (first port offset tried, default 700), NATS_URL,
 # BENCH_RUST_LOG (the services' RUST_LOG, default info), and the platform sizing below.
@@ -26,6 +27,25 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
+
+# --mtls-compare: the same run twice, with mTLS on (as deployed) and off, each on a platform of its
+# own, then CPU ms per saga side by side (tools/loadgen/compare_mtls.py, also in the second report)
+for a in "$@"; do
+    if [[ "$a" == --mtls-compare ]]; then
+        rest=()
+        for b in "$@"; do [[ "$b" == --mtls-compare ]] || rest+=("$b"); done
+        reports=()
+        for mode in on off; do
+            before="$(ls -1d target/bench/*/ 2>/dev/null | sort | tail -1 || true)"
+            GRPC_MTLS=$mode bash "${BASH_SOURCE[0]}" ${rest[@]+"${rest[@]}"}
+            after="$(ls -1d target/bench/*/ 2>/dev/null | sort | tail -1 || true)"
+            [[ -n "$after" && "$after" != "$before" ]] || { echo "error: no report from the mTLS $mode run" >&2; exit 1; }
+            reports+=("${after}report.json")
+        done
+        python3 tools/loadgen/compare_mtls.py "${reports[0]}" "${reports[1]}" "$(dirname "${reports[1]}")/mtls-compare.md"
+        exit 0
+    fi
+done
 
 # shellcheck source=../../scripts/lib/common.sh
 source "$ROOT/scripts/lib/common.sh" # pg_socket_dir, pg_url_with_socket
@@ -76,6 +96,7 @@ release=()
 say "building ($profile): the services and loadgen"
 cargo build "${release[@]}" --bins -p order -p inventory -p payment
 cargo build "${release[@]}" -p loadgen
+[[ "${GRPC_MTLS:-on}" == off ]] || cargo build "${release[@]}" -p certs
 loadgen="${CARGO_TARGET_DIR:-$ROOT/target}/$profile/loadgen"
 
 platform_env=(
@@ -87,6 +108,7 @@ platform_env=(
     "LONGSHIP_NO_BUILD=1"
     "RUST_LOG=${BENCH_RUST_LOG:-info}"
     "LONGSHIP_PG_URL=$pg_url"
+    "GRPC_MTLS=${GRPC_MTLS:-on}"
 )
 
 proxy_pid=""
@@ -134,5 +156,5 @@ env "${platform_env[@]}" bash scripts/up.sh >"$state/up.log" 2>&1 || {
 
 say "running loadgen ${args[*]}"
 # loadgen itself keeps tokio's default threads; it records the platform sizing in the report
-BENCH_PLATFORM_CONFIG="TOKIO_WORKER_THREADS=$TOKIO_WORKER_THREADS DATABASE_MAX_CONNECTIONS=$DATABASE_MAX_CONNECTIONS RUST_LOG=${BENCH_RUST_LOG:-info} LONGSHIP_PG_URL=$pg_url${pg_socket:+ (services through the socket in $pg_socket)}" \
+BENCH_PLATFORM_CONFIG="GRPC_MTLS=${GRPC_MTLS:-on} TOKIO_WORKER_THREADS=$TOKIO_WORKER_THREADS DATABASE_MAX_CONNECTIONS=$DATABASE_MAX_CONNECTIONS RUST_LOG=${BENCH_RUST_LOG:-info} LONGSHIP_PG_URL=$pg_url${pg_socket:+ (services through the socket in $pg_socket)}" \
     env -u TOKIO_WORKER_THREADS "$loadgen" bench "${loadgen_args[@]}" "${args[@]}"

@@ -341,6 +341,12 @@ pub fn capped(
     })
 }
 
+/// Counts a gRPC connection closed at once because the cap was reached.
+pub(crate) fn count_grpc_refusal() {
+    metrics::counter!(crate::platform_metrics::CONNECTIONS_REFUSED.name, "server" => "grpc")
+        .increment(1);
+}
+
 /// An accepted gRPC connection holding its place under the cap.
 #[derive(Debug)]
 pub struct Capped {

@@ -17,6 +17,7 @@ mod entry;
 pub mod grpc;
 pub mod header_guard;
 pub mod http;
+pub mod mtls;
 pub mod nats;
 pub mod openapi;
 mod platform;
@@ -30,6 +31,7 @@ pub mod tenant_limit;
 pub use config::{CommonConfig, ConfigError, Env, ServiceDefaults};
 pub use db::Migrations;
 pub use entry::main;
+pub use longship_identity::{ClientTls, GrpcAccess, Mtls, ServiceIdentity};
 /// The allocator every service binary installs (`#[global_allocator] static ALLOC: Allocator =
 /// Allocator;` in its `main.rs`): mimalloc, which costs the services markedly less CPU than glibc's
 /// malloc under many small short-lived allocations (requests, rows, JSON, spans).
@@ -78,18 +80,26 @@ impl Listeners {
 
 /// Serves HTTP and gRPC within `limits` until `shutdown` is cancelled; then readiness turns to
 /// draining, both servers stop accepting and finish in-flight requests within `drain_timeout`.
+#[allow(clippy::too_many_arguments)] // reason: the one place the platform hands its parts to the servers
 pub async fn serve(
     listeners: Listeners,
     http_router: axum::Router,
     grpc_routes: tonic::service::Routes,
     readiness: Readiness,
+    mtls: Option<std::sync::Arc<Mtls>>,
     shutdown: CancellationToken,
     limits: connections::ConnectionLimits,
     drain_timeout: Duration,
 ) -> std::io::Result<()> {
     let http = connections::serve_http(listeners.http, http_router, limits.http, shutdown.clone());
     let grpc_routes = grpc::with_health(grpc_routes).await;
-    let grpc = grpc::serve(listeners.grpc, grpc_routes, limits.grpc, shutdown.clone());
+    let grpc = grpc::serve(
+        listeners.grpc,
+        grpc_routes,
+        limits.grpc,
+        mtls,
+        shutdown.clone(),
+    );
     let http = tokio::spawn(http);
     let grpc = tokio::spawn(grpc);
     shutdown.cancelled().await;

@@ -50,6 +50,9 @@ pub enum StartError {
     /// Authentication is misconfigured.
     #[error("auth: {0}")]
     Auth(String),
+    /// The service's TLS files are unusable (`GRPC_MTLS`).
+    #[error("mTLS: {0}")]
+    Tls(String),
     /// Shut down before start-up finished.
     #[error("shut down during start-up")]
     Cancelled,
@@ -138,6 +141,7 @@ impl Platform {
         self,
         http_router: axum::Router,
         grpc_routes: tonic::service::Routes,
+        mtls: Option<Arc<longship_identity::Mtls>>,
         shutdown: CancellationToken,
     ) -> std::io::Result<()> {
         tracing::info!(
@@ -150,6 +154,7 @@ impl Platform {
             http_router,
             grpc_routes,
             self.readiness,
+            mtls,
             shutdown,
             self.config.connections,
             self.config.shutdown_timeout,

@@ -10,6 +10,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use longship_identity::{Authorizer, ClientTls, GrpcAccess, Mtls, MtlsConfig};
 use longship_messaging::{
     ConsumerContext, ConsumerSpec, EventHandler, Naming, OutboxRelay, RelayWake, StreamSpec,
 };
@@ -62,6 +63,8 @@ pub struct ServiceConfig<S: Service> {
     pub common: CommonConfig,
     /// The service's own settings.
     pub service: S::Config,
+    /// Service identity on the gRPC plane (`GRPC_MTLS`, `TLS_*`): `None` only when turned off.
+    pub mtls: Option<MtlsConfig>,
 }
 
 impl<S: Service> Clone for ServiceConfig<S> {
@@ -69,6 +72,7 @@ impl<S: Service> Clone for ServiceConfig<S> {
         ServiceConfig {
             common: self.common.clone(),
             service: self.service.clone(),
+            mtls: self.mtls.clone(),
         }
     }
 }
@@ -78,6 +82,7 @@ impl<S: Service> std::fmt::Debug for ServiceConfig<S> {
         f.debug_struct("ServiceConfig")
             .field("common", &self.common)
             .field("service", &self.service)
+            .field("mtls", &self.mtls)
             .finish()
     }
 }
@@ -88,6 +93,7 @@ impl<S: Service> ServiceConfig<S> {
         Ok(ServiceConfig {
             common: CommonConfig::from_env(env, S::DEFAULTS)?,
             service: S::config(env)?,
+            mtls: crate::mtls::mtls(env)?,
         })
     }
 }
@@ -104,6 +110,8 @@ pub struct Shell {
     routes: axum::Router,
     admin: (axum::Router, utoipa::openapi::OpenApi),
     grpc: tonic::service::RoutesBuilder,
+    mtls: Option<Arc<Mtls>>,
+    authorizer: Authorizer,
     consumers: Vec<(ConsumerSpec, Arc<dyn EventHandler>)>,
     tasks: Vec<(&'static str, Task)>,
 }
@@ -193,8 +201,11 @@ impl Shell {
         self.admin = (routes.merge(router), doc.merge_from(openapi));
     }
 
-    /// A gRPC service (served beside the standard health service).
-    pub fn grpc<S>(&mut self, service: S)
+    /// A gRPC service and who may call it (served beside the standard health service, which
+    /// any TLS client may call). Every call is authorized by `access` before the service (and its
+    /// tenant interceptor) sees it: the caller's certificate identity for platform services, the
+    /// tenant's JWT for services reachable from outside.
+    pub fn grpc<S>(&mut self, access: GrpcAccess, service: S)
     where
         S: tower::Service<http::Request<tonic::body::Body>, Error = std::convert::Infallible>
             + tonic::server::NamedService
@@ -205,7 +216,16 @@ impl Shell {
         S::Response: axum::response::IntoResponse,
         S::Future: Send + 'static,
     {
-        self.grpc.add_service(service);
+        self.grpc
+            .add_service(self.authorizer.guard(access, service));
+    }
+
+    /// How this service reaches the platform service `peer` over gRPC (`None` with
+    /// `GRPC_MTLS=off`): pass it to [`crate::grpc::balanced_channel`].
+    pub fn grpc_client_tls(&self, peer: &str) -> Option<ClientTls> {
+        self.mtls
+            .as_ref()
+            .map(|mtls| ClientTls::new(Arc::clone(mtls), peer))
     }
 
     /// A durable consumer: its handler runs in a tenant-scoped transaction with the inbox row, and
@@ -256,7 +276,18 @@ impl<S: Service> App<S> {
                 .collect(),
             service: S::migrations(),
         };
+        let mtls = match &config.mtls {
+            Some(c) => Some(Mtls::load(c).map_err(StartError::Tls)?),
+            None => {
+                tracing::warn!(
+                    "GRPC_MTLS=off: gRPC connections are plaintext and callers are not authenticated; \
+                     anyone who reaches the gRPC port can act for any tenant (development only)"
+                );
+                None
+            }
+        };
         let platform = Platform::start(config.common, &migrations, shutdown).await?;
+        let authorizer = Authorizer::new(mtls.clone(), Arc::clone(&platform.authenticator));
         let naming = Naming::new(&platform.config.nats.prefix);
         let relay = platform.outbox_relay(&naming);
         let mut shell = Shell {
@@ -268,6 +299,8 @@ impl<S: Service> App<S> {
             routes: axum::Router::new(),
             admin: Default::default(),
             grpc: tonic::service::RoutesBuilder::default(),
+            mtls,
+            authorizer,
             consumers: Vec::new(),
             tasks: Vec::new(),
         };
@@ -312,6 +345,8 @@ impl<S: Service> App<S> {
             routes,
             admin,
             grpc,
+            mtls,
+            authorizer: _,
             consumers,
             tasks,
         } = self.shell;
@@ -348,6 +383,13 @@ impl<S: Service> App<S> {
                 "admin gauges"
             }
         });
+        if let Some(mtls) = &mtls {
+            let (mtls, stop) = (Arc::clone(mtls), shutdown.clone());
+            running.spawn(async move {
+                mtls.watch(stop).await;
+                "certificate reload"
+            });
+        }
         let context = ConsumerContext {
             pool: platform.worker_pool.clone(),
             js: platform.jetstream.clone(),
@@ -383,7 +425,7 @@ impl<S: Service> App<S> {
             }
         });
         let served = platform
-            .serve(router, grpc.routes(), shutdown.clone())
+            .serve(router, grpc.routes(), mtls, shutdown.clone())
             .await;
         // the servers have drained (or run out of time); the background tasks were told to stop
         // at the same moment: join them within what is left of the timeout

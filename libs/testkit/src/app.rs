@@ -12,7 +12,7 @@ use longship_tenant::TenantId;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
-use crate::{HttpClient, TestDb, TestNats};
+use crate::{HttpClient, TestDb, TestNats, TestPki};
 
 /// The tenant the default clients act for.
 pub const TEST_TENANT: &str = "acme";
@@ -48,6 +48,8 @@ pub struct TestApp<S: Service> {
     pub tenant: TenantId,
     /// An HTTP client acting for [`TEST_TENANT`].
     pub http: HttpClient,
+    /// Whether the service runs with mTLS (the default; `GRPC_MTLS=off` turns it off).
+    pub mtls: bool,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     service: PhantomData<S>,
@@ -118,12 +120,22 @@ impl<S: Service> TestApp<S> {
         format!("http://{}", self.grpc_addr)
     }
 
-    /// A (lazily connecting) channel to the service's gRPC port.
-    #[allow(clippy::expect_used)] // reason: a test helper fails the test by panicking
+    /// A (lazily connecting) channel to the service's gRPC port, calling as the `order` service
+    /// (the platform's caller of the saga commands) when the service runs with mTLS.
     pub fn grpc_channel(&self) -> Channel {
-        Channel::from_shared(self.grpc_url())
-            .expect("gRPC URL")
-            .connect_lazy()
+        self.grpc_channel_as(Some("order"))
+    }
+
+    /// A channel calling as the platform service `caller` (its certificate of the test CA), or
+    /// with no client certificate (`None`). Plaintext when the service runs without mTLS.
+    #[allow(clippy::expect_used)] // reason: a test helper fails the test by panicking
+    pub fn grpc_channel_as(&self, caller: Option<&str>) -> Channel {
+        if !self.mtls {
+            return Channel::from_shared(self.grpc_url())
+                .expect("gRPC URL")
+                .connect_lazy();
+        }
+        TestPki::shared().channel(self.grpc_addr, caller, S::DEFAULTS.name)
     }
 
     /// A gRPC request acting for [`TEST_TENANT`].
@@ -264,6 +276,9 @@ impl<S: Service> TestAppBuilder<S> {
             ("SHUTDOWN_TIMEOUT_SECS", "5"),
             ("DATABASE_MAX_CONNECTIONS", "8"),
         ]);
+        for (key, value) in TestPki::shared().env(S::DEFAULTS.name) {
+            env = env.set(key, value);
+        }
         for (key, value) in self.env {
             env = env.set(key, value);
         }
@@ -271,6 +286,7 @@ impl<S: Service> TestAppBuilder<S> {
         for adjust in self.adjust {
             adjust(&mut config);
         }
+        let mtls = config.mtls.is_some();
         let shutdown = CancellationToken::new();
         let app = App::<S>::build(config, &shutdown)
             .await
@@ -286,6 +302,7 @@ impl<S: Service> TestAppBuilder<S> {
                 .with_header("x-tenant-id", TEST_TENANT),
             http_addr,
             grpc_addr,
+            mtls,
             db,
             nats,
             tenant: TenantId::parse(TEST_TENANT).expect("test tenant"),

@@ -21,6 +21,7 @@ mod infra;
 pub mod invariants;
 mod nats;
 pub mod otlp;
+mod pki;
 mod postgres;
 pub mod proxy;
 pub mod snapshot;
@@ -31,6 +32,7 @@ pub use app::{
 };
 pub use http::{HttpClient, HttpResponse};
 pub use nats::TestNats;
+pub use pki::{TEST_NAMESPACE, TestPki, scratch_dir};
 pub use postgres::TestDb;
 pub use proxy::FaultProxy;
 

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use longship_messaging::StreamSpec;
 use longship_proto::inventory::v1::inventory_service_server::InventoryServiceServer;
-use longship_runtime::{ConfigError, Env, Service, ServiceDefaults, Shell, WireError};
+use longship_runtime::{ConfigError, Env, GrpcAccess, Service, ServiceDefaults, Shell, WireError};
 use utoipa::OpenApi;
 
 pub use config::Config;
@@ -58,10 +58,14 @@ impl Service for Inventory {
             config.reservation_ttl,
         ));
         shell.api(http::routes(Arc::clone(&stock)), http::ApiDoc::openapi());
-        shell.grpc(InventoryServiceServer::with_interceptor(
-            grpc::InventoryGrpc(stock),
-            longship_tenant::grpc::require_tenant,
-        ));
+        // the saga's commands: only the order service may send them
+        shell.grpc(
+            GrpcAccess::Services(&["order"]),
+            InventoryServiceServer::with_interceptor(
+                grpc::InventoryGrpc(stock),
+                longship_tenant::grpc::require_tenant,
+            ),
+        );
         shell.consume(
             consumers::order_confirmed(),
             consumers::CommitOnOrderConfirmed,

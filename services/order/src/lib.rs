@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use longship_messaging::StreamSpec;
 use longship_proto::order::v1::order_service_server::OrderServiceServer;
-use longship_runtime::{ConfigError, Env, Service, ServiceDefaults, Shell, WireError};
+use longship_runtime::{ConfigError, Env, GrpcAccess, Service, ServiceDefaults, Shell, WireError};
 use longship_saga::{SagaDefinition, SagaEngine, SagaVersions};
 use utoipa::OpenApi;
 
@@ -64,6 +64,7 @@ impl Service for Order {
             &config.inventory_url,
             &config.payment_url,
             config.step_timeout,
+            |peer| shell.grpc_client_tls(peer),
         )?;
         let definitions: Vec<Arc<dyn SagaDefinition<Data = saga::PlaceOrderData>>> =
             vec![Arc::new(saga::PlaceOrderV1::new(participants))];
@@ -92,10 +93,14 @@ impl Service for Order {
             )),
             longship_saga::AdminApiDoc::openapi(),
         );
-        shell.grpc(OrderServiceServer::with_interceptor(
-            grpc::OrderGrpc(orders),
-            longship_tenant::grpc::require_tenant,
-        ));
+        // reachable from outside the platform: the tenant's JWT, as over HTTP
+        shell.grpc(
+            GrpcAccess::Tenants,
+            OrderServiceServer::with_interceptor(
+                grpc::OrderGrpc(orders),
+                longship_tenant::grpc::require_tenant,
+            ),
+        );
         shell.routes(longship_console::routes(config.console));
         shell.spawn("saga workers", async move { sagas.run().await });
         Ok(())

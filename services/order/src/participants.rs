@@ -9,6 +9,7 @@ use longship_proto::inventory::v1 as inv;
 use longship_proto::inventory::v1::inventory_service_client::InventoryServiceClient;
 use longship_proto::payment::v1 as pay;
 use longship_proto::payment::v1::payment_service_client::PaymentServiceClient;
+use longship_runtime::ClientTls;
 use longship_runtime::grpc::ClientChannel;
 use longship_saga::{StepContext, StepError};
 
@@ -26,16 +27,19 @@ pub struct Participants {
 impl Participants {
     /// Lazily connecting clients for the two URLs (calls fail transiently while a peer is down).
     /// Host names are re-resolved every 15 s and calls spread over every address, so replicas
-    /// behind a headless Service share the load.
+    /// behind a headless Service share the load. `tls` gives the mTLS settings for reaching a
+    /// peer service by name (`None` with `GRPC_MTLS=off`).
     pub fn connect_lazy(
         inventory_url: &str,
         payment_url: &str,
         timeout: Duration,
+        tls: impl Fn(&str) -> Option<ClientTls>,
     ) -> Result<Participants, String> {
-        let channel = |url: &str| {
+        let channel = |url: &str, peer: &str| {
             longship_runtime::grpc::balanced_channel(
                 url,
                 Duration::from_secs(15),
+                tls(peer),
                 move |endpoint| {
                     endpoint
                         .connect_timeout(Duration::from_secs(2))
@@ -47,10 +51,11 @@ impl Participants {
         };
         Ok(Participants {
             inventory: InventoryServiceClient::new(
-                channel(inventory_url).map_err(|e| format!("INVENTORY_GRPC_URL: {e}"))?,
+                channel(inventory_url, "inventory")
+                    .map_err(|e| format!("INVENTORY_GRPC_URL: {e}"))?,
             ),
             payment: PaymentServiceClient::new(
-                channel(payment_url).map_err(|e| format!("PAYMENT_GRPC_URL: {e}"))?,
+                channel(payment_url, "payment").map_err(|e| format!("PAYMENT_GRPC_URL: {e}"))?,
             ),
         })
     }

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use longship_messaging::StreamSpec;
 use longship_proto::payment::v1::payment_service_server::PaymentServiceServer;
-use longship_runtime::{ConfigError, Env, Service, ServiceDefaults, Shell, WireError};
+use longship_runtime::{ConfigError, Env, GrpcAccess, Service, ServiceDefaults, Shell, WireError};
 use utoipa::OpenApi;
 
 pub use config::Config;
@@ -53,10 +53,14 @@ impl Service for Payment {
         metrics::register();
         let funds = Arc::new(usecases::Funds::new(shell.pool().clone(), shell.relay()));
         shell.api(http::routes(Arc::clone(&funds)), http::ApiDoc::openapi());
-        shell.grpc(PaymentServiceServer::with_interceptor(
-            grpc::PaymentGrpc(funds),
-            longship_tenant::grpc::require_tenant,
-        ));
+        // the saga's commands: only the order service may send them
+        shell.grpc(
+            GrpcAccess::Services(&["order"]),
+            PaymentServiceServer::with_interceptor(
+                grpc::PaymentGrpc(funds),
+                longship_tenant::grpc::require_tenant,
+            ),
+        );
         shell.consume(
             consumers::order_confirmed(),
             consumers::CaptureOnOrderConfirmed,

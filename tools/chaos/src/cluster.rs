@@ -102,6 +102,7 @@ fn env(
     addrs: ReplicaAddrs,
     network: &Network,
     timings: SagaTimings,
+    pki: &longship_testkit::TestPki,
 ) -> anyhow::Result<Vec<(String, String)>> {
     let link = |l: Link| network.addr(l).with_context(|| format!("no proxy on {l}"));
     let mut env = vec![
@@ -132,16 +133,23 @@ fn env(
         ("RUST_BACKTRACE".into(), "1".into()),
         ("SHUTDOWN_TIMEOUT_SECS".into(), "3".into()),
         ("HTTP_REQUEST_TIMEOUT_SECS".into(), "10".into()),
+        // service identity as in production: every replica of a service shares its certificate
+        ("GRPC_MTLS".into(), "on".into()),
     ];
+    env.extend(
+        pki.env(svc.name())
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v)),
+    );
     if svc == Svc::Order {
         env.extend([
             (
                 "INVENTORY_GRPC_URL".into(),
-                format!("http://{}", link(Link::Grpc(Participant::Inventory))?),
+                format!("https://{}", link(Link::Grpc(Participant::Inventory))?),
             ),
             (
                 "PAYMENT_GRPC_URL".into(),
-                format!("http://{}", link(Link::Grpc(Participant::Payment))?),
+                format!("https://{}", link(Link::Grpc(Participant::Payment))?),
             ),
             (
                 "SAGA_DEADLINE_SECS".into(),
@@ -182,6 +190,7 @@ pub async fn start(
     timings: SagaTimings,
     supervisor: &Supervisor,
 ) -> anyhow::Result<()> {
+    let pki = longship_testkit::TestPki::new(&infra.logs().with_file_name("certs"));
     for svc in Svc::ALL {
         let program = binary(bin_dir, svc)?;
         for r in 0..REPLICAS {
@@ -194,7 +203,7 @@ pub async fn start(
                 ProcSpec {
                     program: program.clone(),
                     args: vec![],
-                    env: env(svc, r, addrs, network, timings)?,
+                    env: env(svc, r, addrs, network, timings, &pki)?,
                     as_user: None,
                     log: infra.logs().join(format!("{svc}-{r}.log")),
                 },
@@ -211,7 +220,7 @@ pub async fn start(
             tokio::process::Command::new(&program)
                 .arg("migrate")
                 .env_clear()
-                .envs(env(svc, 0, addrs, network, timings)?)
+                .envs(env(svc, 0, addrs, network, timings, &pki)?)
                 .stdin(std::process::Stdio::null())
                 .stdout(log.try_clone()?)
                 .stderr(log)

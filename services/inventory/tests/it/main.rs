@@ -8,6 +8,7 @@ mod confirmation;
 mod dead_letters;
 mod expiry;
 mod helpers;
+mod identity;
 mod products;
 mod reservations;
 mod tenancy;

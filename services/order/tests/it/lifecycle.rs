@@ -54,6 +54,7 @@ async fn sigterm_with_sagas_in_flight_drains_in_time_and_releases_their_claims()
         .env("HTTP_ADDR", format!("127.0.0.1:{http_port}"))
         .env("GRPC_ADDR", "127.0.0.1:0")
         .env("AUTH_ALLOW_TENANT_HEADER", "true")
+        .envs(longship_testkit::TestPki::shared().env("order"))
         .env("INVENTORY_GRPC_URL", inventory.grpc_url())
         .env("PAYMENT_GRPC_URL", format!("http://{payment}"))
         // calls to payment hang far longer than the drain may take; leases outlast the test

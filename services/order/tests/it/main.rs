@@ -12,6 +12,7 @@ mod docs_page;
 mod faults;
 mod harness;
 mod hostile_headers;
+mod identity;
 mod invariants;
 mod lifecycle;
 mod metrics;

@@ -229,11 +229,7 @@ async fn send_junk(
 async fn ten_thousand_junk_requests_add_no_series_to_metrics() {
     let p = Platform::start().await;
     let http = p.orders("acme");
-    let grpc = tonic::transport::Endpoint::from_shared(format!("http://{}", p.order.grpc))
-        .expect("endpoint")
-        .connect()
-        .await
-        .expect("grpc connects");
+    let grpc = longship_testkit::TestPki::shared().channel(p.order.grpc, None, "order");
     // one of each kind first (their series are bounded, not absent), and one scrape, whose own
     // request shows in the next one
     for i in 0..24 {

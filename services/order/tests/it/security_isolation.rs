@@ -423,15 +423,13 @@ async fn grpc_methods_with_a_foreign_tenant_neither_see_nor_change_a_and_rls_hid
     let p = Platform::start().await;
     p.seed_product(A, A_SKU, 1_000, "USD", 10).await;
     p.seed_account(A, A_CUSTOMER, 50_000, "USD").await;
-    let mut inventory = InventoryServiceClient::connect(format!("http://{}", p.inventory.grpc))
-        .await
-        .expect("inventory grpc");
-    let mut payment = PaymentServiceClient::connect(format!("http://{}", p.payment_grpc))
-        .await
-        .expect("payment grpc");
-    let mut orders = OrderServiceClient::connect(format!("http://{}", p.order.grpc))
-        .await
-        .expect("order grpc");
+    // the saga's commands as the order service would send them (its certificate)
+    let pki = longship_testkit::TestPki::shared();
+    let mut inventory =
+        InventoryServiceClient::new(pki.channel(p.inventory.grpc, Some("order"), "inventory"));
+    let mut payment =
+        PaymentServiceClient::new(pki.channel(p.payment_grpc, Some("order"), "payment"));
+    let mut orders = OrderServiceClient::new(pki.channel(p.order.grpc, None, "order"));
 
     // an order of A's, finished and settled (a row in `orders`, a target for GetOrder)
     let placed = p

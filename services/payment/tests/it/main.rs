@@ -8,5 +8,6 @@ mod authorize;
 mod capture;
 mod compat;
 mod helpers;
+mod identity;
 mod tenancy;
 mod void;

@@ -135,6 +135,7 @@ async fn a_role_the_pools_cannot_switch_to_stops_start_up_naming_the_variable() 
             ("HTTP_ADDR", "127.0.0.1:0"),
             ("GRPC_ADDR", "127.0.0.1:0"),
             ("AUTH_ALLOW_TENANT_HEADER", "true"),
+            ("GRPC_MTLS", "off"),
             (variable, "longship_no_such_role"),
         ]);
         let config = ServiceConfig::<payment::Payment>::from_env(&env).expect("config");
