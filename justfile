@@ -31,10 +31,14 @@ test-deploy:
 test-scripts:
     bash scripts/tests/run_all.sh
 
-# Formatting, clippy with warnings denied, dependency licenses/bans/sources, workflow lint, repository files, proto lint, migration lint, compatibility with the previous release (what CI enforces)
-lint: && lint-deps lint-workflows lint-repo lint-proto lint-migrations check-compat
+# Formatting, clippy with warnings denied, dependency licenses/bans/sources, workflow lint, repository files, proto lint, migration lint, compatibility with the previous release, code shape (what CI enforces)
+lint: && lint-deps lint-workflows lint-repo lint-proto lint-migrations check-compat lint-shape
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
+
+# Code shape: no file under libs/ or services/ over 600 lines, no function over 120, no two files of a crate importing each other
+lint-shape:
+    python3 scripts/checks/code_shape.py
 
 # cargo deny check licenses bans sources (deny.toml; installs cargo-deny when missing; advisories need the network: CONTRIBUTING.md)
 lint-deps:

@@ -2,6 +2,9 @@
 -- discard), written in the transaction of the action it records, so an action and its record
 -- commit together or not at all. Append-only for the services: the application role may insert
 -- and read, never change or delete a record.
+SET LOCAL lock_timeout = '5s';
+SET LOCAL statement_timeout = '60s';
+
 CREATE TABLE admin_audit (
     id         uuid PRIMARY KEY,          -- UUID v7: time-ordered, the paging key (newest first)
     at         timestamptz NOT NULL DEFAULT now(),

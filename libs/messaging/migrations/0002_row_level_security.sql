@@ -2,6 +2,9 @@
 -- application role (requests) sees and writes only the rows of the tenant its transaction set in
 -- `app.tenant_id`; the worker role (the relay, consumers) works across tenants through an
 -- explicit permissive policy. FORCE binds the tables' owner too.
+SET LOCAL lock_timeout = '5s';
+SET LOCAL statement_timeout = '60s';
+
 ALTER TABLE outbox ENABLE ROW LEVEL SECURITY;
 ALTER TABLE outbox FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON outbox

@@ -3,6 +3,9 @@
 -- discards them (src/dead_letter.rs). Written by the consumer runner before it terminates the
 -- delivery, so a dead letter is never only in NATS. One row per consumer and event: the same event
 -- dead-lettered again (a lost terminate, a redelivery) updates its row.
+SET LOCAL lock_timeout = '5s';
+SET LOCAL statement_timeout = '60s';
+
 CREATE TABLE dead_letter (
     id                uuid PRIMARY KEY,         -- UUID v7: time-ordered, the paging key (newest first)
     consumer          text NOT NULL,            -- the durable consumer that gave up

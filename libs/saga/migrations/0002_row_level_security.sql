@@ -6,11 +6,13 @@
 --
 -- `saga_history` gets the tenant of its saga as a column of its own: the first event is written by
 -- the statement that inserts the saga, which cannot see that row from a policy's subquery.
-ALTER TABLE saga_history ADD COLUMN tenant_id text;
+SET LOCAL lock_timeout = '5s';
+SET LOCAL statement_timeout = '60s';
+
+-- A constant default makes the column NOT NULL without a table scan under lock; events whose saga
+-- was deleted by hand keep the empty tenant: no tenant sees them, the worker does.
+ALTER TABLE saga_history ADD COLUMN tenant_id text NOT NULL DEFAULT '';
 UPDATE saga_history h SET tenant_id = s.tenant_id FROM saga s WHERE s.id = h.saga_id;
--- events whose saga was deleted by hand keep an empty tenant: no tenant sees them, the worker does
-UPDATE saga_history SET tenant_id = '' WHERE tenant_id IS NULL;
-ALTER TABLE saga_history ALTER COLUMN tenant_id SET NOT NULL;
 
 ALTER TABLE saga ENABLE ROW LEVEL SECURITY;
 ALTER TABLE saga FORCE ROW LEVEL SECURITY;

@@ -446,38 +446,12 @@ async fn grpc_methods_with_a_foreign_tenant_neither_see_nor_change_a_and_rls_hid
 
     // A holds stock and money for an order in flight, as the saga leaves them between steps
     let order_id = uuid::Uuid::now_v7().to_string();
-    let reserve = |t: &str, id: &str| {
-        as_tenant(
-            inv::ReserveRequest {
-                order_id: id.to_owned(),
-                idempotency_key: format!("{id}:reserve"),
-                currency: "USD".into(),
-                lines: vec![inv::ReserveLine {
-                    sku: A_SKU.into(),
-                    quantity: 2,
-                }],
-            },
-            t,
-        )
-    };
-    let authorize = |t: &str, id: &str| {
-        as_tenant(
-            pay::AuthorizeRequest {
-                order_id: id.to_owned(),
-                idempotency_key: format!("{id}:authorize"),
-                customer_id: A_CUSTOMER.into(),
-                amount_cents: 2_000,
-                currency: "USD".into(),
-            },
-            t,
-        )
-    };
     inventory
-        .reserve(reserve(A, &order_id))
+        .reserve(reserve_request(A, &order_id))
         .await
         .expect("A reserves");
     let authorized = payment
-        .authorize(authorize(A, &order_id))
+        .authorize(authorize_request(A, &order_id))
         .await
         .expect("A authorizes")
         .into_inner();
@@ -486,86 +460,9 @@ async fn grpc_methods_with_a_foreign_tenant_neither_see_nor_change_a_and_rls_hid
     assert_eq!(before.0["reserved"], 2);
     assert_eq!(before.1["held_cents"], 2_000);
 
-    // B, with A's ids, on every method
-    let r = inventory
-        .get_product(as_tenant(inv::GetProductRequest { sku: A_SKU.into() }, B))
-        .await;
-    assert_eq!(code(r), Some(tonic::Code::NotFound));
-    let r = payment
-        .get_account(as_tenant(
-            pay::GetAccountRequest {
-                customer_id: A_CUSTOMER.into(),
-            },
-            B,
-        ))
-        .await;
-    assert_eq!(code(r), Some(tonic::Code::NotFound));
-    let r = orders
-        .get_order(as_tenant(
-            ord::GetOrderRequest {
-                id: a_order.clone(),
-            },
-            B,
-        ))
-        .await;
-    assert_eq!(code(r), Some(tonic::Code::NotFound));
-    let r = orders
-        .get_order(as_tenant(
-            ord::GetOrderRequest {
-                id: a_order.clone(),
-            },
-            A,
-        ))
-        .await;
-    assert!(r.is_ok(), "A reads its own order over gRPC: {r:?}");
+    b_reads_nothing_of_a(&mut orders, &mut inventory, &mut payment, &a_order).await;
 
-    // B's compensations and commands on A's order are B's own no-ops or refusals
-    let r = inventory
-        .release(as_tenant(
-            inv::ReleaseRequest {
-                order_id: order_id.clone(),
-                idempotency_key: "b-release".into(),
-            },
-            B,
-        ))
-        .await;
-    // in B's tenant the order is unknown: B's Release only records B's own tombstone
-    assert_eq!(outcome(&r), Some("TOMBSTONED"), "B's Release: {r:?}");
-    let r = inventory
-        .commit(as_tenant(
-            inv::CommitRequest {
-                order_id: order_id.clone(),
-                idempotency_key: "b-commit".into(),
-            },
-            B,
-        ))
-        .await;
-    assert_eq!(outcome(&r), Some("NOT_RESERVED"), "B's Commit: {r:?}");
-    let r = inventory.reserve(reserve(B, &order_id)).await;
-    assert!(r.is_err(), "B reserved A's sku: {r:?}");
-    let r = payment
-        .capture(as_tenant(
-            pay::CaptureRequest {
-                order_id: order_id.clone(),
-                idempotency_key: "b-capture".into(),
-            },
-            B,
-        ))
-        .await;
-    assert_eq!(code(r), Some(tonic::Code::NotFound));
-    let r = payment
-        .void(as_tenant(
-            pay::VoidRequest {
-                order_id: order_id.clone(),
-                idempotency_key: "b-void".into(),
-            },
-            B,
-        ))
-        .await;
-    assert_eq!(outcome(&r), Some("TOMBSTONED"), "B's Void: {r:?}");
-    let r = payment.authorize(authorize(B, &order_id)).await;
-    assert!(r.is_err(), "B authorized against A's account: {r:?}");
-    assert_eq!(a_state(&p).await, before, "B changed A's stock or money");
+    b_commands_change_nothing_of_a(&p, &mut inventory, &mut payment, &order_id, &before).await;
 
     // A's own reservation and hold were intact all along: A can still release and void them
     let released = inventory
@@ -608,6 +505,137 @@ async fn grpc_methods_with_a_foreign_tenant_neither_see_nor_change_a_and_rls_hid
     rls_hides_every_tenant_table(&p).await;
     crate::security_rls::rls_covers_the_platform_tables(&p, A, B).await;
     p.stop().await;
+}
+
+type Inventory = InventoryServiceClient<tonic::transport::Channel>;
+type Payment = PaymentServiceClient<tonic::transport::Channel>;
+type Orders = OrderServiceClient<tonic::transport::Channel>;
+
+/// A's Reserve of two units for `id`, as tenant `t` sends it.
+fn reserve_request(t: &str, id: &str) -> tonic::Request<inv::ReserveRequest> {
+    as_tenant(
+        inv::ReserveRequest {
+            order_id: id.to_owned(),
+            idempotency_key: format!("{id}:reserve"),
+            currency: "USD".into(),
+            lines: vec![inv::ReserveLine {
+                sku: A_SKU.into(),
+                quantity: 2,
+            }],
+        },
+        t,
+    )
+}
+
+/// An Authorize of 2,000 cents of A's customer for `id`, as tenant `t` sends it.
+fn authorize_request(t: &str, id: &str) -> tonic::Request<pay::AuthorizeRequest> {
+    as_tenant(
+        pay::AuthorizeRequest {
+            order_id: id.to_owned(),
+            idempotency_key: format!("{id}:authorize"),
+            customer_id: A_CUSTOMER.into(),
+            amount_cents: 2_000,
+            currency: "USD".into(),
+        },
+        t,
+    )
+}
+
+/// B, with A's ids, on every read: not found; A reads its own order.
+async fn b_reads_nothing_of_a(
+    orders: &mut Orders,
+    inventory: &mut Inventory,
+    payment: &mut Payment,
+    a_order: &str,
+) {
+    let r = inventory
+        .get_product(as_tenant(inv::GetProductRequest { sku: A_SKU.into() }, B))
+        .await;
+    assert_eq!(code(r), Some(tonic::Code::NotFound));
+    let r = payment
+        .get_account(as_tenant(
+            pay::GetAccountRequest {
+                customer_id: A_CUSTOMER.into(),
+            },
+            B,
+        ))
+        .await;
+    assert_eq!(code(r), Some(tonic::Code::NotFound));
+    let r = orders
+        .get_order(as_tenant(
+            ord::GetOrderRequest {
+                id: a_order.to_owned(),
+            },
+            B,
+        ))
+        .await;
+    assert_eq!(code(r), Some(tonic::Code::NotFound));
+    let r = orders
+        .get_order(as_tenant(
+            ord::GetOrderRequest {
+                id: a_order.to_owned(),
+            },
+            A,
+        ))
+        .await;
+    assert!(r.is_ok(), "A reads its own order over gRPC: {r:?}");
+}
+
+/// B's compensations and commands on A's order are B's own no-ops or refusals: A's stock and
+/// money stay as they were.
+async fn b_commands_change_nothing_of_a(
+    p: &Platform,
+    inventory: &mut Inventory,
+    payment: &mut Payment,
+    order_id: &str,
+    before: &(Value, Value),
+) {
+    let r = inventory
+        .release(as_tenant(
+            inv::ReleaseRequest {
+                order_id: order_id.to_owned(),
+                idempotency_key: "b-release".into(),
+            },
+            B,
+        ))
+        .await;
+    // in B's tenant the order is unknown: B's Release only records B's own tombstone
+    assert_eq!(outcome(&r), Some("TOMBSTONED"), "B's Release: {r:?}");
+    let r = inventory
+        .commit(as_tenant(
+            inv::CommitRequest {
+                order_id: order_id.to_owned(),
+                idempotency_key: "b-commit".into(),
+            },
+            B,
+        ))
+        .await;
+    assert_eq!(outcome(&r), Some("NOT_RESERVED"), "B's Commit: {r:?}");
+    let r = inventory.reserve(reserve_request(B, order_id)).await;
+    assert!(r.is_err(), "B reserved A's sku: {r:?}");
+    let r = payment
+        .capture(as_tenant(
+            pay::CaptureRequest {
+                order_id: order_id.to_owned(),
+                idempotency_key: "b-capture".into(),
+            },
+            B,
+        ))
+        .await;
+    assert_eq!(code(r), Some(tonic::Code::NotFound));
+    let r = payment
+        .void(as_tenant(
+            pay::VoidRequest {
+                order_id: order_id.to_owned(),
+                idempotency_key: "b-void".into(),
+            },
+            B,
+        ))
+        .await;
+    assert_eq!(outcome(&r), Some("TOMBSTONED"), "B's Void: {r:?}");
+    let r = payment.authorize(authorize_request(B, order_id)).await;
+    assert!(r.is_err(), "B authorized against A's account: {r:?}");
+    assert_eq!(&a_state(p).await, before, "B changed A's stock or money");
 }
 
 /// With the application role and row-level security alone (no `WHERE tenant_id`), a session without
