@@ -15,6 +15,7 @@ use crate::metric_families::{
     CONSUMER_BATCH_FALLBACKS, CONSUMER_BATCH_SIZE, CONSUMER_DEAD_LETTERS, CONSUMER_DUPLICATES,
     CONSUMER_HANDLED, CONSUMER_RETRIES, DEAD_LETTERS_WAITING,
 };
+use crate::start::ConsumerStart;
 use crate::{EventEnvelope, Naming, RelayWake};
 
 /// A consumer's settings.
@@ -38,6 +39,9 @@ pub struct ConsumerSpec {
     /// How long a batch's transaction waits for a row lock before it gives way (rolls back and
     /// handles its events one by one). See [`ConsumerSpec::batched`].
     pub batch_lock_timeout: Duration,
+    /// Where a durable consumer that does not exist yet starts reading its stream (`None`: the
+    /// service's `CONSUMER_START_POSITION`). An existing consumer keeps its position.
+    pub start: Option<ConsumerStart>,
 }
 
 impl ConsumerSpec {
@@ -52,6 +56,7 @@ impl ConsumerSpec {
             ack_wait: Duration::from_secs(30),
             batch_size: 1,
             batch_lock_timeout: Duration::from_millis(25),
+            start: None,
         }
     }
 
@@ -180,6 +185,7 @@ async fn consume(
                 // the runner dead-letters by itself at spec.max_deliver; the server never gives up
                 max_deliver: -1,
                 max_ack_pending: (spec.concurrency * 4) as i64,
+                deliver_policy: spec.start.unwrap_or_default().policy(),
                 ..Default::default()
             },
         )

@@ -50,6 +50,7 @@ mod naming;
 pub mod outbox;
 mod producer;
 pub mod schemas;
+mod start;
 pub mod testing;
 
 pub use consumer::{ConsumerContext, ConsumerSpec, EventHandler, HandlerError, run_consumer};
@@ -62,6 +63,7 @@ pub use outbox::{
     EnqueueError, OutboxError, OutboxRelay, OutboxRow, RelayConfig, RelayWake, enqueue,
 };
 pub use schemas::{ConsumedPayload, PayloadError, PublishedSchema};
+pub use start::ConsumerStart;
 
 /// The tables this library needs in every service database that uses it (`outbox`, `inbox`),
 /// applied by the runtime before the service's own migrations.

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use longship_identity::{Authorizer, ClientTls, GrpcAccess, Mtls, MtlsConfig};
 use longship_messaging::{
-    ConsumerContext, ConsumerSpec, EventHandler, Naming, OutboxRelay, RelayWake, StreamSpec,
+    ConsumerContext, ConsumerSpec, ConsumerStart, EventHandler, Naming, OutboxRelay, RelayWake,
+    StreamSpec,
 };
 use longship_sql::Schema;
 use sqlx::PgPool;
@@ -65,6 +66,9 @@ pub struct ServiceConfig<S: Service> {
     pub service: S::Config,
     /// Service identity on the gRPC plane (`GRPC_MTLS`, `TLS_*`): `None` only when turned off.
     pub mtls: Option<MtlsConfig>,
+    /// `CONSUMER_START_POSITION` (`all` or `new`): where this service's durable consumers start
+    /// when they do not exist yet (a spec may say otherwise).
+    pub consumer_start: ConsumerStart,
 }
 
 impl<S: Service> Clone for ServiceConfig<S> {
@@ -73,6 +77,7 @@ impl<S: Service> Clone for ServiceConfig<S> {
             common: self.common.clone(),
             service: self.service.clone(),
             mtls: self.mtls.clone(),
+            consumer_start: self.consumer_start,
         }
     }
 }
@@ -83,6 +88,7 @@ impl<S: Service> std::fmt::Debug for ServiceConfig<S> {
             .field("common", &self.common)
             .field("service", &self.service)
             .field("mtls", &self.mtls)
+            .field("consumer_start", &self.consumer_start)
             .finish()
     }
 }
@@ -94,6 +100,7 @@ impl<S: Service> ServiceConfig<S> {
             common: CommonConfig::from_env(env, S::DEFAULTS)?,
             service: S::config(env)?,
             mtls: crate::mtls::mtls(env)?,
+            consumer_start: env.parse_or("CONSUMER_START_POSITION", ConsumerStart::All)?,
         })
     }
 }
@@ -111,6 +118,7 @@ pub struct Shell {
     admin: (axum::Router, utoipa::openapi::OpenApi),
     grpc: tonic::service::RoutesBuilder,
     mtls: Option<Arc<Mtls>>,
+    consumer_start: ConsumerStart,
     authorizer: Authorizer,
     consumers: Vec<(ConsumerSpec, Arc<dyn EventHandler>)>,
     tasks: Vec<(&'static str, Task)>,
@@ -230,7 +238,8 @@ impl Shell {
 
     /// A durable consumer: its handler runs in a tenant-scoped transaction with the inbox row, and
     /// the relay is woken after each commit.
-    pub fn consume(&mut self, spec: ConsumerSpec, handler: impl EventHandler) {
+    pub fn consume(&mut self, mut spec: ConsumerSpec, handler: impl EventHandler) {
+        spec.start.get_or_insert(self.consumer_start);
         self.consumers.push((spec, Arc::new(handler)));
     }
 
@@ -300,6 +309,7 @@ impl<S: Service> App<S> {
             admin: Default::default(),
             grpc: tonic::service::RoutesBuilder::default(),
             mtls,
+            consumer_start: config.consumer_start,
             authorizer,
             consumers: Vec::new(),
             tasks: Vec::new(),
@@ -347,6 +357,7 @@ impl<S: Service> App<S> {
             grpc,
             mtls,
             authorizer: _,
+            consumer_start: _,
             consumers,
             tasks,
         } = self.shell;

@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream::message::StreamMessage;
-use longship_messaging::{EventEnvelope, EventHandler, HandlerError, enqueue};
+use longship_messaging::{
+    ConsumerSpec, ConsumerStart, EventEnvelope, EventHandler, HandlerError, enqueue,
+};
 use longship_testkit::FaultProxy;
 use longship_testkit::proxy::Mode;
 use sqlx::PgConnection;
@@ -492,5 +494,55 @@ async fn a_batch_that_waits_on_a_lock_gives_way_and_its_events_are_handled_one_b
         0,
         "nothing was dead-lettered"
     );
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn a_new_consumer_starts_at_the_start_position_it_is_given() {
+    let mut h = Harness::start().await;
+    // an event published before either consumer exists
+    let old = envelope("acme", 0);
+    h.publish_envelope(&old, &old.id.to_string()).await;
+
+    let from_all = ScriptedHandler::new("from-all");
+    h.spawn_consumer(
+        ConsumerSpec {
+            start: Some(ConsumerStart::All),
+            ..Harness::consumer_spec("from-all", 3)
+        },
+        from_all.clone(),
+    );
+    let from_new = ScriptedHandler::new("from-new");
+    h.spawn_consumer(
+        ConsumerSpec {
+            start: Some(ConsumerStart::New),
+            ..Harness::consumer_spec("from-new", 3)
+        },
+        from_new.clone(),
+    );
+    // both consumers exist (the one from `new` has delivered nothing yet) before the next event
+    h.wait_until_consumer_settled("from-all", 1).await;
+    eventually(
+        "the new-only consumer exists",
+        Duration::from_secs(10),
+        async || h.consumer_info("from-new").await.map(|_| ()),
+    )
+    .await;
+    let fresh = envelope("acme", 0);
+    h.publish_envelope(&fresh, &fresh.id.to_string()).await;
+
+    h.wait_until_consumer_settled("from-all", 2).await;
+    h.wait_until_consumer_settled("from-new", 2).await;
+    assert_eq!(
+        (from_all.calls(old.id), from_all.calls(fresh.id)),
+        (1, 1),
+        "`all` reads the stream from its first event"
+    );
+    assert_eq!(
+        (from_new.calls(old.id), from_new.calls(fresh.id)),
+        (0, 1),
+        "`new` reads only what is published after it exists"
+    );
+    assert!("sometimes".parse::<ConsumerStart>().is_err());
     h.finish().await;
 }
