@@ -86,6 +86,8 @@ if [[ -z "$A" || -z "$B" || "$A" == "$B" ]]; then
 fi
 OFFSETS=("$A" "$B")
 export LONGSHIP_INFRA=local LONGSHIP_NO_BUILD=1 LONGSHIP_BIN_DIR="$TMP/bin" LONGSHIP_READY_TIMEOUT=20 LONGSHIP_STOP_TIMEOUT=5
+# the stub services speak no gRPC: no development PKI here (test_up_real.sh runs up.sh with mTLS on)
+export GRPC_MTLS=off
 pid_of() { cat "$REPO/.longship-$1/run/$2.pid" 2>/dev/null || echo none; }
 alive() { [[ "$1" =~ ^[0-9]+$ ]] && kill -0 "$1" 2>/dev/null && [[ "$(ps -o stat= -p "$1")" != Z* ]]; }
 
