@@ -349,6 +349,9 @@ def plan_edits(root: Path, names: Names, values: dict[str, str], plan: Plan) -> 
     ed.above_marker("k8s/overlays/prod/kustomization.yaml", "prod-images", "prod-image.yaml",
                     f"image longship/{n}:{values['prod_tag']}")
     ed.append("docs/errors.md", "errors-catalogue.md", f"error codes of {n} in docs/errors.md")
+    ed.append("k8s/components/mtls/certificates.yaml", "mtls-certificate.yaml", f"Certificate {n}-identity")
+    ed.above_marker("k8s/components/mtls/kustomization.yaml", "mtls-mounts", "mtls-mount-patch.yaml",
+                    f"the {n}-identity mount")
     ed.above_marker("k8s/tests/check_manifests.py", "check-services", "check-service.py", f"{n} in SERVICES")
     ed.above_marker("k8s/tests/check_manifests.py", "check-external-secrets", "check-external-secret.py",
                     f"{n}-db in EXTERNAL_SECRETS")
