@@ -4,8 +4,9 @@
 Creates services/NAME (a crate wired to the shared libraries, with its tests), proto/NAME/v1,
 migrations/NAME and k8s/base/NAME, and adds NAME where the platform lists its services: the proto
 module in libs/proto, docker/compose.yaml and its Postgres init script, scripts/lib/common.sh
-(`just up`), the k8s base kustomization, both overlays, the dev Postgres init script, the manifest
-test's service table and k8s/README.md's Secret table. It takes the next free HTTP and gRPC ports.
+(`just up`), the k8s base kustomization, both overlays, the mTLS component (its Certificate and
+identity mount), the dev Postgres init script, the manifest test's service table and k8s/README.md's
+Secret table. It takes the next free HTTP and gRPC ports.
 
 All or nothing: everything is rendered and checked in a staging directory first; only then are the
 new folders moved into place and the edited files replaced, each atomically. If anything fails on

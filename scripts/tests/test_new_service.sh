@@ -305,6 +305,9 @@ else
         export LONGSHIP_STATE_DIR="$TMP/state" LONGSHIP_INFRA=local LONGSHIP_NO_BUILD=1 LONGSHIP_BIN_DIR="$TMP/bin"
         export LONGSHIP_PORT_OFFSET="$offset" LONGSHIP_DB_SUFFIX="$SUFFIX" LONGSHIP_PG_URL="$PG_ADMIN"
         export LONGSHIP_READY_TIMEOUT=60 NATS_URL=nats://127.0.0.1:4222 NATS_PREFIX="$NATS_TEST_PREFIX"
+        # the platform here is stubs that speak no gRPC; the generated service's mTLS is covered by its
+        # own tests (testkit runs every TestApp with a throwaway CA) and up.sh's by test_up_real.sh
+        export GRPC_MTLS=off
         unset RUST_LOG LOG_FORMAT AUTH_JWT_SECRET AUTH_JWT_ALGORITHM OTEL_EXPORTER_OTLP_ENDPOINT
         RUN_TIMEOUT=180 run_cmd bash "$COPY/scripts/up.sh"
         expect_rc "scripts/up.sh starts $NAME with the platform" 0
