@@ -251,13 +251,13 @@ if python3 -c 'import yaml, kubernetes_validate' 2>/dev/null; then
     RUN_TIMEOUT=600 run_cmd python3 "$COPY/k8s/tests/check_manifests.py"
     expect_rc "k8s/tests/check_manifests.py passes with $NAME ($(tail -n1 <<<"$OUT"))" 0
 else
-    skip "k8s/tests/check_manifests.py (pip install -r k8s/tests/requirements.txt)"
+    fail "k8s/tests/check_manifests.py cannot run: pip install -r k8s/tests/requirements.txt"
 fi
 if python3 -c 'import yaml' 2>/dev/null; then
     RUN_TIMEOUT=120 run_cmd python3 "$COPY/docker/tests/check_docker.py"
     expect_rc "docker/tests/check_docker.py passes with $NAME ($(tail -n1 <<<"$OUT"))" 0
 else
-    skip "docker/tests/check_docker.py (pip install pyyaml)"
+    fail "docker/tests/check_docker.py cannot run: pip install pyyaml"
 fi
 
 # --- 5. the crate: build, lint, docs, its own tests ------------------------------------------------

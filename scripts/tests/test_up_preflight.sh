@@ -126,7 +126,7 @@ expect_out "NATS on a closed port: names NATS" "NATS is not reachable at 127.0.0
 if ((pg_up)); then
     expect_no_out "NATS on a closed port: does not blame the running Postgres" "Postgres is not reachable"
 else
-    skip "NATS on a closed port: Postgres blame check (no Postgres at 127.0.0.1:5432)"
+    fail "NATS on a closed port: Postgres blame check needs Postgres at 127.0.0.1:5432 (pg_ctlcluster --skip-systemctl-redirect 15 main start)"
 fi
 no_side_effects "NATS on a closed port"
 
@@ -137,7 +137,7 @@ if ((nats_up)); then
     expect_no_out "Postgres on a closed port: does not blame the running NATS" "NATS is not"
     no_side_effects "Postgres on a closed port"
 else
-    skip "Postgres on a closed port (no NATS at 127.0.0.1:4222 to isolate the check)"
+    fail "Postgres on a closed port needs NATS at 127.0.0.1:4222 to isolate the check (nats-server -js -p 4222)"
 fi
 
 serve_line 'INFO {"server_id":"FAKE","version":"2.9.10","headers":true,"max_payload":1048576}'
@@ -172,7 +172,7 @@ if ((pg_up && nats_up)); then
         pass "a taken port: no database was created"
     fi
 else
-    skip "a taken port (needs Postgres at 127.0.0.1:5432 and NATS at 127.0.0.1:4222)"
+    fail "a taken port needs Postgres at 127.0.0.1:5432 and NATS (JetStream) at 127.0.0.1:4222: start them"
 fi
 
 # --- nothing of ours running ------------------------------------------------------------

@@ -63,6 +63,15 @@ pub fn assert_snapshot(path: &str, value: &serde_json::Value) {
     }
 }
 
+/// The service's served `GET /openapi.json` answers 200 and matches the committed `file`
+/// (`openapi/<service>.json`).
+#[allow(clippy::expect_used)] // reason: a test assertion
+pub async fn assert_served_openapi(http: &crate::HttpClient, file: &str) {
+    let response = http.get("/openapi.json").await.expect("GET /openapi.json");
+    assert_eq!(response.status, 200);
+    assert_snapshot(file, &response.json());
+}
+
 /// Every JSON pointer where `old` (committed) and `new` (produced) differ, at most 40.
 fn diff(at: &str, old: &serde_json::Value, new: &serde_json::Value, out: &mut Vec<String>) {
     use serde_json::Value;

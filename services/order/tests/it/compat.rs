@@ -7,7 +7,7 @@ use std::time::Duration;
 use longship_messaging::Naming;
 use longship_testkit::event_schemas::{assert_schema_snapshots, assert_valid_event};
 use longship_testkit::eventually;
-use longship_testkit::snapshot::assert_snapshot;
+use longship_testkit::snapshot::assert_served_openapi;
 
 use crate::harness::{Platform, order_body};
 
@@ -21,13 +21,7 @@ fn event_schemas_match_the_committed_files() {
 #[tokio::test]
 async fn served_openapi_matches_the_committed_file() {
     let platform = Platform::start().await;
-    let response = platform
-        .orders("acme")
-        .get("/openapi.json")
-        .await
-        .expect("GET /openapi.json");
-    assert_eq!(response.status, 200);
-    assert_snapshot("openapi/order.json", &response.json());
+    assert_served_openapi(&platform.orders("acme"), "openapi/order.json").await;
     platform.stop().await;
 }
 
