@@ -121,6 +121,8 @@ fn env(
             "NATS_URL".into(),
             format!("nats://{}", link(Link::Nats(svc))?),
         ),
+        // one nats-server: one replica per stream
+        ("NATS_STREAM_REPLICAS".into(), "1".into()),
         ("AUTH_ALLOW_TENANT_HEADER".into(), "true".into()),
         (
             "AUTH_JWT_SECRET".into(),
