@@ -1,5 +1,7 @@
 //! The process lifecycle: SIGTERM to the order binary with sagas in flight drains within
 //! `SHUTDOWN_TIMEOUT_SECS` and gives every claimed saga back at once (not when its lease runs out).
+//! Start-up against JetStream: streams created with the configured settings before the service is
+//! ready, and settings the server cannot hold (or out of range) stop the binary naming them.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -147,6 +149,22 @@ async fn stream_replicas_a_single_nats_server_cannot_hold_stop_start_up_naming_t
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .output();
+    // a value out of range stops it before anything starts (exit status 2), naming the variable
+    let invalid = tokio::process::Command::new(env!("CARGO_BIN_EXE_order"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AUTH_ALLOW_TENANT_HEADER", "true")
+        .env("NATS_STREAM_STORAGE", "disk")
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("run the order binary");
+    let stderr = String::from_utf8_lossy(&invalid.stderr);
+    assert_eq!(invalid.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("NATS_STREAM_STORAGE") && stderr.contains("file or memory"),
+        "{stderr}"
+    );
     let output = tokio::time::timeout(Duration::from_secs(60), run)
         .await
         .expect(
@@ -162,4 +180,46 @@ async fn stream_replicas_a_single_nats_server_cannot_hold_stop_start_up_naming_t
     );
     nats.cleanup().await;
     db.drop_db().await;
+}
+
+/// A service started by the test kit (one replica: one test server) creates its stream and the
+/// dead-letter stream with production's other settings, and reports ready only then.
+#[tokio::test]
+async fn streams_are_created_with_the_configured_settings_before_the_service_is_ready() {
+    let inventory = TestApp::<Inventory>::spawn().await;
+    let ready = eventually("inventory ready", Duration::from_secs(30), || async {
+        inventory
+            .http
+            .get("/readyz")
+            .await
+            .ok()
+            .filter(|r| r.status == 200)
+    })
+    .await;
+    assert!(
+        ready.text().contains(r#""streams":"ok""#),
+        "{}",
+        ready.text()
+    );
+    let defaults = longship_messaging::StreamSettings::single_node();
+    let naming = longship_messaging::Naming::new(inventory.nats.prefix());
+    let js = inventory.nats.jetstream();
+    let mut stream = js
+        .get_stream(naming.stream("INVENTORY"))
+        .await
+        .expect("inventory's stream");
+    let config = stream.info().await.expect("stream info").config.clone();
+    assert_eq!(config.num_replicas, 1);
+    assert_eq!(config.storage, defaults.storage);
+    assert_eq!(config.max_age, Duration::from_secs(7 * 24 * 3600));
+    assert_eq!(config.max_bytes, 1 << 30);
+    assert_eq!(config.duplicate_window, Duration::from_secs(120));
+    assert_eq!(format!("{:?}", config.discard), "New");
+    let mut dead = js
+        .get_stream(naming.stream("DEADLETTER"))
+        .await
+        .expect("the dead-letter stream");
+    let dead = dead.info().await.expect("stream info").config.clone();
+    assert_eq!(dead.max_age, longship_messaging::DEAD_LETTER_MIN_AGE);
+    inventory.stop().await;
 }
