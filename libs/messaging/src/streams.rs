@@ -190,14 +190,23 @@ async fn ensure(
             jetstream::context::GetStreamErrorKind::JetStream(err)
                 if err.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND =>
             {
-                let created = js
-                    .create_stream(wanted.clone())
-                    .await
-                    .map_err(|e| create_error(&name, e))?;
-                let info = created.cached_info().clone();
-                check_clustered(&info, &wanted)?;
-                tracing::info!(stream = %name, replicas = wanted.num_replicas, "stream created");
-                return Ok(info);
+                match js.create_stream(wanted.clone()).await {
+                    Ok(created) => {
+                        let info = created.cached_info().clone();
+                        check_clustered(&info, &wanted)?;
+                        tracing::info!(stream = %name, replicas = wanted.num_replicas, "stream created");
+                        return Ok(info);
+                    }
+                    // another replica (or service, for the dead-letter stream) created it just
+                    // now with other settings: compare with what it created
+                    Err(e) if name_taken(&e) => js
+                        .get_stream(&name)
+                        .await
+                        .map_err(|e| unavailable(&name, e))?
+                        .cached_info()
+                        .clone(),
+                    Err(e) => return Err(create_error(&name, e)),
+                }
             }
             _ => return Err(unavailable(&name, e)),
         },
@@ -319,6 +328,11 @@ fn create_error(stream: &str, e: jetstream::context::CreateStreamError) -> Strea
         Kind::JetStream(err) => refused(stream, &format!("JetStream refused its settings: {err}")),
         _ => unavailable(stream, e),
     }
+}
+
+fn name_taken(e: &jetstream::context::CreateStreamError) -> bool {
+    matches!(e.kind(), jetstream::context::CreateStreamErrorKind::JetStream(err)
+        if err.error_code() == jetstream::ErrorCode::STREAM_NAME_EXIST)
 }
 
 fn refused(stream: &str, reason: &str) -> StreamError {

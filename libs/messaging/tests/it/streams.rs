@@ -251,3 +251,31 @@ async fn a_durable_consumers_ack_wait_and_max_ack_pending_follow_the_config_keep
     .await;
     h.finish().await;
 }
+
+#[tokio::test]
+async fn replicas_starting_at_once_with_different_limits_all_get_a_stream() {
+    let nats = TestNats::new().await;
+    let (js, naming) = (
+        nats.jetstream(),
+        longship_messaging::Naming::new(nats.prefix()),
+    );
+    // several replicas (a rollout: old and new settings) find the stream missing at once; those
+    // that lose the race to create it update it instead of failing
+    let attempts = (1..=5u64).map(|hours| {
+        let (js, naming) = (js.clone(), naming.clone());
+        let settings = StreamSettings {
+            max_age: Duration::from_secs(hours * 3600),
+            ..settings()
+        };
+        tokio::spawn(async move { ensure_stream(&js, &naming, SETTINGS, &settings).await })
+    });
+    for attempt in attempts.collect::<Vec<_>>() {
+        attempt
+            .await
+            .expect("task")
+            .expect("every replica gets the stream");
+    }
+    let config = stream_config(&nats, SETTINGS.name).await;
+    assert!((1..=5).any(|h| config.max_age == Duration::from_secs(h * 3600)));
+    nats.cleanup().await;
+}
