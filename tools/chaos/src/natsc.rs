@@ -167,6 +167,12 @@ impl Nats {
         (0..self.len()).find(|i| server_name(*i) == leader)
     }
 
+    /// The replicas `stream` is configured with (None: not readable).
+    pub async fn replicas_of(&self, stream: &str) -> Option<u64> {
+        let info = self.stream_info(stream).await.ok()?;
+        info.pointer("/config/num_replicas")?.as_u64()
+    }
+
     /// `$JS.API.STREAM.INFO.<stream>`, raw (async-nats' typed info differs across 2.9/2.10).
     async fn stream_info(&self, stream: &str) -> Result<serde_json::Value, async_nats::Error> {
         let client = connect(&self.urls()).await?;

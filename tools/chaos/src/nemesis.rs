@@ -446,7 +446,7 @@ impl Nemesis {
         let entry = self.record(
             start,
             FaultKind::FailoverPostgres,
-            "postgres failover:".into(),
+            "postgres failover".into(),
         );
         let (pg, supervisor) = (Arc::clone(&self.infra.pg), Arc::clone(&self.supervisor));
         let failover = tokio::spawn(async move { pg.failover(&supervisor).await });

@@ -113,7 +113,7 @@ impl Pg {
             sqlx::query("SELECT pg_reload_conf()")
                 .execute(&mut admin)
                 .await?;
-            wait_sync(&roles.primary, Duration::from_secs(30)).await?;
+            wait_standby(&roles.primary, true, Duration::from_secs(30)).await?;
         }
         let _ = admin.close().await;
         Ok(pg)
@@ -159,7 +159,7 @@ impl Pg {
         let rebuilt = tokio::time::Instant::now();
         let new = self.build_standby(&mut roles, supervisor).await?;
         Ok(format!(
-            "SIGKILL primary {} ; {} promoted and the endpoint re-pointed after {:.1?}; new standby {} in sync after {:.1?}",
+            "SIGKILL primary {}, {} promoted and the endpoint re-pointed after {:.1?}; new standby {} in sync after {:.1?}",
             old.id,
             standby.id,
             promoted_after,
@@ -233,7 +233,8 @@ impl Pg {
             postgres_spec(&self.dir, &node, &self.sockets, self.user.clone()),
         );
         supervisor.start(node.id)?;
-        wait_sync(&roles.primary, Duration::from_secs(60)).await?;
+        // synchronous at once after a failover; the first standby once the primary reloads
+        wait_standby(&roles.primary, false, Duration::from_secs(60)).await?;
         let id = node.id;
         roles.standby = Some(node);
         Ok(id)
@@ -254,15 +255,16 @@ impl Pg {
     }
 }
 
-/// Waits until `primary` has a synchronous standby streaming.
-async fn wait_sync(primary: &Node, within: Duration) -> anyhow::Result<()> {
+/// Waits until `primary` has a standby streaming (and synchronous, with `sync`).
+async fn wait_standby(primary: &Node, sync: bool, within: Duration) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + within;
     loop {
         let found = async {
             let mut conn = sqlx::PgConnection::connect(&primary.url("postgres")).await?;
             let n: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming' AND sync_state = 'sync'",
+                "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming' AND (sync_state = 'sync' OR NOT $1)",
             )
+            .bind(sync)
             .fetch_one(&mut conn)
             .await?;
             let _ = conn.close().await;
@@ -275,7 +277,7 @@ async fn wait_sync(primary: &Node, within: Duration) -> anyhow::Result<()> {
         }
         if tokio::time::Instant::now() >= deadline {
             bail!(
-                "no synchronous standby streaming from {} within {within:?}",
+                "no standby streaming from {} within {within:?} (synchronous: {sync})",
                 primary.id
             );
         }

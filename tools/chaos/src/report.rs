@@ -55,6 +55,8 @@ pub struct Report {
     pub topology: Topology,
     /// Work per order replica.
     pub per_replica: BTreeMap<usize, ReplicaWork>,
+    /// Replicas of each stream as JetStream reports them at the end.
+    pub stream_replicas: BTreeMap<String, u64>,
 }
 
 impl Report {
@@ -144,6 +146,14 @@ impl Report {
                 "observed in /metrics (at least): {}",
                 counters.join(", ")
             )?;
+        }
+        if !self.stream_replicas.is_empty() {
+            let replicas: Vec<String> = self
+                .stream_replicas
+                .iter()
+                .map(|(s, n)| format!("{s} R{n}"))
+                .collect();
+            writeln!(out, "stream replicas (JetStream): {}", replicas.join(", "))?;
         }
         self.write_spread(out)?;
         match self.quiesced_after {
@@ -256,7 +266,7 @@ mod tests {
         let text = String::from_utf8(out).expect("utf-8");
         assert!(text.contains("3 replicas per service"), "{text}");
         assert!(
-            text.contains("3-node JetStream cluster (streams R3)"),
+            text.contains("3-node JetStream cluster (NATS_STREAM_REPLICAS=3)"),
             "{text}"
         );
         assert!(text.contains("synchronous hot standby"), "{text}");

@@ -105,6 +105,22 @@ pub async fn run(
         .violations
         .extend(lock(&watchers.negatives).iter().cloned());
     report.counters = totals;
+    for stream in plan::STREAMS {
+        match deployment.infra.nats.replicas_of(stream).await {
+            Some(n) => {
+                report.stream_replicas.insert(stream.to_owned(), n);
+                if n < args.topology.stream_replicas() as u64 {
+                    report.warnings.push(format!(
+                        "stream {stream} has {n} replicas, not the {} asked for (NATS_STREAM_REPLICAS)",
+                        args.topology.stream_replicas()
+                    ));
+                }
+            }
+            None => report
+                .warnings
+                .push(format!("replicas of stream {stream} not readable")),
+        }
+    }
     report.faults = nemesis.injected();
     report.processes = supervisor.stats();
     report

@@ -60,7 +60,7 @@ impl fmt::Display for Topology {
         if self.nats_cluster() {
             write!(
                 f,
-                "NATS: {}-node JetStream cluster (streams R{}), ",
+                "NATS: {}-node JetStream cluster (NATS_STREAM_REPLICAS={}), ",
                 self.nats_nodes,
                 self.stream_replicas()
             )?;
