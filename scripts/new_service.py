@@ -353,6 +353,9 @@ def plan_edits(root: Path, names: Names, values: dict[str, str], plan: Plan) -> 
     ed.append("k8s/components/mtls/certificates.yaml", "mtls-certificate.yaml", f"Certificate {n}-identity")
     ed.above_marker("k8s/components/mtls/kustomization.yaml", "mtls-mounts", "mtls-mount-patch.yaml",
                     f"the {n}-identity mount")
+    ed.append("k8s/components/postgres-ha/databases.yaml", "postgres-ha-database.yaml", f"Database {names.name_snake}")
+    ed.above_marker("k8s/components/postgres-ha/kustomization.yaml", "postgres-ha-databases", "postgres-ha-patch.yaml",
+                    f"{n}'s database on longship-pg-rw")
     ed.above_marker("k8s/tests/check_manifests.py", "check-services", "check-service.py", f"{n} in SERVICES")
     ed.above_marker("k8s/tests/check_manifests.py", "check-external-secrets", "check-external-secret.py",
                     f"{n}-db in EXTERNAL_SECRETS")

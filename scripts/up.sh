@@ -25,6 +25,8 @@ Environment (all optional):
                           services connect through the socket (far cheaper per round trip than
                           loopback TCP, see docs/performance.md) | a directory | none (TCP)
   NATS_URL                NATS with JetStream (default nats://127.0.0.1:4222)
+  NATS_STREAM_REPLICAS    stream replicas (default 1: a single NATS server holds one; set 3
+                          when NATS_URL points at a three-node cluster)
   LONGSHIP_PORT_OFFSET    added to all six ports 8080-8082 / 50051-50053 (default 0). A non-zero
                           offset runs a second copy beside the default one: it also implies the
                           three settings below (each unless set explicitly), so the offset alone
@@ -46,7 +48,9 @@ Environment (all optional):
   AUTH_JWT_SECRET, DATABASE_MAX_CONNECTIONS, DATABASE_WORKER_MAX_CONNECTIONS, DATABASE_APP_ROLE,
   DATABASE_WORKER_ROLE, DATABASE_PLAN_CACHE_MODE, LISTEN_BACKLOG, HTTP_MAX_CONNECTIONS,
   HTTP_HEADER_READ_TIMEOUT_SECS, HTTP_IDLE_TIMEOUT_SECS, GRPC_MAX_CONNECTIONS,
-  SHUTDOWN_TIMEOUT_SECS, OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_TRACES_SAMPLER(_ARG), SAGA_DEADLINE_SECS (order),
+  SHUTDOWN_TIMEOUT_SECS, OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_TRACES_SAMPLER(_ARG), NATS_STREAM_STORAGE,
+  NATS_STREAM_MAX_AGE_SECS, NATS_STREAM_MAX_BYTES, NATS_STREAM_DUPLICATE_WINDOW_SECS,
+  NATS_CONSUMER_ACK_WAIT_SECS, NATS_CONSUMER_MAX_DELIVER, NATS_CONSUMER_MAX_ACK_PENDING, SAGA_DEADLINE_SECS (order),
   RESERVATION_TTL_SECS (inventory)
 EOF
 }
@@ -406,6 +410,8 @@ service_env() {
         "GRPC_ADDR=127.0.0.1:$(grpc_port "$svc")"
         "DATABASE_URL=$(pg_url_with_socket "$(pg_url_with_db "$PG_ADMIN_URL" "$(db_name "$svc")")" "$PG_SOCKET_DIR")"
         "NATS_URL=$NATS_URL_EFFECTIVE"
+        # one local NATS server holds one replica (production's default is 3, on a cluster)
+        "NATS_STREAM_REPLICAS=${NATS_STREAM_REPLICAS:-1}"
         "AUTH_ALLOW_TENANT_HEADER=true"
         "AUTH_JWT_ALGORITHM=${AUTH_JWT_ALGORITHM:-HS256}"
         "AUTH_JWT_SECRET=${AUTH_JWT_SECRET:-longship-dev-secret-change-me}"
@@ -425,7 +431,9 @@ service_env() {
     [[ -n "$NATS_PREFIX_EFFECTIVE" ]] && ENV_ARGS+=("NATS_PREFIX=$NATS_PREFIX_EFFECTIVE")
     for v in DATABASE_MAX_CONNECTIONS DATABASE_WORKER_MAX_CONNECTIONS DATABASE_APP_ROLE DATABASE_WORKER_ROLE DATABASE_PLAN_CACHE_MODE \
         LISTEN_BACKLOG HTTP_MAX_CONNECTIONS HTTP_HEADER_READ_TIMEOUT_SECS HTTP_IDLE_TIMEOUT_SECS GRPC_MAX_CONNECTIONS \
-        SHUTDOWN_TIMEOUT_SECS OTEL_EXPORTER_OTLP_ENDPOINT OTEL_TRACES_SAMPLER OTEL_TRACES_SAMPLER_ARG; do
+        SHUTDOWN_TIMEOUT_SECS OTEL_EXPORTER_OTLP_ENDPOINT OTEL_TRACES_SAMPLER OTEL_TRACES_SAMPLER_ARG \
+        NATS_STREAM_STORAGE NATS_STREAM_MAX_AGE_SECS NATS_STREAM_MAX_BYTES NATS_STREAM_DUPLICATE_WINDOW_SECS \
+        NATS_CONSUMER_ACK_WAIT_SECS NATS_CONSUMER_MAX_DELIVER NATS_CONSUMER_MAX_ACK_PENDING; do
         [[ -n "${!v:-}" ]] && ENV_ARGS+=("$v=${!v}")
     done
     case "$svc" in

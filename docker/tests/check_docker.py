@@ -361,6 +361,9 @@ def check_contract_env(inp):
         dbhost, db = db_of(env.get("DATABASE_URL"))
         if env.get("DATABASE_URL") and dbhost != "postgres":
             probs.append(f"{crate}: DATABASE_URL should point at the postgres service, got {env.get('DATABASE_URL')!r}")
+        if env.get("NATS_STREAM_REPLICAS") != "1":
+            probs.append(f"{crate}: NATS_STREAM_REPLICAS should be 1 (compose runs one NATS server, which holds "
+                         f"one replica), got {env.get('NATS_STREAM_REPLICAS')!r}")
         if env.get("AUTH_ALLOW_TENANT_HEADER") not in (None, "true"):
             probs.append(f"{crate}: AUTH_ALLOW_TENANT_HEADER should be true in local compose")
         otel = env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or ""
@@ -533,6 +536,9 @@ def broken_variants(inp):
         ("an undeclared named volume", with_compose(lambda c: c.pop("volumes", None)), check_named_volumes),
         (f"{first} on the wrong HTTP port",
          with_compose(lambda c: c["services"][first]["environment"].update(HTTP_ADDR="0.0.0.0:9999")), check_contract_env),
+        (f"{first} asking one NATS server for 3 stream replicas",
+         with_compose(lambda c: c["services"][first]["environment"].update(NATS_STREAM_REPLICAS="3")),
+         check_contract_env),
         ("the Dockerfile building --workspace instead of -p ${SERVICE}", no_p, check_dockerfile),
         (".dockerignore without target", no_target, check_dockerignore),
         (".dockerignore letting rust-toolchain.toml into the context", toolchain_in_context, check_dockerignore),

@@ -39,6 +39,7 @@ except ImportError as exc:  # pragma: no cover - environment problem, not a chec
     sys.exit(f"missing Python dependency ({exc.name}): pip install -r k8s/tests/requirements.txt")
 
 import monitoring_component  # noqa: E402 (k8s/tests/monitoring_component.py: the CRDs' own checks)
+import ha_components  # noqa: E402 (k8s/tests/ha_components.py: the NATS cluster and CloudNativePG)
 
 Obj = dict[str, Any]
 
@@ -478,10 +479,15 @@ def check_references(objects: list[Obj], external_secrets: dict[str, set[str]]) 
     # Secrets cert-manager issues from a rendered Certificate count as rendered (with its keys)
     issued = {(namespace(c), c["spec"]["secretName"]) for c in of_kind(objects, "Certificate")
               if c.get("apiVersion", "").startswith("cert-manager.io/")}
+    # and so do the application user's credentials CloudNativePG creates for a rendered Cluster
+    cnpg = {(namespace(c), f"{c['metadata']['name']}-app") for c in of_kind(objects, "Cluster")
+            if c.get("apiVersion", "").startswith("postgresql.cnpg.io/")}
     for owner, kind, name, key, optional in refs:
         data = config_data(objects, kind, name, namespace(owner))
         if data is None and kind == "Secret" and (namespace(owner), name) in issued:
             data = {"tls.crt": "", "tls.key": "", "ca.crt": ""}
+        if data is None and kind == "Secret" and (namespace(owner), name) in cnpg:
+            data = {k: "" for k in ("username", "password", "host", "port", "dbname", "uri", "jdbc-uri", "pgpass")}
         if data is not None:
             # An optional key may be absent (e.g. AUTH_JWT_PUBLIC_KEY when the algorithm is HS256).
             if key is not None and key not in data and not optional:
@@ -534,7 +540,19 @@ def check_service_identity(objects: list[Obj]) -> list[str]:
 
 
 def _templates_in(objects: list[Obj], ns: str) -> list[Obj]:
-    return [w for w in of_kind(objects, "Deployment") + of_kind(objects, "StatefulSet") if namespace(w) == ns]
+    workloads = of_kind(objects, "Deployment") + of_kind(objects, "StatefulSet") + operator_pods(objects)
+    return [w for w in workloads if namespace(w) == ns]
+
+
+def operator_pods(objects: list[Obj]) -> list[Obj]:
+    """The pods an operator creates from a rendered custom resource, as pod templates with the
+    labels and ports they get: a CloudNativePG Cluster's instances (cnpg.io/cluster=<name>)."""
+    return [{"kind": "Cluster", "metadata": c["metadata"],
+             "spec": {"template": {"metadata": {"labels": {"cnpg.io/cluster": c["metadata"]["name"]}},
+                                   "spec": {"containers": [{"name": "postgres", "ports": [
+                                       {"name": "postgresql", "containerPort": 5432},
+                                       {"name": "status", "containerPort": 8000}]}]}}}}
+            for c in of_kind(objects, "Cluster") if c.get("apiVersion", "").startswith("postgresql.cnpg.io/")]
 
 
 def check_network_policies(objects: list[Obj]) -> list[str]:
@@ -748,6 +766,8 @@ def check_schema(obj: Obj, versions: Iterable[str]) -> tuple[list[str], str | No
     group = obj.get("apiVersion", "").rpartition("/")[0]
     if group == "monitoring.coreos.com":
         return [], f"{ident(obj)}: a Prometheus Operator CRD; its shape is checked by k8s/tests/monitoring_component.py"
+    if group == "postgresql.cnpg.io":
+        return [], f"{ident(obj)}: a CloudNativePG CRD; its shape is checked by k8s/tests/ha_components.py"
     if group not in BUILTIN_GROUPS:
         return [], f"{ident(obj)}: {obj.get('apiVersion')} is a CRD; its schema is in the cluster, not checked"
     problems = []
@@ -1033,6 +1053,8 @@ def main() -> int:
         dev_otel = render_with_component(K8S_DIR / "overlays" / "dev", K8S_DIR / "components" / "otel", dev_namespace)
         dev_monitoring = render_with_component(K8S_DIR / "overlays" / "dev", K8S_DIR / "components" / "monitoring",
                                                dev_namespace)
+        prod_pg = render_with_component(K8S_DIR / "overlays" / "prod", K8S_DIR / "components" / "postgres-ha",
+                                        namespace(of_kind(prod, "Deployment")[0]))
     except RenderError as exc:
         print(f"FAIL: {exc}")
         print("0 passed, 1 failed")
@@ -1047,9 +1069,11 @@ def main() -> int:
     report.record("dev+otel endpoint", [] if otel_set else ["components/otel does not set OTEL_EXPORTER_OTLP_ENDPOINT"])
     check_overlay(report, "dev+monitoring", dev_monitoring, prod=False, schema_versions=versions)
     monitoring_component.run(report, dev_monitoring)
+    check_overlay(report, "prod+postgres-ha", prod_pg, prod=True, schema_versions=versions)
+    ha_components.run(report, dev, prod, prod_pg)
 
     print(f"rendered: dev {len(dev)} objects, prod {len(prod)}, dev+otel {len(dev_otel)}, "
-          f"dev+monitoring {len(dev_monitoring)}; "
+          f"dev+monitoring {len(dev_monitoring)}, prod+postgres-ha {len(prod_pg)}; "
           f"schemas: Kubernetes {', '.join(versions)} (strict)")
     for note in sorted(set(report.notes)):
         print(f"note: {note}")

@@ -111,7 +111,7 @@ socket="$(pg_socket_dir "postgres://postgres@127.0.0.1:5432/postgres" 2>/dev/nul
 envf="$TMP/env/order.env"
 for want in "HTTP_ADDR=127.0.0.1:$o_http" "GRPC_ADDR=127.0.0.1:$((50051 + OFFSET))" \
     "DATABASE_URL=$(pg_url_with_socket "postgres://postgres@127.0.0.1:5432/orders$SUFFIX" "$socket")" "NATS_URL=nats://127.0.0.1:4222" \
-    "NATS_PREFIX=uptest" "AUTH_ALLOW_TENANT_HEADER=true" "AUTH_JWT_ALGORITHM=HS256" "AUTH_JWT_SECRET=longship-dev-secret-change-me" \
+    "NATS_STREAM_REPLICAS=1" "NATS_PREFIX=uptest" "AUTH_ALLOW_TENANT_HEADER=true" "AUTH_JWT_ALGORITHM=HS256" "AUTH_JWT_SECRET=longship-dev-secret-change-me" \
     "INVENTORY_GRPC_URL=http://127.0.0.1:$((50052 + OFFSET))" "PAYMENT_GRPC_URL=http://127.0.0.1:$((50053 + OFFSET))" \
     "CONSOLE_PEERS=inventory=http://127.0.0.1:$i_http,payment=http://127.0.0.1:$p_http" \
     "OTEL_SERVICE_NAME=order" "RUST_LOG=info" "LOG_FORMAT=pretty" "NO_COLOR=1"; do

@@ -104,6 +104,7 @@ platform_env=(
     "LONGSHIP_DB_SUFFIX=$suffix"
     "LONGSHIP_STATE_DIR=$state"
     "NATS_PREFIX=$prefix"
+    "NATS_STREAM_REPLICAS=${NATS_STREAM_REPLICAS:-1}"
     "LONGSHIP_PROFILE=$profile"
     "LONGSHIP_NO_BUILD=1"
     "RUST_LOG=${BENCH_RUST_LOG:-info}"

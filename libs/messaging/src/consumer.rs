@@ -11,6 +11,7 @@ use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::durable::ConsumerSettings;
 use crate::metric_families::{
     CONSUMER_BATCH_FALLBACKS, CONSUMER_BATCH_SIZE, CONSUMER_DEAD_LETTERS, CONSUMER_DUPLICATES,
     CONSUMER_HANDLED, CONSUMER_RETRIES, DEAD_LETTERS_WAITING,
@@ -33,6 +34,8 @@ pub struct ConsumerSpec {
     pub concurrency: usize,
     /// How long the server waits for an ack before redelivering.
     pub ack_wait: Duration,
+    /// Deliveries awaiting an ack at once (`None`: four times `concurrency`).
+    pub max_ack_pending: Option<i64>,
     /// Events handled in one transaction when several are waiting (1: a transaction each). See
     /// [`ConsumerSpec::batched`].
     pub batch_size: usize,
@@ -45,19 +48,31 @@ pub struct ConsumerSpec {
 }
 
 impl ConsumerSpec {
-    /// A spec with defaults: 5 deliveries, 32 in flight, 30 s ack wait.
+    /// A spec with the default [`ConsumerSettings`] (5 deliveries, 30 s ack wait, four times the
+    /// concurrency awaiting acks) and 32 in flight.
     pub fn new(durable_name: &str, stream: &str, filter: &str) -> ConsumerSpec {
+        let settings = ConsumerSettings::default();
         ConsumerSpec {
             durable_name: durable_name.to_owned(),
             stream: stream.to_owned(),
             filter: filter.to_owned(),
-            max_deliver: 5,
+            max_deliver: settings.max_deliver,
             concurrency: 32,
-            ack_wait: Duration::from_secs(30),
+            ack_wait: settings.ack_wait,
+            max_ack_pending: settings.max_ack_pending,
             batch_size: 1,
             batch_lock_timeout: Duration::from_millis(25),
             start: None,
         }
+    }
+
+    /// Takes its delivery settings (ack wait, max deliver, max ack pending) from `settings`:
+    /// the service shell applies the configured ones (`NATS_CONSUMER_*`) to every consumer.
+    pub fn with_settings(mut self, settings: &ConsumerSettings) -> ConsumerSpec {
+        self.ack_wait = settings.ack_wait;
+        self.max_deliver = settings.max_deliver;
+        self.max_ack_pending = settings.max_ack_pending;
+        self
     }
 
     /// Handles up to `size` waiting events in one transaction: one `BEGIN`, one inbox row and the
@@ -174,22 +189,23 @@ async fn consume(
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let (js, naming) = (&context.js, &context.naming);
     let stream = js.get_stream(naming.stream(&spec.stream)).await?;
-    let consumer = stream
-        .get_or_create_consumer(
-            &naming.consumer(&spec.durable_name),
-            jetstream::consumer::pull::Config {
-                durable_name: Some(naming.consumer(&spec.durable_name)),
-                filter_subject: naming.subject(&spec.filter),
-                ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                ack_wait: spec.ack_wait,
-                // the runner dead-letters by itself at spec.max_deliver; the server never gives up
-                max_deliver: -1,
-                max_ack_pending: (spec.concurrency * 4) as i64,
-                deliver_policy: spec.start.unwrap_or_default().policy(),
-                ..Default::default()
-            },
-        )
-        .await?;
+    let consumer = crate::durable::ensure(
+        &stream,
+        jetstream::consumer::pull::Config {
+            durable_name: Some(naming.consumer(&spec.durable_name)),
+            filter_subject: naming.subject(&spec.filter),
+            ack_policy: jetstream::consumer::AckPolicy::Explicit,
+            ack_wait: spec.ack_wait,
+            // the runner dead-letters by itself at spec.max_deliver; the server never gives up
+            max_deliver: -1,
+            max_ack_pending: spec
+                .max_ack_pending
+                .unwrap_or((spec.concurrency * 4) as i64),
+            deliver_policy: spec.start.unwrap_or_default().policy(),
+            ..Default::default()
+        },
+    )
+    .await?;
     let messages = consumer.messages().await?;
     let c = Consumer {
         pool: &context.pool,

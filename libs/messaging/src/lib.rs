@@ -3,7 +3,10 @@
 //! - [`EventEnvelope`]: id (UUID v7), type (`<service>.v1.<event>`), tenant, time, schema version,
 //!   JSON payload; on NATS also as headers (`Nats-Msg-Id` = id, `Tenant-Id`, `traceparent`, ...).
 //! - [`Naming`] and [`ensure_stream`]: one JetStream stream per producing service, with an optional
-//!   prefix so environments and tests can share a server.
+//!   prefix so environments and tests can share a server, stored and bounded by
+//!   [`StreamSettings`] (replicas, storage, age and size limits, duplicate window): created when
+//!   missing, updated where JetStream allows when they differ, refused naming the setting where
+//!   it does not.
 //! - [`outbox::enqueue`] writes an event in the caller's transaction ([`outbox::OutboxRow`] writes it
 //!   inside a statement of the caller's own, saving a round trip); [`outbox::OutboxRelay`] publishes
 //!   committed rows, waits for JetStream's ack and marks them sent; a [`RelayWake`] wakes it after a
@@ -29,7 +32,7 @@
 //!
 //! Publishing is **at least once**: a row is marked sent only after JetStream acknowledged it, so a
 //! crash between ack and mark publishes it again, and JetStream drops that duplicate by
-//! `Nats-Msg-Id` within the stream's duplicate window (2 minutes). The mark is committed
+//! `Nats-Msg-Id` within the stream's duplicate window (2 minutes by default). The mark is committed
 //! asynchronously (`synchronous_commit = off` for the relay's transaction only): a Postgres crash
 //! can lose the marks of the last ~0.2 s, which only republishes those rows (dropped as above, and
 //! by the consumers' inboxes after that); the event rows themselves were committed durably by the
@@ -43,6 +46,7 @@
 
 pub mod consumer;
 pub mod dead_letter;
+mod durable;
 mod envelope;
 mod inbox;
 mod metric_families;
@@ -51,19 +55,23 @@ pub mod outbox;
 mod producer;
 pub mod schemas;
 mod start;
+mod streams;
 pub mod testing;
 
 pub use consumer::{ConsumerContext, ConsumerSpec, EventHandler, HandlerError, run_consumer};
+pub use durable::ConsumerSettings;
 pub use envelope::{DecodeError, EventEnvelope, NewEvent};
 pub use metric_families::METRIC_FAMILIES;
-pub use naming::{
-    Naming, StreamSpec, ensure_dead_letter_stream, ensure_stream, ensure_streams_with_retry,
-};
+pub use naming::{Naming, StreamSpec};
 pub use outbox::{
     EnqueueError, OutboxError, OutboxRelay, OutboxRow, RelayConfig, RelayWake, enqueue,
 };
 pub use schemas::{ConsumedPayload, PayloadError, PublishedSchema};
 pub use start::ConsumerStart;
+pub use streams::{
+    DEAD_LETTER_MIN_AGE, StreamError, StreamSettings, ensure_dead_letter_stream, ensure_stream,
+    ensure_streams_with_retry,
+};
 
 /// The tables this library needs in every service database that uses it (`outbox`, `inbox`),
 /// applied by the runtime before the service's own migrations.

@@ -1,9 +1,5 @@
 //! Stream and subject names, with an optional environment prefix.
 
-use std::time::Duration;
-
-use async_nats::jetstream;
-
 /// One producing service's stream, e.g. `ORDERS` over `orders.>`.
 #[derive(Debug, Clone, Copy)]
 pub struct StreamSpec {
@@ -71,73 +67,8 @@ impl Naming {
         self.subject(&format!("deadletter.{consumer}"))
     }
 
-    fn dead_letter_stream(&self) -> String {
+    pub(crate) fn dead_letter_stream(&self) -> String {
         self.stream("DEADLETTER")
-    }
-}
-
-/// Creates the stream if missing (file storage, 2-minute duplicate window, 7-day retention).
-/// Idempotent; safe to call from every replica at start-up.
-pub async fn ensure_stream(
-    js: &jetstream::Context,
-    naming: &Naming,
-    spec: StreamSpec,
-) -> Result<jetstream::stream::Stream, jetstream::context::CreateStreamError> {
-    js.get_or_create_stream(jetstream::stream::Config {
-        name: naming.stream(spec.name),
-        subjects: vec![naming.subject(&format!("{}.>", spec.subject_root))],
-        storage: jetstream::stream::StorageType::File,
-        duplicate_window: Duration::from_secs(120),
-        max_age: Duration::from_secs(7 * 24 * 3600),
-        ..Default::default()
-    })
-    .await
-}
-
-/// Creates the dead-letter stream (`DEADLETTER` over `deadletter.>`) so dead letters are kept for
-/// inspection and replay.
-pub async fn ensure_dead_letter_stream(
-    js: &jetstream::Context,
-    naming: &Naming,
-) -> Result<jetstream::stream::Stream, jetstream::context::CreateStreamError> {
-    js.get_or_create_stream(jetstream::stream::Config {
-        name: naming.dead_letter_stream(),
-        subjects: vec![naming.subject("deadletter.>")],
-        storage: jetstream::stream::StorageType::File,
-        max_age: Duration::from_secs(30 * 24 * 3600),
-        ..Default::default()
-    })
-    .await
-}
-
-/// Creates `own` (the service's stream) and the dead-letter stream, retrying every second while
-/// NATS is unreachable, until both exist or `shutdown` is cancelled. Services run it in the
-/// background so they start (and report not-ready) while NATS is down.
-pub async fn ensure_streams_with_retry(
-    js: &jetstream::Context,
-    naming: &Naming,
-    own: StreamSpec,
-    shutdown: &tokio_util::sync::CancellationToken,
-) {
-    let mut logged = false;
-    loop {
-        let attempt = async {
-            ensure_stream(js, naming, own).await?;
-            ensure_dead_letter_stream(js, naming).await?;
-            Ok::<(), jetstream::context::CreateStreamError>(())
-        };
-        match attempt.await {
-            Ok(()) => return,
-            Err(e) if !logged => {
-                tracing::warn!(error = %e, stream = own.name, "cannot create JetStream streams yet; retrying every second");
-                logged = true;
-            }
-            Err(_) => {}
-        }
-        tokio::select! {
-            () = tokio::time::sleep(Duration::from_secs(1)) => {}
-            () = shutdown.cancelled() => return,
-        }
     }
 }
 

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
-use longship_messaging::RelayConfig;
+use longship_messaging::{ConsumerSettings, RelayConfig, StreamSettings};
 use longship_telemetry::{LogFormat, TelemetryConfig};
 use longship_tenant::{AuthConfig, JwtAlgorithm};
 
@@ -224,6 +224,10 @@ pub struct NatsConfig {
     pub url: String,
     /// Prefix of every subject and stream, so environments and tests can share a server.
     pub prefix: String,
+    /// How the service's streams and the dead-letter stream are stored (`NATS_STREAM_*`).
+    pub streams: StreamSettings,
+    /// How its durable consumers are delivered to (`NATS_CONSUMER_*`).
+    pub consumers: ConsumerSettings,
 }
 
 /// The settings every service has.
@@ -283,7 +287,7 @@ impl CommonConfig {
             tenant_concurrency_limit: env.parse_or("TENANT_CONCURRENCY_LIMIT", 0)?,
             tenant_rate_limit_rps,
             tenant_rate_limit_burst,
-            outbox: relay(env)?,
+            outbox: crate::messaging_config::relay(env)?,
             connections: crate::connections::ConnectionLimits::from_env(env)?,
         })
     }
@@ -352,7 +356,7 @@ fn role(env: &Env, key: &str, default: &str) -> Result<Option<String>, ConfigErr
     }
 }
 
-/// `NATS_URL`, `NATS_PREFIX`.
+/// `NATS_URL`, `NATS_PREFIX`, `NATS_STREAM_*`, `NATS_CONSUMER_*`.
 fn nats(env: &Env) -> Result<NatsConfig, ConfigError> {
     let nats_url = env
         .get("NATS_URL")
@@ -371,6 +375,8 @@ fn nats(env: &Env) -> Result<NatsConfig, ConfigError> {
     Ok(NatsConfig {
         url: nats_url,
         prefix,
+        streams: crate::messaging_config::streams(env)?,
+        consumers: crate::messaging_config::consumers(env)?,
     })
 }
 
@@ -430,28 +436,6 @@ fn rate_limits(env: &Env) -> Result<(f64, u32), ConfigError> {
         });
     }
     Ok((tenant_rate_limit_rps, tenant_rate_limit_burst))
-}
-
-/// `OUTBOX_BATCH_SIZE`, `OUTBOX_LINGER_MS` over the relay's defaults.
-fn relay(env: &Env) -> Result<RelayConfig, ConfigError> {
-    let relay = RelayConfig::default();
-    let outbox = RelayConfig {
-        // at most 10,000, so the cast cannot wrap
-        batch_size: env.within_or(
-            "OUTBOX_BATCH_SIZE",
-            relay.batch_size.unsigned_abs(),
-            (1, 10_000),
-            "events",
-        )? as i64,
-        linger: Duration::from_millis(env.within_or(
-            "OUTBOX_LINGER_MS",
-            relay.linger.as_millis() as u64,
-            (0, 1000),
-            "milliseconds",
-        )?),
-        ..relay
-    };
-    Ok(outbox)
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ mod entry;
 pub mod grpc;
 pub mod header_guard;
 pub mod http;
+mod messaging_config;
 pub mod mtls;
 pub mod nats;
 pub mod openapi;

@@ -1,8 +1,8 @@
-//! What `/readyz` answers: the database and NATS are reachable, migrations are applied, and the
-//! process is not shutting down.
+//! What `/readyz` answers: the database and NATS are reachable, migrations are applied, the
+//! service's streams exist with the configured settings, and the process is not shutting down.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::Duration;
 
 use sqlx::PgPool;
@@ -19,8 +19,17 @@ struct Inner {
     worker_pool: std::sync::OnceLock<PgPool>,
     nats: Option<async_nats::Client>,
     migrated: AtomicBool,
+    /// [`STREAMS_UNCHECKED`], [`STREAMS_PENDING`] or [`STREAMS_OK`].
+    streams: AtomicU8,
     draining: AtomicBool,
 }
+
+/// No streams to wait for (no `streams` check).
+const STREAMS_UNCHECKED: u8 = 0;
+/// The streams are being created or checked.
+const STREAMS_PENDING: u8 = 1;
+/// The streams exist with the configured settings.
+const STREAMS_OK: u8 = 2;
 
 /// The result of one readiness evaluation.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -40,6 +49,7 @@ impl Readiness {
                 worker_pool: std::sync::OnceLock::new(),
                 nats,
                 migrated: AtomicBool::new(false),
+                streams: AtomicU8::new(STREAMS_UNCHECKED),
                 draining: AtomicBool::new(false),
             }),
         }
@@ -68,6 +78,21 @@ impl Readiness {
     /// Marks migrations as applied.
     pub fn set_migrated(&self) {
         self.inner.migrated.store(true, Ordering::SeqCst);
+    }
+
+    /// Adds the `streams` check, pending until [`Readiness::set_streams_ready`].
+    pub fn expect_streams(&self) {
+        let _ = self.inner.streams.compare_exchange(
+            STREAMS_UNCHECKED,
+            STREAMS_PENDING,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
+    }
+
+    /// Marks the service's streams as created (or checked) with the configured settings.
+    pub fn set_streams_ready(&self) {
+        self.inner.streams.store(STREAMS_OK, Ordering::SeqCst);
     }
 
     /// Marks the process as draining: readiness fails from now on so load balancers stop sending work.
@@ -111,6 +136,15 @@ impl Readiness {
                     format!("{state:?}").to_lowercase()
                 },
             );
+        }
+        match self.inner.streams.load(Ordering::SeqCst) {
+            STREAMS_PENDING => {
+                checks.insert("streams", "pending".into());
+            }
+            STREAMS_OK => {
+                checks.insert("streams", "ok".into());
+            }
+            _ => {}
         }
         if self.inner.draining.load(Ordering::SeqCst) {
             checks.insert("lifecycle", "draining".into());

@@ -237,8 +237,10 @@ impl Shell {
     }
 
     /// A durable consumer: its handler runs in a tenant-scoped transaction with the inbox row, and
-    /// the relay is woken after each commit.
-    pub fn consume(&mut self, mut spec: ConsumerSpec, handler: impl EventHandler) {
+    /// the relay is woken after each commit. Its delivery settings (ack wait, max deliver, max ack
+    /// pending) are the configured ones (`NATS_CONSUMER_*`), the same for every consumer.
+    pub fn consume(&mut self, spec: ConsumerSpec, handler: impl EventHandler) {
+        let mut spec = spec.with_settings(&self.platform.config.nats.consumers);
         spec.start.get_or_insert(self.consumer_start);
         self.consumers.push((spec, Arc::new(handler)));
     }
@@ -303,7 +305,9 @@ impl<S: Service> App<S> {
             platform,
             naming,
             relay,
-            shutdown: shutdown.clone(),
+            // its own token: a start-up failure found while serving (streams JetStream refuses)
+            // stops this service without cancelling the caller's token
+            shutdown: shutdown.child_token(),
             api: None,
             routes: axum::Router::new(),
             admin: Default::default(),
@@ -362,14 +366,14 @@ impl<S: Service> App<S> {
             tasks,
         } = self.shell;
         let mut running = tokio::task::JoinSet::new();
-        let streams = S::STREAMS;
-        let (js, names, stop) = (platform.jetstream.clone(), naming.clone(), shutdown.clone());
-        running.spawn(async move {
-            for stream in streams {
-                longship_messaging::ensure_streams_with_retry(&js, &names, *stream, &stop).await;
-            }
-            "streams"
-        });
+        let refused = Arc::new(std::sync::OnceLock::new());
+        running.spawn(ensure_streams(
+            S::STREAMS,
+            &platform,
+            naming.clone(),
+            shutdown.clone(),
+            Arc::clone(&refused),
+        ));
         running.spawn({
             let stop = shutdown.clone();
             let relay = relay.clone();
@@ -449,7 +453,45 @@ impl<S: Service> App<S> {
                 .max(Duration::from_millis(100)),
         )
         .await;
-        served
+        match refused.get() {
+            Some(reason) => Err(std::io::Error::other(format!(
+                "JetStream refused the stream settings: {reason}"
+            ))),
+            None => served,
+        }
+    }
+}
+
+/// Creates or checks the service's streams and the dead-letter stream with the configured
+/// settings (`NATS_STREAM_*`), retrying while JetStream is unavailable; readiness waits for them.
+/// When JetStream refuses the settings, the reason goes into `refused` and the service stops.
+fn ensure_streams(
+    streams: &'static [StreamSpec],
+    platform: &Platform,
+    naming: Naming,
+    stop: CancellationToken,
+    refused: Arc<std::sync::OnceLock<String>>,
+) -> impl Future<Output = &'static str> + Send + 'static {
+    let (js, readiness) = (platform.jetstream.clone(), platform.readiness.clone());
+    let settings = platform.config.nats.streams;
+    readiness.expect_streams();
+    async move {
+        for stream in streams {
+            let ensured = longship_messaging::ensure_streams_with_retry(
+                &js, &naming, *stream, &settings, &stop,
+            )
+            .await;
+            if let Err(e) = ensured {
+                tracing::error!(error = %e, "JetStream refused the stream settings; stopping");
+                let _ = refused.set(e.to_string());
+                stop.cancel();
+                return "streams";
+            }
+        }
+        if !stop.is_cancelled() {
+            readiness.set_streams_ready();
+        }
+        "streams"
     }
 }
 

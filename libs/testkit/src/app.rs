@@ -6,7 +6,7 @@ use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use longship_messaging::{EventEnvelope, Naming, StreamSpec, ensure_stream};
+use longship_messaging::{EventEnvelope, Naming, StreamSettings, StreamSpec, ensure_stream};
 use longship_runtime::{App, CancellationToken, Env, Service, ServiceConfig};
 use longship_tenant::TenantId;
 use tonic::transport::Channel;
@@ -156,7 +156,7 @@ impl<S: Service> TestApp<S> {
     #[allow(clippy::expect_used)] // reason: a test helper fails the test by panicking
     pub async fn publish(&self, stream: StreamSpec, envelope: &EventEnvelope, msg_id: &str) {
         let (js, naming) = (self.nats.jetstream(), Naming::new(self.nats.prefix()));
-        ensure_stream(&js, &naming, stream)
+        ensure_stream(&js, &naming, stream, &StreamSettings::single_node())
             .await
             .expect("the producer's stream");
         longship_messaging::testing::publish_envelope(&js, &naming, envelope, msg_id)
@@ -269,6 +269,8 @@ impl<S: Service> TestAppBuilder<S> {
             ("DATABASE_URL", db.url()),
             ("NATS_URL", nats.url()),
             ("NATS_PREFIX", nats.prefix()),
+            // one test NATS server: one replica (production's default is 3, on a cluster)
+            ("NATS_STREAM_REPLICAS", "1"),
             ("HTTP_ADDR", "127.0.0.1:0"),
             ("GRPC_ADDR", "127.0.0.1:0"),
             ("AUTH_ALLOW_TENANT_HEADER", "true"),

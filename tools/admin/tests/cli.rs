@@ -186,6 +186,7 @@ async fn publish_garbage(app: &TestApp<inventory::Inventory>) {
             name: "ORDERS",
             subject_root: "orders",
         },
+        &longship_messaging::StreamSettings::single_node(),
     )
     .await
     .expect("stream");

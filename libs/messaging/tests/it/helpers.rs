@@ -10,7 +10,8 @@ use async_nats::jetstream;
 use async_nats::jetstream::message::StreamMessage;
 use longship_messaging::{
     ConsumerSpec, EventEnvelope, EventHandler, HandlerError, Naming, NewEvent, OutboxRelay,
-    RelayConfig, StreamSpec, enqueue, ensure_dead_letter_stream, ensure_stream, run_consumer,
+    RelayConfig, StreamSettings, StreamSpec, enqueue, ensure_dead_letter_stream, ensure_stream,
+    run_consumer,
 };
 use longship_tenant::TenantId;
 use longship_testkit::{TestDb, TestNats};
@@ -84,10 +85,11 @@ impl Harness {
         let nats = TestNats::new().await;
         let naming = Naming::new(nats.prefix());
         let js = nats.jetstream();
-        ensure_stream(&js, &naming, ORDERS)
+        let settings = StreamSettings::single_node();
+        ensure_stream(&js, &naming, ORDERS, &settings)
             .await
             .expect("create the ORDERS stream");
-        ensure_dead_letter_stream(&js, &naming)
+        ensure_dead_letter_stream(&js, &naming, &settings)
             .await
             .expect("create the dead-letter stream");
         Harness {

@@ -6,9 +6,13 @@
 //!   across a NATS outage and cut connections (simulated with `longship_testkit::FaultProxy`), and
 //!   that an unpublishable event is refused before it can block the outbox.
 //! - [`consumer`]: deduplication, retries, dead letters, tenant scope and trace continuation.
+//! - [`streams`]: stream and consumer settings from config: created as configured, updated where
+//!   JetStream allows, refused naming the setting where it does not (storage; replicas a single
+//!   server cannot hold).
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // reason: tests fail by panicking
 
 mod consumer;
 mod helpers;
 mod relay;
+mod streams;

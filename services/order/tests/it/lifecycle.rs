@@ -51,6 +51,7 @@ async fn sigterm_with_sagas_in_flight_drains_in_time_and_releases_their_claims()
         .env("DATABASE_URL", orders_db.url())
         .env("NATS_URL", nats.url())
         .env("NATS_PREFIX", nats.prefix())
+        .env("NATS_STREAM_REPLICAS", "1")
         .env("HTTP_ADDR", format!("127.0.0.1:{http_port}"))
         .env("GRPC_ADDR", "127.0.0.1:0")
         .env("AUTH_ALLOW_TENANT_HEADER", "true")
@@ -121,4 +122,44 @@ async fn sigterm_with_sagas_in_flight_drains_in_time_and_releases_their_claims()
     assert_eq!(held, 0, "claims left for the lease (600 s) to expire");
     inventory.stop().await;
     orders_db.drop_db().await;
+}
+
+/// Stream replicas the NATS server cannot hold (production's default of 3, against the single
+/// test server) stop the service at start-up with a message naming the setting, instead of a
+/// service that waits not-ready for ever.
+#[tokio::test]
+async fn stream_replicas_a_single_nats_server_cannot_hold_stop_start_up_naming_the_setting() {
+    let nats = TestNats::new().await;
+    let db = TestDb::new().await;
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_order"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", db.url())
+        .env("NATS_URL", nats.url())
+        .env("NATS_PREFIX", nats.prefix())
+        // NATS_STREAM_REPLICAS unset: production's 3
+        .env("HTTP_ADDR", "127.0.0.1:0")
+        .env("GRPC_ADDR", "127.0.0.1:0")
+        .env("AUTH_ALLOW_TENANT_HEADER", "true")
+        .env("GRPC_MTLS", "off")
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect(
+            "the order service stops by itself within 60 s (this test needs a single, \
+             non-clustered NATS server at TEST_NATS_URL)",
+        )
+        .expect("run the order binary");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("NATS_STREAM_REPLICAS") && stderr.contains("not clustered"),
+        "{stderr}"
+    );
+    nats.cleanup().await;
+    db.drop_db().await;
 }

@@ -132,6 +132,7 @@ async fn a_role_the_pools_cannot_switch_to_stops_start_up_naming_the_variable() 
             ("DATABASE_URL", db.url()),
             ("NATS_URL", nats.url()),
             ("NATS_PREFIX", nats.prefix()),
+            ("NATS_STREAM_REPLICAS", "1"),
             ("HTTP_ADDR", "127.0.0.1:0"),
             ("GRPC_ADDR", "127.0.0.1:0"),
             ("AUTH_ALLOW_TENANT_HEADER", "true"),
