@@ -133,8 +133,6 @@ fn env(
             "NATS_STREAM_REPLICAS".into(),
             topology.stream_replicas().to_string(),
         ),
-        // one nats-server: one replica per stream
-        ("NATS_STREAM_REPLICAS".into(), "1".into()),
         ("AUTH_ALLOW_TENANT_HEADER".into(), "true".into()),
         (
             "AUTH_JWT_SECRET".into(),
