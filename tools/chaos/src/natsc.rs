@@ -66,8 +66,8 @@ impl Nats {
             routes,
             dir: dir.to_path_buf(),
         };
-        for i in 0..count {
-            supervisor.add(ProcId::Nats(i), nats.spec(i, cluster_ports[i])?);
+        for (i, cluster_port) in cluster_ports.into_iter().enumerate() {
+            supervisor.add(ProcId::Nats(i), nats.spec(i, cluster_port)?);
         }
         for i in 0..count {
             supervisor.start(ProcId::Nats(i))?;

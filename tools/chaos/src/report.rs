@@ -147,14 +147,6 @@ impl Report {
                 counters.join(", ")
             )?;
         }
-        if !self.stream_replicas.is_empty() {
-            let replicas: Vec<String> = self
-                .stream_replicas
-                .iter()
-                .map(|(s, n)| format!("{s} R{n}"))
-                .collect();
-            writeln!(out, "stream replicas (JetStream): {}", replicas.join(", "))?;
-        }
         self.write_spread(out)?;
         match self.quiesced_after {
             Some(t) => writeln!(
@@ -189,8 +181,17 @@ impl Report {
 }
 
 impl Report {
-    /// Sagas finished and step attempts per order replica, and how even the spread is.
+    /// Each stream's replicas, the sagas finished and step attempts per order replica, and how
+    /// even the spread is.
     fn write_spread(&self, out: &mut impl Write) -> std::io::Result<()> {
+        if !self.stream_replicas.is_empty() {
+            let replicas: Vec<String> = self
+                .stream_replicas
+                .iter()
+                .map(|(s, n)| format!("{s} R{n}"))
+                .collect();
+            writeln!(out, "stream replicas (JetStream): {}", replicas.join(", "))?;
+        }
         if self.per_replica.is_empty() {
             return writeln!(out, "work per order replica: not observed");
         }
