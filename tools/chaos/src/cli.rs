@@ -3,12 +3,14 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::topology::{NATS_CLUSTER_NODES, Topology};
+
 /// Usage text for `--help` and errors.
 pub const USAGE: &str = "\
 Usage: chaos [--seed N] [--duration SECS] [--orders N] [--bin-dir DIR] [options]
 
-Starts its own Postgres cluster and NATS server, two replicas of order, inventory and payment
-behind fault-injecting proxies, places orders for three tenants while a seeded nemesis kills,
+Starts its own Postgres cluster and NATS server, two (--replicas) replicas of order, inventory
+and payment behind fault-injecting proxies, places orders for three tenants while a seeded nemesis kills,
 pauses and cuts things, heals everything, waits for quiescence and checks the invariants of
 ARCHITECTURE.md section 8. Exits 1 on any violation (printing the seed to reproduce it),
 2 when the harness itself fails.
@@ -21,6 +23,13 @@ Options:
                          (default: the directory of this chaos binary)
   --quiesce-timeout SECS bound on waiting for quiescence after healing (default 150)
   --saga-deadline SECS   SAGA_DEADLINE_SECS of the order replicas (default 5)
+  --replicas N           replicas of every service (default 2, 2 to 5)
+  --nats-cluster         three nats-server processes clustered on loopback, streams R3; the
+                         nemesis kills, pauses and partitions single nodes (the stream leader
+                         included), never more than one at a time
+  --pg-failover          Postgres primary with a synchronous hot standby; the nemesis kills the
+                         primary, promotes the standby, re-points the services' address and
+                         rebuilds a standby from the new primary
   --work-dir DIR         parent of the run directory (default: the system temp dir)
   --keep                 keep the run directory (logs, data) even when the run passes
   -h, --help             this text
@@ -47,6 +56,8 @@ pub struct Args {
     pub work_dir: PathBuf,
     /// Keep the run directory on success too.
     pub keep: bool,
+    /// Replicas, NATS cluster, Postgres standby.
+    pub topology: Topology,
 }
 
 /// What the command line asks for.
@@ -68,6 +79,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
     let mut deadline = 5u64;
     let mut work_dir = None;
     let mut keep = false;
+    let mut topology = Topology::default();
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -90,6 +102,9 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
             "--saga-deadline" => deadline = number(&flag, &value(&flag)?)?,
             "--work-dir" => work_dir = Some(PathBuf::from(value(&flag)?)),
             "--keep" => keep = true,
+            "--replicas" => topology.replicas = number(&flag, &value(&flag)?)? as usize,
+            "--nats-cluster" => topology.nats_nodes = NATS_CLUSTER_NODES,
+            "--pg-failover" => topology.pg_standby = true,
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -98,6 +113,9 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
     }
     if !(2..=60).contains(&deadline) {
         return Err("--saga-deadline must be between 2 and 60 seconds".into());
+    }
+    if !(2..=5).contains(&topology.replicas) {
+        return Err("--replicas must be between 2 and 5".into());
     }
     let orders = orders.unwrap_or(duration * 5);
     if orders < 10 {
@@ -121,6 +139,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
         saga_deadline: Duration::from_secs(deadline),
         work_dir: work_dir.unwrap_or_else(std::env::temp_dir),
         keep,
+        topology,
     }))
 }
 
@@ -133,6 +152,7 @@ impl Args {
             self.duration.as_secs(),
             self.orders
         );
+        command.push_str(&self.topology.flags());
         if self.saga_deadline != Duration::from_secs(5) {
             command.push_str(&format!(
                 " --saga-deadline {}",
@@ -195,5 +215,42 @@ mod tests {
             assert!(parse(bad.iter().map(|s| s.to_string())).is_err(), "{bad:?}");
         }
         assert!(matches!(parse(["--help".to_string()]), Ok(Command::Help)));
+        for bad in [
+            vec!["--replicas", "1"],
+            vec!["--replicas", "9"],
+            vec!["--replicas"],
+        ] {
+            assert!(parse(bad.iter().map(|s| s.to_string())).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn topology_flags_are_parsed_and_reproduced() {
+        let plain = run(&["--seed", "1"]);
+        assert_eq!(plain.topology, Topology::default());
+        assert!(!plain.topology.nats_cluster());
+        assert_eq!(plain.topology.stream_replicas(), 1);
+        let a = run(&[
+            "--seed",
+            "3",
+            "--duration",
+            "30",
+            "--nats-cluster",
+            "--pg-failover",
+            "--replicas=3",
+        ]);
+        assert_eq!(a.topology.replicas, 3);
+        assert_eq!(a.topology.nats_nodes, 3);
+        assert_eq!(a.topology.stream_replicas(), 3);
+        assert!(a.topology.pg_standby);
+        assert_eq!(
+            a.reproduce(),
+            "just chaos --seed 3 --duration 30 --orders 150 --replicas 3 --nats-cluster --pg-failover"
+        );
+        let again = run(&a.reproduce().split(' ').skip(2).collect::<Vec<_>>());
+        assert_eq!(
+            again.topology, a.topology,
+            "the reproduction selects the same topology"
+        );
     }
 }

@@ -1,4 +1,4 @@
-//! The six service replicas: their ports, environment (through the proxies), migrations, start and
+//! The service replicas: their ports, environment (through the proxies), migrations, start and
 //! readiness.
 
 use std::collections::HashMap;
@@ -9,10 +9,10 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use longship_testkit::HttpClient;
 
-use crate::infra::{Infra, free_port};
-use crate::net::{Link, Network};
-use crate::plan::{Participant, REPLICAS, Svc};
+use crate::infra::Infra;
+use crate::net::{Link, Network, free_port};
 use crate::procs::{ProcId, ProcSpec, Supervisor};
+use crate::topology::{Participant, Svc, Topology};
 
 /// The saga timings the order replicas run with (short, so recovery happens within the run).
 #[derive(Debug, Clone, Copy)]
@@ -51,14 +51,16 @@ pub struct ReplicaAddrs {
 pub struct Layout {
     /// (service, replica) -> addresses.
     pub replicas: HashMap<(Svc, usize), ReplicaAddrs>,
+    /// Replicas per service.
+    pub per_service: usize,
 }
 
 impl Layout {
-    /// Picks free ports for every replica.
-    pub fn allocate() -> anyhow::Result<Layout> {
+    /// Picks free ports for `per_service` replicas of every service.
+    pub fn allocate(per_service: usize) -> anyhow::Result<Layout> {
         let mut replicas = HashMap::new();
         for svc in Svc::ALL {
-            for r in 0..REPLICAS {
+            for r in 0..per_service {
                 replicas.insert(
                     (svc, r),
                     ReplicaAddrs {
@@ -68,13 +70,16 @@ impl Layout {
                 );
             }
         }
-        Ok(Layout { replicas })
+        Ok(Layout {
+            replicas,
+            per_service,
+        })
     }
 
     /// The participants' gRPC addresses, for the balancers.
     pub fn grpc_of(&self) -> HashMap<Participant, Vec<SocketAddr>> {
         let of = |svc| {
-            (0..REPLICAS)
+            (0..self.per_service)
                 .filter_map(|r| self.replicas.get(&(svc, r)).map(|a| a.grpc))
                 .collect()
         };
@@ -103,8 +108,14 @@ fn env(
     network: &Network,
     timings: SagaTimings,
     pki: &longship_testkit::TestPki,
+    topology: &Topology,
 ) -> anyhow::Result<Vec<(String, String)>> {
     let link = |l: Link| network.addr(l).with_context(|| format!("no proxy on {l}"));
+    // one proxy per NATS node; the client picks one and moves on when it fails
+    let nats_url = (0..topology.nats_nodes)
+        .map(|node| link(Link::Nats(svc, node)).map(|a| format!("nats://{a}")))
+        .collect::<anyhow::Result<Vec<_>>>()?
+        .join(",");
     let mut env = vec![
         ("HTTP_ADDR".into(), addrs.http.to_string()),
         ("GRPC_ADDR".into(), addrs.grpc.to_string()),
@@ -117,12 +128,11 @@ fn env(
             ),
         ),
         ("DATABASE_MAX_CONNECTIONS".into(), "10".into()),
+        ("NATS_URL".into(), nats_url),
         (
-            "NATS_URL".into(),
-            format!("nats://{}", link(Link::Nats(svc))?),
+            "NATS_STREAM_REPLICAS".into(),
+            topology.stream_replicas().to_string(),
         ),
-        // one nats-server: one replica per stream
-        ("NATS_STREAM_REPLICAS".into(), "1".into()),
         ("AUTH_ALLOW_TENANT_HEADER".into(), "true".into()),
         (
             "AUTH_JWT_SECRET".into(),
@@ -182,7 +192,7 @@ pub fn binary(bin_dir: &Path, svc: Svc) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// Registers the six replicas, applies each service's migrations once, starts the replicas and
+/// Registers the replicas, applies each service's migrations once, starts the replicas and
 /// waits until all are ready.
 pub async fn start(
     infra: &Infra,
@@ -190,12 +200,13 @@ pub async fn start(
     layout: &Layout,
     network: &Network,
     timings: SagaTimings,
+    topology: &Topology,
     supervisor: &Supervisor,
 ) -> anyhow::Result<()> {
     let pki = longship_testkit::TestPki::new(&infra.logs().with_file_name("certs"));
     for svc in Svc::ALL {
         let program = binary(bin_dir, svc)?;
-        for r in 0..REPLICAS {
+        for r in 0..layout.per_service {
             let addrs = *layout
                 .replicas
                 .get(&(svc, r))
@@ -205,7 +216,7 @@ pub async fn start(
                 ProcSpec {
                     program: program.clone(),
                     args: vec![],
-                    env: env(svc, r, addrs, network, timings, &pki)?,
+                    env: env(svc, r, addrs, network, timings, &pki, topology)?,
                     as_user: None,
                     log: infra.logs().join(format!("{svc}-{r}.log")),
                 },
@@ -222,7 +233,7 @@ pub async fn start(
             tokio::process::Command::new(&program)
                 .arg("migrate")
                 .env_clear()
-                .envs(env(svc, 0, addrs, network, timings, &pki)?)
+                .envs(env(svc, 0, addrs, network, timings, &pki, topology)?)
                 .stdin(std::process::Stdio::null())
                 .stdout(log.try_clone()?)
                 .stderr(log)
@@ -239,7 +250,7 @@ pub async fn start(
         }
     }
     for svc in Svc::ALL {
-        for r in 0..REPLICAS {
+        for r in 0..layout.per_service {
             supervisor.start(ProcId::Replica(svc, r))?;
         }
     }
@@ -264,7 +275,7 @@ pub async fn wait_ready(
     let deadline = tokio::time::Instant::now() + within;
     let mut pending: Vec<(Svc, usize)> = Svc::ALL
         .iter()
-        .flat_map(|s| (0..REPLICAS).map(move |r| (*s, r)))
+        .flat_map(|s| (0..layout.per_service).map(move |r| (*s, r)))
         .collect();
     loop {
         if let Some(supervisor) = supervisor {

@@ -1,8 +1,9 @@
 //! The chaos runner: breaks a real Longship deployment on purpose and checks that no money or
 //! stock was lost (`just chaos --seed S --duration 120`; `chaos --help` for the options).
 //!
-//! It owns everything it breaks: its own Postgres cluster and nats-server in a temporary
-//! directory, two replicas of each service (the real binaries), fault proxies on every link. A
+//! It owns everything it breaks: its own Postgres (optionally a primary with a synchronous
+//! standby) and NATS (optionally a three-node JetStream cluster) in a temporary directory, two or
+//! more replicas of each service (the real binaries), fault proxies on every link. A
 //! seeded nemesis kills, pauses and cuts while orders flow; then everything is healed, the system
 //! must become quiet, and every invariant of ARCHITECTURE.md section 8 is checked. Exit status:
 //! 0 no violation, 1 violations (the seed to reproduce is printed), 2 the harness failed, 130
@@ -10,14 +11,18 @@
 
 mod cli;
 mod cluster;
+mod faults;
 mod infra;
 mod load;
+mod natsc;
 mod nemesis;
 mod net;
+mod pg;
 mod plan;
 mod procs;
 mod report;
 mod run;
+mod topology;
 mod verify;
 
 use std::io::{IsTerminal, Write};

@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 
 use crate::infra::{self, Infra};
 use crate::net::{Link, Network};
-use crate::plan::{Fault, FaultKind, ScheduledFault, Svc};
+use crate::plan::{Fault, FaultKind, NatsNode, STREAMS, ScheduledFault, Svc};
 use crate::procs::{ProcId, Supervisor};
 
 /// One injected fault, for the report.
@@ -101,16 +101,32 @@ impl Nemesis {
         Arc::clone(targets.entry(target).or_default())
     }
 
-    fn record(&self, start: tokio::time::Instant, kind: FaultKind, what: String) {
+    /// Records a fault as it starts; returns its position for [`Nemesis::amend`].
+    fn record(&self, start: tokio::time::Instant, kind: FaultKind, what: String) -> usize {
         tracing::info!(fault = ?kind, "{what}");
         let entry = Injected {
             at: start.elapsed(),
             kind,
             what,
         };
-        match self.log.lock() {
-            Ok(mut l) => l.push(entry),
-            Err(p) => p.into_inner().push(entry),
+        let mut log = match self.log.lock() {
+            Ok(l) => l,
+            Err(p) => p.into_inner(),
+        };
+        log.push(entry);
+        log.len() - 1
+    }
+
+    /// Adds what came of fault `at` (recovery times) to its entry.
+    fn amend(&self, at: usize, more: &str) {
+        tracing::info!("{more}");
+        let mut log = match self.log.lock() {
+            Ok(l) => l,
+            Err(p) => p.into_inner(),
+        };
+        if let Some(entry) = log.get_mut(at) {
+            entry.what.push_str("; ");
+            entry.what.push_str(more);
         }
     }
 
@@ -127,6 +143,10 @@ impl Nemesis {
             | Fault::PauseReplica { .. }
             | Fault::KillNats { .. }
             | Fault::RestartPostgres { .. } => self.disturb_process(fault, start).await,
+            Fault::KillNatsNode { .. }
+            | Fault::PauseNatsNode { .. }
+            | Fault::PartitionNatsNode { .. } => self.disturb_nats_node(fault, start).await,
+            Fault::FailoverPostgres => self.fail_over_postgres(start).await,
             _ => self.disturb_link(fault, start).await,
         }
     }
@@ -189,27 +209,28 @@ impl Nemesis {
                 self.supervisor.resume(id);
             }
             Fault::KillNats { down_for } => {
-                self.supervisor.kill_and_hold(ProcId::Nats).await;
+                self.supervisor.kill_and_hold(ProcId::Nats(0)).await;
                 self.record(
                     start,
                     kind,
                     format!("SIGKILL nats-server; restart in {down_for:.1?}"),
                 );
                 tokio::time::sleep(down_for).await;
-                if let Err(e) = self.supervisor.release(ProcId::Nats) {
+                if let Err(e) = self.supervisor.release(ProcId::Nats(0)) {
                     tracing::warn!(error = %e, "nats-server restart failed; the reaper retries");
                 }
-                let _ = infra::wait_nats(&self.infra, Duration::from_secs(20)).await;
+                let _ = self.infra.nats.wait_node(0, Duration::from_secs(20)).await;
             }
             Fault::RestartPostgres { down_for } => {
-                self.supervisor.postgres_immediate_stop().await;
+                let primary = self.infra.pg.primary().await;
+                self.supervisor.postgres_immediate_stop(primary).await;
                 self.record(
                     start,
                     kind,
-                    format!("postgres immediate stop; restart in {down_for:.1?}"),
+                    format!("{primary} (primary) immediate stop; restart in {down_for:.1?}"),
                 );
                 tokio::time::sleep(down_for).await;
-                if let Err(e) = self.supervisor.release(ProcId::Postgres) {
+                if let Err(e) = self.supervisor.release(primary) {
                     tracing::warn!(error = %e, "postgres restart failed; the reaper retries");
                 }
                 let _ = infra::wait_postgres(&self.infra, Duration::from_secs(60)).await;
@@ -259,11 +280,11 @@ impl Nemesis {
                 cuts,
                 gap,
             } => {
-                let Some(proxy) = self.proxy(Link::Nats(svc)) else {
-                    return;
-                };
+                let links = self.network.nats_links(svc);
                 // acks crawl through the slowed link, so each cut loses some in flight
-                proxy.set_latency(latency);
+                for proxy in &links {
+                    proxy.set_latency(latency);
+                }
                 self.record(
                     start,
                     kind,
@@ -271,22 +292,28 @@ impl Nemesis {
                 );
                 for _ in 0..cuts {
                     tokio::time::sleep(gap).await;
-                    proxy.cut();
+                    for proxy in &links {
+                        proxy.cut();
+                    }
                 }
-                proxy.set_latency(Duration::ZERO);
+                for proxy in &links {
+                    proxy.set_latency(Duration::ZERO);
+                }
             }
             Fault::BlackholeNats { svc, lasting } => {
-                let Some(proxy) = self.proxy(Link::Nats(svc)) else {
-                    return;
-                };
-                proxy.set_mode(Mode::Blackhole);
+                let links = self.network.nats_links(svc);
+                for proxy in &links {
+                    proxy.set_mode(Mode::Blackhole);
+                }
                 self.record(
                     start,
                     kind,
                     format!("{svc}->nats: blackhole for {lasting:.1?}"),
                 );
                 tokio::time::sleep(lasting).await;
-                proxy.set_mode(Mode::Pass);
+                for proxy in &links {
+                    proxy.set_mode(Mode::Pass);
+                }
             }
             Fault::CutPostgres { svc } => {
                 let Some(proxy) = self.proxy(Link::Postgres(svc)) else {
@@ -309,6 +336,124 @@ impl Nemesis {
                 proxy.set_mode(Mode::Pass);
             }
             _ => {}
+        }
+    }
+
+    /// Kills, pauses or partitions one node of the NATS cluster and brings it back, then waits
+    /// until every stream has a leader and every replica is current again (so the next node
+    /// fault leaves a quorum holding every message).
+    async fn disturb_nats_node(&self, fault: Fault, start: tokio::time::Instant) {
+        let kind = fault.kind();
+        let (Fault::KillNatsNode { node, .. }
+        | Fault::PauseNatsNode { node, .. }
+        | Fault::PartitionNatsNode { node, .. }) = fault
+        else {
+            return;
+        };
+        let (index, which) = match node {
+            NatsNode::Index(i) => (i, format!("nats-{i}")),
+            NatsNode::LeaderOf(stream) => match self.infra.nats.leader_of(stream).await {
+                Some(i) => (i, format!("nats-{i} ({stream} leader)")),
+                None => {
+                    self.record(
+                        start,
+                        kind,
+                        format!("no {stream} leader found; {kind:?} skipped"),
+                    );
+                    return;
+                }
+            },
+        };
+        let id = ProcId::Nats(index);
+        let entry = match fault {
+            Fault::KillNatsNode { down_for, .. } => {
+                self.supervisor.kill_and_hold(id).await;
+                let entry = self.record(
+                    start,
+                    kind,
+                    format!("SIGKILL {which}; restart in {down_for:.1?}"),
+                );
+                tokio::time::sleep(down_for).await;
+                if let Err(e) = self.supervisor.release(id) {
+                    tracing::warn!(error = %e, "restart of {id} failed; the reaper retries");
+                }
+                let _ = self
+                    .infra
+                    .nats
+                    .wait_node(index, Duration::from_secs(30))
+                    .await;
+                entry
+            }
+            Fault::PauseNatsNode { paused_for, .. } => {
+                if !self.supervisor.pause(id) {
+                    self.record(start, kind, format!("{which} is down; pause skipped"));
+                    return;
+                }
+                let entry =
+                    self.record(start, kind, format!("SIGSTOP {which} for {paused_for:.1?}"));
+                tokio::time::sleep(paused_for).await;
+                self.supervisor.resume(id);
+                entry
+            }
+            Fault::PartitionNatsNode { lasting, .. } => {
+                // the peers hear nothing (raft times out); the services are refused and move on
+                let routes = self.infra.nats.routes_of(index);
+                let clients = self.network.nats_node_links(index);
+                for proxy in &routes {
+                    proxy.set_mode(Mode::Blackhole);
+                }
+                for proxy in &clients {
+                    proxy.cut();
+                    proxy.set_mode(Mode::Refuse);
+                }
+                let entry = self.record(
+                    start,
+                    kind,
+                    format!(
+                        "partition {which} (routes stalled, clients refused) for {lasting:.1?}"
+                    ),
+                );
+                tokio::time::sleep(lasting).await;
+                for proxy in routes.iter().chain(&clients) {
+                    proxy.set_mode(Mode::Pass);
+                }
+                entry
+            }
+            _ => return,
+        };
+        let healed = tokio::time::Instant::now();
+        match self
+            .infra
+            .nats
+            .wait_streams_current(&STREAMS, Duration::from_secs(60))
+            .await
+        {
+            Ok(_) => self.amend(
+                entry,
+                &format!(
+                    "streams led and current {:.1?} after it ended",
+                    healed.elapsed()
+                ),
+            ),
+            Err(e) => self.amend(entry, &format!("not caught up after 60 s: {e}")),
+        }
+    }
+
+    /// Fails Postgres over to its standby. The failover runs to its end in its own task even
+    /// when the nemesis is stopped meanwhile (a heal waits for it): a half-done failover would
+    /// leave no primary, or two.
+    async fn fail_over_postgres(&self, start: tokio::time::Instant) {
+        let entry = self.record(
+            start,
+            FaultKind::FailoverPostgres,
+            "postgres failover".into(),
+        );
+        let (pg, supervisor) = (Arc::clone(&self.infra.pg), Arc::clone(&self.supervisor));
+        let failover = tokio::spawn(async move { pg.failover(&supervisor).await });
+        match failover.await {
+            Ok(Ok(what)) => self.amend(entry, &what),
+            Ok(Err(e)) => self.amend(entry, &format!("FAILED: {e:#}")),
+            Err(e) => self.amend(entry, &format!("FAILED: {e}")),
         }
     }
 
@@ -337,13 +482,29 @@ impl Nemesis {
     }
 }
 
-/// Undoes every fault: links back to pass-through, paused processes continued, stopped ones
-/// started, Postgres and NATS up. Returns what it had to do.
+/// Undoes every fault: links and routes back to pass-through, a failover in progress finished,
+/// paused processes continued, stopped ones started, Postgres and every NATS node up, and in a
+/// NATS cluster every stream led with its replicas current. Returns what it had to do.
 pub async fn heal_everything(nemesis: &Nemesis) -> Vec<String> {
     nemesis.network.heal_all();
-    let healed = nemesis.supervisor.heal_all();
-    let _ = infra::wait_postgres(&nemesis.infra, Duration::from_secs(60)).await;
-    let _ = infra::wait_nats(&nemesis.infra, Duration::from_secs(30)).await;
+    nemesis.infra.nats.heal_routes();
+    nemesis.infra.pg.settle().await;
+    let mut healed = nemesis.supervisor.heal_all();
+    if let Err(e) = infra::wait_postgres(&nemesis.infra, Duration::from_secs(60)).await {
+        healed.push(format!("postgres not back: {e:#}"));
+    }
+    if let Err(e) = nemesis.infra.nats.wait_all(Duration::from_secs(30)).await {
+        healed.push(format!("nats not back: {e:#}"));
+    }
+    if nemesis.infra.nats.len() > 1
+        && let Err(e) = nemesis
+            .infra
+            .nats
+            .wait_streams_current(&STREAMS, Duration::from_secs(60))
+            .await
+    {
+        healed.push(format!("nats streams: {e:#}"));
+    }
     healed
 }
 
@@ -358,9 +519,12 @@ fn target_of(fault: &Fault) -> String {
         Fault::DelayGrpc { link, .. } | Fault::CutGrpc { link, .. } => {
             Link::Grpc(*link).to_string()
         }
-        Fault::CutNats { svc, .. } | Fault::BlackholeNats { svc, .. } => {
-            Link::Nats(*svc).to_string()
-        }
+        Fault::CutNats { svc, .. } | Fault::BlackholeNats { svc, .. } => format!("{svc}->nats"),
+        // never more than one node down at a time: R3 keeps its quorum
+        Fault::KillNatsNode { .. }
+        | Fault::PauseNatsNode { .. }
+        | Fault::PartitionNatsNode { .. } => "nats-cluster".into(),
+        Fault::FailoverPostgres => "postgres".into(),
         Fault::CutPostgres { svc } | Fault::BlackholePostgres { svc, .. } => {
             Link::Postgres(*svc).to_string()
         }

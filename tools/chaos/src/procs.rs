@@ -1,4 +1,4 @@
-//! The processes the runner owns (Postgres, nats-server, six service replicas): started in their
+//! The processes the runner owns (Postgres, nats-server, the service replicas): started in their
 //! own process groups so a signal reaches the whole tree, restarted when they die on their own,
 //! and always killed when the runner ends — normally, on error, on panic, on Ctrl-C, and (through
 //! a watchdog shell) even when the runner itself is SIGKILLed.
@@ -22,10 +22,11 @@ use crate::plan::Svc;
 /// A process the runner manages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ProcId {
-    /// The Postgres postmaster (and its backends).
-    Postgres,
-    /// nats-server.
-    Nats,
+    /// A Postgres postmaster (and its backends): node 0 is the first primary; with a standby,
+    /// every standby built gets the next number.
+    Postgres(usize),
+    /// nats-server: node `.0` of the cluster (0 when there is one server).
+    Nats(usize),
     /// Replica `.1` of a service.
     Replica(Svc, usize),
 }
@@ -33,8 +34,8 @@ pub enum ProcId {
 impl fmt::Display for ProcId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ProcId::Postgres => f.write_str("postgres"),
-            ProcId::Nats => f.write_str("nats-server"),
+            ProcId::Postgres(n) => write!(f, "postgres-{n}"),
+            ProcId::Nats(n) => write!(f, "nats-{n}"),
             ProcId::Replica(svc, r) => write!(f, "{svc}-{r}"),
         }
     }
@@ -63,6 +64,8 @@ struct Proc {
     paused: bool,
     /// Stopped on purpose (the nemesis restarts it); not an unexpected exit.
     held_down: bool,
+    /// Killed for good (a failed Postgres primary): never started again.
+    retired: bool,
     starts: u32,
     unexpected_exits: u32,
     last_start: Option<Instant>,
@@ -146,6 +149,7 @@ for g in $(cat "$2" 2>/dev/null); do kill -CONT -- "-$g" 2>/dev/null; kill -KILL
                 pid: None,
                 paused: false,
                 held_down: false,
+                retired: false,
                 starts: 0,
                 unexpected_exits: 0,
                 last_start: None,
@@ -161,6 +165,9 @@ for g in $(cat "$2" 2>/dev/null); do kill -CONT -- "-$g" 2>/dev/null; kill -KILL
             .with_context(|| format!("unknown process {id}"))?;
         if proc.child.is_some() {
             return Ok(());
+        }
+        if proc.retired {
+            anyhow::bail!("{id} is retired");
         }
         let child = spawn(&proc.spec).with_context(|| format!("starting {id}"))?;
         let pid = child.id().map(|p| p as i32);
@@ -240,12 +247,22 @@ for g in $(cat "$2" 2>/dev/null); do kill -CONT -- "-$g" 2>/dev/null; kill -KILL
         }
     }
 
-    /// Immediate stop of Postgres: SIGQUIT to the postmaster (its children quit at once, no
-    /// checkpoint; the restart runs crash recovery), escalating to SIGKILL; held down afterwards.
-    pub async fn postgres_immediate_stop(&self) {
+    /// SIGKILLs the group of `id` and waits for it; it is never started again (a failed-over
+    /// Postgres primary must not come back as a second primary).
+    pub async fn retire(&self, id: ProcId) {
+        if let Some(proc) = self.lock().get_mut(&id) {
+            proc.retired = true;
+        }
+        self.kill_and_hold(id).await;
+    }
+
+    /// Immediate stop of Postgres node `id`: SIGQUIT to the postmaster (its children quit at
+    /// once, no checkpoint; the restart runs crash recovery), escalating to SIGKILL; held down
+    /// afterwards.
+    pub async fn postgres_immediate_stop(&self, id: ProcId) {
         let (pid, child) = {
             let mut procs = self.lock();
-            let Some(proc) = procs.get_mut(&ProcId::Postgres) else {
+            let Some(proc) = procs.get_mut(&id) else {
                 return;
             };
             proc.held_down = true;
@@ -299,7 +316,12 @@ for g in $(cat "$2" 2>/dev/null); do kill -CONT -- "-$g" 2>/dev/null; kill -KILL
                 let cooled = proc
                     .last_start
                     .is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
-                if proc.child.is_none() && !proc.held_down && proc.starts > 0 && cooled {
+                if proc.child.is_none()
+                    && !proc.held_down
+                    && !proc.retired
+                    && proc.starts > 0
+                    && cooled
+                {
                     restart.push(*id);
                 }
             }
@@ -320,6 +342,7 @@ for g in $(cat "$2" 2>/dev/null); do kill -CONT -- "-$g" 2>/dev/null; kill -KILL
         let ids: Vec<(ProcId, bool, bool)> = self
             .lock()
             .iter()
+            .filter(|(_, p)| !p.retired)
             .map(|(id, p)| (*id, p.paused, p.child.is_none()))
             .collect();
         let mut healed = Vec::new();
@@ -361,8 +384,8 @@ for g in $(cat "$2" 2>/dev/null); do kill -CONT -- "-$g" 2>/dev/null; kill -KILL
             let mut ids: Vec<ProcId> = procs.keys().copied().collect();
             ids.sort_by_key(|id| match id {
                 ProcId::Replica(..) => 0,
-                ProcId::Nats => 1,
-                ProcId::Postgres => 2,
+                ProcId::Nats(_) => 1,
+                ProcId::Postgres(_) => 2,
             });
             ids
         };
@@ -538,6 +561,23 @@ mod tests {
         assert_eq!(supervisor.stats()[&held].unexpected_exits, 0);
         supervisor.release(held).expect("release");
         assert!(supervisor.is_up(held));
+
+        // a retired process (a failed-over primary) is never started again, by nobody
+        let retired = ProcId::Postgres(0);
+        supervisor.add(retired, spec(&dir, "sleep 300"));
+        supervisor.start(retired).expect("start");
+        supervisor.retire(retired).await;
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        assert!(!supervisor.reap().iter().any(|(id, _)| *id == retired));
+        assert!(
+            !supervisor
+                .heal_all()
+                .iter()
+                .any(|h| h.contains("postgres-0")),
+            "heal leaves it down"
+        );
+        assert!(supervisor.release(retired).is_err());
+        assert!(!supervisor.is_up(retired));
         supervisor.shutdown().await;
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -8,7 +8,17 @@ use std::time::Duration;
 use crate::nemesis::Injected;
 use crate::plan::FaultKind;
 use crate::procs::{ProcId, ProcStats};
+use crate::topology::Topology;
 use crate::verify::Tally;
+
+/// What one order replica did (summed over its restarts; lower bounds, as scraped).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReplicaWork {
+    /// `saga_finished_total`: sagas it ran to their end.
+    pub sagas_finished: f64,
+    /// `saga_step_duration_seconds_count`: step attempts it made.
+    pub step_attempts: f64,
+}
 
 /// Everything the summary shows.
 #[derive(Debug, Clone, Default)]
@@ -41,6 +51,12 @@ pub struct Report {
     pub run_dir: PathBuf,
     /// The command that reproduces the run.
     pub reproduce: String,
+    /// What was deployed.
+    pub topology: Topology,
+    /// Work per order replica.
+    pub per_replica: BTreeMap<usize, ReplicaWork>,
+    /// Replicas of each stream as JetStream reports them at the end.
+    pub stream_replicas: BTreeMap<String, u64>,
 }
 
 impl Report {
@@ -50,8 +66,8 @@ impl Report {
         writeln!(out, "=== chaos summary (seed {}) ===", self.seed)?;
         writeln!(
             out,
-            "run: {:.0?} of load and faults, 3 tenants, 2 replicas per service",
-            self.duration
+            "run: {:.0?} of load and faults, 3 tenants, {}",
+            self.duration, self.topology
         )?;
         let cancelled: usize = self.tally.cancelled.values().sum();
         writeln!(
@@ -76,7 +92,7 @@ impl Report {
             *by_kind.entry(f.kind).or_default() += 1;
         }
         writeln!(out, "faults injected: {} in total", self.faults.len())?;
-        for kind in FaultKind::ALL {
+        for kind in FaultKind::for_topology(&self.topology) {
             writeln!(
                 out,
                 "  {:<32} {}",
@@ -131,6 +147,7 @@ impl Report {
                 counters.join(", ")
             )?;
         }
+        self.write_spread(out)?;
         match self.quiesced_after {
             Some(t) => writeln!(
                 out,
@@ -163,10 +180,104 @@ impl Report {
     }
 }
 
+impl Report {
+    /// Each stream's replicas, the sagas finished and step attempts per order replica, and how
+    /// even the spread is.
+    fn write_spread(&self, out: &mut impl Write) -> std::io::Result<()> {
+        if !self.stream_replicas.is_empty() {
+            let replicas: Vec<String> = self
+                .stream_replicas
+                .iter()
+                .map(|(s, n)| format!("{s} R{n}"))
+                .collect();
+            writeln!(out, "stream replicas (JetStream): {}", replicas.join(", "))?;
+        }
+        if self.per_replica.is_empty() {
+            return writeln!(out, "work per order replica: not observed");
+        }
+        let cells: Vec<String> = self
+            .per_replica
+            .iter()
+            .map(|(r, w)| {
+                format!(
+                    "order-{r} {:.0} sagas / {:.0} steps",
+                    w.sagas_finished, w.step_attempts
+                )
+            })
+            .collect();
+        writeln!(
+            out,
+            "work per order replica (saga_finished_total, saga_step_duration_seconds_count): {}",
+            cells.join(", ")
+        )?;
+        writeln!(
+            out,
+            "spread of sagas finished: {}",
+            spread(&self.per_replica)
+        )
+    }
+}
+
+/// "min/max share": how far the busiest and idlest replicas are from an even split.
+fn spread(per_replica: &BTreeMap<usize, ReplicaWork>) -> String {
+    let sagas: Vec<f64> = per_replica.values().map(|w| w.sagas_finished).collect();
+    let total: f64 = sagas.iter().sum();
+    if total <= 0.0 {
+        return "no saga finished".into();
+    }
+    let even = 100.0 / sagas.len() as f64;
+    let min = sagas.iter().copied().fold(f64::INFINITY, f64::min) / total * 100.0;
+    let max = sagas.iter().copied().fold(0.0, f64::max) / total * 100.0;
+    format!("{min:.1}% to {max:.1}% of {total:.0} per replica (even: {even:.1}%)")
+}
+
 fn or_none(items: &[String]) -> String {
     if items.is_empty() {
         "none".into()
     } else {
         items.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_names_the_topology_and_the_spread_per_replica() {
+        let mut report = Report {
+            topology: Topology {
+                replicas: 3,
+                nats_nodes: 3,
+                pg_standby: true,
+            },
+            ..Report::default()
+        };
+        for (r, sagas) in [(0, 100.0), (1, 300.0), (2, 600.0)] {
+            report.per_replica.insert(
+                r,
+                ReplicaWork {
+                    sagas_finished: sagas,
+                    step_attempts: sagas * 4.0,
+                },
+            );
+        }
+        let mut out = Vec::new();
+        report.write(&mut out).expect("write");
+        let text = String::from_utf8(out).expect("utf-8");
+        assert!(text.contains("3 replicas per service"), "{text}");
+        assert!(
+            text.contains("3-node JetStream cluster (NATS_STREAM_REPLICAS=3)"),
+            "{text}"
+        );
+        assert!(text.contains("synchronous hot standby"), "{text}");
+        assert!(text.contains("nats node partitioned"), "{text}");
+        assert!(!text.contains("nats-server killed+restarted"), "{text}");
+        assert!(text.contains("order-2 600 sagas / 2400 steps"), "{text}");
+        assert!(
+            text.contains("10.0% to 60.0% of 1000 per replica (even: 33.3%)"),
+            "{text}"
+        );
+        assert!(text.contains("result: PASS"), "{text}");
     }
 }

@@ -2,7 +2,6 @@
 //! quiescence, checks.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,7 +16,7 @@ use crate::infra;
 use crate::load::Load;
 use crate::nemesis::{self, Nemesis};
 use crate::net::Network;
-use crate::plan::{self, Plan, REPLICAS, Svc};
+use crate::plan::{self, Plan, Svc};
 use crate::procs::{ProcId, Supervisor};
 use crate::report::Report;
 use crate::verify::{self, Pools};
@@ -26,13 +25,20 @@ use crate::verify::{self, Pools};
 type Counters = Mutex<HashMap<(ProcId, i32, String), f64>>;
 
 /// Counters read from the replicas' `/metrics`.
-const COUNTERS: [&str; 5] = [
+const COUNTERS: [&str; 7] = [
     "consumer_duplicates_total",
     "consumer_retries_total",
     "saga_step_retries_total",
     "saga_compensation_failures_total",
     "outbox_publish_failures_total",
+    SAGAS_FINISHED,
+    STEP_ATTEMPTS,
 ];
+
+/// Sagas an order replica finished (ran to completed or compensated).
+const SAGAS_FINISHED: &str = "saga_finished_total";
+/// Step attempts an order replica made.
+const STEP_ATTEMPTS: &str = "saga_step_duration_seconds_count";
 
 /// The platform under test: its own Postgres and NATS, the network between them and the
 /// replicas, the replicas' addresses and pools on the three databases.
@@ -75,6 +81,7 @@ pub async fn run(
         orders_planned: plan.orders.len(),
         run_dir: run_dir.to_path_buf(),
         reproduce: args.reproduce(),
+        topology: args.topology,
         ..Report::default()
     };
     finish_orders(&deployment, &plan, &load, load_task, &mut report).await;
@@ -83,19 +90,43 @@ pub async fn run(
     watchers.reaper.abort();
     scrape_counters(&deployment.layout, &supervisor, &watchers.counters).await;
     let mut totals: BTreeMap<String, f64> = BTreeMap::new();
-    for ((_, _, name), value) in lock(&watchers.counters).iter() {
+    for ((id, _, name), value) in lock(&watchers.counters).iter() {
         *totals.entry(name.clone()).or_default() += value;
+        if let ProcId::Replica(Svc::Order, r) = id {
+            let work = report.per_replica.entry(*r).or_default();
+            match name.as_str() {
+                SAGAS_FINISHED => work.sagas_finished += value,
+                STEP_ATTEMPTS => work.step_attempts += value,
+                _ => {}
+            }
+        }
     }
     report
         .violations
         .extend(lock(&watchers.negatives).iter().cloned());
     report.counters = totals;
+    for stream in plan::STREAMS {
+        match deployment.infra.nats.replicas_of(stream).await {
+            Some(n) => {
+                report.stream_replicas.insert(stream.to_owned(), n);
+                if n < args.topology.stream_replicas() as u64 {
+                    report.warnings.push(format!(
+                        "stream {stream} has {n} replicas, not the {} asked for (NATS_STREAM_REPLICAS)",
+                        args.topology.stream_replicas()
+                    ));
+                }
+            }
+            None => report
+                .warnings
+                .push(format!("replicas of stream {stream} not readable")),
+        }
+    }
     report.faults = nemesis.injected();
     report.processes = supervisor.stats();
     report
         .warnings
         .extend(lock(&watchers.unexpected).iter().cloned());
-    for kind in plan::FaultKind::ALL {
+    for kind in plan::FaultKind::for_topology(&args.topology) {
         if !report.faults.iter().any(|f| f.kind == kind) {
             report
                 .warnings
@@ -107,7 +138,13 @@ pub async fn run(
 
 /// The run's orders and faults, drawn from its seed.
 fn draw_plan(args: &Args, run_dir: &std::path::Path) -> Plan {
-    let plan = plan::draw(args.seed, args.duration, args.orders, args.saga_deadline);
+    let plan = plan::draw(
+        args.seed,
+        args.duration,
+        args.orders,
+        args.saga_deadline,
+        &args.topology,
+    );
     tracing::info!(
         seed = args.seed,
         orders = plan.orders.len(),
@@ -121,28 +158,24 @@ fn draw_plan(args: &Args, run_dir: &std::path::Path) -> Plan {
     plan
 }
 
-/// Starts Postgres, NATS, the network in between and every replica, and waits until they are
-/// ready.
+/// Starts Postgres, NATS (as the topology says), the network in between and every replica, and
+/// waits until they are ready.
 async fn deploy(
     args: &Args,
     supervisor: &Arc<Supervisor>,
     run_dir: &std::path::Path,
 ) -> anyhow::Result<Deployment> {
     let timings = SagaTimings::for_deadline(args.saga_deadline);
-    let infra = infra::start(run_dir, supervisor).await?;
+    let infra = infra::start(run_dir, supervisor, &args.topology).await?;
     tracing::info!(
-        postgres = infra.pg_port,
-        nats = infra.nats_port,
+        postgres = %infra.pg.endpoint(),
+        nats = %infra.nats_url(),
+        topology = %args.topology,
         "own Postgres and NATS up"
     );
-    let layout = Layout::allocate()?;
+    let layout = Layout::allocate(args.topology.replicas)?;
     let network = Arc::new(
-        Network::start(
-            SocketAddr::from(([127, 0, 0, 1], infra.pg_port)),
-            SocketAddr::from(([127, 0, 0, 1], infra.nats_port)),
-            &layout.grpc_of(),
-        )
-        .await?,
+        Network::start(infra.pg.endpoint(), &infra.nats.addrs(), &layout.grpc_of()).await?,
     );
     cluster::start(
         &infra,
@@ -150,6 +183,7 @@ async fn deploy(
         &layout,
         &network,
         timings,
+        &args.topology,
         supervisor,
     )
     .await?;
@@ -157,7 +191,8 @@ async fn deploy(
         deadline_s = timings.deadline.as_secs(),
         lease_s = timings.lease.as_secs(),
         step_timeout_ms = timings.step_timeout.as_millis() as u64,
-        "six replicas ready"
+        replicas = args.topology.replicas,
+        "every replica ready"
     );
     let pools = pools(&infra)?;
     Ok(Deployment {
@@ -227,7 +262,7 @@ async fn storm(
 ) -> (Load, Nemesis, tokio::task::JoinHandle<()>) {
     let orders = Arc::new(plan.orders.clone());
     let load = Load::new(
-        (0..REPLICAS)
+        (0..deployment.layout.per_service)
             .map(|r| deployment.layout.http(Svc::Order, r))
             .collect(),
         &plan.tenants,
@@ -449,7 +484,7 @@ async fn put(
 /// restarted process starts from zero).
 async fn scrape_counters(layout: &Layout, supervisor: &Supervisor, into: &Counters) {
     for svc in Svc::ALL {
-        for r in 0..REPLICAS {
+        for r in 0..layout.per_service {
             let id = ProcId::Replica(svc, r);
             let Some(pid) = supervisor.pid(id) else {
                 continue;

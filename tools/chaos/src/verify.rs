@@ -97,7 +97,7 @@ pub async fn wait_quiescent(
     loop {
         let mut standing = invariants::check(&pools.databases(), initial).await;
         if js.is_none() {
-            js = async_nats::connect(nats_url)
+            js = crate::natsc::connect(nats_url)
                 .await
                 .ok()
                 .map(async_nats::jetstream::new);

@@ -203,7 +203,7 @@ async fn outbox_rows_published_once(
     tally: &mut Tally,
 ) {
     // every outbox row is in its stream exactly once (by Nats-Msg-Id), and nothing else is
-    match async_nats::connect(nats_url).await {
+    match crate::natsc::connect(nats_url).await {
         Ok(client) => {
             let js = async_nats::jetstream::new(client);
             for ((db, pool), stream) in
