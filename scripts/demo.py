@@ -6,7 +6,9 @@ this run, places orders that are confirmed, run out of stock, are declined, name
 unknown sku and are retried with the same Idempotency-Key, waits until each order
 leaves PENDING, prints one line per order with its saga steps, shows that one tenant
 cannot see another's order, and checks that stock and money settled (section 8 of
-ARCHITECTURE.md). Exits 1 when an expectation fails (saying what was expected), 2
+ARCHITECTURE.md). Then, on a platform `just up` started on this machine, it leaves one
+dead letter and one stuck saga to fix in the operations console and prints the console's
+URL and what to do (scripts/demo_console.py; DEMO_CONSOLE=off leaves nothing). Exits 1 when an expectation fails (saying what was expected), 2
 when the platform cannot be reached.
 
 Python 3 standard library only. Configuration (environment):
@@ -23,6 +25,8 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+
+import demo_console
 
 TENANT_A, TENANT_B = "acme", "globex"
 STEPS = ("ReserveStock", "AuthorizePayment", "ConfirmOrder")
@@ -387,6 +391,9 @@ def main():
     heading(f"5. Money and stock after the events settled (order_confirmed -> commit stock, capture payment; up to {SETTLE_SECS:.0f}s)")
     settle(scenarios, expected_stock, expected_balance)
 
+    if not FAILURES:
+        demo_console.leave_for_the_console(sys.modules[__name__], run)
+
     print()
     if FAILURES:
         print(f"{len(FAILURES)} expectation(s) failed:", file=sys.stderr)
@@ -394,7 +401,8 @@ def main():
             print(f"  - expected: {f}", file=sys.stderr)
         return 1
     print("All expectations held: confirmed orders were charged once and their stock committed; "
-          "cancelled ones released their stock and holds; tenants are isolated.")
+          "cancelled ones released their stock and holds; tenants are isolated"
+          + ("; the console step left what it says above." if demo_console.LEFT else "."))
     return 0
 
 

@@ -2,23 +2,28 @@
 # Stop exactly what scripts/up.sh started: the service processes named by the pid files
 # in $LONGSHIP_STATE_DIR/run (SIGTERM, wait, then SIGKILL), and the Docker compose
 # infrastructure only if up.sh started it. Nothing else is touched.
-# Usage: scripts/down.sh
+# Usage: scripts/down.sh [SERVICE]   (a service name stops only that one; `just up` starts it again)
 set -euo pipefail
 
 # shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
+ONLY=""
 if (($# > 0)); then
     case "$1" in
         -h | --help)
-            say "Usage: scripts/down.sh   (or: just down). Stops what scripts/up.sh started; LONGSHIP_PORT_OFFSET picks the copy (as for up: a non-zero offset means <repo>/.longship-N) or LONGSHIP_STATE_DIR the state dir, LONGSHIP_STOP_TIMEOUT (default 20 s) the grace period before SIGKILL."
+            say "Usage: scripts/down.sh [SERVICE]   (or: just down [SERVICE]). Stops what scripts/up.sh started, or only SERVICE (order, inventory, payment; \`just up\` starts it again); LONGSHIP_PORT_OFFSET picks the copy (as for up: a non-zero offset means <repo>/.longship-N) or LONGSHIP_STATE_DIR the state dir, LONGSHIP_STOP_TIMEOUT (default 20 s) the grace period before SIGKILL."
             exit 0
             ;;
-        *) die "down.sh takes no arguments (got '$1')" ;;
+        *) ONLY="$1" ;;
     esac
+    (($# == 1)) || die "down.sh takes at most one argument, a service name (got $#)"
 fi
 
 longship_config
+if [[ -n "$ONLY" ]]; then
+    is_service "$ONLY" || die "unknown service '$ONLY' (one of: ${LONGSHIP_SERVICES[*]})"
+fi
 
 if [[ ! -d "$RUN_DIR" ]]; then
     say "nothing of ours is running (no state in $STATE_DIR)"
@@ -32,6 +37,7 @@ fi
 
 did=0
 for svc in "${LONGSHIP_STOP_ORDER[@]}"; do
+    [[ -z "$ONLY" || "$svc" == "$ONLY" ]] || continue
     pf="$(pid_file "$svc")"
     [[ -e "$pf" ]] || continue
     if pid="$(service_pid "$svc")"; then
@@ -44,6 +50,15 @@ for svc in "${LONGSHIP_STOP_ORDER[@]}"; do
     fi
     forget_service "$svc"
 done
+
+if [[ -n "$ONLY" ]]; then
+    if ((did)); then
+        step "$ONLY is down; \`$(same_copy just up)\` starts it again."
+    else
+        say "$ONLY is not running"
+    fi
+    exit 0
+fi
 
 if [[ -s "$RUN_DIR/compose-started" ]]; then
     mapfile -t infra <"$RUN_DIR/compose-started"

@@ -4,7 +4,13 @@ just enough to test scripts/demo.py without the real services. Not a reference
 implementation: no persistence, no gRPC, no NATS.
 
 Usage: fake_platform.py PORT_OFFSET   (serves 8080/8081/8082 + offset on 127.0.0.1)
-FAKE_BUG (testing the demo's own checks): leak_tenants | never_decline | no_idempotency
+FAKE_BUG (testing the demo's own checks): leak_tenants | never_decline | no_idempotency |
+  never_stuck | no_dead_letter
+FAKE_STATE_DIR: stand in for a platform `just up` started there: a `sleep` process plays
+  payment (its pid files in FAKE_STATE_DIR/run); once it is stopped, payment's port closes and
+  sagas stay stuck at AuthorizePayment. The admin API lists stuck sagas and dead letters (any
+  Bearer token); POST /__fake/ledger {"sku", "closed"} on inventory (what scripts/tests/fake_bin/psql
+  sends) makes the stock commit of that sku a dead letter.
 """
 
 import itertools
@@ -17,6 +23,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 import os
+import subprocess
 
 BUG = os.environ.get("FAKE_BUG", "")
 LOCK = threading.Lock()
@@ -26,6 +33,9 @@ orders = {}  # id -> dict (with "tenant")
 payments = {}  # id -> dict (with "tenant")
 idem = {}  # (tenant, key) -> (body, order id)
 seq = itertools.count()
+PAYMENT_DOWN = threading.Event()
+closed_ledgers = set()  # skus whose stock commit fails
+dead_letters = []
 
 
 def now():
@@ -33,7 +43,7 @@ def now():
 
 
 def public(o):
-    return {k: v for k, v in o.items() if k != "tenant"}
+    return {k: v for k, v in o.items() if k != "tenant" and not k.startswith("_")}
 
 
 def set_step(o, name, status):
@@ -71,6 +81,11 @@ def saga(oid):
         set_step(o, "ReserveStock", "SUCCEEDED")
     time.sleep(0.1)
     with LOCK:
+        if PAYMENT_DOWN.is_set():
+            o["saga"]["steps"].append({"name": "AuthorizePayment", "status": "RUNNING", "attempts": 5})
+            o["_last_error"] = "payment: unavailable (connection refused)"
+            o["_stuck"] = BUG != "never_stuck"
+            return None
         a = accounts.get((t, o["customer_id"]))
         pid = str(uuid.uuid4())
         pay = {"id": pid, "order_id": oid, "customer_id": o["customer_id"], "amount_cents": o["total_cents"],
@@ -90,7 +105,15 @@ def saga(oid):
         o["saga"]["status"] = "COMPLETED"
     time.sleep(0.3)  # the order_confirmed event reaches inventory and payment
     with LOCK:
+        closed = [sku for sku, _ in lines if sku in closed_ledgers]
+        if closed and BUG != "no_dead_letter":
+            dead_letters.append({"id": str(uuid.uuid4()), "consumer": "inventory-order-confirmed",
+                                 "event_type": "orders.v1.order_confirmed", "tenant_id": t, "deliveries": 5,
+                                 "error": f"the stock ledger of {closed[0]} is closed for stocktaking",
+                                 "payload": {"type": "orders.v1.order_confirmed", "data": {"order_id": oid}}})
         for sku, q in lines:
+            if closed:
+                break
             products[(t, sku)]["reserved"] -= q
             products[(t, sku)]["on_hand"] -= q
         a["held_cents"] -= o["total_cents"]
@@ -128,10 +151,25 @@ class Handler(BaseHTTPRequestHandler):
         n = int(self.headers.get("Content-Length") or 0)
         return json.loads(self.rfile.read(n) or b"null")
 
+    def admin_get(self, u):
+        if not (self.headers.get("Authorization") or "").startswith("Bearer "):
+            return self.send(401, {"code": "unauthenticated"})
+        with LOCK:
+            if self.service == "order" and u.path == "/admin/v1/sagas":
+                items = [{"id": o["id"], "tenant_id": o["tenant"], "status": "RUNNING",
+                          "current_step": "AuthorizePayment", "attempts": 5, "last_error": o.get("_last_error")}
+                         for o in orders.values() if o.get("_stuck")]
+                return self.send(200, {"items": items, "next_cursor": None})
+            if self.service == "inventory" and u.path == "/admin/v1/dead-letters":
+                return self.send(200, {"items": list(dead_letters), "next_cursor": None})
+        return self.send(404, {"code": "not_found"})
+
     def do_GET(self):
         u = urlparse(self.path)
         if u.path in ("/healthz", "/readyz"):
             return self.send(200, {"status": "ok"})
+        if u.path.startswith("/admin/"):
+            return self.admin_get(u)
         t = self.tenant()
         if t is None:
             return
@@ -176,6 +214,14 @@ class Handler(BaseHTTPRequestHandler):
         self.send(404, {"code": "not_found"})
 
     def do_POST(self):
+        if self.service == "inventory" and self.path == "/__fake/ledger":
+            b = self.body()
+            with LOCK:
+                if b.get("closed"):
+                    closed_ledgers.add(b["sku"])
+                else:
+                    closed_ledgers.clear()
+            return self.send(200, {})
         t = self.tenant()
         if t is None:
             return
@@ -203,12 +249,37 @@ class Handler(BaseHTTPRequestHandler):
         self.send(202, reply, {"Location": f"/v1/orders/{oid}"})
 
 
+def play_payment_process(state_dir, server):
+    """A `sleep` stands in for payment's process, recorded as `just up` records it; when it is
+    stopped, payment's port closes and its calls fail."""
+    child = subprocess.Popen(["sleep", "600"])
+    run = os.path.join(state_dir, "run")
+    os.makedirs(run, exist_ok=True)
+    with open(f"/proc/{child.pid}/stat") as f:
+        ticks = f.read().rsplit(") ", 1)[1].split()[19]
+    for name, text in (("payment.pid", child.pid), ("payment.started", f"ticks:{ticks}"),
+                       ("payment.http", f"http://127.0.0.1:{server.server_address[1]}")):
+        with open(os.path.join(run, name), "w") as f:
+            f.write(f"{text}\n")
+
+    def watch():
+        child.wait()
+        PAYMENT_DOWN.set()
+        server.shutdown()
+        server.server_close()
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def main():
     offset = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+    servers = {}
     for service, port in (("order", 8080), ("inventory", 8081), ("payment", 8082)):
         handler = type(f"{service}Handler", (Handler,), {"service": service})
-        server = ThreadingHTTPServer(("127.0.0.1", port + offset), handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers[service] = ThreadingHTTPServer(("127.0.0.1", port + offset), handler)
+        threading.Thread(target=servers[service].serve_forever, daemon=True).start()
+    if os.environ.get("FAKE_STATE_DIR"):
+        play_payment_process(os.environ["FAKE_STATE_DIR"], servers["payment"])
     print("fake platform ready", flush=True)
     while True:
         time.sleep(3600)

@@ -10,7 +10,11 @@ SCRIPTS="$(dirname "$HERE")"
 # shellcheck source=scripts/tests/lib.sh
 source "$HERE/lib.sh"
 
-unset LONGSHIP_ORDER_URL LONGSHIP_INVENTORY_URL LONGSHIP_PAYMENT_URL DEMO_WAIT_SECS DEMO_SETTLE_SECS
+unset LONGSHIP_ORDER_URL LONGSHIP_INVENTORY_URL LONGSHIP_PAYMENT_URL DEMO_WAIT_SECS DEMO_SETTLE_SECS \
+    DEMO_CONSOLE DEMO_CONSOLE_WAIT_SECS LONGSHIP_PG_URL LONGSHIP_DB_SUFFIX FAKE_STATE_DIR
+SCRATCH="$(mktemp -d)"
+# never the repository's own .longship*: a real platform there would be stopped by the console step
+export LONGSHIP_STATE_DIR="$SCRATCH/none"
 
 FAKE_PID=""
 stop_fake() {
@@ -20,7 +24,7 @@ stop_fake() {
         FAKE_PID=""
     fi
 }
-trap stop_fake EXIT
+trap 'stop_fake; rm -rf "$SCRATCH"' EXIT
 
 start_fake() { # start_fake OFFSET [BUG]
     FAKE_BUG="${2:-}" python3 "$HERE/fake_platform.py" "$1" >/dev/null 2>&1 &
@@ -47,7 +51,41 @@ expect_out "shows unknown_sku" "unknown_sku"
 expect_out "shows the idempotent retry returned the same order" "the same order, no second one"
 expect_out "shows globex gets 404 for acme's order" "as globex -> 404"
 expect_out "ends with the all-clear" "All expectations held"
+expect_out "without a platform \`just up\` started here, the console step says it left nothing" "Left nothing: no payment process started by \`just up\`"
 stop_fake
+
+# the console step: a dead letter and a stuck saga, on a platform "started by just up" in $state
+console_run() { # console_run [BUG]; env: what else the run needs
+    local state="$SCRATCH/state-$RANDOM"
+    FAKE_STATE_DIR="$state" start_fake "$offset" "${1:-}"
+    LONGSHIP_PORT_OFFSET="$offset" LONGSHIP_STATE_DIR="$state" PATH="$HERE/fake_bin:$PATH" \
+        FAKE_INVENTORY_URL="http://127.0.0.1:$((8081 + offset))" DEMO_CONSOLE_WAIT_SECS="${WAIT:-20}" \
+        run_cmd python3 "$SCRIPTS/demo.py"
+    stop_fake
+}
+console_run
+expect_rc "demo with the console step exits 0" 0
+expect_out "stops payment through down.sh" "payment is down"
+expect_out "lists the dead letter it left" "  dead letter  "
+expect_out "names the dead letter's consumer and error" "inventory-order-confirmed (inventory)"
+expect_out "lists the stuck saga it left" "  stuck saga   "
+expect_out "the stuck saga's last error" "payment: unavailable (connection refused)"
+expect_out "says the engine may finish it first" "at most SAGA_RETRY_MAX_MS apart (2 s by default"
+expect_out "prints the console URL with a token" "http://127.0.0.1:$((8080 + offset))/console#token=ey"
+expect_out "says how to fix the saga: start payment, retry" "just up\` (starts payment again), then Retry it"
+expect_out "the CLI retry of that saga" "just admin saga retry "
+expect_out "says how to fix the dead letter: drop the trigger" "DROP TRIGGER demo_ledger_closed_"
+expect_out "the CLI redrive of that dead letter" "just admin dead-letters redrive "
+expect_out "ends saying it left them" "the console step left what it says above"
+WAIT=3 console_run never_stuck
+expect_rc "console step catches a saga never listed as stuck: exits 1" 1
+expect_out "says what it expected of the stuck saga" "should be listed by GET /admin/v1/sagas?stuck=true with its last_error within 3s"
+WAIT=3 console_run no_dead_letter
+expect_rc "console step catches a missing dead letter: exits 1" 1
+expect_out "says what it expected of the dead letter" "a dead letter of inventory-order-confirmed for order"
+FAKE_PSQL_FAIL=1 console_run
+expect_rc "console step catches psql failing: exits 1" 1
+expect_out "says psql should install the trigger, with psql's error" "psql should install the trigger in postgres://postgres@127.0.0.1:5432/inventory_$offset; got psql: error"
 
 LONGSHIP_ORDER_URL="http://127.0.0.1:$((8080 + offset))" LONGSHIP_INVENTORY_URL="http://127.0.0.1:$((8081 + offset))" \
     LONGSHIP_PAYMENT_URL="http://127.0.0.1:$((8082 + offset))" run_cmd python3 "$SCRIPTS/demo.py"

@@ -2,8 +2,8 @@
 # up.sh / status.sh / logs.sh / down.sh end to end, with stub binaries instead of the real
 # services (scripts/tests/stub_service.py): start, idempotent restart, partial restart,
 # readiness timeout, crash, failed migration, SIGKILL escalation, pid-reuse safety.
-# Needs the local Postgres (127.0.0.1:5432, user postgres) and NATS (127.0.0.1:4222)
-# because up.sh checks them; fails, saying what to start, when they are not there. Needs no cargo. Runs on its
+# Needs the local Postgres (127.0.0.1:5432, user postgres) and NATS (TEST_NATS_URL, default
+# nats://127.0.0.1:4222) because up.sh checks them; fails, saying what to start, when they are not there. Needs no cargo. Runs on its
 # own state dir, free ports (LONGSHIP_PORT_OFFSET) and databases (LONGSHIP_DB_SUFFIX,
 # dropped at the end), so it can run beside a developer's platform.
 # Usage: bash scripts/tests/test_up_lifecycle.sh
@@ -15,9 +15,12 @@ SCRIPTS="$(dirname "$HERE")"
 source "$HERE/lib.sh"
 
 PG_ADMIN="postgres://postgres@127.0.0.1:5432/postgres"
+NATS="${TEST_NATS_URL:-nats://127.0.0.1:4222}"
+NATS_HOSTPORT="${NATS#*://}"
+# shellcheck disable=SC2016  # expanded by the inner shell
 if ! { command -v psql >/dev/null && pg_isready -q -t 2 -d "$PG_ADMIN"; } ||
-    ! timeout 2 bash -c 'exec 3<>/dev/tcp/127.0.0.1/4222' 2>/dev/null; then
-    fail "up/down lifecycle needs Postgres at 127.0.0.1:5432 and NATS at 127.0.0.1:4222: start them (see README) and rerun"
+    ! timeout 2 bash -c 'exec 3<>"/dev/tcp/${0%:*}/${0##*:}"' "$NATS_HOSTPORT" 2>/dev/null; then
+    fail "up/down lifecycle needs Postgres at 127.0.0.1:5432 and NATS at $NATS_HOSTPORT (TEST_NATS_URL): start them (see README) and rerun"
     summary
     exit 1
 fi
@@ -46,7 +49,7 @@ OFFSET="$(pick_offset)" || {
 }
 export LONGSHIP_STATE_DIR="$TMP/state" LONGSHIP_INFRA=local LONGSHIP_NO_BUILD=1 LONGSHIP_BIN_DIR="$TMP/bin"
 export LONGSHIP_PORT_OFFSET="$OFFSET" LONGSHIP_DB_SUFFIX="$SUFFIX" LONGSHIP_PG_URL="$PG_ADMIN" STUB_ENV_DIR="$TMP/env"
-export LONGSHIP_READY_TIMEOUT=20 LONGSHIP_STOP_TIMEOUT=5 NATS_URL=nats://127.0.0.1:4222 NATS_PREFIX=uptest
+export LONGSHIP_READY_TIMEOUT=20 LONGSHIP_STOP_TIMEOUT=5 NATS_URL="$NATS" NATS_PREFIX=uptest
 # the stub services speak no gRPC: no development PKI here (test_up_real.sh runs up.sh with mTLS on)
 export GRPC_MTLS=off
 unset RUST_LOG LOG_FORMAT NO_COLOR AUTH_JWT_SECRET AUTH_JWT_ALGORITHM OTEL_EXPORTER_OTLP_ENDPOINT CARGO_TARGET_DIR LONGSHIP_PROFILE
@@ -110,7 +113,7 @@ source "$HERE/../lib/common.sh"
 socket="$(pg_socket_dir "postgres://postgres@127.0.0.1:5432/postgres" 2>/dev/null)"
 envf="$TMP/env/order.env"
 for want in "HTTP_ADDR=127.0.0.1:$o_http" "GRPC_ADDR=127.0.0.1:$((50051 + OFFSET))" \
-    "DATABASE_URL=$(pg_url_with_socket "postgres://postgres@127.0.0.1:5432/orders$SUFFIX" "$socket")" "NATS_URL=nats://127.0.0.1:4222" \
+    "DATABASE_URL=$(pg_url_with_socket "postgres://postgres@127.0.0.1:5432/orders$SUFFIX" "$socket")" "NATS_URL=$NATS" \
     "NATS_STREAM_REPLICAS=1" "NATS_PREFIX=uptest" "AUTH_ALLOW_TENANT_HEADER=true" "AUTH_JWT_ALGORITHM=HS256" "AUTH_JWT_SECRET=longship-dev-secret-change-me" \
     "INVENTORY_GRPC_URL=http://127.0.0.1:$((50052 + OFFSET))" "PAYMENT_GRPC_URL=http://127.0.0.1:$((50053 + OFFSET))" \
     "CONSOLE_PEERS=inventory=http://127.0.0.1:$i_http,payment=http://127.0.0.1:$p_http" \
@@ -162,6 +165,23 @@ else
     fail "only payment was restarted" "order $(pid_of order) (was $first_order), payment $(pid_of payment)"
 fi
 if [[ -e "$LONGSHIP_STATE_DIR/logs/payment.log.1" ]]; then pass "the previous payment log was kept as payment.log.1"; else fail "payment.log.1 kept"; fi
+
+# --- down SERVICE: only that one; up starts it again ---------------------------------------
+before_order="$(pid_of order)" before_payment="$(pid_of payment)"
+run_cmd bash "$SCRIPTS/down.sh" payment
+expect_rc "down payment exits 0" 0
+expect_out "down payment says how to start it again" "payment is down;"
+none_alive "down payment stopped payment" "$before_payment"
+if alive "$before_order" && alive "$(pid_of inventory)"; then pass "down payment left order and inventory running"; else fail "down payment left order and inventory running"; fi
+run_cmd bash "$SCRIPTS/down.sh" payment
+expect_out "down payment again: not running" "payment is not running"
+run_cmd bash "$SCRIPTS/down.sh" nosuch
+expect_rc "down with an unknown service fails" nonzero
+expect_out "down names the services it knows" "unknown service 'nosuch'"
+run_cmd bash "$SCRIPTS/up.sh"
+expect_rc "up after down payment exits 0" 0
+expect_out "up starts only payment again" "starting the missing: payment"
+if [[ "$(pid_of order)" == "$before_order" ]] && alive "$(pid_of payment)"; then pass "payment is back, order untouched"; else fail "payment is back, order untouched"; fi
 
 # --- down -----------------------------------------------------------------------------------
 pids=("$(pid_of order)" "$(pid_of inventory)" "$(pid_of payment)")

@@ -22,5 +22,5 @@ pub use authz::{Authorized, Authorizer, GrpcAccess};
 pub use client::ClientTls;
 pub use codes::IdentityCode;
 pub use material::{Mtls, MtlsConfig, TlsFiles};
-pub use server::{PeerInfo, PeerIo, incoming};
+pub use server::{AcceptLimits, Dropped, PeerInfo, PeerIo, incoming};
 pub use spiffe::{ServiceIdentity, TRUST_DOMAIN};

@@ -136,8 +136,8 @@ async fn server() -> Server {
     let stream = incoming(
         listener,
         Some(Arc::clone(&mtls)),
-        1024,
-        || {},
+        longship_identity::AcceptLimits::default(),
+        |_| {},
         shutdown.clone(),
     );
     tokio::spawn(

@@ -4,18 +4,18 @@
 //! HTTP ([`serve_http`]) answers a connection beyond the cap at once with 503 problem+json and
 //! `Retry-After` (never queued), closes a connection whose request headers are not complete within
 //! the header-read timeout (slowloris) and one that carries no request for the idle timeout. gRPC
-//! ([`capped`]) closes a connection beyond its cap at once; tonic's own settings bound the rest
-//! (streams and calls per connection, call timeout, HTTP/2 keepalive, connection age).
+//! ([`crate::grpc::serve`], accepting through `longship_identity::incoming`) closes a connection
+//! beyond its cap at once and one that has not finished its TLS handshake and HTTP/2 preface
+//! within the handshake timeout; tonic's own settings bound the rest (streams and calls per
+//! connection, call timeout, HTTP/2 keepalive pings, connection age).
 
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -55,6 +55,14 @@ pub struct GrpcLimits {
     /// A connection is asked to close (GOAWAY, calls in flight finish) after this long, so
     /// clients rebalance and a connection that never does anything does not stay forever.
     pub max_connection_age: Duration,
+    /// Time from accepting a connection to a complete TLS handshake (mTLS) and HTTP/2 preface.
+    pub handshake_timeout: Duration,
+    /// HTTP/2 PING sent to a connection after this long without frames from the peer.
+    pub keepalive_interval: Duration,
+    /// A connection whose peer does not answer a PING within this is closed.
+    pub keepalive_timeout: Duration,
+    /// TCP keepalive probes on an idle socket after this long.
+    pub tcp_keepalive: Duration,
 }
 
 impl Default for ConnectionLimits {
@@ -67,6 +75,10 @@ impl Default for ConnectionLimits {
                 concurrency_per_connection: 256,
                 call_timeout: Duration::from_secs(15),
                 max_connection_age: Duration::from_secs(1800),
+                handshake_timeout: Duration::from_secs(10),
+                keepalive_interval: Duration::from_secs(30),
+                keepalive_timeout: Duration::from_secs(10),
+                tcp_keepalive: Duration::from_secs(60),
             },
         }
     }
@@ -103,6 +115,10 @@ impl ConnectionLimits {
                     10,
                     86_400,
                 )?,
+                handshake_timeout: env.secs_or("GRPC_HANDSHAKE_TIMEOUT_SECS", 10, 1, 300)?,
+                keepalive_interval: env.secs_or("GRPC_KEEPALIVE_INTERVAL_SECS", 30, 1, 3600)?,
+                keepalive_timeout: env.secs_or("GRPC_KEEPALIVE_TIMEOUT_SECS", 10, 1, 300)?,
+                tcp_keepalive: env.secs_or("GRPC_TCP_KEEPALIVE_SECS", 60, 1, 7200)?,
             },
         })
     }
@@ -305,101 +321,22 @@ impl Activity {
     }
 }
 
-/// gRPC connections beyond `max` are closed as soon as they are accepted; the others count
-/// against it until they close. The stream feeds tonic's `serve_with_incoming_shutdown`.
-pub fn capped(
-    listener: TcpListener,
-    max: usize,
-) -> impl futures::Stream<Item = std::io::Result<Capped>> + Send + 'static {
-    let permits = Arc::new(Semaphore::new(max));
-    futures::stream::unfold((listener, permits), |(listener, permits)| async move {
-        loop {
-            match listener.accept().await {
-                Ok((stream, _)) => {
-                    let _ = stream.set_nodelay(true);
-                    match Arc::clone(&permits).try_acquire_owned() {
-                        Ok(permit) => {
-                            let capped = Capped {
-                                stream,
-                                _permit: permit,
-                            };
-                            return Some((Ok(capped), (listener, permits)));
-                        }
-                        Err(_) => {
-                            metrics::counter!(crate::platform_metrics::CONNECTIONS_REFUSED.name, "server" => "grpc")
-                                .increment(1);
-                            drop(stream);
-                        }
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "accepting a gRPC connection failed");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-            }
+/// Counts a gRPC connection closed before tonic got it: beyond the cap
+/// (`connections_refused_total{server="grpc"}`), or without its handshake and preface in time or
+/// with other bytes first (`grpc_connections_dropped_total`).
+pub(crate) fn count_grpc_drop(dropped: longship_identity::Dropped) {
+    use longship_identity::Dropped;
+    let reason = match dropped {
+        Dropped::OverCap => {
+            metrics::counter!(crate::platform_metrics::CONNECTIONS_REFUSED.name, "server" => "grpc")
+                .increment(1);
+            return;
         }
-    })
-}
-
-/// Counts a gRPC connection closed at once because the cap was reached.
-pub(crate) fn count_grpc_refusal() {
-    metrics::counter!(crate::platform_metrics::CONNECTIONS_REFUSED.name, "server" => "grpc")
+        Dropped::Timeout => "timeout",
+        Dropped::NotHttp2 => "not_http2",
+    };
+    metrics::counter!(crate::platform_metrics::GRPC_CONNECTIONS_DROPPED.name, "reason" => reason)
         .increment(1);
-}
-
-/// An accepted gRPC connection holding its place under the cap.
-#[derive(Debug)]
-pub struct Capped {
-    stream: TcpStream,
-    _permit: OwnedSemaphorePermit,
-}
-
-impl tonic::transport::server::Connected for Capped {
-    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
-
-    fn connect_info(&self) -> Self::ConnectInfo {
-        self.stream.connect_info()
-    }
-}
-
-impl AsyncRead for Capped {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Capped {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
-    }
 }
 
 #[cfg(test)]

@@ -43,8 +43,9 @@ pub fn known_methods() -> GrpcMethods {
 }
 
 /// Serves `routes` on `listener` within `limits` until `shutdown` is cancelled, then lets
-/// in-flight calls finish. Connections beyond the cap are closed at once; dead peers are found by
-/// HTTP/2 pings. With `mtls`, every connection is TLS with this service's (reloaded) certificate
+/// in-flight calls finish. Connections beyond the cap are closed at once, and so are connections
+/// without a TLS handshake and HTTP/2 preface within the handshake timeout; dead peers are found
+/// by HTTP/2 pings and TCP keepalive. With `mtls`, every connection is TLS with this service's (reloaded) certificate
 /// and the peer's identity is on each request ([`longship_identity::PeerInfo`]).
 pub async fn serve(
     listener: TcpListener,
@@ -53,17 +54,22 @@ pub async fn serve(
     mtls: Option<Arc<Mtls>>,
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
+    let accept = longship_identity::AcceptLimits {
+        max_connections: limits.max_connections,
+        handshake_timeout: limits.handshake_timeout,
+        tcp_keepalive: Some(limits.tcp_keepalive),
+    };
     let incoming = longship_identity::incoming(
         listener,
         mtls,
-        limits.max_connections,
-        crate::connections::count_grpc_refusal,
+        accept,
+        crate::connections::count_grpc_drop,
         shutdown.clone(),
     );
     let streams = u32::try_from(limits.concurrency_per_connection).unwrap_or(u32::MAX);
     tonic::transport::Server::builder()
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .http2_keepalive_interval(Some(limits.keepalive_interval))
+        .http2_keepalive_timeout(Some(limits.keepalive_timeout))
         .max_concurrent_streams(streams)
         .concurrency_limit_per_connection(limits.concurrency_per_connection)
         .timeout(limits.call_timeout)

@@ -37,6 +37,11 @@ pub const CONNECTIONS_REFUSED: MetricFamily = MetricFamily::counter(
     "connections_refused_total",
     "Connections refused because the server had HTTP_MAX_CONNECTIONS or GRPC_MAX_CONNECTIONS open, by server (http, grpc)",
 );
+/// gRPC connections closed before their HTTP/2 preface.
+pub const GRPC_CONNECTIONS_DROPPED: MetricFamily = MetricFamily::counter(
+    "grpc_connections_dropped_total",
+    "gRPC connections closed before serving, by reason (timeout: no TLS handshake and HTTP/2 preface within GRPC_HANDSHAKE_TIMEOUT_SECS; not_http2: other bytes first)",
+);
 /// Requests refused by the per-tenant limits.
 pub const TENANT_REJECTIONS: MetricFamily = MetricFamily::counter(
     "http_tenant_rejections_total",
@@ -49,6 +54,7 @@ pub const FAMILIES: &[MetricFamily] = &[
     DB_POOL_IDLE,
     DB_POOL_MAX,
     CONNECTIONS_REFUSED,
+    GRPC_CONNECTIONS_DROPPED,
     NATS_CONNECTED,
     BUILD_INFO,
     TENANT_REJECTIONS,
@@ -92,6 +98,9 @@ pub(crate) fn register(service_name: &str, openapi: &OpenApi) {
     );
     for server in ["http", "grpc"] {
         CONNECTIONS_REFUSED.zero(&[("server", server.to_owned())]);
+    }
+    for reason in ["timeout", "not_http2"] {
+        GRPC_CONNECTIONS_DROPPED.zero(&[("reason", reason.to_owned())]);
     }
     for reason in ["concurrency", "rate"] {
         TENANT_REJECTIONS.zero(&[("reason", reason.to_owned())]);

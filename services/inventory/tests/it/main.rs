@@ -7,6 +7,7 @@ mod compat;
 mod confirmation;
 mod dead_letters;
 mod expiry;
+mod grpc_connections;
 mod helpers;
 mod identity;
 mod products;
