@@ -16,6 +16,7 @@ mod extract;
 mod grpc;
 mod platform;
 mod problem;
+pub mod responses;
 mod sql;
 
 use std::borrow::Cow;

@@ -1,6 +1,7 @@
 //! Durable pull consumers whose handlers run exactly once per event and consumer, with retries and
 //! dead letters.
 
+pub use crate::handler_error::HandlerError;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -100,30 +101,6 @@ impl ConsumerSpec {
     pub fn batch_lock_timeout(mut self, timeout: Duration) -> ConsumerSpec {
         self.batch_lock_timeout = timeout.max(Duration::from_millis(1));
         self
-    }
-}
-
-/// Why a handler failed. Every failure is retried until the delivery limit; then the message is
-/// dead-lettered with this text.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct HandlerError(pub String);
-
-impl From<sqlx::Error> for HandlerError {
-    fn from(e: sqlx::Error) -> Self {
-        HandlerError(format!("database: {e}"))
-    }
-}
-
-impl From<crate::PayloadError> for HandlerError {
-    fn from(e: crate::PayloadError) -> Self {
-        HandlerError(e.to_string())
-    }
-}
-
-impl From<serde_json::Error> for HandlerError {
-    fn from(e: serde_json::Error) -> Self {
-        HandlerError(format!("payload: {e}"))
     }
 }
 

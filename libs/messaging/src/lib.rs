@@ -48,6 +48,7 @@ pub mod consumer;
 pub mod dead_letter;
 mod durable;
 mod envelope;
+mod handler_error;
 mod inbox;
 mod metric_families;
 mod naming;
@@ -57,10 +58,12 @@ pub mod schemas;
 mod start;
 mod streams;
 pub mod testing;
+mod typed;
 
-pub use consumer::{ConsumerContext, ConsumerSpec, EventHandler, HandlerError, run_consumer};
+pub use consumer::{ConsumerContext, ConsumerSpec, EventHandler, run_consumer};
 pub use durable::ConsumerSettings;
 pub use envelope::{DecodeError, EventEnvelope, NewEvent};
+pub use handler_error::HandlerError;
 pub use metric_families::METRIC_FAMILIES;
 pub use naming::{Naming, StreamSpec};
 pub use outbox::{
@@ -72,6 +75,7 @@ pub use streams::{
     DEAD_LETTER_MIN_AGE, StreamError, StreamSettings, ensure_dead_letter_stream, ensure_stream,
     ensure_streams_with_retry,
 };
+pub use typed::Consumer;
 
 /// The tables this library needs in every service database that uses it (`outbox`, `inbox`),
 /// applied by the runtime before the service's own migrations.

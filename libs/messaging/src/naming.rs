@@ -9,6 +9,13 @@ pub struct StreamSpec {
     pub subject_root: &'static str,
 }
 
+impl StreamSpec {
+    /// The stream `name` over `subject_root.>`.
+    pub const fn new(name: &'static str, subject_root: &'static str) -> StreamSpec {
+        StreamSpec { name, subject_root }
+    }
+}
+
 /// Applies the configured prefix to streams and subjects: with prefix `dev`, stream `ORDERS` is
 /// `DEV_ORDERS` and subject `orders.v1.x` is `dev.orders.v1.x`.
 #[derive(Debug, Clone, Default)]

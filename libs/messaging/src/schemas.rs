@@ -92,16 +92,25 @@ pub trait ConsumedPayload: DeserializeOwned {
     const VERSIONS: &'static [u32];
 
     /// Turns `data`, a payload of the older schema `version` (one of [`Self::VERSIONS`]), into
-    /// the newest version's shape; `envelope` is the event it came in. The default accepts the
-    /// data unchanged (versions that only added optional fields).
+    /// the newest version's shape; `envelope` is the event it came in. The default fills in the
+    /// [`Self::EVENT_TIME_FIELDS`] added after `version` and accepts the rest unchanged (versions
+    /// that only added optional fields).
     fn upcast(
         version: u32,
         data: serde_json::Value,
         envelope: &EventEnvelope,
     ) -> Result<serde_json::Value, String> {
-        let _ = (version, envelope);
-        Ok(data)
+        Self::EVENT_TIME_FIELDS
+            .iter()
+            .filter(|(added_in, _)| *added_in > version)
+            .try_fold(data, |data, (_, field)| {
+                with_field(data, field, envelope.occurred_at)
+            })
     }
+
+    /// Times added in a later version, `(the version that added it, the field)`: a payload of an
+    /// older version takes its event's own time (`occurred_at`) for them.
+    const EVENT_TIME_FIELDS: &'static [(u32, &'static str)] = &[];
 }
 
 /// For an upcast: `data` (an object) with `field` set to `value` when it lacks it; the usual step
@@ -171,16 +180,7 @@ mod tests {
 
     impl ConsumedPayload for Confirmed {
         const VERSIONS: &'static [u32] = &[1, 2];
-        fn upcast(
-            version: u32,
-            mut data: serde_json::Value,
-            envelope: &EventEnvelope,
-        ) -> Result<serde_json::Value, String> {
-            if version == 1 {
-                data = with_field(data, "confirmed_at", envelope.occurred_at)?;
-            }
-            Ok(data)
-        }
+        const EVENT_TIME_FIELDS: &'static [(u32, &'static str)] = &[(2, "confirmed_at")];
     }
 
     fn envelope(version: u32, data: serde_json::Value) -> EventEnvelope {
@@ -207,6 +207,14 @@ mod tests {
         let read: Confirmed = v1.read().unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(read.confirmed_at, v1.occurred_at);
         assert_eq!(read.order_id, id);
+        // a version 1 payload that has the field keeps its own value
+        let given = "2026-07-07T00:00:00Z";
+        let v1 = envelope(
+            1,
+            serde_json::json!({"order_id": id, "confirmed_at": given}),
+        );
+        let read: Confirmed = v1.read().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(read.confirmed_at.to_rfc3339(), "2026-07-07T00:00:00+00:00");
     }
 
     #[test]

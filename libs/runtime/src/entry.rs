@@ -24,6 +24,68 @@ macro_rules! service_main {
     };
 }
 
+/// Declares a service: the type and its [`Service`] implementation from what the service has —
+/// its settings type (read by its `from_env`) with its defaults, its migrations folder, the
+/// streams it produces, the libraries' schemas it needs besides the platform's (optional), and
+/// the async function that wires its parts into the [`crate::Shell`].
+///
+/// ```ignore
+/// longship_runtime::service! {
+///     /// The inventory service.
+///     pub struct Inventory(Config = config::DEFAULTS) {
+///         migrations: "../../migrations/inventory", streams: [STREAM], wire: wire,
+///     }
+/// }
+///
+/// async fn wire(shell: &mut Shell, config: Config) -> Result<(), WireError> { /* ... */ }
+/// ```
+#[macro_export]
+macro_rules! service {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident($config:ty = $defaults:expr) {
+            migrations: $migrations:literal, streams: [$($stream:expr),* $(,)?],
+            $(schemas: [$($schema:expr),* $(,)?],)?
+            wire: $wire:path $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug)]
+        $vis struct $name;
+
+        impl $crate::Service for $name {
+            type Config = $config;
+            const DEFAULTS: $crate::ServiceDefaults = $defaults;
+            const STREAMS: &'static [$crate::__private::StreamSpec] = &[$($stream),*];
+
+            fn migrations() -> &'static $crate::__private::Migrator {
+                static MIGRATOR: $crate::__private::Migrator = ::sqlx::migrate!($migrations);
+                &MIGRATOR
+            }
+
+            $(
+                fn schemas() -> &'static [&'static $crate::__private::Schema] {
+                    static SCHEMAS: &[&$crate::__private::Schema] = &[$($schema),*];
+                    SCHEMAS
+                }
+            )?
+
+            fn config(env: &$crate::Env) -> ::std::result::Result<$config, $crate::ConfigError> {
+                <$config>::from_env(env)
+            }
+
+            fn wire(
+                shell: &mut $crate::Shell,
+                config: $config,
+            ) -> impl ::std::future::Future<
+                Output = ::std::result::Result<(), $crate::WireError>,
+            > + Send {
+                $wire(shell, config)
+            }
+        }
+    };
+}
+
 /// Runs a service binary: `<service>` (or `<service> serve`) serves until SIGTERM or ctrl-c, then
 /// drains; `<service> migrate` applies the migrations and exits. A bad configuration stops with
 /// exit status 2 and a message naming the variable; a failure at run time with status 1.

@@ -1,7 +1,7 @@
 //! The service shell every Longship service runs in. A service declares what it has ([`Service`]:
 //! its settings, migrations, streams, and a `wire` that registers its API, gRPC services, consumers
 //! and background tasks on a [`Shell`]); the runtime owns the rest, the same for every service: the
-//! binary's `main` ([`service_main!`]), typed configuration from the environment ([`config`]),
+//! binary's `main` ([`service_main!`]), a service's declaration ([`service!`]), typed configuration from the environment ([`config`]),
 //! telemetry, Postgres and NATS connections ([`db`], [`nats`]), the platform's and the libraries'
 //! schemas applied before the service's migrations, the HTTP server with the platform routes and
 //! middleware ([`http`]), the gRPC server with the health service ([`grpc`]), readiness
@@ -42,6 +42,14 @@ pub use readiness::Readiness;
 pub use secret::Secret;
 pub use service::{App, Service, ServiceConfig, Shell, WireError, migrate};
 pub use tokio_util::sync::CancellationToken;
+
+/// What [`service!`] expands to refers to (not part of the API).
+#[doc(hidden)]
+pub mod __private {
+    pub use longship_messaging::StreamSpec;
+    pub use longship_sql::Schema;
+    pub use sqlx::migrate::Migrator;
+}
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use longship_identity::{Authorizer, ClientTls, GrpcAccess, Mtls, MtlsConfig};
 use longship_messaging::{
-    ConsumerContext, ConsumerSpec, ConsumerStart, EventHandler, Naming, OutboxRelay, RelayWake,
-    StreamSpec,
+    Consumer, ConsumerContext, ConsumerSpec, ConsumerStart, EventHandler, Naming, OutboxRelay,
+    RelayWake, StreamSpec,
 };
 use longship_sql::Schema;
 use sqlx::PgPool;
@@ -228,6 +228,28 @@ impl Shell {
             .add_service(self.authorizer.guard(access, service));
     }
 
+    /// A tenant-scoped gRPC service: [`Shell::grpc`] behind the tenant interceptor, which refuses
+    /// calls without a valid `x-tenant-id` and hands the handlers the caller's tenant.
+    pub fn tenant_grpc<S>(&mut self, access: GrpcAccess, service: S)
+    where
+        S: tower::Service<
+                http::Request<tonic::body::Body>,
+                Response = http::Response<tonic::body::Body>,
+                Error = std::convert::Infallible,
+            > + tonic::server::NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        let intercepted = tonic::service::interceptor::InterceptedService::new(
+            service,
+            longship_tenant::grpc::require_tenant,
+        );
+        self.grpc(access, intercepted);
+    }
+
     /// How this service reaches the platform service `peer` over gRPC (`None` with
     /// `GRPC_MTLS=off`): pass it to [`crate::grpc::balanced_channel`].
     pub fn grpc_client_tls(&self, peer: &str) -> Option<ClientTls> {
@@ -243,6 +265,13 @@ impl Shell {
         let mut spec = spec.with_settings(&self.platform.config.nats.consumers);
         spec.start.get_or_insert(self.consumer_start);
         self.consumers.push((spec, Arc::new(handler)));
+    }
+
+    /// A [`Consumer`] of one event type: its spec (name, subject, batching), with the configured
+    /// delivery settings as for [`Shell::consume`].
+    pub fn consumer(&mut self, consumer: impl Consumer) {
+        let spec = consumer.spec();
+        self.consume(spec, consumer);
     }
 
     /// A background task (a sweep, a saga engine's workers), run until [`Shell::shutdown`] is

@@ -34,7 +34,7 @@ pub use grpc_client::{GrpcClientTrace, GrpcClientTraceLayer};
 pub use grpc_server::{GrpcServer, GrpcServerLayer, grpc_status_in_headers, zero_grpc_handled};
 pub use http_metrics::{http_metrics, zero_http_requests};
 pub use metrics_setup::{
-    FAMILIES, MetricFamily, MetricKind, describe, metrics_handle, render_metrics,
+    FAMILIES, MetricFamily, MetricKind, describe, metrics_handle, register, render_metrics,
 };
 
 /// How log lines are written.

@@ -126,6 +126,35 @@ pub fn describe(families: &[MetricFamily]) {
     }
 }
 
+/// Gives each of `families` its help text and creates its one series (no labels) at zero, so
+/// `/metrics` shows it from start-up. A family with labels is described with [`describe`] and its
+/// series zeroed one by one ([`MetricFamily::zero`]).
+pub fn register(families: &[MetricFamily]) {
+    describe(families);
+    for family in families {
+        family.zero(&[]);
+    }
+}
+
+/// Declares metric families as constants, one a line: `NAME = kind("metric_name", "help")` with
+/// kind `counter`, `gauge` or `histogram`, each with its doc comment.
+///
+/// ```ignore
+/// longship_telemetry::metric_families! {
+///     /// Orders created.
+///     pub PLACED = counter("orders_placed_total", "Orders created by POST /v1/orders");
+/// }
+/// ```
+#[macro_export]
+macro_rules! metric_families {
+    ($($(#[$meta:meta])* $vis:vis $name:ident = $kind:ident($metric:literal, $help:literal);)*) => {
+        $(
+            $(#[$meta])*
+            $vis const $name: $crate::MetricFamily = $crate::MetricFamily::$kind($metric, $help);
+        )*
+    };
+}
+
 /// HTTP server requests: duration.
 pub const HTTP_REQUEST_DURATION: MetricFamily = MetricFamily::histogram(
     "http_server_request_duration_seconds",

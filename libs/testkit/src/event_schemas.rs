@@ -3,10 +3,11 @@
 //! checked), so what a service really publishes is held to what its consumers were promised.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
-use longship_messaging::{EventEnvelope, PublishedSchema};
+use longship_messaging::{EventEnvelope, Naming, PublishedSchema};
 
-use crate::snapshot;
+use crate::{TestNats, eventually, snapshot};
 
 /// The directory of `service`'s schemas, relative to the repository root.
 pub fn schema_dir(service: &str) -> String {
@@ -124,6 +125,32 @@ pub fn with_unknown_fields(value: &serde_json::Value) -> serde_json::Value {
             serde_json::Value::Array(items.iter().map(with_unknown_fields).collect())
         }
         other => other.clone(),
+    }
+}
+
+/// Waits until every event type of `published` was published into `stream` (unprefixed) in
+/// `nats`'s namespace (a stream not there yet counts as no events), and validates each event
+/// against `service`'s committed schema.
+pub async fn assert_published_events_valid(
+    nats: &TestNats,
+    service: &str,
+    stream: &str,
+    published: &[PublishedSchema],
+) {
+    let (js, naming) = (nats.jetstream(), Naming::new(nats.prefix()));
+    for schema in published {
+        let event_type = schema.event_type;
+        let events = eventually(event_type, Duration::from_secs(20), || async {
+            let events =
+                longship_messaging::testing::stream_events(&js, &naming, stream, event_type)
+                    .await
+                    .unwrap_or_default();
+            (!events.is_empty()).then_some(events)
+        })
+        .await;
+        for event in &events {
+            assert_valid_event(service, event);
+        }
     }
 }
 

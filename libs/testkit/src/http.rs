@@ -30,6 +30,25 @@ impl HttpResponse {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
+    /// The fields a `422 request.invalid` problem lists, in order, after asserting that it is one
+    /// (status, `application/problem+json`, code).
+    #[allow(clippy::expect_used)] // reason: a test helper fails the test by panicking
+    pub fn invalid_fields(&self) -> Vec<String> {
+        assert_eq!(self.status, 422, "{}", self.text());
+        assert_eq!(
+            self.header("content-type").as_deref(),
+            Some("application/problem+json")
+        );
+        let problem = self.json();
+        assert_eq!(problem["code"], "request.invalid", "{problem}");
+        problem["errors"]
+            .as_array()
+            .expect("errors")
+            .iter()
+            .filter_map(|e| e["field"].as_str().map(str::to_owned))
+            .collect()
+    }
+
     /// A header's value as text.
     pub fn header(&self, name: &str) -> Option<String> {
         self.headers

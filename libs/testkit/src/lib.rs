@@ -15,6 +15,7 @@
 
 mod app;
 pub mod browser;
+pub mod checks;
 pub mod event_schemas;
 mod http;
 mod infra;
@@ -59,4 +60,32 @@ pub fn init_test_logging() {
 pub fn unique_suffix() -> String {
     let id = uuid::Uuid::new_v4().simple().to_string();
     id[..12].to_owned()
+}
+
+#[doc(hidden)]
+pub use longship_runtime::Service as __Service;
+
+/// The two snapshot tests every service has, as test functions of the calling test crate:
+/// `event_schemas_match_the_committed_files` (the schemas of `$published`, a
+/// `Vec<PublishedSchema>`, against `schemas/events/<service>/`) and
+/// `served_openapi_matches_the_committed_file` (the service `$service` started in-process,
+/// against `openapi/<service>.json`). `just snapshots` rewrites both after a deliberate change.
+#[macro_export]
+macro_rules! snapshot_tests {
+    ($service:ty, $published:expr) => {
+        #[test]
+        fn event_schemas_match_the_committed_files() {
+            let service = <$service as $crate::__Service>::DEFAULTS.name;
+            $crate::event_schemas::assert_schema_snapshots(service, &$published);
+        }
+
+        #[tokio::test]
+        async fn served_openapi_matches_the_committed_file() {
+            let app = $crate::TestApp::<$service>::spawn().await;
+            let service = <$service as $crate::__Service>::DEFAULTS.name;
+            let file = format!("openapi/{service}.json");
+            $crate::snapshot::assert_served_openapi(&app.http, &file).await;
+            app.stop().await;
+        }
+    };
 }

@@ -2,7 +2,7 @@
 //! in `schemas/events/inventory/`) and the one it consumes ([`OrderConfirmed`], versions 1 and 2).
 
 use chrono::{DateTime, Utc};
-use longship_messaging::{ConsumedPayload, EventEnvelope, PublishedSchema, schemas};
+use longship_messaging::{ConsumedPayload, PublishedSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -52,45 +52,19 @@ pub struct StockMoved {
     pub lines: Vec<ReservedLine>,
 }
 
-/// One line of a confirmed order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OrderItem {
-    /// The sku.
-    pub sku: String,
-    /// Units.
-    pub quantity: i64,
-    /// Price per unit (null only on orders that never reserved stock).
-    #[serde(default)]
-    pub unit_price_cents: Option<i64>,
-}
-
 /// Payload of `orders.v1.order_confirmed` (published by the order service), as of schema
-/// version 2; version 1 payloads are upcast.
+/// version 2: the fields inventory reads (it commits the order's reservation, which holds the
+/// lines). Version 1 payloads are upcast.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderConfirmed {
     /// The order.
     pub order_id: Uuid,
-    /// Who pays.
-    pub customer_id: String,
-    /// Currency of the total.
-    pub currency: String,
-    /// What the customer pays.
-    pub total_cents: i64,
-    /// The order's lines.
-    pub items: Vec<OrderItem>,
     /// When the order was confirmed (version 2; a version 1 event's own time).
     pub confirmed_at: DateTime<Utc>,
 }
 
 impl ConsumedPayload for OrderConfirmed {
     const VERSIONS: &'static [u32] = &[1, 2];
-
-    fn upcast(
-        _version: u32,
-        data: serde_json::Value,
-        envelope: &EventEnvelope,
-    ) -> Result<serde_json::Value, String> {
-        // version 1 had no confirmed_at: the order was confirmed when its event occurred
-        schemas::with_field(data, "confirmed_at", envelope.occurred_at)
-    }
+    // version 1 had no confirmed_at: the order was confirmed when its event occurred
+    const EVENT_TIME_FIELDS: &'static [(u32, &'static str)] = &[(2, "confirmed_at")];
 }

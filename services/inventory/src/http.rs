@@ -5,6 +5,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
+use longship_errors::responses::{JsonBodyRefusals, NoCredentials};
 use longship_errors::{Error, Json, Path, ProblemDetails};
 use longship_tenant::Tenant;
 use serde::{Deserialize, Serialize};
@@ -98,11 +99,8 @@ pub fn routes(stock: Arc<Stock>) -> Router {
     request_body(content = PutProductRequest, example = json!({"name": "Blue widget", "price_cents": 1250, "currency": "USD", "on_hand": 100})),
     responses(
         (status = 200, description = "The stored product", body = ProductView, example = json!({"sku": "SKU-1", "name": "Blue widget", "price_cents": 1250, "currency": "USD", "on_hand": 100, "reserved": 2, "available": 98})),
-        (status = 400, description = "Malformed JSON or tenant", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "No credentials", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 409, description = "on_hand below the reserved units (`inventory.on_hand_below_reserved`)", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields (`request.invalid`, each in errors)", body = ProblemDetails, content_type = "application/problem+json"),
+        JsonBodyRefusals,
     )
 )]
 async fn put_product(
@@ -129,7 +127,7 @@ async fn put_product(
     params(("sku" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", description = "The sku")),
     responses(
         (status = 200, description = "The product", body = ProductView, example = json!({"sku": "SKU-1", "name": "Blue widget", "price_cents": 1250, "currency": "USD", "on_hand": 100, "reserved": 2, "available": 98})),
-        (status = 401, description = "No credentials", body = ProblemDetails, content_type = "application/problem+json"),
+        NoCredentials,
         (status = 404, description = "No such product for this tenant (`inventory.product_not_found`)", body = ProblemDetails, content_type = "application/problem+json"),
     )
 )]

@@ -20,63 +20,37 @@ use std::sync::Arc;
 
 use longship_messaging::StreamSpec;
 use longship_proto::inventory::v1::inventory_service_server::InventoryServiceServer;
-use longship_runtime::{ConfigError, Env, GrpcAccess, Service, ServiceDefaults, Shell, WireError};
+use longship_runtime::{GrpcAccess, Shell, WireError};
 use utoipa::OpenApi;
 
 pub use config::Config;
 
-/// The stream inventory publishes to.
-pub const STREAM: StreamSpec = StreamSpec {
-    name: "INVENTORY",
-    subject_root: "inventory",
-};
-
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/inventory");
-
-/// The inventory service.
-#[derive(Debug)]
-pub struct Inventory;
-
-impl Service for Inventory {
-    type Config = Config;
-    const DEFAULTS: ServiceDefaults = config::DEFAULTS;
-    const STREAMS: &'static [StreamSpec] = &[STREAM];
-
-    fn migrations() -> &'static sqlx::migrate::Migrator {
-        &MIGRATOR
-    }
-
-    fn config(env: &Env) -> Result<Config, ConfigError> {
-        Config::from_env(env)
-    }
-
-    async fn wire(shell: &mut Shell, config: Config) -> Result<(), WireError> {
-        metrics::register();
-        let stock = Arc::new(usecases::Stock::new(
-            shell.pool().clone(),
-            shell.relay(),
-            config.reservation_ttl,
-        ));
-        shell.api(http::routes(Arc::clone(&stock)), http::ApiDoc::openapi());
-        // the saga's commands: only the order service may send them
-        shell.grpc(
-            GrpcAccess::Services(&["order"]),
-            InventoryServiceServer::with_interceptor(
-                grpc::InventoryGrpc(stock),
-                longship_tenant::grpc::require_tenant,
-            ),
-        );
-        shell.consume(
-            consumers::order_confirmed(),
-            consumers::CommitOnOrderConfirmed,
-        );
-        let sweeper = expiry::ExpirySweeper::new(
-            shell.worker_pool().clone(),
-            shell.relay(),
-            config.sweep_interval,
-        );
-        let stop = shell.shutdown();
-        shell.spawn("expiry sweep", sweeper.run(stop));
-        Ok(())
+longship_runtime::service! {
+    /// The inventory service.
+    pub struct Inventory(Config = config::DEFAULTS) {
+        migrations: "../../migrations/inventory", streams: [STREAM], wire: wire,
     }
 }
+
+/// Wires inventory: the stock use cases behind the API and the saga's gRPC commands (only the
+/// order service may send them), the stock commit on `order_confirmed`, and the expiry sweep.
+async fn wire(shell: &mut Shell, config: Config) -> Result<(), WireError> {
+    metrics::register();
+    let (pool, relay) = (shell.pool().clone(), shell.relay());
+    let stock = Arc::new(usecases::Stock::new(pool, relay, config.reservation_ttl));
+    shell.api(http::routes(Arc::clone(&stock)), http::ApiDoc::openapi());
+    let commands = InventoryServiceServer::new(grpc::InventoryGrpc(stock));
+    shell.tenant_grpc(GrpcAccess::Services(&["order"]), commands);
+    shell.consumer(consumers::CommitOnOrderConfirmed);
+    let sweeper = expiry::ExpirySweeper::new(
+        shell.worker_pool().clone(),
+        shell.relay(),
+        config.sweep_interval,
+    );
+    let stop = shell.shutdown();
+    shell.spawn("expiry sweep", sweeper.run(stop));
+    Ok(())
+}
+
+/// The stream inventory publishes to.
+pub const STREAM: StreamSpec = StreamSpec::new("INVENTORY", "inventory");

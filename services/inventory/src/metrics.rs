@@ -1,23 +1,13 @@
 //! The inventory service's own metric families (help text, series at zero from start-up).
 
-use longship_telemetry::MetricFamily;
-
-/// Commits that found nothing to commit.
-pub const COMMIT_WITHOUT_RESERVATION: MetricFamily = MetricFamily::counter(
-    "inventory_commit_without_reservation_total",
-    "order_confirmed events that found no held reservation to commit",
-);
-/// Reservations the sweep released.
-pub const RESERVATIONS_EXPIRED: MetricFamily = MetricFamily::counter(
-    "inventory_reservations_expired_total",
-    "Reservations released by the expiry sweep (nobody confirmed or released them in time)",
-);
+longship_telemetry::metric_families! {
+    /// Commits that found nothing to commit.
+    pub COMMIT_WITHOUT_RESERVATION = counter("inventory_commit_without_reservation_total", "order_confirmed events that found no held reservation to commit");
+    /// Reservations the sweep released.
+    pub RESERVATIONS_EXPIRED = counter("inventory_reservations_expired_total", "Reservations released by the expiry sweep (nobody confirmed or released them in time)");
+}
 
 /// Describes the families and creates every series at zero.
 pub fn register() {
-    let families = [COMMIT_WITHOUT_RESERVATION, RESERVATIONS_EXPIRED];
-    longship_telemetry::describe(&families);
-    for family in families {
-        family.zero(&[]);
-    }
+    longship_telemetry::register(&[COMMIT_WITHOUT_RESERVATION, RESERVATIONS_EXPIRED]);
 }

@@ -22,87 +22,64 @@ use std::sync::Arc;
 
 use longship_messaging::StreamSpec;
 use longship_proto::order::v1::order_service_server::OrderServiceServer;
-use longship_runtime::{ConfigError, Env, GrpcAccess, Service, ServiceDefaults, Shell, WireError};
+use longship_runtime::{GrpcAccess, Shell, WireError};
 use longship_saga::{SagaDefinition, SagaEngine, SagaVersions};
 use utoipa::OpenApi;
 
 pub use config::Config;
 
-/// The stream the order service produces.
-pub const STREAM: StreamSpec = StreamSpec {
-    name: "ORDERS",
-    subject_root: "orders",
-};
-
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/order");
-
-/// The order service.
-#[derive(Debug)]
-pub struct Order;
-
-impl Service for Order {
-    type Config = Config;
-    const DEFAULTS: ServiceDefaults = config::DEFAULTS;
-    const STREAMS: &'static [StreamSpec] = &[STREAM];
-
-    fn migrations() -> &'static sqlx::migrate::Migrator {
-        &MIGRATOR
-    }
-
-    fn schemas() -> &'static [&'static longship_sql::Schema] {
-        static SCHEMAS: [&longship_sql::Schema; 1] = [&longship_saga::SCHEMA];
-        &SCHEMAS
-    }
-
-    fn config(env: &Env) -> Result<Config, ConfigError> {
-        Config::from_env(env)
-    }
-
-    async fn wire(shell: &mut Shell, config: Config) -> Result<(), WireError> {
-        metrics::register();
-        let participants = participants::Participants::connect_lazy(
-            &config.inventory_url,
-            &config.payment_url,
-            config.step_timeout,
-            |peer| shell.grpc_client_tls(peer),
-        )?;
-        let definitions: Vec<Arc<dyn SagaDefinition<Data = saga::PlaceOrderData>>> =
-            vec![Arc::new(saga::PlaceOrderV1::new(participants))];
-        let mut versions = SagaVersions::new(definitions)?;
-        if let Some(version) = config.saga_start_version {
-            versions = versions.start_on(version)?;
-        }
-        // the engine claims and runs sagas on the worker pool; requests only insert them
-        let sagas = SagaEngine::new(
-            shell.worker_pool().clone(),
-            versions,
-            config.engine(),
-            shell.relay(),
-            shell.shutdown(),
-        );
-        let orders = Arc::new(usecases::Orders::new(
-            shell.pool().clone(),
-            sagas.clone(),
-            shell.relay(),
-        ));
-        shell.api(http::routes(Arc::clone(&orders)), http::ApiDoc::openapi());
-        // the operators' saga routes (the platform's admin API has the rest)
-        shell.admin(
-            longship_saga::admin_routes(longship_saga::admin::SagaAdmin::new(
-                shell.worker_pool().clone(),
-            )),
-            longship_saga::AdminApiDoc::openapi(),
-        );
-        // reachable from outside the platform: the tenant's JWT, as over HTTP
-        shell.grpc(
-            GrpcAccess::Tenants,
-            OrderServiceServer::with_interceptor(
-                grpc::OrderGrpc(orders),
-                longship_tenant::grpc::require_tenant,
-            ),
-        );
-        shell.routes(longship_console::routes(config.console));
-        shell.spawn("saga workers", async move { sagas.run().await });
-        Ok(())
+longship_runtime::service! {
+    /// The order service.
+    pub struct Order(Config = config::DEFAULTS) {
+        migrations: "../../migrations/order", streams: [STREAM],
+        schemas: [&longship_saga::SCHEMA], wire: wire,
     }
 }
+
+/// Wires the order service: the saga's participants and engine, the orders use cases behind the
+/// API and the public gRPC service, the operators' saga routes and the console.
+async fn wire(shell: &mut Shell, config: Config) -> Result<(), WireError> {
+    metrics::register();
+    let participants = participants::Participants::connect_lazy(
+        &config.inventory_url,
+        &config.payment_url,
+        config.step_timeout,
+        |peer| shell.grpc_client_tls(peer),
+    )?;
+    let definitions: Vec<Arc<dyn SagaDefinition<Data = saga::PlaceOrderData>>> =
+        vec![Arc::new(saga::PlaceOrderV1::new(participants))];
+    let mut versions = SagaVersions::new(definitions)?;
+    if let Some(version) = config.saga_start_version {
+        versions = versions.start_on(version)?;
+    }
+    // the engine claims and runs sagas on the worker pool; requests only insert them
+    let sagas = SagaEngine::new(
+        shell.worker_pool().clone(),
+        versions,
+        config.engine(),
+        shell.relay(),
+        shell.shutdown(),
+    );
+    let orders = Arc::new(usecases::Orders::new(
+        shell.pool().clone(),
+        sagas.clone(),
+        shell.relay(),
+    ));
+    shell.api(http::routes(Arc::clone(&orders)), http::ApiDoc::openapi());
+    // the operators' saga routes (the platform's admin API has the rest)
+    shell.admin(
+        longship_saga::admin_routes(longship_saga::admin::SagaAdmin::new(
+            shell.worker_pool().clone(),
+        )),
+        longship_saga::AdminApiDoc::openapi(),
+    );
+    // reachable from outside the platform: the tenant's JWT, as over HTTP
+    let api = OrderServiceServer::new(grpc::OrderGrpc(orders));
+    shell.tenant_grpc(GrpcAccess::Tenants, api);
+    shell.routes(longship_console::routes(config.console));
+    shell.spawn("saga workers", async move { sagas.run().await });
+    Ok(())
+}
+
+/// The stream the order service produces.
+pub const STREAM: StreamSpec = StreamSpec::new("ORDERS", "orders");

@@ -1,6 +1,7 @@
 //! The consumer adapter: `orders.v1.order_confirmed` captures the order's payment.
 
-use longship_messaging::{ConsumerSpec, EventEnvelope, EventHandler, HandlerError};
+use longship_messaging::{Consumer, ConsumerSpec, HandlerError};
+use longship_tenant::TenantId;
 use sqlx::PgConnection;
 
 use crate::events::{self, OrderConfirmed};
@@ -9,31 +10,31 @@ use crate::store::{self, Capture};
 /// The durable consumer capturing payments on `order_confirmed`.
 pub const ORDER_CONFIRMED_CONSUMER: &str = "payment-order-confirmed";
 
-/// The consumer's settings: the captures that wait together share a transaction (one commit for
-/// all); a batch that would wait on a lock (an Authorize on the same account, another replica's
-/// batch) gives way and is handled event by event.
-pub fn order_confirmed() -> ConsumerSpec {
-    ConsumerSpec::new(ORDER_CONFIRMED_CONSUMER, "ORDERS", events::ORDER_CONFIRMED).batched(32)
-}
-
 /// Captures the order's payment when the order service confirms the order.
 #[derive(Debug, Clone, Default)]
 pub struct CaptureOnOrderConfirmed;
 
 #[async_trait::async_trait]
-impl EventHandler for CaptureOnOrderConfirmed {
-    async fn handle(
+impl Consumer for CaptureOnOrderConfirmed {
+    type Event = OrderConfirmed;
+    const EVENT_TYPE: &'static str = events::ORDER_CONFIRMED;
+
+    /// The captures that wait together share a transaction (one commit for all); a batch that
+    /// would wait on a lock (an Authorize on the same account, another replica's batch) gives way
+    /// and is handled event by event.
+    fn spec(&self) -> ConsumerSpec {
+        ConsumerSpec::new(ORDER_CONFIRMED_CONSUMER, "ORDERS", Self::EVENT_TYPE).batched(32)
+    }
+
+    async fn consume(
         &self,
         tx: &mut PgConnection,
-        event: &EventEnvelope,
+        tenant: &TenantId,
+        confirmed: OrderConfirmed,
     ) -> Result<(), HandlerError> {
-        if event.event_type != events::ORDER_CONFIRMED {
-            return Ok(());
-        }
-        let confirmed: OrderConfirmed = event.read()?;
-        let outcome = store::capture(tx, &event.tenant_id, confirmed.order_id)
+        let outcome = store::capture(tx, tenant, confirmed.order_id)
             .await
-            .map_err(|e| HandlerError(format!("{e}: {}", e.source_chain())))?;
+            .map_err(HandlerError::with_sources)?;
         if let Capture::Captured(payment) = &outcome {
             if payment.amount_cents != confirmed.total_cents
                 || payment.currency != confirmed.currency

@@ -3,7 +3,7 @@
 //! and 2).
 
 use chrono::{DateTime, Utc};
-use longship_messaging::{ConsumedPayload, EventEnvelope, PublishedSchema, schemas};
+use longship_messaging::{ConsumedPayload, PublishedSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -51,13 +51,12 @@ pub struct PaymentEvent {
 }
 
 /// Payload of `orders.v1.order_confirmed` (published by the order service), as of schema version
-/// 2; the fields payment needs. Version 1 payloads are upcast.
+/// 2: the fields payment reads (the capture checks the held amount against the total). Version 1
+/// payloads are upcast.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderConfirmed {
     /// The order.
     pub order_id: Uuid,
-    /// Who pays.
-    pub customer_id: String,
     /// Currency of the total.
     pub currency: String,
     /// What the customer pays.
@@ -68,13 +67,6 @@ pub struct OrderConfirmed {
 
 impl ConsumedPayload for OrderConfirmed {
     const VERSIONS: &'static [u32] = &[1, 2];
-
-    fn upcast(
-        _version: u32,
-        data: serde_json::Value,
-        envelope: &EventEnvelope,
-    ) -> Result<serde_json::Value, String> {
-        // before version 2 the event's own time was the confirmation time
-        schemas::with_field(data, "confirmed_at", envelope.occurred_at)
-    }
+    // before version 2 the event's own time was the confirmation time
+    const EVENT_TIME_FIELDS: &'static [(u32, &'static str)] = &[(2, "confirmed_at")];
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
+use longship_errors::responses::{JsonBodyRefusals, NoCredentials};
 use longship_errors::{Error, Json, Path, ProblemDetails, Query};
 use longship_tenant::Tenant;
 use serde::{Deserialize, Serialize};
@@ -137,11 +138,8 @@ pub fn routes(funds: Arc<Funds>) -> Router {
     request_body(content = PutAccountRequest, example = json!({"balance_cents": 100000, "currency": "USD"})),
     responses(
         (status = 200, description = "The stored account", body = AccountView, example = json!({"customer_id": "c-1", "currency": "USD", "balance_cents": 100000, "held_cents": 2500, "available_cents": 97500})),
-        (status = 400, description = "Malformed JSON or tenant", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "No credentials", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 409, description = "Balance below the held amount (`payment.balance_below_held`) or a currency change while money is held (`payment.currency_change_with_hold`)", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields (`request.invalid`, each in errors)", body = ProblemDetails, content_type = "application/problem+json"),
+        JsonBodyRefusals,
     )
 )]
 async fn put_account(
@@ -166,7 +164,7 @@ async fn put_account(
     params(("customer_id" = String, Path, min_length = 1, max_length = 64, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$", description = "The customer")),
     responses(
         (status = 200, description = "The account", body = AccountView, example = json!({"customer_id": "c-1", "currency": "USD", "balance_cents": 100000, "held_cents": 2500, "available_cents": 97500})),
-        (status = 401, description = "No credentials", body = ProblemDetails, content_type = "application/problem+json"),
+        NoCredentials,
         (status = 404, description = "No such account for this tenant (`payment.account_not_found`)", body = ProblemDetails, content_type = "application/problem+json"),
     )
 )]
@@ -187,7 +185,7 @@ async fn get_account(
     responses(
         (status = 200, description = "The order's payments (empty for unknown orders and other tenants' orders)", body = PaymentList, example = json!({"items": [{"id": "0193f2b1-8a10-7c3e-b5d1-1c2d3e4f5a6b", "order_id": "0193f2b1-7c4e-7a51-9d2b-5e1f2a3b4c5d", "customer_id": "c-1", "amount_cents": 2500, "currency": "USD", "status": "CAPTURED"}]})),
         (status = 400, description = "order_id missing or not a UUID (`request.invalid_query`)", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "No credentials", body = ProblemDetails, content_type = "application/problem+json"),
+        NoCredentials,
     )
 )]
 async fn list_payments(

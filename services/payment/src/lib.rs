@@ -19,52 +19,29 @@ use std::sync::Arc;
 
 use longship_messaging::StreamSpec;
 use longship_proto::payment::v1::payment_service_server::PaymentServiceServer;
-use longship_runtime::{ConfigError, Env, GrpcAccess, Service, ServiceDefaults, Shell, WireError};
+use longship_runtime::{GrpcAccess, Shell, WireError};
 use utoipa::OpenApi;
 
 pub use config::Config;
 
-/// The stream payment publishes to.
-pub const STREAM: StreamSpec = StreamSpec {
-    name: "PAYMENTS",
-    subject_root: "payments",
-};
-
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/payment");
-
-/// The payment service.
-#[derive(Debug)]
-pub struct Payment;
-
-impl Service for Payment {
-    type Config = Config;
-    const DEFAULTS: ServiceDefaults = config::DEFAULTS;
-    const STREAMS: &'static [StreamSpec] = &[STREAM];
-
-    fn migrations() -> &'static sqlx::migrate::Migrator {
-        &MIGRATOR
-    }
-
-    fn config(env: &Env) -> Result<Config, ConfigError> {
-        Config::from_env(env)
-    }
-
-    async fn wire(shell: &mut Shell, _config: Config) -> Result<(), WireError> {
-        metrics::register();
-        let funds = Arc::new(usecases::Funds::new(shell.pool().clone(), shell.relay()));
-        shell.api(http::routes(Arc::clone(&funds)), http::ApiDoc::openapi());
-        // the saga's commands: only the order service may send them
-        shell.grpc(
-            GrpcAccess::Services(&["order"]),
-            PaymentServiceServer::with_interceptor(
-                grpc::PaymentGrpc(funds),
-                longship_tenant::grpc::require_tenant,
-            ),
-        );
-        shell.consume(
-            consumers::order_confirmed(),
-            consumers::CaptureOnOrderConfirmed,
-        );
-        Ok(())
+longship_runtime::service! {
+    /// The payment service.
+    pub struct Payment(Config = config::DEFAULTS) {
+        migrations: "../../migrations/payment", streams: [STREAM], wire: wire,
     }
 }
+
+/// Wires payment: the funds use cases behind the API and the saga's gRPC commands (only the
+/// order service may send them), and the capture on `order_confirmed`.
+async fn wire(shell: &mut Shell, _config: Config) -> Result<(), WireError> {
+    metrics::register();
+    let funds = Arc::new(usecases::Funds::new(shell.pool().clone(), shell.relay()));
+    shell.api(http::routes(Arc::clone(&funds)), http::ApiDoc::openapi());
+    let commands = PaymentServiceServer::new(grpc::PaymentGrpc(funds));
+    shell.tenant_grpc(GrpcAccess::Services(&["order"]), commands);
+    shell.consumer(consumers::CaptureOnOrderConfirmed);
+    Ok(())
+}
+
+/// The stream payment publishes to.
+pub const STREAM: StreamSpec = StreamSpec::new("PAYMENTS", "payments");

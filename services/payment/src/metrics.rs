@@ -1,23 +1,18 @@
 //! The payment service's own metric families (help text, series at zero from start-up).
 
-use longship_telemetry::MetricFamily;
-
 use crate::domain::Decline;
 
-/// Authorizations declined.
-pub const DECLINES: MetricFamily = MetricFamily::counter(
-    "payment_declines_total",
-    "Authorizations declined, by reason (no_account, currency_mismatch, insufficient_funds)",
-);
-/// Captures that found nothing to capture.
-pub const CAPTURE_WITHOUT_AUTHORIZATION: MetricFamily = MetricFamily::counter(
-    "payment_capture_without_authorization_total",
-    "order_confirmed events that found no authorized payment to capture",
-);
+longship_telemetry::metric_families! {
+    /// Authorizations declined.
+    pub DECLINES = counter("payment_declines_total", "Authorizations declined, by reason (no_account, currency_mismatch, insufficient_funds)");
+    /// Captures that found nothing to capture.
+    pub CAPTURE_WITHOUT_AUTHORIZATION = counter("payment_capture_without_authorization_total", "order_confirmed events that found no authorized payment to capture");
+}
 
-/// Describes the families and creates every series at zero.
+/// Describes the families and creates every series at zero (one per decline reason).
 pub fn register() {
-    longship_telemetry::describe(&[DECLINES, CAPTURE_WITHOUT_AUTHORIZATION]);
+    longship_telemetry::register(&[CAPTURE_WITHOUT_AUTHORIZATION]);
+    longship_telemetry::describe(&[DECLINES]);
     for decline in [
         Decline::NoAccount,
         Decline::CurrencyMismatch,
@@ -25,5 +20,4 @@ pub fn register() {
     ] {
         DECLINES.zero(&[("reason", decline.as_str().to_owned())]);
     }
-    CAPTURE_WITHOUT_AUTHORIZATION.zero(&[]);
 }

@@ -1,6 +1,5 @@
 //! The inventory service under test (the testkit's app) and its typed request helpers.
 
-use longship_messaging::StreamSpec;
 use longship_proto::inventory::v1 as pb;
 use longship_proto::inventory::v1::inventory_service_client::InventoryServiceClient;
 use longship_testkit::HttpResponse;
@@ -13,16 +12,6 @@ pub use longship_testkit::{error_code as code, eventually};
 
 /// The service under test.
 pub type TestApp = longship_testkit::TestApp<inventory::Inventory>;
-
-/// The order service's stream, where `order_confirmed` comes from.
-const ORDERS: StreamSpec = order_stream();
-
-const fn order_stream() -> StreamSpec {
-    StreamSpec {
-        name: "ORDERS",
-        subject_root: "orders",
-    }
-}
 
 /// Typed requests to the inventory service.
 #[allow(async_fn_in_trait)] // reason: a test helper trait, only used with concrete types
@@ -45,15 +34,8 @@ pub trait InventoryApp {
     ) -> HttpResponse {
         let body = json!({"name": format!("Product {sku}"), "price_cents": price_cents, "currency": currency, "on_hand": on_hand});
         self.app()
-            .http
-            .send_json(
-                http::Method::PUT,
-                &format!("/v1/products/{sku}"),
-                &[],
-                &body,
-            )
+            .put_json(&format!("/v1/products/{sku}"), &body)
             .await
-            .expect("PUT product")
     }
 
     /// Creates a product, asserting success.
@@ -64,14 +46,7 @@ pub trait InventoryApp {
 
     /// `GET /v1/products/{sku}` as JSON, asserting 200.
     async fn product(&self, sku: &str) -> serde_json::Value {
-        let response = self
-            .app()
-            .http
-            .get(&format!("/v1/products/{sku}"))
-            .await
-            .expect("GET product");
-        assert_eq!(response.status, 200, "{}", response.text());
-        response.json()
+        self.app().get_ok(&format!("/v1/products/{sku}")).await
     }
 
     /// `(on_hand, reserved)` of a product.
@@ -136,8 +111,8 @@ pub trait InventoryApp {
             .outcome
     }
 
-    /// Publishes `orders.v1.order_confirmed` as the order service's relay would (creating the
-    /// ORDERS stream, which the order service owns). `msg_id` is the `Nats-Msg-Id`.
+    /// Publishes `orders.v1.order_confirmed` (schema version 1) as the order service's relay would;
+    /// `msg_id` is the `Nats-Msg-Id`.
     async fn publish_order_confirmed(
         &self,
         event_id: Uuid,
@@ -146,14 +121,13 @@ pub trait InventoryApp {
         items: &[(&str, i64, i64)],
     ) {
         let total: i64 = items.iter().map(|(_, q, p)| q * p).sum();
-        let envelope = self.app().envelope(event_id, "orders.v1.order_confirmed", json!({
-                "order_id": order_id,
-                "customer_id": "c-1",
-                "currency": "USD",
-                "total_cents": total,
-                "items": items.iter().map(|(sku, q, p)| json!({"sku": sku, "quantity": q, "unit_price_cents": p})).collect::<Vec<_>>(),
-            }));
-        self.app().publish(ORDERS, &envelope, msg_id).await;
+        let data = json!({
+            "order_id": order_id, "customer_id": "c-1", "currency": "USD", "total_cents": total,
+            "items": items.iter().map(|(sku, q, p)| json!({"sku": sku, "quantity": q, "unit_price_cents": p})).collect::<Vec<_>>(),
+        });
+        self.app()
+            .publish_order_confirmed_data(event_id, 1, data, msg_id)
+            .await;
     }
 }
 

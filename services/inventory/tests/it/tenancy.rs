@@ -1,6 +1,7 @@
 //! Tenant isolation: gRPC needs a tenant, tenants never see each other's stock, and Postgres
 //! row-level security hides every row from the app role without a tenant setting.
 
+use longship_testkit::checks::assert_no_rows_visible;
 use sqlx::Connection;
 use tonic::Code;
 use uuid::Uuid;
@@ -75,28 +76,8 @@ async fn the_app_role_sees_no_rows_without_a_tenant_setting() {
         .await
         .expect("reserved");
 
-    let mut conn = sqlx::PgConnection::connect_with(&app.db.connect_options())
-        .await
-        .expect("connect");
-    let owner_sees: i64 = sqlx::query_scalar("SELECT count(*) FROM products")
-        .fetch_one(&mut conn)
-        .await
-        .expect("count");
-    assert_eq!(owner_sees, 1);
-    sqlx::query("SET ROLE longship_app")
-        .execute(&mut conn)
-        .await
-        .expect("set role");
-    for table in [
-        "SELECT count(*) FROM products",
-        "SELECT count(*) FROM reservations",
-    ] {
-        let count: i64 = sqlx::query_scalar(table)
-            .fetch_one(&mut conn)
-            .await
-            .expect("count");
-        assert_eq!(count, 0, "{table}");
-    }
+    let mut conn = app.app_role_without_tenant("products", 1).await;
+    assert_no_rows_visible(&mut conn, &["products", "reservations"]).await;
     // the sweep's function works for the app role and returns keys only of due reservations
     let due: Vec<(String, Uuid)> =
         sqlx::query_as("SELECT tenant_id, order_id FROM expired_reservations(10)")

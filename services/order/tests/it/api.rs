@@ -62,22 +62,17 @@ async fn invalid_fields_are_named(p: &Platform) {
             None,
         )
         .await;
-    assert_eq!(r.status, 422);
-    let problem = r.json();
-    assert_eq!(problem["code"], "request.invalid");
-    let fields: Vec<&str> = problem["errors"]
-        .as_array()
-        .expect("errors")
-        .iter()
-        .filter_map(|e| e["field"].as_str())
-        .collect();
+    let fields = r.invalid_fields();
     for f in [
         "customer_id",
         "currency",
         "items[0].sku",
         "items[0].quantity",
     ] {
-        assert!(fields.contains(&f), "{f} not in {fields:?}");
+        assert!(
+            fields.iter().any(|field| field == f),
+            "{f} not in {fields:?}"
+        );
     }
     let r = p
         .place(

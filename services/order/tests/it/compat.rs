@@ -4,26 +4,13 @@
 
 use std::time::Duration;
 
-use longship_messaging::Naming;
-use longship_testkit::event_schemas::{assert_schema_snapshots, assert_valid_event};
-use longship_testkit::eventually;
-use longship_testkit::snapshot::assert_served_openapi;
+use longship_testkit::event_schemas::assert_published_events_valid;
 
 use crate::harness::{Platform, order_body};
 
 const SERVICE: &str = "order";
 
-#[test]
-fn event_schemas_match_the_committed_files() {
-    assert_schema_snapshots(SERVICE, &order::events::published_schemas());
-}
-
-#[tokio::test]
-async fn served_openapi_matches_the_committed_file() {
-    let platform = Platform::start().await;
-    assert_served_openapi(&platform.orders("acme"), "openapi/order.json").await;
-    platform.stop().await;
-}
+longship_testkit::snapshot_tests!(order::Order, order::events::published_schemas());
 
 #[tokio::test]
 async fn every_published_event_type_validates_against_its_committed_schema() {
@@ -47,23 +34,7 @@ async fn every_published_event_type_validates_against_its_committed_schema() {
         assert_eq!(order["status"], status, "{order}");
     }
 
-    let (js, naming) = (
-        platform.nats.jetstream(),
-        Naming::new(platform.nats.prefix()),
-    );
-    for schema in order::events::published_schemas() {
-        let event_type = schema.event_type;
-        let events = eventually(event_type, Duration::from_secs(20), || async {
-            let events =
-                longship_messaging::testing::stream_events(&js, &naming, "ORDERS", event_type)
-                    .await
-                    .unwrap_or_default();
-            (!events.is_empty()).then_some(events)
-        })
-        .await;
-        for event in &events {
-            assert_valid_event(SERVICE, event);
-        }
-    }
+    let published = order::events::published_schemas();
+    assert_published_events_valid(&platform.nats, SERVICE, "ORDERS", &published).await;
     platform.stop().await;
 }

@@ -5,40 +5,15 @@
 
 use std::time::Duration;
 
-use longship_messaging::{EventEnvelope, StreamSpec};
-use longship_testkit::event_schemas::{
-    assert_schema_snapshots, assert_valid_event, with_unknown_fields,
-};
-use longship_testkit::snapshot::assert_served_openapi;
+use longship_testkit::event_schemas::{assert_published_events_valid, with_unknown_fields};
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::helpers::{PaymentApp, TestApp, eventually};
 
 const SERVICE: &str = "payment";
-const ORDERS: StreamSpec = StreamSpec {
-    name: "ORDERS",
-    subject_root: "orders",
-};
 
-#[test]
-fn event_schemas_match_the_committed_files() {
-    assert_schema_snapshots(SERVICE, &payment::events::published_schemas());
-}
-
-#[tokio::test]
-async fn served_openapi_matches_the_committed_file() {
-    let app = TestApp::spawn().await;
-    assert_served_openapi(&app.http, "openapi/payment.json").await;
-    app.stop().await;
-}
-
-/// An `order_confirmed` event at schema `version` with `data`.
-fn order_confirmed(app: &TestApp, version: u32, data: serde_json::Value) -> EventEnvelope {
-    let mut envelope = app.envelope(Uuid::now_v7(), payment::events::ORDER_CONFIRMED, data);
-    envelope.schema_version = version;
-    envelope
-}
+longship_testkit::snapshot_tests!(payment::Payment, payment::events::published_schemas());
 
 #[tokio::test]
 async fn every_published_event_type_validates_against_its_committed_schema() {
@@ -56,17 +31,8 @@ async fn every_published_event_type_validates_against_its_committed_schema() {
     // more than the balance: a business refusal, published as payment_declined
     let _ = app.authorize(declined, "c-1", 1_000_000, "USD").await;
 
-    for schema in payment::events::published_schemas() {
-        let event_type = schema.event_type;
-        let events = eventually(event_type, Duration::from_secs(20), || async {
-            let events = app.published("PAYMENTS", event_type).await;
-            (!events.is_empty()).then_some(events)
-        })
-        .await;
-        for event in &events {
-            assert_valid_event(SERVICE, event);
-        }
-    }
+    let published = payment::events::published_schemas();
+    assert_published_events_valid(&app.nats, SERVICE, "PAYMENTS", &published).await;
     app.stop().await;
 }
 
@@ -84,7 +50,7 @@ async fn order_confirmed_with_unknown_fields_at_every_level_is_handled() {
         "confirmed_at": chrono::Utc::now(),
     }));
     assert_eq!(data["items"][0]["x_unknown_number"], 42);
-    app.publish(ORDERS, &order_confirmed(&app, 2, data), "unknown-fields")
+    app.publish_order_confirmed_data(Uuid::now_v7(), 2, data, "unknown-fields")
         .await;
     eventually("payment captured", Duration::from_secs(15), || async {
         (app.funds("c-1").await == (700, 0)).then_some(())
@@ -104,7 +70,7 @@ async fn order_confirmed_version_1_is_upcast_and_handled() {
     // version 1: no confirmed_at
     let data = json!({"order_id": order, "customer_id": "c-1", "currency": "USD", "total_cents": 400,
                       "items": [{"sku": "A", "quantity": 1, "unit_price_cents": 400}]});
-    app.publish(ORDERS, &order_confirmed(&app, 1, data), "version-1")
+    app.publish_order_confirmed_data(Uuid::now_v7(), 1, data, "version-1")
         .await;
     eventually("payment captured", Duration::from_secs(15), || async {
         (app.funds("c-1").await == (600, 0)).then_some(())

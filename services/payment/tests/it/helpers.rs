@@ -1,6 +1,5 @@
 //! The payment service under test (the testkit's app) and its typed request helpers.
 
-use longship_messaging::StreamSpec;
 use longship_proto::payment::v1 as pb;
 use longship_proto::payment::v1::payment_service_client::PaymentServiceClient;
 use longship_testkit::HttpResponse;
@@ -13,16 +12,6 @@ pub use longship_testkit::{error_code as code, eventually};
 
 /// The service under test.
 pub type TestApp = longship_testkit::TestApp<payment::Payment>;
-
-/// The order service's stream, where `order_confirmed` comes from.
-const ORDERS: StreamSpec = order_stream();
-
-const fn order_stream() -> StreamSpec {
-    StreamSpec {
-        name: "ORDERS",
-        subject_root: "orders",
-    }
-}
 
 /// Typed requests to the payment service.
 #[allow(async_fn_in_trait)] // reason: a test helper trait, only used with concrete types
@@ -44,15 +33,8 @@ pub trait PaymentApp {
     ) -> HttpResponse {
         let body = json!({"balance_cents": balance_cents, "currency": currency});
         self.app()
-            .http
-            .send_json(
-                http::Method::PUT,
-                &format!("/v1/accounts/{customer_id}"),
-                &[],
-                &body,
-            )
+            .put_json(&format!("/v1/accounts/{customer_id}"), &body)
             .await
-            .expect("PUT account")
     }
 
     /// Creates an account, asserting success.
@@ -63,14 +45,10 @@ pub trait PaymentApp {
 
     /// `(balance_cents, held_cents)` of an account, read over HTTP.
     async fn funds(&self, customer_id: &str) -> (i64, i64) {
-        let response = self
+        let account = self
             .app()
-            .http
-            .get(&format!("/v1/accounts/{customer_id}"))
-            .await
-            .expect("GET account");
-        assert_eq!(response.status, 200, "{}", response.text());
-        let account = response.json();
+            .get_ok(&format!("/v1/accounts/{customer_id}"))
+            .await;
         let (balance, held) = (
             account["balance_cents"].as_i64().expect("balance"),
             account["held_cents"].as_i64().expect("held"),
@@ -81,14 +59,9 @@ pub trait PaymentApp {
 
     /// The statuses of an order's payments, read over HTTP.
     async fn payment_statuses(&self, order_id: Uuid) -> Vec<String> {
-        let response = self
-            .app()
-            .http
-            .get(&format!("/v1/payments?order_id={order_id}"))
-            .await
-            .expect("GET payments");
-        assert_eq!(response.status, 200, "{}", response.text());
-        response.json()["items"]
+        let path = format!("/v1/payments?order_id={order_id}");
+        let payments = self.app().get_ok(&path).await;
+        payments["items"]
             .as_array()
             .expect("items")
             .iter()
@@ -143,8 +116,8 @@ pub trait PaymentApp {
             .map(tonic::Response::into_inner)
     }
 
-    /// Publishes `orders.v1.order_confirmed` as the order service's relay would (creating the
-    /// ORDERS stream, which the order service owns). `msg_id` is the `Nats-Msg-Id`.
+    /// Publishes `orders.v1.order_confirmed` (schema version 1) as the order service's relay would;
+    /// `msg_id` is the `Nats-Msg-Id`.
     async fn publish_order_confirmed(
         &self,
         event_id: Uuid,
@@ -153,18 +126,14 @@ pub trait PaymentApp {
         customer_id: &str,
         total_cents: i64,
     ) {
-        let envelope = self.app().envelope(
-            event_id,
-            "orders.v1.order_confirmed",
-            json!({
-                "order_id": order_id,
-                "customer_id": customer_id,
-                "currency": "USD",
-                "total_cents": total_cents,
-                "items": [{"sku": "SKU-1", "quantity": 1, "unit_price_cents": total_cents}],
-            }),
-        );
-        self.app().publish(ORDERS, &envelope, msg_id).await;
+        let data = json!({
+            "order_id": order_id, "customer_id": customer_id, "currency": "USD",
+            "total_cents": total_cents,
+            "items": [{"sku": "SKU-1", "quantity": 1, "unit_price_cents": total_cents}],
+        });
+        self.app()
+            .publish_order_confirmed_data(event_id, 1, data, msg_id)
+            .await;
     }
 }
 

@@ -2,6 +2,7 @@
 //! row-level security hides every row from the app role without a tenant setting.
 
 use longship_proto::payment::v1 as pb;
+use longship_testkit::checks::assert_no_rows_visible;
 use sqlx::Connection;
 use tonic::Code;
 use uuid::Uuid;
@@ -77,29 +78,9 @@ async fn the_app_role_sees_no_rows_without_a_tenant_setting() {
         .expect("authorized");
     assert_eq!(app.void(Uuid::now_v7()).await, "TOMBSTONED");
 
-    let mut conn = sqlx::PgConnection::connect_with(&app.db.connect_options())
-        .await
-        .expect("connect");
-    let owner_sees: i64 = sqlx::query_scalar("SELECT count(*) FROM payments")
-        .fetch_one(&mut conn)
-        .await
-        .expect("count");
-    assert_eq!(owner_sees, 1);
-    sqlx::query("SET ROLE longship_app")
-        .execute(&mut conn)
-        .await
-        .expect("set role");
-    for query in [
-        "SELECT count(*) FROM accounts",
-        "SELECT count(*) FROM payments",
-        "SELECT count(*) FROM payment_tombstones",
-    ] {
-        let count: i64 = sqlx::query_scalar(query)
-            .fetch_one(&mut conn)
-            .await
-            .expect("count");
-        assert_eq!(count, 0, "{query}");
-    }
+    let mut conn = app.app_role_without_tenant("payments", 1).await;
+    let tables = ["accounts", "payments", "payment_tombstones"];
+    assert_no_rows_visible(&mut conn, &tables).await;
     let mut tx = conn.begin().await.expect("begin");
     sqlx::query("SELECT set_config('app.tenant_id', 'acme', true)")
         .execute(&mut *tx)

@@ -1,0 +1,116 @@
+//! Checks and fixtures that every service's tests share, so a service's tests keep only what is
+//! its own: the platform's answers to bad requests on any `/v1` resource, the row-level security
+//! probe as the application role, and the order service's `order_confirmed` event as its participants consume it.
+
+use http::Method;
+use longship_messaging::StreamSpec;
+use longship_runtime::Service;
+use sqlx::{ConnectOptions, PgConnection};
+
+use crate::{HttpClient, HttpResponse, TestApp};
+
+/// The order service's stream, where `order_confirmed` comes from.
+pub const ORDERS: StreamSpec = StreamSpec::new("ORDERS", "orders");
+
+/// The event type the saga's participants consume when an order is confirmed.
+pub const ORDER_CONFIRMED: &str = "orders.v1.order_confirmed";
+
+impl<S: Service> TestApp<S> {
+    /// `PUT path` with a JSON `body`, for [`crate::TEST_TENANT`].
+    #[allow(clippy::expect_used)] // reason: a test helper fails the test by panicking
+    pub async fn put_json(&self, path: &str, body: &serde_json::Value) -> HttpResponse {
+        self.http
+            .send_json(Method::PUT, path, &[], body)
+            .await
+            .expect("PUT")
+    }
+
+    /// `GET path` as JSON, asserting 200.
+    #[allow(clippy::expect_used)] // reason: a test helper fails the test by panicking
+    pub async fn get_ok(&self, path: &str) -> serde_json::Value {
+        let response = self.http.get(path).await.expect("GET");
+        assert_eq!(response.status, 200, "GET {path}: {}", response.text());
+        response.json()
+    }
+
+    /// Asserts the platform's answers on the `/v1` resource at `path` (which takes a JSON `PUT`):
+    /// malformed JSON 400 `request.malformed_json`, another content type 415 (problem+json), no
+    /// credentials 401, a malformed tenant 400.
+    #[allow(clippy::expect_used)] // reason: a test helper fails the test by panicking
+    pub async fn assert_rejects_bad_requests(&self, path: &str) {
+        let send = async |content_type: &str, body: &'static str| {
+            let headers = [("content-type", content_type)];
+            let sent = self
+                .http
+                .send(Method::PUT, path, &headers, Some(body.into()));
+            sent.await.expect("PUT")
+        };
+        let malformed = send("application/json", "{\"name\":").await;
+        assert_eq!(malformed.status, 400, "{}", malformed.text());
+        assert_eq!(malformed.json()["code"], "request.malformed_json");
+        let wrong_type = send("text/plain", "hello").await;
+        assert_eq!(wrong_type.status, 415, "{}", wrong_type.text());
+        assert_eq!(
+            wrong_type.header("content-type").as_deref(),
+            Some("application/problem+json")
+        );
+        let anonymous = HttpClient::new(self.http_base());
+        assert_eq!(anonymous.get(path).await.expect("GET").status, 401);
+        let bad_tenant = self.as_tenant("Not Valid").get(path).await.expect("GET");
+        assert_eq!(bad_tenant.status, 400, "{}", bad_tenant.text());
+    }
+
+    /// A connection to the service's database as the application role with no tenant set,
+    /// after asserting that the owner sees `owner_rows` rows in `table` (so the data a row-level
+    /// security check expects to be hidden is really there).
+    #[allow(clippy::expect_used)] // reason: a test helper fails the test by panicking
+    pub async fn app_role_without_tenant(&self, table: &str, owner_rows: i64) -> PgConnection {
+        let mut conn = self
+            .db
+            .connect_options()
+            .connect()
+            .await
+            .expect("connect as the owner");
+        let owner_sees: i64 = sqlx::query_scalar(count_rows(table))
+            .fetch_one(&mut conn)
+            .await
+            .expect("count as the owner");
+        assert_eq!(owner_sees, owner_rows, "rows of {table} the owner sees");
+        sqlx::query("SET ROLE longship_app")
+            .execute(&mut conn)
+            .await
+            .expect("set role");
+        conn
+    }
+
+    /// Publishes `orders.v1.order_confirmed` with id `event_id` at schema `version` with `data`,
+    /// as the order service's relay would (creating its stream); `msg_id` is the `Nats-Msg-Id`.
+    pub async fn publish_order_confirmed_data(
+        &self,
+        event_id: uuid::Uuid,
+        version: u32,
+        data: serde_json::Value,
+        msg_id: &str,
+    ) {
+        let mut envelope = self.envelope(event_id, ORDER_CONFIRMED, data);
+        envelope.schema_version = version;
+        self.publish(ORDERS, &envelope, msg_id).await;
+    }
+}
+
+/// Asserts that `conn` sees no row in any of `tables`.
+#[allow(clippy::expect_used)] // reason: a test helper fails the test by panicking
+pub async fn assert_no_rows_visible(conn: &mut PgConnection, tables: &[&str]) {
+    for table in tables {
+        let count: i64 = sqlx::query_scalar(count_rows(table))
+            .fetch_one(&mut *conn)
+            .await
+            .expect("count");
+        assert_eq!(count, 0, "rows of {table} visible");
+    }
+}
+
+/// `SELECT count(*)` of a table the test names (never input from outside the test).
+fn count_rows(table: &str) -> sqlx::AssertSqlSafe<String> {
+    sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}"))
+}
