@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
+use crate::batches::Batches;
 use crate::domain::Progress;
 use crate::error::SagaError;
 use crate::running::Execution;
@@ -24,6 +25,9 @@ use crate::versions::{SagaData, SagaVersions};
 
 /// The most transitions one statement writes.
 const MAX_TRANSITION_BATCH: usize = 128;
+
+/// The most sagas one batched step call carries.
+const MAX_STEP_BATCH: usize = 128;
 
 /// The Postgres channel on which operator actions (retry, cancel) name the saga they changed, so
 /// the replica executing it stops at once instead of at its next transition.
@@ -55,6 +59,10 @@ pub struct EngineConfig {
     /// Connections that write saga transitions; the transitions of sagas that record at the same
     /// time share one statement and one commit (see `transitions.rs`).
     pub transition_writers: usize,
+    /// Calls in flight per batched step (a step whose action or compensation offers
+    /// `call_many`): the sagas that reach the step while these are busy go together in the next
+    /// call (see `batches.rs`).
+    pub batch_callers: usize,
     /// How often the stuck-saga gauges are refreshed.
     pub gauge_interval: Duration,
 }
@@ -72,6 +80,7 @@ impl Default for EngineConfig {
             tenant_share: 0.5,
             claim_batch: 64,
             transition_writers: 2,
+            batch_callers: 2,
             gauge_interval: Duration::from_secs(15),
         }
     }
@@ -141,6 +150,7 @@ pub(crate) struct Inner<D> {
     pub tasks: TaskTracker,
     pub shutdown: CancellationToken,
     pub transitions: TransitionWriter,
+    pub batches: Batches<D>,
     pub relay: RelayWake,
     /// Sagas executing in this process, by id: an operator's action stops them.
     pub running: Mutex<HashMap<Uuid, CancellationToken>>,
@@ -181,8 +191,10 @@ impl<D: SagaData> SagaEngine<D> {
             config.transition_writers,
             MAX_TRANSITION_BATCH,
         );
+        let batches = Batches::new(config.batch_callers, MAX_STEP_BATCH, config.step_timeout);
         SagaEngine {
             inner: Arc::new(Inner {
+                batches,
                 slots: Slots::new(config.concurrency, config.tenant_share),
                 transitions,
                 pool,

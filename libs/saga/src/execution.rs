@@ -12,7 +12,7 @@ use crate::domain::{Next, backoff};
 use crate::engine::SagaEngine;
 use crate::error::SagaError;
 use crate::running::Execution;
-use crate::step::{Action, SagaInfo, StepContext, StepError};
+use crate::step::{Action, BatchItem, SagaInfo, StepContext, StepError};
 use crate::store::{self, Transition};
 use crate::versions::{SagaData, Version};
 
@@ -124,9 +124,32 @@ impl<D: SagaData> SagaEngine<D> {
                     let ctx = self.context(exec, version.names[step], attempt, false);
                     let mut data = exec.data.clone();
                     let started = Instant::now();
-                    let result = self
-                        .timed(action.call(&ctx, &mut data), ctx.step, "action")
-                        .await;
+                    let result = if action.batched() {
+                        // with whatever other sagas call this step now (see `batches.rs`)
+                        let item = BatchItem {
+                            ctx: ctx.clone(),
+                            data: data.clone(),
+                        };
+                        let call = self.inner.batches.call(
+                            exec.version,
+                            &version.definition,
+                            step,
+                            false,
+                            item,
+                        );
+                        self.timed(
+                            async {
+                                data = call.await?;
+                                Ok(())
+                            },
+                            ctx.step,
+                            "action",
+                        )
+                        .await
+                    } else {
+                        self.timed(action.call(&ctx, &mut data), ctx.step, "action")
+                            .await
+                    };
                     metrics::histogram!("saga_step_duration_seconds", "step" => ctx.step)
                         .record(started.elapsed().as_secs_f64());
                     match result {
@@ -151,13 +174,25 @@ impl<D: SagaData> SagaEngine<D> {
                     )));
                 };
                 let ctx = self.context(exec, version.names[step], attempt, true);
-                let result = self
-                    .timed(
+                let result = if compensation.batched() {
+                    let item = BatchItem {
+                        ctx: ctx.clone(),
+                        data: exec.data.clone(),
+                    };
+                    let call =
+                        self.inner
+                            .batches
+                            .call(exec.version, &version.definition, step, true, item);
+                    self.timed(async { call.await.map(|_| ()) }, ctx.step, "compensation")
+                        .await
+                } else {
+                    self.timed(
                         compensation.compensate(&ctx, &exec.data),
                         ctx.step,
                         "compensation",
                     )
-                    .await;
+                    .await
+                };
                 match result {
                     Ok(()) => {
                         exec.progress.compensation_succeeded(step, &version.shapes);

@@ -31,6 +31,11 @@ pub(crate) const TRANSITION_BATCH_SIZE: MetricFamily = MetricFamily::histogram(
     "saga_transition_batch_size",
     "Saga transitions written per statement and commit (group commit of concurrent sagas)",
 );
+/// Sagas per batched step call.
+pub(crate) const STEP_BATCH_SIZE: MetricFamily = MetricFamily::histogram(
+    "saga_step_batch_size",
+    "Sagas served per call of a batched step (the calls of concurrent sagas to one step go together), by step",
+);
 /// Failed compensation attempts.
 pub(crate) const COMPENSATION_FAILURES: MetricFamily = MetricFamily::counter(
     "saga_compensation_failures_total",
@@ -61,6 +66,7 @@ pub(crate) fn zero(saga_type: &'static str, version: u32, steps: &[(&'static str
         STEP_DURATION,
         STEP_RETRIES,
         TRANSITION_BATCH_SIZE,
+        STEP_BATCH_SIZE,
         COMPENSATION_FAILURES,
         STUCK,
         WAITING_FOR_VERSION,

@@ -82,12 +82,47 @@ impl std::fmt::Display for StepError {
     }
 }
 
+/// One saga's call in a batch ([`RemoteAction::call_many`], [`Compensation::compensate_many`]):
+/// its context and its data (which an action may update, as [`RemoteAction::call`] does).
+#[derive(Debug, Clone)]
+pub struct BatchItem<D> {
+    /// The saga's step context (its own tenant and idempotency key).
+    pub ctx: StepContext,
+    /// The saga's data.
+    pub data: D,
+}
+
 /// A step's action that calls another service. No transaction is held while it runs; it may
 /// update the saga's data (e.g. with prices a participant returned).
+///
+/// An action that can serve several sagas with one call says so with [`RemoteAction::batched`]
+/// and implements [`RemoteAction::call_many`]; the engine then hands it the calls of this step
+/// that sagas in flight make at the same moment (never waiting for more: a lone saga's call goes
+/// at once, through [`RemoteAction::call`]).
 #[async_trait::async_trait]
 pub trait RemoteAction<D>: Send + Sync {
     /// Makes the call (with `ctx.idempotency_key`, so a repeated call is a no-op at the participant).
     async fn call(&self, ctx: &StepContext, data: &mut D) -> Result<(), StepError>;
+
+    /// Whether the engine may hand this action several sagas' calls at once.
+    fn batched(&self) -> bool {
+        false
+    }
+
+    /// The calls of several sagas, each answered on its own (in `items`' order, with the data as
+    /// the call left it), exactly as [`RemoteAction::call`] would answer it: one saga's refusal
+    /// or failure never fails another's. The default makes them one by one.
+    async fn call_many(&self, items: Vec<BatchItem<D>>) -> Vec<(D, Result<(), StepError>)>
+    where
+        D: Send + 'static,
+    {
+        let mut out = Vec::with_capacity(items.len());
+        for BatchItem { ctx, mut data } in items {
+            let result = self.call(&ctx, &mut data).await;
+            out.push((data, result));
+        }
+        out
+    }
 }
 
 /// A step's action that is local database work, run in a transaction scoped to the saga's tenant
@@ -106,10 +141,31 @@ pub trait LocalAction<D>: Send + Sync {
 /// Undoes a remote action. Must be idempotent, and must succeed even if the action never ran (the
 /// participant then records a tombstone so a late action is refused). It is retried until it
 /// succeeds, so it reports only transient failures.
+///
+/// Like a [`RemoteAction`], a compensation may serve several sagas with one call
+/// ([`Compensation::batched`], [`Compensation::compensate_many`]).
 #[async_trait::async_trait]
 pub trait Compensation<D>: Send + Sync {
     /// Makes the undo call (with `ctx.idempotency_key`).
     async fn compensate(&self, ctx: &StepContext, data: &D) -> Result<(), StepError>;
+
+    /// Whether the engine may hand this compensation several sagas' calls at once.
+    fn batched(&self) -> bool {
+        false
+    }
+
+    /// The undo calls of several sagas, each answered on its own, in `items`' order. The default
+    /// makes them one by one.
+    async fn compensate_many(&self, items: &[BatchItem<D>]) -> Vec<Result<(), StepError>>
+    where
+        D: Sync + 'static,
+    {
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            out.push(self.compensate(&item.ctx, &item.data).await);
+        }
+        out
+    }
 }
 
 pub(crate) enum Action<D> {

@@ -5,6 +5,7 @@
 //! [`consumers`] (adapters) -> [`usecases`] (one transaction each) -> [`domain`] (rules, no I/O)
 //! -> [`store`] (sqlx); [`expiry`] is the background sweep, [`events`] the payloads.
 
+pub mod batch;
 pub mod config;
 pub mod consumers;
 pub mod domain;
@@ -61,10 +62,9 @@ impl Service for Inventory {
         // the saga's commands: only the order service may send them
         shell.grpc(
             GrpcAccess::Services(&["order"]),
-            InventoryServiceServer::with_interceptor(
-                grpc::InventoryGrpc(stock),
-                longship_tenant::grpc::require_tenant,
-            ),
+            // each command reads its tenant itself: from `x-tenant-id` (refused without it), or
+            // per item in a batch
+            InventoryServiceServer::new(grpc::InventoryGrpc(stock)),
         );
         shell.consume(
             consumers::order_confirmed(),

@@ -6,7 +6,7 @@ use longship_messaging::{NewEvent, OutboxError, OutboxRow};
 use longship_proto::inventory::v1 as inv;
 use longship_proto::payment::v1 as pay;
 use longship_saga::{
-    Compensation, LocalAction, RemoteAction, SagaDefinition, SagaInfo, Step, StepContext, StepError,
+    BatchItem, Compensation, LocalAction, RemoteAction, SagaDefinition, SagaInfo, Step, StepContext, StepError,
 };
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
@@ -55,55 +55,100 @@ struct AuthorizePayment(Participants);
 struct VoidPayment(Participants);
 struct ConfirmOrder;
 
+fn reserve_request(ctx: &StepContext, data: &PlaceOrderData) -> inv::ReserveRequest {
+    inv::ReserveRequest {
+        order_id: data.order_id.to_string(),
+        idempotency_key: ctx.idempotency_key.clone(),
+        currency: data.currency.clone(),
+        lines: data
+            .items
+            .iter()
+            .map(|i| inv::ReserveLine {
+                sku: i.sku.clone(),
+                quantity: i.quantity,
+            })
+            .collect(),
+    }
+}
+
+/// Takes the prices inventory answered into the saga's data and computes the total.
+fn apply_reserved(data: &mut PlaceOrderData, reserved: &inv::ReserveResponse) -> Result<(), StepError> {
+    for item in &mut data.items {
+        // an answer without a line is repeated (same key, same answer) until the deadline,
+        // then compensated like any step whose outcome is unknown
+        let line = reserved
+            .lines
+            .iter()
+            .find(|l| l.sku == item.sku)
+            .ok_or_else(|| {
+                StepError::Transient(format!("inventory returned no line for {}", item.sku))
+            })?;
+        item.unit_price_cents = Some(line.unit_price_cents);
+    }
+    let lines: Vec<(u32, i64)> = data
+        .items
+        .iter()
+        .map(|i| (i.quantity, i.unit_price_cents.unwrap_or(0)))
+        .collect();
+    // the stock is reserved now: a total that cannot be represented aborts the saga, which
+    // compensates this step too (the reservation is released at once)
+    let total = domain::total_cents(&lines).ok_or_else(|| StepError::Abort {
+        reason: FailureReason::AmountOutOfRange.as_str().to_owned(),
+        message: "the order total overflows 64 bits".into(),
+    })?;
+    data.total_cents = Some(total);
+    Ok(())
+}
+
 #[async_trait::async_trait]
 impl RemoteAction<PlaceOrderData> for ReserveStock {
     async fn call(&self, ctx: &StepContext, data: &mut PlaceOrderData) -> Result<(), StepError> {
-        let message = inv::ReserveRequest {
-            order_id: data.order_id.to_string(),
-            idempotency_key: ctx.idempotency_key.clone(),
-            currency: data.currency.clone(),
-            lines: data
-                .items
-                .iter()
-                .map(|i| inv::ReserveLine {
-                    sku: i.sku.clone(),
-                    quantity: i.quantity,
-                })
-                .collect(),
-        };
         let reserved = self
             .0
             .inventory
             .clone()
-            .reserve(request(message, ctx))
+            .reserve(request(reserve_request(ctx, data), ctx))
             .await
             .map_err(|s| participants::inventory_failure(&s))?
             .into_inner();
-        for item in &mut data.items {
-            // an answer without a line is repeated (same key, same answer) until the deadline,
-            // then compensated like any step whose outcome is unknown
-            let line = reserved
-                .lines
-                .iter()
-                .find(|l| l.sku == item.sku)
-                .ok_or_else(|| {
-                    StepError::Transient(format!("inventory returned no line for {}", item.sku))
-                })?;
-            item.unit_price_cents = Some(line.unit_price_cents);
-        }
-        let lines: Vec<(u32, i64)> = data
-            .items
+        apply_reserved(data, &reserved)
+    }
+
+    fn batched(&self) -> bool {
+        true
+    }
+
+    /// One `ReserveBatch` for every saga at this step now; if the call fails as a whole, each
+    /// saga's own `Reserve`.
+    async fn call_many(
+        &self,
+        items: Vec<BatchItem<PlaceOrderData>>,
+    ) -> Vec<(PlaceOrderData, Result<(), StepError>)> {
+        let requests = items
             .iter()
-            .map(|i| (i.quantity, i.unit_price_cents.unwrap_or(0)))
+            .map(|i| (&i.ctx, reserve_request(&i.ctx, &i.data)))
             .collect();
-        // the stock is reserved now: a total that cannot be represented aborts the saga, which
-        // compensates this step too (the reservation is released at once)
-        let total = domain::total_cents(&lines).ok_or_else(|| StepError::Abort {
-            reason: FailureReason::AmountOutOfRange.as_str().to_owned(),
-            message: "the order total overflows 64 bits".into(),
-        })?;
-        data.total_cents = Some(total);
-        Ok(())
+        match participants::reserve_batch(&self.0, requests).await {
+            Ok(answers) => items
+                .into_iter()
+                .zip(answers)
+                .map(|(BatchItem { mut data, .. }, answer)| {
+                    let result = answer
+                        .map_err(|s| participants::inventory_failure(&s))
+                        .and_then(|reserved| apply_reserved(&mut data, &reserved));
+                    (data, result)
+                })
+                .collect(),
+            Err(status) => {
+                tracing::warn!(error = %status.message(), code = ?status.code(), sagas = items.len(), "ReserveBatch failed as a whole; reserving one by one");
+                let mut out = Vec::with_capacity(items.len());
+                for BatchItem { ctx, mut data } in items {
+                    let result = self.call(&ctx, &mut data).await;
+                    out.push((data, result));
+                }
+                out
+            }
+        }
     }
 }
 
@@ -124,23 +169,63 @@ impl Compensation<PlaceOrderData> for ReleaseStock {
     }
 }
 
+fn authorize_request(ctx: &StepContext, data: &PlaceOrderData) -> pay::AuthorizeRequest {
+    pay::AuthorizeRequest {
+        order_id: data.order_id.to_string(),
+        idempotency_key: ctx.idempotency_key.clone(),
+        customer_id: data.customer_id.clone(),
+        amount_cents: data.total_cents.unwrap_or(0),
+        currency: data.currency.clone(),
+    }
+}
+
 #[async_trait::async_trait]
 impl RemoteAction<PlaceOrderData> for AuthorizePayment {
     async fn call(&self, ctx: &StepContext, data: &mut PlaceOrderData) -> Result<(), StepError> {
-        let message = pay::AuthorizeRequest {
-            order_id: data.order_id.to_string(),
-            idempotency_key: ctx.idempotency_key.clone(),
-            customer_id: data.customer_id.clone(),
-            amount_cents: data.total_cents.unwrap_or(0),
-            currency: data.currency.clone(),
-        };
         self.0
             .payment
             .clone()
-            .authorize(request(message, ctx))
+            .authorize(request(authorize_request(ctx, data), ctx))
             .await
             .map_err(|s| participants::payment_failure(&s))?;
         Ok(())
+    }
+
+    fn batched(&self) -> bool {
+        true
+    }
+
+    /// One `AuthorizeBatch` for every saga at this step now; if the call fails as a whole, each
+    /// saga's own `Authorize`.
+    async fn call_many(
+        &self,
+        items: Vec<BatchItem<PlaceOrderData>>,
+    ) -> Vec<(PlaceOrderData, Result<(), StepError>)> {
+        let requests = items
+            .iter()
+            .map(|i| (&i.ctx, authorize_request(&i.ctx, &i.data)))
+            .collect();
+        match participants::authorize_batch(&self.0, requests).await {
+            Ok(answers) => items
+                .into_iter()
+                .zip(answers)
+                .map(|(item, answer)| {
+                    let result = answer
+                        .map(|_| ())
+                        .map_err(|s| participants::payment_failure(&s));
+                    (item.data, result)
+                })
+                .collect(),
+            Err(status) => {
+                tracing::warn!(error = %status.message(), code = ?status.code(), sagas = items.len(), "AuthorizeBatch failed as a whole; authorizing one by one");
+                let mut out = Vec::with_capacity(items.len());
+                for BatchItem { ctx, mut data } in items {
+                    let result = self.call(&ctx, &mut data).await;
+                    out.push((data, result));
+                }
+                out
+            }
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 //! [`consumers`] (adapters) -> [`usecases`] (one transaction each) -> [`domain`] (rules, no I/O)
 //! -> [`store`] (sqlx); [`events`] the payloads.
 
+pub mod batch;
 pub mod config;
 pub mod consumers;
 pub mod domain;
@@ -56,10 +57,9 @@ impl Service for Payment {
         // the saga's commands: only the order service may send them
         shell.grpc(
             GrpcAccess::Services(&["order"]),
-            PaymentServiceServer::with_interceptor(
-                grpc::PaymentGrpc(funds),
-                longship_tenant::grpc::require_tenant,
-            ),
+            // each command reads its tenant itself: from `x-tenant-id` (refused without it), or
+            // per item in a batch
+            PaymentServiceServer::new(grpc::PaymentGrpc(funds)),
         );
         shell.consume(
             consumers::order_confirmed(),

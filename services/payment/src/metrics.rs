@@ -14,10 +14,15 @@ pub const CAPTURE_WITHOUT_AUTHORIZATION: MetricFamily = MetricFamily::counter(
     "payment_capture_without_authorization_total",
     "order_confirmed events that found no authorized payment to capture",
 );
+/// Batched Authorizes that failed as a whole and were handled order by order.
+pub const BATCH_FALLBACKS: MetricFamily = MetricFamily::counter(
+    "payment_batch_fallbacks_total",
+    "Batched Authorize transactions of one tenant that failed as a whole (a database failure, not a decline) and were handled order by order",
+);
 
 /// Describes the families and creates every series at zero.
 pub fn register() {
-    longship_telemetry::describe(&[DECLINES, CAPTURE_WITHOUT_AUTHORIZATION]);
+    longship_telemetry::describe(&[DECLINES, CAPTURE_WITHOUT_AUTHORIZATION, BATCH_FALLBACKS]);
     for decline in [
         Decline::NoAccount,
         Decline::CurrencyMismatch,
@@ -26,4 +31,5 @@ pub fn register() {
         DECLINES.zero(&[("reason", decline.as_str().to_owned())]);
     }
     CAPTURE_WITHOUT_AUTHORIZATION.zero(&[]);
+    BATCH_FALLBACKS.zero(&[]);
 }

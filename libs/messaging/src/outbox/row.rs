@@ -131,6 +131,35 @@ impl OutboxRow {
         )
     }
 
+    /// `INSERT INTO outbox (...) SELECT ... FROM unnest(...)`: every row of `rows` in one
+    /// statement (a set-based command writes the events of many state changes at once). Six
+    /// array parameters whatever the number of rows, so the statement text stays the same.
+    pub fn insert_many(rows: Vec<OutboxRow>, binds: &mut Binds) -> String {
+        let mut ids = Vec::with_capacity(rows.len());
+        let mut tenants = Vec::with_capacity(rows.len());
+        let mut types = Vec::with_capacity(rows.len());
+        let mut versions = Vec::with_capacity(rows.len());
+        let mut payloads = Vec::with_capacity(rows.len());
+        let mut traceparents = Vec::with_capacity(rows.len());
+        for row in rows {
+            ids.push(row.id);
+            tenants.push(row.tenant_id);
+            types.push(row.event_type);
+            versions.push(row.schema_version);
+            payloads.push(row.payload);
+            traceparents.push(row.traceparent);
+        }
+        format!(
+            "{OUTBOX_INSERT} SELECT * FROM unnest({}::uuid[], {}::text[], {}::text[], {}::int[], {}::jsonb[], {}::text[])",
+            binds.push(ids),
+            binds.push(tenants),
+            binds.push(types),
+            binds.push(versions),
+            binds.push(payloads),
+            binds.push(traceparents),
+        )
+    }
+
     fn values(self, binds: &mut Binds) -> String {
         [
             binds.push(self.id),

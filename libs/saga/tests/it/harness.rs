@@ -210,6 +210,7 @@ pub fn fast_config() -> EngineConfig {
         tenant_share: 0.5,
         claim_batch: 64,
         transition_writers: 2,
+        batch_callers: 2,
         gauge_interval: Duration::from_millis(200),
     }
 }
