@@ -77,7 +77,14 @@ impl<D: crate::versions::SagaData> Batches<D> {
             Ok(()) => wait,
             Err(mpsc::error::SendError(pending)) => {
                 // no caller left (the runtime is shutting down): make the call here
-                dispatch(&**definition, step, compensation, vec![pending], self.timeout).await;
+                dispatch(
+                    &**definition,
+                    step,
+                    compensation,
+                    vec![pending],
+                    self.timeout,
+                )
+                .await;
                 wait
             }
         };
@@ -176,11 +183,13 @@ async fn dispatch<D: crate::versions::SagaData>(
         return;
     }
     let span = tracing::info_span!(parent: &batch[0].span, "saga.batch", step = name, compensation, size = batch.len());
-    let (items, answers): (Vec<BatchItem<D>>, Vec<(tracing::Span, oneshot::Sender<Answer<D>>)>) =
-        batch
-            .into_iter()
-            .map(|p| (p.item, (p.span, p.done)))
-            .unzip();
+    let (items, answers): (
+        Vec<BatchItem<D>>,
+        Vec<(tracing::Span, oneshot::Sender<Answer<D>>)>,
+    ) = batch
+        .into_iter()
+        .map(|p| (p.item, (p.span, p.done)))
+        .unzip();
     let n = items.len();
     let fallback: Vec<D> = items.iter().map(|i| i.data.clone()).collect();
     let results = match tokio::time::timeout(timeout, many(def, compensation, items))
@@ -197,7 +206,14 @@ async fn dispatch<D: crate::versions::SagaData>(
             );
             fallback
                 .into_iter()
-                .map(|d| (d, Err(StepError::Transient("no answer for this saga in the batch".into()))))
+                .map(|d| {
+                    (
+                        d,
+                        Err(StepError::Transient(
+                            "no answer for this saga in the batch".into(),
+                        )),
+                    )
+                })
                 .collect()
         }
         Err(_) => fallback
@@ -242,7 +258,12 @@ async fn many<D: crate::versions::SagaData>(
         let Some(c) = &def.compensation else {
             return items
                 .into_iter()
-                .map(|i| (i.data, Err(StepError::Transient("the step has no compensation".into()))))
+                .map(|i| {
+                    (
+                        i.data,
+                        Err(StepError::Transient("the step has no compensation".into())),
+                    )
+                })
                 .collect();
         };
         let results = c.compensate_many(&items).await;
@@ -252,7 +273,12 @@ async fn many<D: crate::versions::SagaData>(
             Action::Remote(a) => a.call_many(items).await,
             Action::Local(_) => items
                 .into_iter()
-                .map(|i| (i.data, Err(StepError::Transient("a local step is not called".into()))))
+                .map(|i| {
+                    (
+                        i.data,
+                        Err(StepError::Transient("a local step is not called".into())),
+                    )
+                })
                 .collect(),
         }
     }

@@ -17,6 +17,7 @@ use uuid::Uuid;
 use crate::batches::Batches;
 use crate::domain::Progress;
 use crate::error::SagaError;
+use crate::local_batches::LocalBatches;
 use crate::running::Execution;
 use crate::slots::Slots;
 use crate::store::{self, ClaimQuery, SagaRow};
@@ -151,6 +152,7 @@ pub(crate) struct Inner<D> {
     pub shutdown: CancellationToken,
     pub transitions: TransitionWriter,
     pub batches: Batches<D>,
+    pub local_batches: LocalBatches<D>,
     pub relay: RelayWake,
     /// Sagas executing in this process, by id: an operator's action stops them.
     pub running: Mutex<HashMap<Uuid, CancellationToken>>,
@@ -195,6 +197,7 @@ impl<D: SagaData> SagaEngine<D> {
         SagaEngine {
             inner: Arc::new(Inner {
                 batches,
+                local_batches: LocalBatches::new(config.batch_callers, MAX_STEP_BATCH),
                 slots: Slots::new(config.concurrency, config.tenant_share),
                 transitions,
                 pool,

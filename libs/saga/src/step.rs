@@ -127,6 +127,11 @@ pub trait RemoteAction<D>: Send + Sync {
 
 /// A step's action that is local database work, run in a transaction scoped to the saga's tenant
 /// that also records the step's success.
+///
+/// An action that can do the work of several sagas of one tenant at once says so with
+/// [`LocalAction::batched`] and implements [`LocalAction::run_many`]; the engine then runs the
+/// sagas that reach the step at the same moment together, in one transaction of their tenant
+/// that also records each one's success.
 #[async_trait::async_trait]
 pub trait LocalAction<D>: Send + Sync {
     /// Does the work through `tx`.
@@ -136,6 +141,29 @@ pub trait LocalAction<D>: Send + Sync {
         tx: &mut PgConnection,
         data: &mut D,
     ) -> Result<(), StepError>;
+
+    /// Whether the engine may run several sagas' work at once.
+    fn batched(&self) -> bool {
+        false
+    }
+
+    /// The work of several sagas, all of `tx`'s tenant, through `tx`. An error fails them all
+    /// (nothing of the transaction is committed) and each saga then runs its own
+    /// [`LocalAction::run`], so a failure that belongs to one saga reaches only that saga. The
+    /// default runs them one by one.
+    async fn run_many(
+        &self,
+        items: &mut [BatchItem<D>],
+        tx: &mut PgConnection,
+    ) -> Result<(), StepError>
+    where
+        D: Send + 'static,
+    {
+        for item in items.iter_mut() {
+            self.run(&item.ctx, &mut *tx, &mut item.data).await?;
+        }
+        Ok(())
+    }
 }
 
 /// Undoes a remote action. Must be idempotent, and must succeed even if the action never ran (the

@@ -38,7 +38,10 @@ pub async fn reserve_many(
     let mut order: Vec<usize> = (0..commands.len()).collect();
     order.sort_by_key(|&i| commands[i].order_id);
     let ids: Vec<Uuid> = order.iter().map(|&i| commands[i].order_id).collect();
-    let currencies: Vec<&str> = order.iter().map(|&i| commands[i].currency.as_str()).collect();
+    let currencies: Vec<&str> = order
+        .iter()
+        .map(|&i| commands[i].currency.as_str())
+        .collect();
     let keys: Vec<&str> = order
         .iter()
         .map(|&i| commands[i].idempotency_key.as_str())
@@ -184,13 +187,15 @@ async fn replays(
                 row.status
             )))
         })?;
-        answers[i] = Some(domain::replay_reserve(status).map(|()| Reserved {
-            order_id: command.order_id,
-            currency: row
-                .currency
-                .clone()
-                .unwrap_or_else(|| command.currency.clone()),
-            lines: row.lines.0.clone(),
+        answers[i] = Some(domain::replay_reserve(status).map(|()| {
+            Reserved {
+                order_id: command.order_id,
+                currency: row
+                    .currency
+                    .clone()
+                    .unwrap_or_else(|| command.currency.clone()),
+                lines: row.lines.0.clone(),
+            }
         }));
     }
     Ok(())
@@ -228,9 +233,8 @@ impl Write {
             lines: planned.to_vec(),
             expires_at,
         };
-        self.events.push(
-            OutboxRow::new(events::STOCK_RESERVED, tenant, &payload).map_err(store::outbox)?,
-        );
+        self.events
+            .push(OutboxRow::new(events::STOCK_RESERVED, tenant, &payload).map_err(store::outbox)?);
         self.orders.push(command.order_id);
         self.lines
             .push(serde_json::to_value(planned).map_err(Error::internal)?);

@@ -60,8 +60,7 @@ fn item_error(error: Error) -> pb::ItemError {
             .unwrap_or_default()
             .to_owned(),
         message: status.message().to_owned(),
-        refusal: longship_errors::refusal_of::<pb::RefusalDetail>(&status)
-            .map_or(0, |d| d.refusal),
+        refusal: longship_errors::refusal_of::<pb::RefusalDetail>(&status).map_or(0, |d| d.refusal),
     }
 }
 
@@ -128,9 +127,9 @@ impl InventoryGrpc {
                     valid.push(order);
                     results.push(None);
                 }
-                Err(e) => results.push(Some(pb::reserve_batch_result::Outcome::Error(
-                    item_error(e),
-                ))),
+                Err(e) => results.push(Some(pb::reserve_batch_result::Outcome::Error(item_error(
+                    e,
+                )))),
             }
         }
         let answers = self.0.reserve_batch(valid).await;
@@ -211,7 +210,9 @@ impl InventoryService for InventoryGrpc {
                 "at most 1000 items per batch",
             )));
         }
-        Ok(Response::new(InventoryGrpc::reserve_batch(self, batch).await))
+        Ok(Response::new(
+            InventoryGrpc::reserve_batch(self, batch).await,
+        ))
     }
 
     async fn release(

@@ -108,7 +108,11 @@ impl Stock {
             let stock = self.clone();
             tasks.spawn(async move {
                 let answers = stock.reserve_group(&tenant, &group).await;
-                group.into_iter().map(|(i, _)| i).zip(answers).collect::<Vec<_>>()
+                group
+                    .into_iter()
+                    .map(|(i, _)| i)
+                    .zip(answers)
+                    .collect::<Vec<_>>()
             });
         }
         while let Some(done) = tasks.join_next().await {
@@ -142,10 +146,8 @@ impl Stock {
     ) -> Vec<Result<Reserved, Error>> {
         let ids: BTreeSet<Uuid> = group.iter().map(|(_, o)| o.order_id).collect();
         if group.len() > 1 && ids.len() == group.len() {
-            let commands: Vec<ReserveCommand> = group
-                .iter()
-                .map(|(_, o)| self.command(o.clone()))
-                .collect();
+            let commands: Vec<ReserveCommand> =
+                group.iter().map(|(_, o)| self.command(o.clone())).collect();
             match self.reserve_set(tenant, &commands).await {
                 Ok(answers) => return answers,
                 Err(e) => {

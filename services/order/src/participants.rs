@@ -117,7 +117,9 @@ pub async fn reserve_batch(
         .await?
         .into_inner();
     if response.results.len() != n {
-        return Err(tonic::Status::internal("ReserveBatch answered another number of items"));
+        return Err(tonic::Status::internal(
+            "ReserveBatch answered another number of items",
+        ));
     }
     Ok(response
         .results
@@ -130,7 +132,9 @@ pub async fn reserve_batch(
                 &e.message,
                 (e.refusal != 0).then_some(inv::RefusalDetail { refusal: e.refusal }),
             )),
-            None => Err(tonic::Status::internal("ReserveBatch answered an empty item")),
+            None => Err(tonic::Status::internal(
+                "ReserveBatch answered an empty item",
+            )),
         })
         .collect())
 }
@@ -157,7 +161,9 @@ pub async fn authorize_batch(
         .await?
         .into_inner();
     if response.results.len() != n {
-        return Err(tonic::Status::internal("AuthorizeBatch answered another number of items"));
+        return Err(tonic::Status::internal(
+            "AuthorizeBatch answered another number of items",
+        ));
     }
     Ok(response
         .results
@@ -170,7 +176,9 @@ pub async fn authorize_batch(
                 &e.message,
                 (e.refusal != 0).then_some(pay::RefusalDetail { refusal: e.refusal }),
             )),
-            None => Err(tonic::Status::internal("AuthorizeBatch answered an empty item")),
+            None => Err(tonic::Status::internal(
+                "AuthorizeBatch answered an empty item",
+            )),
         })
         .collect())
 }

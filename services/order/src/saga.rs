@@ -6,7 +6,8 @@ use longship_messaging::{NewEvent, OutboxError, OutboxRow};
 use longship_proto::inventory::v1 as inv;
 use longship_proto::payment::v1 as pay;
 use longship_saga::{
-    BatchItem, Compensation, LocalAction, RemoteAction, SagaDefinition, SagaInfo, Step, StepContext, StepError,
+    BatchItem, Compensation, LocalAction, RemoteAction, SagaDefinition, SagaInfo, Step,
+    StepContext, StepError,
 };
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
@@ -72,7 +73,10 @@ fn reserve_request(ctx: &StepContext, data: &PlaceOrderData) -> inv::ReserveRequ
 }
 
 /// Takes the prices inventory answered into the saga's data and computes the total.
-fn apply_reserved(data: &mut PlaceOrderData, reserved: &inv::ReserveResponse) -> Result<(), StepError> {
+fn apply_reserved(
+    data: &mut PlaceOrderData,
+    reserved: &inv::ReserveResponse,
+) -> Result<(), StepError> {
     for item in &mut data.items {
         // an answer without a line is repeated (same key, same answer) until the deadline,
         // then compensated like any step whose outcome is unknown
@@ -255,17 +259,47 @@ impl LocalAction<PlaceOrderData> for ConfirmOrder {
         data: &mut PlaceOrderData,
     ) -> Result<(), StepError> {
         let total = data.total_cents.unwrap_or(0);
-        let event = NewEvent::new(events::ORDER_CONFIRMED, &ctx.tenant, &data.confirmed())
-            .map_err(OutboxError::from)
-            .and_then(|e| {
-                OutboxRow::from_event(e.with_schema_version(events::ORDER_CONFIRMED_VERSION))
-            })
-            .map_err(|e| StepError::Transient(e.to_string()))?;
+        let event = confirmed_event(ctx, data)?;
         store::confirm(tx, &ctx.tenant, data.order_id, &data.items, total, event)
             .await
             .map_err(|e| StepError::Transient(e.to_string()))?;
         Ok(())
     }
+
+    fn batched(&self) -> bool {
+        true
+    }
+
+    /// The orders of every saga at this step now (all of `tx`'s tenant), in one statement.
+    async fn run_many(
+        &self,
+        items: &mut [BatchItem<PlaceOrderData>],
+        tx: &mut PgConnection,
+    ) -> Result<(), StepError> {
+        let Some(tenant) = items.first().map(|i| i.ctx.tenant.clone()) else {
+            return Ok(());
+        };
+        let mut confirmations = Vec::with_capacity(items.len());
+        for item in items.iter() {
+            let data = &item.data;
+            confirmations.push(store::Confirmation {
+                id: data.order_id,
+                items: data.items.clone(),
+                total: data.total_cents.unwrap_or(0),
+                event: confirmed_event(&item.ctx, data)?,
+            });
+        }
+        store::confirm_many(tx, &tenant, confirmations)
+            .await
+            .map_err(|e| StepError::Transient(e.to_string()))
+    }
+}
+
+fn confirmed_event(ctx: &StepContext, data: &PlaceOrderData) -> Result<OutboxRow, StepError> {
+    NewEvent::new(events::ORDER_CONFIRMED, &ctx.tenant, &data.confirmed())
+        .map_err(OutboxError::from)
+        .and_then(|e| OutboxRow::from_event(e.with_schema_version(events::ORDER_CONFIRMED_VERSION)))
+        .map_err(|e| StepError::Transient(e.to_string()))
 }
 
 /// The place-order saga, version 1.

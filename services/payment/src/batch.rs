@@ -209,9 +209,8 @@ impl Write {
             None => events::PAYMENT_AUTHORIZED,
             Some(_) => events::PAYMENT_DECLINED,
         };
-        self.events.push(
-            OutboxRow::new(event_type, tenant, &payment.event()).map_err(store::outbox)?,
-        );
+        self.events
+            .push(OutboxRow::new(event_type, tenant, &payment.event()).map_err(store::outbox)?);
         self.ids.push(payment.id);
         self.orders.push(payment.order_id);
         self.customers.push(payment.customer_id.clone());

@@ -75,8 +75,7 @@ fn item_error(status: Status) -> pb::ItemError {
             .unwrap_or_default()
             .to_owned(),
         message: status.message().to_owned(),
-        refusal: longship_errors::refusal_of::<pb::RefusalDetail>(&status)
-            .map_or(0, |d| d.refusal),
+        refusal: longship_errors::refusal_of::<pb::RefusalDetail>(&status).map_or(0, |d| d.refusal),
     }
 }
 
@@ -89,9 +88,9 @@ fn batch_item(item: pb::AuthorizeBatchItem) -> Result<(TenantId, AuthorizeComman
             "tenant_id must match [a-z0-9][a-z0-9-]{0,62}",
         ))
     })?;
-    let r = item.request.ok_or_else(|| {
-        status(Error::invalid_field("request", "required", "is required"))
-    })?;
+    let r = item
+        .request
+        .ok_or_else(|| status(Error::invalid_field("request", "required", "is required")))?;
     let order_id = Uuid::parse_str(&r.order_id)
         .map_err(|_| status(Error::invalid_field("order_id", "format", "must be a UUID")))?;
     Ok((
@@ -156,7 +155,9 @@ impl PaymentService for PaymentGrpc {
                 "at most 1000 items per batch",
             )));
         }
-        Ok(Response::new(PaymentGrpc::authorize_batch(self, batch).await))
+        Ok(Response::new(
+            PaymentGrpc::authorize_batch(self, batch).await,
+        ))
     }
 
     async fn authorize(

@@ -110,7 +110,11 @@ impl Funds {
             let funds = self.clone();
             tasks.spawn(async move {
                 let answers = funds.authorize_group(&tenant, &group).await;
-                group.into_iter().map(|(i, _)| i).zip(answers).collect::<Vec<_>>()
+                group
+                    .into_iter()
+                    .map(|(i, _)| i)
+                    .zip(answers)
+                    .collect::<Vec<_>>()
             });
         }
         while let Some(done) = tasks.join_next().await {
