@@ -191,35 +191,35 @@ async fn dispatch<D: crate::versions::SagaData>(
         .map(|p| (p.item, (p.span, p.done)))
         .unzip();
     let n = items.len();
-    let fallback: Vec<D> = items.iter().map(|i| i.data.clone()).collect();
-    let results = match tokio::time::timeout(timeout, many(def, compensation, items))
+    let retry = items.clone();
+    let outcome = tokio::time::timeout(timeout, many(def, compensation, items))
         .instrument(span)
-        .await
-    {
-        Ok(results) if results.len() == n => results,
-        Ok(results) => {
-            tracing::warn!(
-                step = name,
-                asked = n,
-                answered = results.len(),
-                "a batched step answered another number of results than it was given"
-            );
-            fallback
-                .into_iter()
-                .map(|d| {
-                    (
-                        d,
-                        Err(StepError::Transient(
-                            "no answer for this saga in the batch".into(),
-                        )),
-                    )
-                })
-                .collect()
+        .await;
+    let results = match outcome {
+        Ok(Ok(results)) if results.len() == n => results,
+        failed => {
+            let why = match failed {
+                Ok(Ok(results)) => format!("answered {} results for {n} sagas", results.len()),
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => format!("timed out after {timeout:?}"),
+            };
+            metrics::counter!("saga_step_batch_fallbacks_total", "step" => name).increment(1);
+            tracing::warn!(step = name, sagas = n, error = %why, "a batched call failed as a whole; calling for each saga on its own");
+            // each saga's own call, with its own timeout, in its own span
+            let mut results = Vec::with_capacity(n);
+            for (BatchItem { ctx, mut data }, (span, _)) in retry.into_iter().zip(&answers) {
+                let result =
+                    match tokio::time::timeout(timeout, single(def, compensation, &ctx, &mut data))
+                        .instrument(span.clone())
+                        .await
+                    {
+                        Ok(r) => r,
+                        Err(_) => Err(timed_out(timeout)),
+                    };
+                results.push((data, result));
+            }
+            results
         }
-        Err(_) => fallback
-            .into_iter()
-            .map(|d| (d, Err(timed_out(timeout))))
-            .collect(),
     };
     for ((_, done), answer) in answers.into_iter().zip(results) {
         let _ = done.send(answer);
@@ -253,33 +253,17 @@ async fn many<D: crate::versions::SagaData>(
     def: &crate::step::Step<D>,
     compensation: bool,
     items: Vec<BatchItem<D>>,
-) -> Vec<Answer<D>> {
+) -> Result<Vec<Answer<D>>, StepError> {
     if compensation {
         let Some(c) = &def.compensation else {
-            return items
-                .into_iter()
-                .map(|i| {
-                    (
-                        i.data,
-                        Err(StepError::Transient("the step has no compensation".into())),
-                    )
-                })
-                .collect();
+            return Err(StepError::Transient("the step has no compensation".into()));
         };
-        let results = c.compensate_many(&items).await;
-        items.into_iter().map(|i| i.data).zip(results).collect()
+        let results = c.compensate_many(&items).await?;
+        Ok(items.into_iter().map(|i| i.data).zip(results).collect())
     } else {
         match &def.action {
             Action::Remote(a) => a.call_many(items).await,
-            Action::Local(_) => items
-                .into_iter()
-                .map(|i| {
-                    (
-                        i.data,
-                        Err(StepError::Transient("a local step is not called".into())),
-                    )
-                })
-                .collect(),
+            Action::Local(_) => Err(StepError::Transient("a local step is not called".into())),
         }
     }
 }

@@ -111,8 +111,13 @@ pub trait RemoteAction<D>: Send + Sync {
 
     /// The calls of several sagas, each answered on its own (in `items`' order, with the data as
     /// the call left it), exactly as [`RemoteAction::call`] would answer it: one saga's refusal
-    /// or failure never fails another's. The default makes them one by one.
-    async fn call_many(&self, items: Vec<BatchItem<D>>) -> Vec<(D, Result<(), StepError>)>
+    /// or failure never fails another's. `Err`: the call failed as a whole (the participant is
+    /// unreachable, does not know the batch call, answered another number of items); the engine
+    /// then makes each saga's own [`RemoteAction::call`]. The default makes them one by one.
+    async fn call_many(
+        &self,
+        items: Vec<BatchItem<D>>,
+    ) -> Result<Vec<(D, Result<(), StepError>)>, StepError>
     where
         D: Send + 'static,
     {
@@ -121,7 +126,7 @@ pub trait RemoteAction<D>: Send + Sync {
             let result = self.call(&ctx, &mut data).await;
             out.push((data, result));
         }
-        out
+        Ok(out)
     }
 }
 
@@ -182,9 +187,13 @@ pub trait Compensation<D>: Send + Sync {
         false
     }
 
-    /// The undo calls of several sagas, each answered on its own, in `items`' order. The default
-    /// makes them one by one.
-    async fn compensate_many(&self, items: &[BatchItem<D>]) -> Vec<Result<(), StepError>>
+    /// The undo calls of several sagas, each answered on its own, in `items`' order; `Err`: the
+    /// call failed as a whole (the engine then makes each saga's own
+    /// [`Compensation::compensate`]). The default makes them one by one.
+    async fn compensate_many(
+        &self,
+        items: &[BatchItem<D>],
+    ) -> Result<Vec<Result<(), StepError>>, StepError>
     where
         D: Sync + 'static,
     {
@@ -192,7 +201,7 @@ pub trait Compensation<D>: Send + Sync {
         for item in items {
             out.push(self.compensate(&item.ctx, &item.data).await);
         }
-        out
+        Ok(out)
     }
 }
 

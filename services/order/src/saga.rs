@@ -122,37 +122,29 @@ impl RemoteAction<PlaceOrderData> for ReserveStock {
         true
     }
 
-    /// One `ReserveBatch` for every saga at this step now; if the call fails as a whole, each
-    /// saga's own `Reserve`.
+    /// One `ReserveBatch` for every saga at this step now (if it fails as a whole, the engine
+    /// makes each saga's own `Reserve`).
     async fn call_many(
         &self,
         items: Vec<BatchItem<PlaceOrderData>>,
-    ) -> Vec<(PlaceOrderData, Result<(), StepError>)> {
+    ) -> Result<Vec<(PlaceOrderData, Result<(), StepError>)>, StepError> {
         let requests = items
             .iter()
             .map(|i| (&i.ctx, reserve_request(&i.ctx, &i.data)))
             .collect();
-        match participants::reserve_batch(&self.0, requests).await {
-            Ok(answers) => items
-                .into_iter()
-                .zip(answers)
-                .map(|(BatchItem { mut data, .. }, answer)| {
-                    let result = answer
-                        .map_err(|s| participants::inventory_failure(&s))
-                        .and_then(|reserved| apply_reserved(&mut data, &reserved));
-                    (data, result)
-                })
-                .collect(),
-            Err(status) => {
-                tracing::warn!(error = %status.message(), code = ?status.code(), sagas = items.len(), "ReserveBatch failed as a whole; reserving one by one");
-                let mut out = Vec::with_capacity(items.len());
-                for BatchItem { ctx, mut data } in items {
-                    let result = self.call(&ctx, &mut data).await;
-                    out.push((data, result));
-                }
-                out
-            }
-        }
+        let answers = participants::reserve_batch(&self.0, requests)
+            .await
+            .map_err(|s| participants::compensation_failure(&s))?;
+        Ok(items
+            .into_iter()
+            .zip(answers)
+            .map(|(BatchItem { mut data, .. }, answer)| {
+                let result = answer
+                    .map_err(|s| participants::inventory_failure(&s))
+                    .and_then(|reserved| apply_reserved(&mut data, &reserved));
+                (data, result)
+            })
+            .collect())
     }
 }
 
@@ -199,37 +191,29 @@ impl RemoteAction<PlaceOrderData> for AuthorizePayment {
         true
     }
 
-    /// One `AuthorizeBatch` for every saga at this step now; if the call fails as a whole, each
-    /// saga's own `Authorize`.
+    /// One `AuthorizeBatch` for every saga at this step now (if it fails as a whole, the engine
+    /// makes each saga's own `Authorize`).
     async fn call_many(
         &self,
         items: Vec<BatchItem<PlaceOrderData>>,
-    ) -> Vec<(PlaceOrderData, Result<(), StepError>)> {
+    ) -> Result<Vec<(PlaceOrderData, Result<(), StepError>)>, StepError> {
         let requests = items
             .iter()
             .map(|i| (&i.ctx, authorize_request(&i.ctx, &i.data)))
             .collect();
-        match participants::authorize_batch(&self.0, requests).await {
-            Ok(answers) => items
-                .into_iter()
-                .zip(answers)
-                .map(|(item, answer)| {
-                    let result = answer
-                        .map(|_| ())
-                        .map_err(|s| participants::payment_failure(&s));
-                    (item.data, result)
-                })
-                .collect(),
-            Err(status) => {
-                tracing::warn!(error = %status.message(), code = ?status.code(), sagas = items.len(), "AuthorizeBatch failed as a whole; authorizing one by one");
-                let mut out = Vec::with_capacity(items.len());
-                for BatchItem { ctx, mut data } in items {
-                    let result = self.call(&ctx, &mut data).await;
-                    out.push((data, result));
-                }
-                out
-            }
-        }
+        let answers = participants::authorize_batch(&self.0, requests)
+            .await
+            .map_err(|s| participants::compensation_failure(&s))?;
+        Ok(items
+            .into_iter()
+            .zip(answers)
+            .map(|(item, answer)| {
+                let result = answer
+                    .map(|_| ())
+                    .map_err(|s| participants::payment_failure(&s));
+                (item.data, result)
+            })
+            .collect())
     }
 }
 

@@ -12,6 +12,7 @@ fn script(one: &str) -> Script {
     Script {
         actions: HashMap::from([("One".to_owned(), vec![one.to_owned()])]),
         compensations: HashMap::new(),
+        batch_fails: false,
     }
 }
 
@@ -84,6 +85,44 @@ async fn concurrent_sagas_share_calls_and_each_gets_its_own_outcome() {
     assert!(
         largest_one > 1,
         "the sagas that waited behind the paused call went together: {batches:?}"
+    );
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn a_batched_call_that_fails_as_a_whole_falls_back_to_each_sagas_own_call() {
+    let h = Harness::new().await;
+    let shutdown = CancellationToken::new();
+    let engine = h.engine(fast_config(), &shutdown);
+    // the first saga holds the caller of One; the others queue behind it and go together, and
+    // one of them makes that batched call fail as a whole
+    let first = h.start(&engine, script("pause"), true).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        let mut s = script("ok");
+        s.batch_fails = i == 3;
+        ids.push(h.start(&engine, s, true).await);
+    }
+    assert_eq!(h.wait_terminal(first).await.0, "COMPLETED");
+    for (i, id) in ids.iter().enumerate() {
+        let (status, _, _) = h.wait_terminal(*id).await;
+        assert_eq!(status, "COMPLETED", "saga {i}");
+        // the failed batch made no call; each saga then made its own, once per step
+        assert_eq!(
+            h.calls(*id),
+            [
+                ("One".into(), false),
+                ("Two".into(), false),
+                ("Three".into(), false)
+            ],
+            "saga {i}"
+        );
+    }
+    let batches = h.recorder.batches.lock().expect("lock").clone();
+    assert!(
+        batches.iter().any(|(step, _, n)| step == "One" && *n > 1),
+        "the queued sagas went together at One: {batches:?}"
     );
     shutdown.cancel();
 }

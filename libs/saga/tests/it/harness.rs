@@ -23,6 +23,9 @@ use uuid::Uuid;
 pub struct Script {
     pub actions: HashMap<String, Vec<String>>,
     pub compensations: HashMap<String, Vec<String>>,
+    /// A batched call carrying this saga fails as a whole.
+    #[serde(default)]
+    pub batch_fails: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,19 +146,25 @@ impl RemoteAction<Script> for Scripted {
     async fn call_many(
         &self,
         items: Vec<BatchItem<Script>>,
-    ) -> Vec<(Script, Result<(), StepError>)> {
+    ) -> Result<Vec<(Script, Result<(), StepError>)>, StepError> {
         self.recorder
             .batches
             .lock()
             .expect("lock")
             .push((self.name.into(), false, items.len()));
+        // `batch: fail` in a saga's script fails the whole batched call it is in
+        if items.iter().any(|i| i.data.batch_fails) {
+            return Err(StepError::Transient(
+                "the batched call failed as a whole".into(),
+            ));
+        }
         let calls = items
             .into_iter()
             .map(|BatchItem { ctx, mut data }| async move {
                 let result = self.call(&ctx, &mut data).await;
                 (data, result)
             });
-        futures::future::join_all(calls).await
+        Ok(futures::future::join_all(calls).await)
     }
 }
 
@@ -170,13 +179,16 @@ impl Compensation<Script> for Scripted {
         true
     }
 
-    async fn compensate_many(&self, items: &[BatchItem<Script>]) -> Vec<Result<(), StepError>> {
+    async fn compensate_many(
+        &self,
+        items: &[BatchItem<Script>],
+    ) -> Result<Vec<Result<(), StepError>>, StepError> {
         self.recorder
             .batches
             .lock()
             .expect("lock")
             .push((self.name.into(), true, items.len()));
-        futures::future::join_all(items.iter().map(|i| self.compensate(&i.ctx, &i.data))).await
+        Ok(futures::future::join_all(items.iter().map(|i| self.compensate(&i.ctx, &i.data))).await)
     }
 }
 
@@ -401,6 +413,7 @@ pub fn script(actions: &[(&str, &[&str])], compensations: &[(&str, &[&str])]) ->
     Script {
         actions: conv(actions),
         compensations: conv(compensations),
+        batch_fails: false,
     }
 }
 
