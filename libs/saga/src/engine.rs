@@ -81,7 +81,7 @@ impl Default for EngineConfig {
             tenant_share: 0.5,
             claim_batch: 64,
             transition_writers: 2,
-            batch_callers: 2,
+            batch_callers: 1,
             gauge_interval: Duration::from_secs(15),
         }
     }
