@@ -61,8 +61,10 @@ pub struct EngineConfig {
     /// time share one statement and one commit (see `transitions.rs`).
     pub transition_writers: usize,
     /// Calls in flight per batched step (a step whose action or compensation offers
-    /// `call_many`): the sagas that reach the step while these are busy go together in the next
-    /// call (see `batches.rs`).
+    /// `call_many`, or a local step offering `run_many`): the sagas that reach the step while these
+    /// are busy go together in the next call (see `batches.rs`). A call in flight holds its caller
+    /// until it answers or times out (`step_timeout`), so the sagas queued behind a slow call wait
+    /// with it; one caller gives the largest batches.
     pub batch_callers: usize,
     /// How often the stuck-saga gauges are refreshed.
     pub gauge_interval: Duration,
