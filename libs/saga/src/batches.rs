@@ -35,6 +35,9 @@ struct Pending<D> {
 
 type Queue<D> = mpsc::UnboundedSender<Pending<D>>;
 
+/// A saga waiting for its answer: its span and where the answer goes.
+type Waiter<D> = (tracing::Span, oneshot::Sender<Answer<D>>);
+
 /// The queues of the batched steps of one engine (started on first use).
 pub(crate) struct Batches<D> {
     queues: Mutex<HashMap<Key, Queue<D>>>,
@@ -183,10 +186,7 @@ async fn dispatch<D: crate::versions::SagaData>(
         return;
     }
     let span = tracing::info_span!(parent: &batch[0].span, "saga.batch", step = name, compensation, size = batch.len());
-    let (items, answers): (
-        Vec<BatchItem<D>>,
-        Vec<(tracing::Span, oneshot::Sender<Answer<D>>)>,
-    ) = batch
+    let (items, answers): (Vec<BatchItem<D>>, Vec<Waiter<D>>) = batch
         .into_iter()
         .map(|p| (p.item, (p.span, p.done)))
         .unzip();

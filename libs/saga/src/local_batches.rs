@@ -23,9 +23,8 @@ use uuid::Uuid;
 
 use crate::domain::Progress;
 use crate::error::SagaError;
-use crate::execution::transition_of;
 use crate::step::{Action, BatchItem, SagaDefinition};
-use crate::store::statement_many;
+use crate::store::{Transition, statement_many};
 use crate::versions::SagaData;
 
 /// A saga's local step, with the progress it records when the step succeeds.
@@ -47,6 +46,8 @@ struct Pending<D> {
     done: oneshot::Sender<Option<Done<D>>>,
 }
 
+type Queue<D> = mpsc::UnboundedSender<Pending<D>>;
+
 /// Where the callers of a local step write.
 #[derive(Clone)]
 pub(crate) struct Target {
@@ -57,7 +58,7 @@ pub(crate) struct Target {
 
 /// The queues of the batched local steps of one engine (started on first use).
 pub(crate) struct LocalBatches<D> {
-    queues: Mutex<HashMap<(u32, usize), mpsc::UnboundedSender<Pending<D>>>>,
+    queues: Mutex<HashMap<(u32, usize), Queue<D>>>,
     callers: usize,
     max_batch: usize,
 }
@@ -192,7 +193,7 @@ async fn run_group<D: SagaData>(
         let mut transitions = Vec::with_capacity(rest.len());
         for ((id, claim, progress, _), item) in rest.iter().zip(&items) {
             let mut progress = progress.clone();
-            transitions.push(transition_of(*id, claim, &mut progress, &item.data, now)?);
+            transitions.push(Transition::of(*id, claim, &mut progress, &item.data, now)?);
             recorded.push(progress);
         }
         let refs: Vec<_> = transitions.iter().collect();
