@@ -199,6 +199,33 @@ mod tests {
     }
 
     #[test]
+    fn many_rows_bind_six_arrays_whatever_their_number() {
+        let rows = |n: usize| -> Vec<OutboxRow> {
+            (0..n)
+                .map(|_| {
+                    OutboxRow::new("orders.v1.order_confirmed", &acme(), &serde_json::json!({}))
+                        .unwrap_or_else(|e| unreachable!("{e}"))
+                })
+                .collect()
+        };
+        let mut two = Binds::new();
+        let mut five = Binds::new();
+        let sql_two = OutboxRow::insert_many(rows(2), &mut two);
+        let sql_five = OutboxRow::insert_many(rows(5), &mut five);
+        assert_eq!(
+            sql_two, sql_five,
+            "one statement text for any number of rows"
+        );
+        assert!(
+            sql_two.contains(
+                "unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::jsonb[], $6::text[])"
+            ),
+            "{sql_two}"
+        );
+        assert_eq!((two.len(), five.len()), (6, 6));
+    }
+
+    #[test]
     fn bad_types_and_oversized_payloads_are_refused() {
         assert!(matches!(
             OutboxRow::new("orders.placed", &acme(), &1),
