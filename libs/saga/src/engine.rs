@@ -14,8 +14,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
+use crate::batches::Batches;
 use crate::domain::Progress;
 use crate::error::SagaError;
+use crate::local_batches::LocalBatches;
 use crate::running::Execution;
 use crate::slots::Slots;
 use crate::store::{self, ClaimQuery, SagaRow};
@@ -24,6 +26,9 @@ use crate::versions::{SagaData, SagaVersions};
 
 /// The most transitions one statement writes.
 const MAX_TRANSITION_BATCH: usize = 128;
+
+/// The most sagas one batched step call carries.
+const MAX_STEP_BATCH: usize = 128;
 
 /// The Postgres channel on which operator actions (retry, cancel) name the saga they changed, so
 /// the replica executing it stops at once instead of at its next transition.
@@ -55,6 +60,12 @@ pub struct EngineConfig {
     /// Connections that write saga transitions; the transitions of sagas that record at the same
     /// time share one statement and one commit (see `transitions.rs`).
     pub transition_writers: usize,
+    /// Calls in flight per batched step (a step whose action or compensation offers
+    /// `call_many`, or a local step offering `run_many`): the sagas that reach the step while these
+    /// are busy go together in the next call (see `batches.rs`). A call in flight holds its caller
+    /// until it answers or times out (`step_timeout`), so the sagas queued behind a slow call wait
+    /// with it; one caller gives the largest batches.
+    pub batch_callers: usize,
     /// How often the stuck-saga gauges are refreshed.
     pub gauge_interval: Duration,
 }
@@ -72,6 +83,7 @@ impl Default for EngineConfig {
             tenant_share: 0.5,
             claim_batch: 64,
             transition_writers: 2,
+            batch_callers: 1,
             gauge_interval: Duration::from_secs(15),
         }
     }
@@ -141,6 +153,8 @@ pub(crate) struct Inner<D> {
     pub tasks: TaskTracker,
     pub shutdown: CancellationToken,
     pub transitions: TransitionWriter,
+    pub batches: Batches<D>,
+    pub local_batches: LocalBatches<D>,
     pub relay: RelayWake,
     /// Sagas executing in this process, by id: an operator's action stops them.
     pub running: Mutex<HashMap<Uuid, CancellationToken>>,
@@ -181,8 +195,11 @@ impl<D: SagaData> SagaEngine<D> {
             config.transition_writers,
             MAX_TRANSITION_BATCH,
         );
+        let batches = Batches::new(config.batch_callers, MAX_STEP_BATCH, config.step_timeout);
         SagaEngine {
             inner: Arc::new(Inner {
+                batches,
+                local_batches: LocalBatches::new(config.batch_callers, MAX_STEP_BATCH),
                 slots: Slots::new(config.concurrency, config.tenant_share),
                 transitions,
                 pool,

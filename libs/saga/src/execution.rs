@@ -11,8 +11,9 @@ use tracing::Instrument;
 use crate::domain::{Next, backoff};
 use crate::engine::SagaEngine;
 use crate::error::SagaError;
+use crate::local_batches::{LocalCall, Target as LocalTarget};
 use crate::running::Execution;
-use crate::step::{Action, SagaInfo, StepContext, StepError};
+use crate::step::{Action, BatchItem, SagaInfo, StepContext, StepError};
 use crate::store::{self, Transition};
 use crate::versions::{SagaData, Version};
 
@@ -124,9 +125,32 @@ impl<D: SagaData> SagaEngine<D> {
                     let ctx = self.context(exec, version.names[step], attempt, false);
                     let mut data = exec.data.clone();
                     let started = Instant::now();
-                    let result = self
-                        .timed(action.call(&ctx, &mut data), ctx.step, "action")
-                        .await;
+                    let result = if action.batched() {
+                        // with whatever other sagas call this step now (see `batches.rs`)
+                        let item = BatchItem {
+                            ctx: ctx.clone(),
+                            data: data.clone(),
+                        };
+                        let call = self.inner.batches.call(
+                            exec.version,
+                            &version.definition,
+                            step,
+                            false,
+                            item,
+                        );
+                        self.timed(
+                            async {
+                                data = call.await?;
+                                Ok(())
+                            },
+                            ctx.step,
+                            "action",
+                        )
+                        .await
+                    } else {
+                        self.timed(action.call(&ctx, &mut data), ctx.step, "action")
+                            .await
+                    };
                     metrics::histogram!("saga_step_duration_seconds", "step" => ctx.step)
                         .record(started.elapsed().as_secs_f64());
                     match result {
@@ -151,13 +175,28 @@ impl<D: SagaData> SagaEngine<D> {
                     )));
                 };
                 let ctx = self.context(exec, version.names[step], attempt, true);
-                let result = self
-                    .timed(
+                let result = if compensation.batched() {
+                    let item = BatchItem {
+                        ctx: ctx.clone(),
+                        data: exec.data.clone(),
+                    };
+                    let call = self.inner.batches.call(
+                        exec.version,
+                        &version.definition,
+                        step,
+                        true,
+                        item,
+                    );
+                    self.timed(async { call.await.map(|_| ()) }, ctx.step, "compensation")
+                        .await
+                } else {
+                    self.timed(
                         compensation.compensate(&ctx, &exec.data),
                         ctx.step,
                         "compensation",
                     )
-                    .await;
+                    .await
+                };
                 match result {
                     Ok(()) => {
                         exec.progress.compensation_succeeded(step, &version.shapes);
@@ -218,6 +257,41 @@ impl<D: SagaData> SagaEngine<D> {
     ) -> Result<Flow, SagaError> {
         let ctx = self.context(exec, version.names[step], attempt, false);
         let span = tracing::info_span!("saga.step", step = ctx.step, attempt, phase = "action");
+        if action.batched() {
+            // with whatever other sagas run this step now (see `local_batches.rs`)
+            let mut progress = exec.progress.clone();
+            progress.action_succeeded(step);
+            let call = LocalCall {
+                item: BatchItem {
+                    ctx: ctx.clone(),
+                    data: exec.data.clone(),
+                },
+                id: exec.id,
+                claim: exec.claim.clone(),
+                progress,
+            };
+            let target = LocalTarget {
+                pool: self.inner.pool.clone(),
+                lease: self.inner.config.lease,
+                relay: self.inner.relay.clone(),
+            };
+            let done = self
+                .inner
+                .local_batches
+                .run(exec.version, &version.definition, step, &target, call)
+                .instrument(span.clone())
+                .await;
+            if let Some((data, progress)) = done {
+                exec.data = data;
+                exec.progress = progress;
+                if exec.progress.status.is_terminal() {
+                    self.after_terminal(exec);
+                    return Ok(Flow::Stop);
+                }
+                return Ok(Flow::Continue);
+            }
+            // not done together: on its own, exactly as an unbatched step
+        }
         let mut tx = longship_tenant::begin(&self.inner.pool, &exec.tenant).await?;
         let mut data = exec.data.clone();
         match action.run(&ctx, &mut tx, &mut data).instrument(span).await {
@@ -388,22 +462,13 @@ impl<D: SagaData> SagaEngine<D> {
         exec: &mut Execution<D>,
         next_attempt_at: DateTime<Utc>,
     ) -> Result<(), SagaError> {
-        let progress = &mut exec.progress;
-        let transition = Transition {
-            id: exec.id,
-            claim: exec.claim.clone(),
-            status: progress.status.as_str(),
-            data: serde_json::to_value(&exec.data)?,
-            steps: serde_json::to_value(&progress.steps)?,
-            step_index: progress.step_index as i32,
-            failure_reason: progress.failure_reason.clone(),
+        let transition = Transition::of(
+            exec.id,
+            &exec.claim,
+            &mut exec.progress,
+            &exec.data,
             next_attempt_at,
-            terminal: progress.status.is_terminal(),
-            current_step: progress.current_step().map(str::to_owned),
-            attempts: progress.current_attempts() as i32,
-            last_error: progress.last_error().map(str::to_owned),
-            history: progress.take_events(),
-        };
+        )?;
         let written = match tx {
             Some(tx) => transition
                 .statement(self.inner.config.lease)?

@@ -33,11 +33,13 @@
 
 pub mod admin;
 mod admin_http;
+mod batches;
 pub mod domain;
 mod engine;
 mod error;
 mod execution;
 mod gauges;
+mod local_batches;
 mod metric_families;
 mod running;
 mod slots;
@@ -53,7 +55,8 @@ pub use engine::{EngineConfig, OPERATOR_CHANNEL, SagaEngine, StartedSaga};
 pub use error::SagaError;
 pub use gauges::{AGE_BUCKETS, STUCK_SQL};
 pub use step::{
-    Compensation, LocalAction, RemoteAction, SagaDefinition, SagaInfo, Step, StepContext, StepError,
+    BatchItem, Compensation, LocalAction, RemoteAction, SagaDefinition, SagaInfo, Step,
+    StepContext, StepError,
 };
 pub use store::{ENGINE_ACTOR, SagaRow};
 pub use versions::{SagaData, SagaVersions};

@@ -31,6 +31,16 @@ pub(crate) const TRANSITION_BATCH_SIZE: MetricFamily = MetricFamily::histogram(
     "saga_transition_batch_size",
     "Saga transitions written per statement and commit (group commit of concurrent sagas)",
 );
+/// Sagas per batched step call.
+pub(crate) const STEP_BATCH_SIZE: MetricFamily = MetricFamily::histogram(
+    "saga_step_batch_size",
+    "Sagas served per call of a batched step (the calls of concurrent sagas to one step go together), by step",
+);
+/// Batched calls that failed as a whole.
+pub(crate) const STEP_BATCH_FALLBACKS: MetricFamily = MetricFamily::counter(
+    "saga_step_batch_fallbacks_total",
+    "Batched step calls that failed as a whole (unreachable, unknown to the participant, timed out) after which each saga made its own call, by step",
+);
 /// Failed compensation attempts.
 pub(crate) const COMPENSATION_FAILURES: MetricFamily = MetricFamily::counter(
     "saga_compensation_failures_total",
@@ -61,6 +71,8 @@ pub(crate) fn zero(saga_type: &'static str, version: u32, steps: &[(&'static str
         STEP_DURATION,
         STEP_RETRIES,
         TRANSITION_BATCH_SIZE,
+        STEP_BATCH_SIZE,
+        STEP_BATCH_FALLBACKS,
         COMPENSATION_FAILURES,
         STUCK,
         WAITING_FOR_VERSION,
@@ -91,6 +103,9 @@ pub(crate) fn zero(saga_type: &'static str, version: u32, steps: &[(&'static str
         }
         if *compensable {
             COMPENSATION_FAILURES.zero(&label);
+        }
+        if *remote {
+            STEP_BATCH_FALLBACKS.zero(&label);
         }
     }
     TRANSITION_BATCH_SIZE.zero(&[]);

@@ -82,16 +82,61 @@ impl std::fmt::Display for StepError {
     }
 }
 
+/// One saga's call in a batch ([`RemoteAction::call_many`], [`Compensation::compensate_many`]):
+/// its context and its data (which an action may update, as [`RemoteAction::call`] does).
+#[derive(Debug, Clone)]
+pub struct BatchItem<D> {
+    /// The saga's step context (its own tenant and idempotency key).
+    pub ctx: StepContext,
+    /// The saga's data.
+    pub data: D,
+}
+
 /// A step's action that calls another service. No transaction is held while it runs; it may
 /// update the saga's data (e.g. with prices a participant returned).
+///
+/// An action that can serve several sagas with one call says so with [`RemoteAction::batched`]
+/// and implements [`RemoteAction::call_many`]; the engine then hands it the calls of this step
+/// that sagas in flight make at the same moment (never waiting for more: a lone saga's call goes
+/// at once, through [`RemoteAction::call`]).
 #[async_trait::async_trait]
 pub trait RemoteAction<D>: Send + Sync {
     /// Makes the call (with `ctx.idempotency_key`, so a repeated call is a no-op at the participant).
     async fn call(&self, ctx: &StepContext, data: &mut D) -> Result<(), StepError>;
+
+    /// Whether the engine may hand this action several sagas' calls at once.
+    fn batched(&self) -> bool {
+        false
+    }
+
+    /// The calls of several sagas, each answered on its own (in `items`' order, with the data as
+    /// the call left it), exactly as [`RemoteAction::call`] would answer it: one saga's refusal
+    /// or failure never fails another's. `Err`: the call failed as a whole (the participant is
+    /// unreachable, does not know the batch call, answered another number of items); the engine
+    /// then makes each saga's own [`RemoteAction::call`]. The default makes them one by one.
+    async fn call_many(
+        &self,
+        items: Vec<BatchItem<D>>,
+    ) -> Result<Vec<(D, Result<(), StepError>)>, StepError>
+    where
+        D: Send + 'static,
+    {
+        let mut out = Vec::with_capacity(items.len());
+        for BatchItem { ctx, mut data } in items {
+            let result = self.call(&ctx, &mut data).await;
+            out.push((data, result));
+        }
+        Ok(out)
+    }
 }
 
 /// A step's action that is local database work, run in a transaction scoped to the saga's tenant
 /// that also records the step's success.
+///
+/// An action that can do the work of several sagas of one tenant at once says so with
+/// [`LocalAction::batched`] and implements [`LocalAction::run_many`]; the engine then runs the
+/// sagas that reach the step at the same moment together, in one transaction of their tenant
+/// that also records each one's success.
 #[async_trait::async_trait]
 pub trait LocalAction<D>: Send + Sync {
     /// Does the work through `tx`.
@@ -101,15 +146,63 @@ pub trait LocalAction<D>: Send + Sync {
         tx: &mut PgConnection,
         data: &mut D,
     ) -> Result<(), StepError>;
+
+    /// Whether the engine may run several sagas' work at once.
+    fn batched(&self) -> bool {
+        false
+    }
+
+    /// The work of several sagas, all of `tx`'s tenant, through `tx`. An error fails them all
+    /// (nothing of the transaction is committed) and each saga then runs its own
+    /// [`LocalAction::run`], so a failure that belongs to one saga reaches only that saga. The
+    /// default runs them one by one.
+    async fn run_many(
+        &self,
+        items: &mut [BatchItem<D>],
+        tx: &mut PgConnection,
+    ) -> Result<(), StepError>
+    where
+        D: Send + 'static,
+    {
+        for item in items.iter_mut() {
+            self.run(&item.ctx, &mut *tx, &mut item.data).await?;
+        }
+        Ok(())
+    }
 }
 
 /// Undoes a remote action. Must be idempotent, and must succeed even if the action never ran (the
 /// participant then records a tombstone so a late action is refused). It is retried until it
 /// succeeds, so it reports only transient failures.
+///
+/// Like a [`RemoteAction`], a compensation may serve several sagas with one call
+/// ([`Compensation::batched`], [`Compensation::compensate_many`]).
 #[async_trait::async_trait]
 pub trait Compensation<D>: Send + Sync {
     /// Makes the undo call (with `ctx.idempotency_key`).
     async fn compensate(&self, ctx: &StepContext, data: &D) -> Result<(), StepError>;
+
+    /// Whether the engine may hand this compensation several sagas' calls at once.
+    fn batched(&self) -> bool {
+        false
+    }
+
+    /// The undo calls of several sagas, each answered on its own, in `items`' order; `Err`: the
+    /// call failed as a whole (the engine then makes each saga's own
+    /// [`Compensation::compensate`]). The default makes them one by one.
+    async fn compensate_many(
+        &self,
+        items: &[BatchItem<D>],
+    ) -> Result<Vec<Result<(), StepError>>, StepError>
+    where
+        D: Sync + 'static,
+    {
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            out.push(self.compensate(&item.ctx, &item.data).await);
+        }
+        Ok(out)
+    }
 }
 
 pub(crate) enum Action<D> {

@@ -144,7 +144,14 @@ async fn write_batch(
     statements: &AtomicU64,
 ) {
     metrics::histogram!("saga_transition_batch_size").record(batch.len() as f64);
-    if batch.len() > 1 {
+    // two executions of one saga (a stale one and the one that superseded it) may record at the
+    // same moment: the statement's answer names rows by saga id, so they are written one by one
+    let distinct = batch
+        .iter()
+        .map(|p| p.transition.id)
+        .collect::<HashSet<_>>()
+        .len();
+    if batch.len() > 1 && distinct == batch.len() {
         // one lock order for every statement
         batch.sort_by_key(|p| p.transition.id);
         match write_many(pool, lease, &batch, statements).await {
@@ -306,6 +313,32 @@ mod tests {
                 }
             }
         }
+    }
+
+    // a stale execution and the one that superseded it record at the same moment (a batched
+    // call answers both at once): only the current claim may learn that it wrote
+    #[tokio::test]
+    async fn two_executions_of_one_saga_in_one_batch_are_each_told_the_truth() {
+        let db = TestDb::new().await;
+        let ids = sagas(&db, 2).await;
+        let writer = one_writer(&db);
+        let results = write_all(
+            &writer,
+            vec![
+                transition(ids[0], "stale".into(), "RUNNING", 3),
+                transition(ids[0], "claim-0".into(), "RUNNING", 2),
+                transition(ids[1], "claim-1".into(), "RUNNING", 2),
+            ],
+        )
+        .await;
+        let written: Vec<bool> = results.into_iter().map(|r| r.expect("no error")).collect();
+        assert_eq!(written, [false, true, true]);
+        let step_index: i32 = sqlx::query_scalar("SELECT step_index FROM saga WHERE id = $1")
+            .bind(ids[0])
+            .fetch_one(db.pool())
+            .await
+            .expect("row");
+        assert_eq!(step_index, 2);
     }
 
     #[tokio::test]

@@ -48,7 +48,107 @@ fn order_id(raw: &str) -> Result<Uuid, Error> {
     Ok(id)
 }
 
+/// A batch item's failure: what the single call would have answered as its status.
+fn item_error(error: Error) -> pb::ItemError {
+    let status = status(error);
+    pb::ItemError {
+        code: status.code() as i32,
+        error_code: status
+            .metadata()
+            .get(longship_errors::CODE_METADATA_KEY)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned(),
+        message: status.message().to_owned(),
+        refusal: longship_errors::refusal_of::<pb::RefusalDetail>(&status).map_or(0, |d| d.refusal),
+    }
+}
+
+/// A batch item's order, as the adapters receive it (its tenant parsed like `x-tenant-id`).
+fn batch_item(item: pb::ReserveBatchItem) -> Result<(TenantId, ReserveOrder), Error> {
+    let tenant = TenantId::parse(&item.tenant_id).map_err(|_| {
+        Error::bad_request(
+            "tenant.invalid",
+            "tenant_id must match [a-z0-9][a-z0-9-]{0,62}",
+        )
+    })?;
+    let request = item
+        .request
+        .ok_or_else(|| Error::invalid_field("request", "required", "is required"))?;
+    Ok((tenant, reserve_order(request)?))
+}
+
+fn reserve_order(r: pb::ReserveRequest) -> Result<ReserveOrder, Error> {
+    Ok(ReserveOrder {
+        order_id: Uuid::parse_str(&r.order_id)
+            .map_err(|_| Error::invalid_field("order_id", "format", "must be a UUID"))?,
+        idempotency_key: r.idempotency_key,
+        currency: r.currency,
+        lines: r
+            .lines
+            .iter()
+            .map(|l| RequestedLine {
+                sku: l.sku.clone(),
+                quantity: i64::from(l.quantity),
+            })
+            .collect(),
+    })
+}
+
+fn reserved_response(reserved: crate::store::Reserved) -> pb::ReserveResponse {
+    pb::ReserveResponse {
+        order_id: reserved.order_id.to_string(),
+        currency: reserved.currency,
+        lines: reserved
+            .lines
+            .into_iter()
+            .map(|l| pb::ReservedLine {
+                sku: l.sku,
+                quantity: u32::try_from(l.quantity).unwrap_or(u32::MAX),
+                unit_price_cents: l.unit_price_cents,
+            })
+            .collect(),
+    }
+}
+
+/// The most items one batch may carry.
+const MAX_BATCH: usize = 1000;
+
 impl InventoryGrpc {
+    /// Every item answered on its own: a malformed item is refused alone.
+    async fn reserve_batch(&self, r: pb::ReserveBatchRequest) -> pb::ReserveBatchResponse {
+        let mut results: Vec<Option<pb::reserve_batch_result::Outcome>> = Vec::new();
+        let mut valid = Vec::new();
+        let mut positions = Vec::new();
+        for item in r.items {
+            match batch_item(item) {
+                Ok(order) => {
+                    positions.push(results.len());
+                    valid.push(order);
+                    results.push(None);
+                }
+                Err(e) => results.push(Some(pb::reserve_batch_result::Outcome::Error(item_error(
+                    e,
+                )))),
+            }
+        }
+        let answers = self.0.reserve_batch(valid).await;
+        for (at, answer) in positions.into_iter().zip(answers) {
+            results[at] = Some(match answer {
+                Ok(reserved) => {
+                    pb::reserve_batch_result::Outcome::Reserved(reserved_response(reserved))
+                }
+                Err(e) => pb::reserve_batch_result::Outcome::Error(item_error(e)),
+            });
+        }
+        pb::ReserveBatchResponse {
+            results: results
+                .into_iter()
+                .map(|outcome| pb::ReserveBatchResult { outcome })
+                .collect(),
+        }
+    }
+
     async fn reserve(
         &self,
         tenant: &TenantId,
@@ -68,19 +168,7 @@ impl InventoryGrpc {
                 .collect(),
         };
         let reserved = self.0.reserve(tenant, order).await?;
-        Ok(pb::ReserveResponse {
-            order_id: reserved.order_id.to_string(),
-            currency: reserved.currency,
-            lines: reserved
-                .lines
-                .into_iter()
-                .map(|l| pb::ReservedLine {
-                    sku: l.sku,
-                    quantity: u32::try_from(l.quantity).unwrap_or(u32::MAX),
-                    unit_price_cents: l.unit_price_cents,
-                })
-                .collect(),
-        })
+        Ok(reserved_response(reserved))
     }
 
     async fn product(&self, tenant: &TenantId, sku: &str) -> Result<pb::Product, Error> {
@@ -108,6 +196,23 @@ impl InventoryService for InventoryGrpc {
             .await
             .map(Response::new)
             .map_err(status)
+    }
+
+    async fn reserve_batch(
+        &self,
+        request: Request<pb::ReserveBatchRequest>,
+    ) -> Result<Response<pb::ReserveBatchResponse>, Status> {
+        let batch = request.into_inner();
+        if batch.items.len() > MAX_BATCH {
+            return Err(status(Error::invalid_field(
+                "items",
+                "length",
+                "at most 1000 items per batch",
+            )));
+        }
+        Ok(Response::new(
+            InventoryGrpc::reserve_batch(self, batch).await,
+        ))
     }
 
     async fn release(

@@ -5,6 +5,7 @@
 //! [`consumers`] (adapters) -> [`usecases`] (one transaction each) -> [`domain`] (rules, no I/O)
 //! -> [`store`] (sqlx); [`expiry`] is the background sweep, [`events`] the payloads.
 
+pub mod batch;
 pub mod config;
 pub mod consumers;
 pub mod domain;
@@ -40,7 +41,9 @@ async fn wire(shell: &mut Shell, config: Config) -> Result<(), WireError> {
     let stock = Arc::new(usecases::Stock::new(pool, relay, config.reservation_ttl));
     shell.api(http::routes(Arc::clone(&stock)), http::ApiDoc::openapi());
     let commands = InventoryServiceServer::new(grpc::InventoryGrpc(stock));
-    shell.tenant_grpc(GrpcAccess::Services(&["order"]), commands);
+    // each command reads its tenant itself: from `x-tenant-id` (refused without it), or per item
+    // in a batch
+    shell.grpc(GrpcAccess::Services(&["order"]), commands);
     shell.consumer(consumers::CommitOnOrderConfirmed);
     let sweeper = expiry::ExpirySweeper::new(
         shell.worker_pool().clone(),

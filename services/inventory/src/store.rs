@@ -24,7 +24,7 @@ fn on_hand_below_reserved() -> Error {
     Error::from_code(InventoryCode::OnHandBelowReserved)
 }
 
-fn outbox(e: longship_messaging::OutboxError) -> Error {
+pub(crate) fn outbox(e: longship_messaging::OutboxError) -> Error {
     Error::internal(e)
 }
 
@@ -32,7 +32,7 @@ fn outbox(e: longship_messaging::OutboxError) -> Error {
 const CONSTRAINTS: longship_errors::ConstraintMap<'static> =
     &[("products_reserved_within_on_hand", on_hand_below_reserved)];
 
-fn db_error(err: sqlx::Error) -> Error {
+pub(crate) fn db_error(err: sqlx::Error) -> Error {
     Error::from_sqlx(err, CONSTRAINTS)
 }
 
@@ -400,7 +400,7 @@ async fn lock_reservation(
 }
 
 /// The skus in lock order (sorted, each once).
-fn sorted_unique(skus: &[String]) -> Vec<&str> {
+pub(crate) fn sorted_unique(skus: &[String]) -> Vec<&str> {
     let mut sorted: Vec<&str> = skus.iter().map(String::as_str).collect();
     sorted.sort_unstable();
     sorted.dedup();
@@ -432,7 +432,7 @@ impl ClaimedStockRow {
 }
 
 #[derive(sqlx::FromRow)]
-struct StockRow {
+pub(crate) struct StockRow {
     sku: String,
     currency: String,
     price_cents: i64,

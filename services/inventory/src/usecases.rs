@@ -2,6 +2,7 @@
 //! each is one tenant-scoped transaction over the store, and wakes the relay after a commit that
 //! enqueued an event.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use longship_errors::Error;
@@ -83,6 +84,111 @@ impl Stock {
         tx.commit().await?;
         self.relay.wake();
         Ok(reserved)
+    }
+
+    /// Reserves for many orders, of one tenant or several, answering each as [`Stock::reserve`]
+    /// would (in `orders`' order). The orders of one tenant go in one transaction with set-based
+    /// statements ([`crate::batch`]); the tenants' transactions run side by side. A transaction
+    /// that fails as a whole (a database failure, not a refusal) is handled again order by order.
+    pub async fn reserve_batch(
+        &self,
+        orders: Vec<(TenantId, ReserveOrder)>,
+    ) -> Vec<Result<Reserved, Error>> {
+        let mut answers: Vec<Option<Result<Reserved, Error>>> =
+            (0..orders.len()).map(|_| None).collect();
+        let mut groups: BTreeMap<TenantId, Vec<(usize, ReserveOrder)>> = BTreeMap::new();
+        for (i, (tenant, order)) in orders.into_iter().enumerate() {
+            match domain::validate_reserve(&order.currency, &order.lines) {
+                Ok(()) => groups.entry(tenant).or_default().push((i, order)),
+                Err(e) => answers[i] = Some(Err(e)),
+            }
+        }
+        let mut tasks = tokio::task::JoinSet::new();
+        for (tenant, group) in groups {
+            let stock = self.clone();
+            tasks.spawn(async move {
+                let answers = stock.reserve_group(&tenant, &group).await;
+                group
+                    .into_iter()
+                    .map(|(i, _)| i)
+                    .zip(answers)
+                    .collect::<Vec<_>>()
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            match done {
+                Ok(group) => {
+                    for (i, answer) in group {
+                        answers[i] = Some(answer);
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "a tenant's batched Reserve panicked"),
+            }
+        }
+        answers
+            .into_iter()
+            .map(|a| {
+                a.unwrap_or_else(|| {
+                    Err(Error::internal(std::io::Error::other(
+                        "a batched Reserve left an order unanswered",
+                    )))
+                })
+            })
+            .collect()
+    }
+
+    /// The orders of one tenant: one transaction, or one by one when it fails as a whole (or when
+    /// an order appears twice, which the set-based statements do not handle).
+    async fn reserve_group(
+        &self,
+        tenant: &TenantId,
+        group: &[(usize, ReserveOrder)],
+    ) -> Vec<Result<Reserved, Error>> {
+        let ids: BTreeSet<Uuid> = group.iter().map(|(_, o)| o.order_id).collect();
+        if group.len() > 1 && ids.len() == group.len() {
+            let commands: Vec<ReserveCommand> =
+                group.iter().map(|(_, o)| self.command(o.clone())).collect();
+            match self.reserve_set(tenant, &commands).await {
+                Ok(answers) => return answers,
+                Err(e) => {
+                    metrics::counter!("inventory_batch_fallbacks_total").increment(1);
+                    tracing::warn!(error = %e, orders = group.len(), "batched Reserve failed as a whole; reserving one by one");
+                }
+            }
+        }
+        let mut answers = Vec::with_capacity(group.len());
+        for (_, order) in group {
+            answers.push(self.reserve(tenant, order.clone()).await);
+        }
+        answers
+    }
+
+    async fn reserve_set(
+        &self,
+        tenant: &TenantId,
+        commands: &[ReserveCommand],
+    ) -> Result<Vec<Result<Reserved, Error>>, Error> {
+        let mut tx = longship_tenant::begin(&self.pool, tenant).await?;
+        let answers = crate::batch::reserve_many(
+            &mut tx,
+            tenant,
+            commands,
+            self.reservation_ttl.as_secs_f64(),
+        )
+        .await?;
+        tx.commit().await?;
+        self.relay.wake();
+        Ok(answers)
+    }
+
+    fn command(&self, order: ReserveOrder) -> ReserveCommand {
+        ReserveCommand {
+            order_id: order.order_id,
+            idempotency_key: order.idempotency_key,
+            currency: order.currency,
+            lines: order.lines,
+            ttl: self.reservation_ttl,
+        }
     }
 
     /// Releases the order's reservation (idempotent; a tombstone when nothing was reserved).

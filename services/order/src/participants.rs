@@ -68,6 +68,121 @@ pub fn request<T>(message: T, ctx: &StepContext) -> tonic::Request<T> {
     request
 }
 
+/// The status a batch item's error stands for (what the single call would have answered).
+fn item_status<M: prost::Message>(
+    code: i32,
+    error_code: &str,
+    message: &str,
+    refusal: Option<M>,
+) -> tonic::Status {
+    let mut status = tonic::Status::new(tonic::Code::from(code), message.to_owned());
+    if let Ok(value) = tonic::metadata::MetadataValue::try_from(error_code) {
+        status
+            .metadata_mut()
+            .insert(longship_errors::CODE_METADATA_KEY, value);
+    }
+    match refusal {
+        Some(detail) => longship_errors::with_refusal(status, &detail),
+        None => status,
+    }
+}
+
+/// A batch request: the trace context goes with it; each item carries its own tenant.
+fn batch_request<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    longship_telemetry::propagation::inject_grpc(&mut request);
+    request
+}
+
+/// One `ReserveBatch` call for `items` (each a saga's context and request). `Err`: the call
+/// failed as a whole (the caller falls back to single calls); else one answer per item, in order.
+pub async fn reserve_batch(
+    participants: &Participants,
+    items: Vec<(&StepContext, inv::ReserveRequest)>,
+) -> Result<Vec<Result<inv::ReserveResponse, tonic::Status>>, tonic::Status> {
+    let n = items.len();
+    let message = inv::ReserveBatchRequest {
+        items: items
+            .into_iter()
+            .map(|(ctx, request)| inv::ReserveBatchItem {
+                tenant_id: ctx.tenant.as_str().to_owned(),
+                request: Some(request),
+            })
+            .collect(),
+    };
+    let response = participants
+        .inventory
+        .clone()
+        .reserve_batch(batch_request(message))
+        .await?
+        .into_inner();
+    if response.results.len() != n {
+        return Err(tonic::Status::internal(
+            "ReserveBatch answered another number of items",
+        ));
+    }
+    Ok(response
+        .results
+        .into_iter()
+        .map(|r| match r.outcome {
+            Some(inv::reserve_batch_result::Outcome::Reserved(reserved)) => Ok(reserved),
+            Some(inv::reserve_batch_result::Outcome::Error(e)) => Err(item_status(
+                e.code,
+                &e.error_code,
+                &e.message,
+                (e.refusal != 0).then_some(inv::RefusalDetail { refusal: e.refusal }),
+            )),
+            None => Err(tonic::Status::internal(
+                "ReserveBatch answered an empty item",
+            )),
+        })
+        .collect())
+}
+
+/// One `AuthorizeBatch` call for `items`, as [`reserve_batch`].
+pub async fn authorize_batch(
+    participants: &Participants,
+    items: Vec<(&StepContext, pay::AuthorizeRequest)>,
+) -> Result<Vec<Result<pay::Payment, tonic::Status>>, tonic::Status> {
+    let n = items.len();
+    let message = pay::AuthorizeBatchRequest {
+        items: items
+            .into_iter()
+            .map(|(ctx, request)| pay::AuthorizeBatchItem {
+                tenant_id: ctx.tenant.as_str().to_owned(),
+                request: Some(request),
+            })
+            .collect(),
+    };
+    let response = participants
+        .payment
+        .clone()
+        .authorize_batch(batch_request(message))
+        .await?
+        .into_inner();
+    if response.results.len() != n {
+        return Err(tonic::Status::internal(
+            "AuthorizeBatch answered another number of items",
+        ));
+    }
+    Ok(response
+        .results
+        .into_iter()
+        .map(|r| match r.outcome {
+            Some(pay::authorize_batch_result::Outcome::Authorized(payment)) => Ok(payment),
+            Some(pay::authorize_batch_result::Outcome::Error(e)) => Err(item_status(
+                e.code,
+                &e.error_code,
+                &e.message,
+                (e.refusal != 0).then_some(pay::RefusalDetail { refusal: e.refusal }),
+            )),
+            None => Err(tonic::Status::internal(
+                "AuthorizeBatch answered an empty item",
+            )),
+        })
+        .collect())
+}
+
 fn refused(reason: FailureReason, status: &tonic::Status) -> StepError {
     StepError::Rejected {
         reason: reason.as_str().to_owned(),

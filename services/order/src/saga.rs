@@ -6,7 +6,8 @@ use longship_messaging::{NewEvent, OutboxError, OutboxRow};
 use longship_proto::inventory::v1 as inv;
 use longship_proto::payment::v1 as pay;
 use longship_saga::{
-    Compensation, LocalAction, RemoteAction, SagaDefinition, SagaInfo, Step, StepContext, StepError,
+    BatchItem, Compensation, LocalAction, RemoteAction, SagaDefinition, SagaInfo, Step,
+    StepContext, StepError,
 };
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
@@ -55,55 +56,95 @@ struct AuthorizePayment(Participants);
 struct VoidPayment(Participants);
 struct ConfirmOrder;
 
+fn reserve_request(ctx: &StepContext, data: &PlaceOrderData) -> inv::ReserveRequest {
+    inv::ReserveRequest {
+        order_id: data.order_id.to_string(),
+        idempotency_key: ctx.idempotency_key.clone(),
+        currency: data.currency.clone(),
+        lines: data
+            .items
+            .iter()
+            .map(|i| inv::ReserveLine {
+                sku: i.sku.clone(),
+                quantity: i.quantity,
+            })
+            .collect(),
+    }
+}
+
+/// Takes the prices inventory answered into the saga's data and computes the total.
+fn apply_reserved(
+    data: &mut PlaceOrderData,
+    reserved: &inv::ReserveResponse,
+) -> Result<(), StepError> {
+    for item in &mut data.items {
+        // an answer without a line is repeated (same key, same answer) until the deadline,
+        // then compensated like any step whose outcome is unknown
+        let line = reserved
+            .lines
+            .iter()
+            .find(|l| l.sku == item.sku)
+            .ok_or_else(|| {
+                StepError::Transient(format!("inventory returned no line for {}", item.sku))
+            })?;
+        item.unit_price_cents = Some(line.unit_price_cents);
+    }
+    let lines: Vec<(u32, i64)> = data
+        .items
+        .iter()
+        .map(|i| (i.quantity, i.unit_price_cents.unwrap_or(0)))
+        .collect();
+    // the stock is reserved now: a total that cannot be represented aborts the saga, which
+    // compensates this step too (the reservation is released at once)
+    let total = domain::total_cents(&lines).ok_or_else(|| StepError::Abort {
+        reason: FailureReason::AmountOutOfRange.as_str().to_owned(),
+        message: "the order total overflows 64 bits".into(),
+    })?;
+    data.total_cents = Some(total);
+    Ok(())
+}
+
 #[async_trait::async_trait]
 impl RemoteAction<PlaceOrderData> for ReserveStock {
     async fn call(&self, ctx: &StepContext, data: &mut PlaceOrderData) -> Result<(), StepError> {
-        let message = inv::ReserveRequest {
-            order_id: data.order_id.to_string(),
-            idempotency_key: ctx.idempotency_key.clone(),
-            currency: data.currency.clone(),
-            lines: data
-                .items
-                .iter()
-                .map(|i| inv::ReserveLine {
-                    sku: i.sku.clone(),
-                    quantity: i.quantity,
-                })
-                .collect(),
-        };
         let reserved = self
             .0
             .inventory
             .clone()
-            .reserve(request(message, ctx))
+            .reserve(request(reserve_request(ctx, data), ctx))
             .await
             .map_err(|s| participants::inventory_failure(&s))?
             .into_inner();
-        for item in &mut data.items {
-            // an answer without a line is repeated (same key, same answer) until the deadline,
-            // then compensated like any step whose outcome is unknown
-            let line = reserved
-                .lines
-                .iter()
-                .find(|l| l.sku == item.sku)
-                .ok_or_else(|| {
-                    StepError::Transient(format!("inventory returned no line for {}", item.sku))
-                })?;
-            item.unit_price_cents = Some(line.unit_price_cents);
-        }
-        let lines: Vec<(u32, i64)> = data
-            .items
+        apply_reserved(data, &reserved)
+    }
+
+    fn batched(&self) -> bool {
+        true
+    }
+
+    /// One `ReserveBatch` for every saga at this step now (if it fails as a whole, the engine
+    /// makes each saga's own `Reserve`).
+    async fn call_many(
+        &self,
+        items: Vec<BatchItem<PlaceOrderData>>,
+    ) -> Result<Vec<(PlaceOrderData, Result<(), StepError>)>, StepError> {
+        let requests = items
             .iter()
-            .map(|i| (i.quantity, i.unit_price_cents.unwrap_or(0)))
+            .map(|i| (&i.ctx, reserve_request(&i.ctx, &i.data)))
             .collect();
-        // the stock is reserved now: a total that cannot be represented aborts the saga, which
-        // compensates this step too (the reservation is released at once)
-        let total = domain::total_cents(&lines).ok_or_else(|| StepError::Abort {
-            reason: FailureReason::AmountOutOfRange.as_str().to_owned(),
-            message: "the order total overflows 64 bits".into(),
-        })?;
-        data.total_cents = Some(total);
-        Ok(())
+        let answers = participants::reserve_batch(&self.0, requests)
+            .await
+            .map_err(|s| participants::compensation_failure(&s))?;
+        Ok(items
+            .into_iter()
+            .zip(answers)
+            .map(|(BatchItem { mut data, .. }, answer)| {
+                let result = answer
+                    .map_err(|s| participants::inventory_failure(&s))
+                    .and_then(|reserved| apply_reserved(&mut data, &reserved));
+                (data, result)
+            })
+            .collect())
     }
 }
 
@@ -124,23 +165,55 @@ impl Compensation<PlaceOrderData> for ReleaseStock {
     }
 }
 
+fn authorize_request(ctx: &StepContext, data: &PlaceOrderData) -> pay::AuthorizeRequest {
+    pay::AuthorizeRequest {
+        order_id: data.order_id.to_string(),
+        idempotency_key: ctx.idempotency_key.clone(),
+        customer_id: data.customer_id.clone(),
+        amount_cents: data.total_cents.unwrap_or(0),
+        currency: data.currency.clone(),
+    }
+}
+
 #[async_trait::async_trait]
 impl RemoteAction<PlaceOrderData> for AuthorizePayment {
     async fn call(&self, ctx: &StepContext, data: &mut PlaceOrderData) -> Result<(), StepError> {
-        let message = pay::AuthorizeRequest {
-            order_id: data.order_id.to_string(),
-            idempotency_key: ctx.idempotency_key.clone(),
-            customer_id: data.customer_id.clone(),
-            amount_cents: data.total_cents.unwrap_or(0),
-            currency: data.currency.clone(),
-        };
         self.0
             .payment
             .clone()
-            .authorize(request(message, ctx))
+            .authorize(request(authorize_request(ctx, data), ctx))
             .await
             .map_err(|s| participants::payment_failure(&s))?;
         Ok(())
+    }
+
+    fn batched(&self) -> bool {
+        true
+    }
+
+    /// One `AuthorizeBatch` for every saga at this step now (if it fails as a whole, the engine
+    /// makes each saga's own `Authorize`).
+    async fn call_many(
+        &self,
+        items: Vec<BatchItem<PlaceOrderData>>,
+    ) -> Result<Vec<(PlaceOrderData, Result<(), StepError>)>, StepError> {
+        let requests = items
+            .iter()
+            .map(|i| (&i.ctx, authorize_request(&i.ctx, &i.data)))
+            .collect();
+        let answers = participants::authorize_batch(&self.0, requests)
+            .await
+            .map_err(|s| participants::compensation_failure(&s))?;
+        Ok(items
+            .into_iter()
+            .zip(answers)
+            .map(|(item, answer)| {
+                let result = answer
+                    .map(|_| ())
+                    .map_err(|s| participants::payment_failure(&s));
+                (item.data, result)
+            })
+            .collect())
     }
 }
 
@@ -170,17 +243,47 @@ impl LocalAction<PlaceOrderData> for ConfirmOrder {
         data: &mut PlaceOrderData,
     ) -> Result<(), StepError> {
         let total = data.total_cents.unwrap_or(0);
-        let event = NewEvent::new(events::ORDER_CONFIRMED, &ctx.tenant, &data.confirmed())
-            .map_err(OutboxError::from)
-            .and_then(|e| {
-                OutboxRow::from_event(e.with_schema_version(events::ORDER_CONFIRMED_VERSION))
-            })
-            .map_err(|e| StepError::Transient(e.to_string()))?;
+        let event = confirmed_event(ctx, data)?;
         store::confirm(tx, &ctx.tenant, data.order_id, &data.items, total, event)
             .await
             .map_err(|e| StepError::Transient(e.to_string()))?;
         Ok(())
     }
+
+    fn batched(&self) -> bool {
+        true
+    }
+
+    /// The orders of every saga at this step now (all of `tx`'s tenant), in one statement.
+    async fn run_many(
+        &self,
+        items: &mut [BatchItem<PlaceOrderData>],
+        tx: &mut PgConnection,
+    ) -> Result<(), StepError> {
+        let Some(tenant) = items.first().map(|i| i.ctx.tenant.clone()) else {
+            return Ok(());
+        };
+        let mut confirmations = Vec::with_capacity(items.len());
+        for item in items.iter() {
+            let data = &item.data;
+            confirmations.push(store::Confirmation {
+                id: data.order_id,
+                items: data.items.clone(),
+                total: data.total_cents.unwrap_or(0),
+                event: confirmed_event(&item.ctx, data)?,
+            });
+        }
+        store::confirm_many(tx, &tenant, confirmations)
+            .await
+            .map_err(|e| StepError::Transient(e.to_string()))
+    }
+}
+
+fn confirmed_event(ctx: &StepContext, data: &PlaceOrderData) -> Result<OutboxRow, StepError> {
+    NewEvent::new(events::ORDER_CONFIRMED, &ctx.tenant, &data.confirmed())
+        .map_err(OutboxError::from)
+        .and_then(|e| OutboxRow::from_event(e.with_schema_version(events::ORDER_CONFIRMED_VERSION)))
+        .map_err(|e| StepError::Transient(e.to_string()))
 }
 
 /// The place-order saga, version 1.

@@ -196,6 +196,51 @@ pub async fn confirm(
     Ok(())
 }
 
+/// One order [`confirm_many`] confirms: its id, priced lines, total and `order_confirmed` event.
+#[derive(Debug)]
+pub struct Confirmation {
+    /// The order.
+    pub id: Uuid,
+    /// Its priced lines.
+    pub items: Vec<OrderLine>,
+    /// Its total.
+    pub total: i64,
+    /// Its `order_confirmed`.
+    pub event: OutboxRow,
+}
+
+/// [`confirm`] for many orders of `tenant` in one statement (the orders' rows and their events).
+pub async fn confirm_many(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    confirmations: Vec<Confirmation>,
+) -> Result<(), sqlx::Error> {
+    let mut ids = Vec::with_capacity(confirmations.len());
+    let mut items = Vec::with_capacity(confirmations.len());
+    let mut totals = Vec::with_capacity(confirmations.len());
+    let mut events = Vec::with_capacity(confirmations.len());
+    for c in confirmations {
+        ids.push(c.id);
+        items.push(serde_json::to_value(&c.items).map_err(|e| sqlx::Error::Encode(Box::new(e)))?);
+        totals.push(c.total);
+        events.push(c.event);
+    }
+    let mut b = Binds::new();
+    let sql = format!(
+        "WITH event AS ({})
+         UPDATE orders o SET status = 'CONFIRMED', items = u.items, total_cents = u.total, updated_at = now()
+         FROM unnest({}::uuid[], {}::jsonb[], {}::bigint[]) AS u(id, items, total)
+         WHERE o.tenant_id = {} AND o.id = u.id AND o.status = 'PENDING'",
+        OutboxRow::insert_many(events, &mut b),
+        b.push(ids),
+        b.push(items),
+        b.push(totals),
+        b.push(tenant.as_str()),
+    );
+    b.query(sql)?.execute(conn).await?;
+    Ok(())
+}
+
 /// How a cancelled order ends: its reason, and its lines and total as priced so far (a cancelled
 /// order still shows what it would have cost once its stock was reserved).
 #[derive(Debug, Clone)]

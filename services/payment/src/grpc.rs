@@ -7,6 +7,7 @@ use std::sync::Arc;
 use longship_errors::{Error, ErrorCode};
 use longship_proto::payment::v1 as pb;
 use longship_proto::payment::v1::payment_service_server::PaymentService;
+use longship_tenant::TenantId;
 use longship_tenant::grpc::tenant_of;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -63,8 +64,102 @@ fn order_id(raw: &str) -> Result<Uuid, Status> {
     Ok(id)
 }
 
+/// A batch item's failure: what the single call would have answered as its status.
+fn item_error(status: Status) -> pb::ItemError {
+    pb::ItemError {
+        code: status.code() as i32,
+        error_code: status
+            .metadata()
+            .get(longship_errors::CODE_METADATA_KEY)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned(),
+        message: status.message().to_owned(),
+        refusal: longship_errors::refusal_of::<pb::RefusalDetail>(&status).map_or(0, |d| d.refusal),
+    }
+}
+
+/// A batch item's command (its tenant parsed like `x-tenant-id`).
+#[allow(clippy::result_large_err)] // reason: tonic's Status is what an item answers
+fn batch_item(item: pb::AuthorizeBatchItem) -> Result<(TenantId, AuthorizeCommand), Status> {
+    let tenant = TenantId::parse(&item.tenant_id).map_err(|_| {
+        status(Error::bad_request(
+            "tenant.invalid",
+            "tenant_id must match [a-z0-9][a-z0-9-]{0,62}",
+        ))
+    })?;
+    let r = item
+        .request
+        .ok_or_else(|| status(Error::invalid_field("request", "required", "is required")))?;
+    let order_id = Uuid::parse_str(&r.order_id)
+        .map_err(|_| status(Error::invalid_field("order_id", "format", "must be a UUID")))?;
+    Ok((
+        tenant,
+        AuthorizeCommand {
+            order_id,
+            idempotency_key: r.idempotency_key,
+            customer_id: r.customer_id,
+            amount_cents: r.amount_cents,
+            currency: r.currency,
+        },
+    ))
+}
+
+/// The most items one batch may carry.
+const MAX_BATCH: usize = 1000;
+
+impl PaymentGrpc {
+    /// Every item answered on its own: a malformed item is refused alone.
+    async fn authorize_batch(&self, r: pb::AuthorizeBatchRequest) -> pb::AuthorizeBatchResponse {
+        use pb::authorize_batch_result::Outcome;
+        let mut results: Vec<Option<Outcome>> = Vec::new();
+        let mut valid = Vec::new();
+        let mut positions = Vec::new();
+        for item in r.items {
+            match batch_item(item) {
+                Ok(command) => {
+                    positions.push(results.len());
+                    valid.push(command);
+                    results.push(None);
+                }
+                Err(e) => results.push(Some(Outcome::Error(item_error(e)))),
+            }
+        }
+        let answers = self.0.authorize_batch(valid).await;
+        for (at, answer) in positions.into_iter().zip(answers) {
+            results[at] = Some(match answer {
+                Ok(payment) => Outcome::Authorized(to_proto(payment)),
+                Err(e) => Outcome::Error(item_error(status(e))),
+            });
+        }
+        pb::AuthorizeBatchResponse {
+            results: results
+                .into_iter()
+                .map(|outcome| pb::AuthorizeBatchResult { outcome })
+                .collect(),
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl PaymentService for PaymentGrpc {
+    async fn authorize_batch(
+        &self,
+        request: Request<pb::AuthorizeBatchRequest>,
+    ) -> Result<Response<pb::AuthorizeBatchResponse>, Status> {
+        let batch = request.into_inner();
+        if batch.items.len() > MAX_BATCH {
+            return Err(status(Error::invalid_field(
+                "items",
+                "length",
+                "at most 1000 items per batch",
+            )));
+        }
+        Ok(Response::new(
+            PaymentGrpc::authorize_batch(self, batch).await,
+        ))
+    }
+
     async fn authorize(
         &self,
         request: Request<pb::AuthorizeRequest>,

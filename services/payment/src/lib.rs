@@ -5,6 +5,7 @@
 //! [`consumers`] (adapters) -> [`usecases`] (one transaction each) -> [`domain`] (rules, no I/O)
 //! -> [`store`] (sqlx); [`events`] the payloads.
 
+pub mod batch;
 pub mod config;
 pub mod consumers;
 pub mod domain;
@@ -38,7 +39,9 @@ async fn wire(shell: &mut Shell, _config: Config) -> Result<(), WireError> {
     let funds = Arc::new(usecases::Funds::new(shell.pool().clone(), shell.relay()));
     shell.api(http::routes(Arc::clone(&funds)), http::ApiDoc::openapi());
     let commands = PaymentServiceServer::new(grpc::PaymentGrpc(funds));
-    shell.tenant_grpc(GrpcAccess::Services(&["order"]), commands);
+    // each command reads its tenant itself: from `x-tenant-id` (refused without it), or per item
+    // in a batch
+    shell.grpc(GrpcAccess::Services(&["order"]), commands);
     shell.consumer(consumers::CaptureOnOrderConfirmed);
     Ok(())
 }

@@ -26,7 +26,7 @@ use crate::events;
 const CONSTRAINTS: longship_errors::ConstraintMap<'static> =
     &[("accounts_held_within_balance", domain::balance_below_held)];
 
-fn db_error(err: sqlx::Error) -> Error {
+pub(crate) fn db_error(err: sqlx::Error) -> Error {
     Error::from_sqlx(err, CONSTRAINTS)
 }
 
@@ -49,7 +49,7 @@ impl AccountRow {
         self.balance_cents - self.held_cents
     }
 
-    fn domain(&self) -> Account {
+    pub(crate) fn domain(&self) -> Account {
         Account {
             currency: self.currency.clone(),
             funds: Funds {
@@ -80,7 +80,7 @@ pub struct Payment {
 }
 
 impl Payment {
-    fn parsed_status(&self) -> Result<PaymentStatus, Error> {
+    pub(crate) fn parsed_status(&self) -> Result<PaymentStatus, Error> {
         PaymentStatus::parse(&self.status).ok_or_else(|| {
             Error::internal(std::io::Error::other(format!(
                 "unknown payment status {:?}",
@@ -89,7 +89,7 @@ impl Payment {
         })
     }
 
-    fn event(&self) -> events::PaymentEvent {
+    pub(crate) fn event(&self) -> events::PaymentEvent {
         events::PaymentEvent {
             payment_id: self.id,
             order_id: self.order_id,
@@ -287,11 +287,11 @@ pub async fn authorize(
     }
 }
 
-fn voided(message: &'static str) -> Error {
+pub(crate) fn voided(message: &'static str) -> Error {
     Error::coded(PaymentCode::Voided, message)
 }
 
-fn outbox(e: longship_messaging::OutboxError) -> Error {
+pub(crate) fn outbox(e: longship_messaging::OutboxError) -> Error {
     Error::internal(e)
 }
 
@@ -361,7 +361,7 @@ pub async fn capture(
 }
 
 /// The key of an order's command lock.
-fn order_lock_key(tenant: &TenantId, order_id: Uuid) -> String {
+pub(crate) fn order_lock_key(tenant: &TenantId, order_id: Uuid) -> String {
     format!("payment:{tenant}:{order_id}")
 }
 

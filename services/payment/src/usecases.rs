@@ -2,6 +2,8 @@
 //! each is one tenant-scoped transaction over the store, and wakes the relay after a commit that
 //! enqueued an event.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use longship_errors::Error;
 use longship_messaging::RelayWake;
 use longship_tenant::TenantId;
@@ -79,6 +81,112 @@ impl Funds {
             Authorization::Approved(payment) => Ok(payment),
             Authorization::Refused(err) => Err(err),
         }
+    }
+
+    /// Authorizes many orders, of one tenant or several, answering each as [`Funds::authorize`]
+    /// would (in `commands`' order). The orders of one tenant go in one transaction with
+    /// set-based statements ([`crate::batch`]); the tenants' transactions run side by side. A
+    /// transaction that fails as a whole (a database failure, not a decline) is handled again
+    /// order by order.
+    pub async fn authorize_batch(
+        &self,
+        commands: Vec<(TenantId, AuthorizeCommand)>,
+    ) -> Vec<Result<Payment, Error>> {
+        let mut answers: Vec<Option<Result<Payment, Error>>> =
+            (0..commands.len()).map(|_| None).collect();
+        let mut groups: BTreeMap<TenantId, Vec<(usize, AuthorizeCommand)>> = BTreeMap::new();
+        for (i, (tenant, command)) in commands.into_iter().enumerate() {
+            match domain::validate_authorize(
+                &command.customer_id,
+                command.amount_cents,
+                &command.currency,
+            ) {
+                Ok(()) => groups.entry(tenant).or_default().push((i, command)),
+                Err(e) => answers[i] = Some(Err(e)),
+            }
+        }
+        let mut tasks = tokio::task::JoinSet::new();
+        for (tenant, group) in groups {
+            let funds = self.clone();
+            tasks.spawn(async move {
+                let answers = funds.authorize_group(&tenant, &group).await;
+                group
+                    .into_iter()
+                    .map(|(i, _)| i)
+                    .zip(answers)
+                    .collect::<Vec<_>>()
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            match done {
+                Ok(group) => {
+                    for (i, answer) in group {
+                        answers[i] = Some(answer);
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "a tenant's batched Authorize panicked"),
+            }
+        }
+        answers
+            .into_iter()
+            .map(|a| {
+                a.unwrap_or_else(|| {
+                    Err(Error::internal(std::io::Error::other(
+                        "a batched Authorize left an order unanswered",
+                    )))
+                })
+            })
+            .collect()
+    }
+
+    /// The orders of one tenant: one transaction, or one by one when it fails as a whole (or when
+    /// an order appears twice, which the set-based statements do not handle).
+    async fn authorize_group(
+        &self,
+        tenant: &TenantId,
+        group: &[(usize, AuthorizeCommand)],
+    ) -> Vec<Result<Payment, Error>> {
+        let ids: BTreeSet<Uuid> = group.iter().map(|(_, c)| c.order_id).collect();
+        if group.len() > 1 && ids.len() == group.len() {
+            let commands: Vec<AuthorizeCommand> = group.iter().map(|(_, c)| c.clone()).collect();
+            match self.authorize_set(tenant, &commands).await {
+                Ok(answers) => {
+                    return answers
+                        .into_iter()
+                        .map(|a| match a {
+                            Authorization::Approved(payment) => Ok(payment),
+                            Authorization::Refused(err) => Err(err),
+                        })
+                        .collect();
+                }
+                Err(e) => {
+                    metrics::counter!("payment_batch_fallbacks_total").increment(1);
+                    tracing::warn!(error = %e, orders = group.len(), "batched Authorize failed as a whole; authorizing one by one");
+                }
+            }
+        }
+        let mut answers = Vec::with_capacity(group.len());
+        for (_, command) in group {
+            answers.push(self.authorize(tenant, command.clone()).await);
+        }
+        answers
+    }
+
+    async fn authorize_set(
+        &self,
+        tenant: &TenantId,
+        commands: &[AuthorizeCommand],
+    ) -> Result<Vec<Authorization>, Error> {
+        let orders: Vec<Uuid> = commands.iter().map(|c| c.order_id).collect();
+        let lock = crate::batch::lock_orders(tenant, &orders);
+        let mut tx = longship_tenant::begin_then(&self.pool, tenant, &lock)
+            .await
+            .map_err(store::db_error)?;
+        let answers = crate::batch::authorize_many(&mut tx, tenant, commands).await?;
+        // declines are recorded too: commit first, answer the refusals after
+        tx.commit().await.map_err(store::db_error)?;
+        self.relay.wake();
+        Ok(answers)
     }
 
     /// Releases the order's hold (idempotent; a tombstone when nothing was authorized).

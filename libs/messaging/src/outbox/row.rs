@@ -131,6 +131,35 @@ impl OutboxRow {
         )
     }
 
+    /// `INSERT INTO outbox (...) SELECT ... FROM unnest(...)`: every row of `rows` in one
+    /// statement (a set-based command writes the events of many state changes at once). Six
+    /// array parameters whatever the number of rows, so the statement text stays the same.
+    pub fn insert_many(rows: Vec<OutboxRow>, binds: &mut Binds) -> String {
+        let mut ids = Vec::with_capacity(rows.len());
+        let mut tenants = Vec::with_capacity(rows.len());
+        let mut types = Vec::with_capacity(rows.len());
+        let mut versions = Vec::with_capacity(rows.len());
+        let mut payloads = Vec::with_capacity(rows.len());
+        let mut traceparents = Vec::with_capacity(rows.len());
+        for row in rows {
+            ids.push(row.id);
+            tenants.push(row.tenant_id);
+            types.push(row.event_type);
+            versions.push(row.schema_version);
+            payloads.push(row.payload);
+            traceparents.push(row.traceparent);
+        }
+        format!(
+            "{OUTBOX_INSERT} SELECT * FROM unnest({}::uuid[], {}::text[], {}::text[], {}::int[], {}::jsonb[], {}::text[])",
+            binds.push(ids),
+            binds.push(tenants),
+            binds.push(types),
+            binds.push(versions),
+            binds.push(payloads),
+            binds.push(traceparents),
+        )
+    }
+
     fn values(self, binds: &mut Binds) -> String {
         [
             binds.push(self.id),
@@ -167,6 +196,33 @@ mod tests {
             "{sql}"
         );
         assert_eq!(binds.len(), 7);
+    }
+
+    #[test]
+    fn many_rows_bind_six_arrays_whatever_their_number() {
+        let rows = |n: usize| -> Vec<OutboxRow> {
+            (0..n)
+                .map(|_| {
+                    OutboxRow::new("orders.v1.order_confirmed", &acme(), &serde_json::json!({}))
+                        .unwrap_or_else(|e| unreachable!("{e}"))
+                })
+                .collect()
+        };
+        let mut two = Binds::new();
+        let mut five = Binds::new();
+        let sql_two = OutboxRow::insert_many(rows(2), &mut two);
+        let sql_five = OutboxRow::insert_many(rows(5), &mut five);
+        assert_eq!(
+            sql_two, sql_five,
+            "one statement text for any number of rows"
+        );
+        assert!(
+            sql_two.contains(
+                "unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::jsonb[], $6::text[])"
+            ),
+            "{sql_two}"
+        );
+        assert_eq!((two.len(), five.len()), (6, 6));
     }
 
     #[test]

@@ -166,3 +166,31 @@ fn history_insert_many(owners: &str, h: &HistoryArrays) -> String {
          ORDER BY e.n"
     )
 }
+
+impl Transition {
+    /// The transition that records `progress` (its events since the last record are taken) and
+    /// `data` for the saga `id` under `claim`.
+    pub(crate) fn of<D: serde::Serialize>(
+        id: uuid::Uuid,
+        claim: &str,
+        progress: &mut crate::domain::Progress,
+        data: &D,
+        next_attempt_at: DateTime<Utc>,
+    ) -> Result<Transition, crate::error::SagaError> {
+        Ok(Transition {
+            id,
+            claim: claim.to_owned(),
+            status: progress.status.as_str(),
+            data: serde_json::to_value(data)?,
+            steps: serde_json::to_value(&progress.steps)?,
+            step_index: progress.step_index as i32,
+            failure_reason: progress.failure_reason.clone(),
+            next_attempt_at,
+            terminal: progress.status.is_terminal(),
+            current_step: progress.current_step().map(str::to_owned),
+            attempts: progress.current_attempts() as i32,
+            last_error: progress.last_error().map(str::to_owned),
+            history: progress.take_events(),
+        })
+    }
+}

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use longship_messaging::RelayWake;
 use longship_saga::{
-    Compensation, EngineConfig, RemoteAction, SagaDefinition, SagaEngine, SagaInfo, SagaVersions,
-    Step, StepContext, StepError,
+    BatchItem, Compensation, EngineConfig, RemoteAction, SagaDefinition, SagaEngine, SagaInfo,
+    SagaVersions, Step, StepContext, StepError,
 };
 use longship_tenant::TenantId;
 use longship_testkit::TestDb;
@@ -23,6 +23,9 @@ use uuid::Uuid;
 pub struct Script {
     pub actions: HashMap<String, Vec<String>>,
     pub compensations: HashMap<String, Vec<String>>,
+    /// A batched call carrying this saga fails as a whole.
+    #[serde(default)]
+    pub batch_fails: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +43,8 @@ pub struct Recorder {
     in_flight: Mutex<HashMap<Uuid, usize>>,
     pub max_concurrent_per_saga: Mutex<usize>,
     pub compensated_hook: Mutex<Vec<(Uuid, String)>>,
+    /// Every batched call: (step, compensation, sagas in it).
+    pub batches: Mutex<Vec<(String, bool, usize)>>,
 }
 
 struct Scripted {
@@ -125,11 +130,41 @@ impl Drop for InFlight<'_> {
     }
 }
 
+// Every step offers batched calls, so every engine test runs through the batching; a batch's
+// items run side by side (one item's `hang` does not hold up the others' answers).
 #[async_trait::async_trait]
 impl RemoteAction<Script> for Scripted {
     async fn call(&self, ctx: &StepContext, data: &mut Script) -> Result<(), StepError> {
         let behaviour = pick(data.actions.get(self.name), ctx.attempt);
         self.act(ctx, behaviour, false).await
+    }
+
+    fn batched(&self) -> bool {
+        true
+    }
+
+    async fn call_many(
+        &self,
+        items: Vec<BatchItem<Script>>,
+    ) -> Result<Vec<(Script, Result<(), StepError>)>, StepError> {
+        self.recorder
+            .batches
+            .lock()
+            .expect("lock")
+            .push((self.name.into(), false, items.len()));
+        // `batch: fail` in a saga's script fails the whole batched call it is in
+        if items.iter().any(|i| i.data.batch_fails) {
+            return Err(StepError::Transient(
+                "the batched call failed as a whole".into(),
+            ));
+        }
+        let calls = items
+            .into_iter()
+            .map(|BatchItem { ctx, mut data }| async move {
+                let result = self.call(&ctx, &mut data).await;
+                (data, result)
+            });
+        Ok(futures::future::join_all(calls).await)
     }
 }
 
@@ -138,6 +173,22 @@ impl Compensation<Script> for Scripted {
     async fn compensate(&self, ctx: &StepContext, data: &Script) -> Result<(), StepError> {
         let behaviour = pick(data.compensations.get(self.name), ctx.attempt);
         self.act(ctx, behaviour, true).await
+    }
+
+    fn batched(&self) -> bool {
+        true
+    }
+
+    async fn compensate_many(
+        &self,
+        items: &[BatchItem<Script>],
+    ) -> Result<Vec<Result<(), StepError>>, StepError> {
+        self.recorder
+            .batches
+            .lock()
+            .expect("lock")
+            .push((self.name.into(), true, items.len()));
+        Ok(futures::future::join_all(items.iter().map(|i| self.compensate(&i.ctx, &i.data))).await)
     }
 }
 
@@ -210,6 +261,7 @@ pub fn fast_config() -> EngineConfig {
         tenant_share: 0.5,
         claim_batch: 64,
         transition_writers: 2,
+        batch_callers: 1,
         gauge_interval: Duration::from_millis(200),
     }
 }
@@ -361,6 +413,7 @@ pub fn script(actions: &[(&str, &[&str])], compensations: &[(&str, &[&str])]) ->
     Script {
         actions: conv(actions),
         compensations: conv(compensations),
+        batch_fails: false,
     }
 }
 

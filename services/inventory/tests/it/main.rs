@@ -3,6 +3,7 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // reason: tests fail by panicking
 
+mod batch;
 mod compat;
 mod confirmation;
 mod dead_letters;

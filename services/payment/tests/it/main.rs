@@ -5,6 +5,7 @@
 
 mod accounts;
 mod authorize;
+mod batch;
 mod capture;
 mod compat;
 mod helpers;

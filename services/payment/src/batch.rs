@@ -1,0 +1,269 @@
+//! Authorize for many orders of one tenant in one transaction, with set-based statements: the
+//! orders' command locks in the transaction's first round trip, one read of their payments and
+//! tombstones, one lock of their customers' accounts (in customer order), one write of the holds,
+//! the payments and the events.
+//!
+//! Each order is answered exactly as an Authorize of its own would be: a repeat answers the first
+//! result (an approval, a decline, or the void that came after it), an order voided first is
+//! refused (tombstone), a decline is recorded and answered as a refusal, and the orders are decided
+//! one after the other against the funds the earlier ones held, so a decline of one never fails
+//! another. Locks: every order's command lock (in the order of their lock keys' hashes, the same
+//! in every batch), then the payment rows, then the accounts in customer order; a single
+//! Authorize, Void or Capture takes a subset of these in the same order, so nothing deadlocks.
+
+use std::collections::HashMap;
+
+use longship_errors::Error;
+use longship_messaging::OutboxRow;
+use longship_sql::Binds;
+use longship_tenant::TenantId;
+use sqlx::{FromRow, PgConnection, Row};
+use uuid::Uuid;
+
+use crate::domain::{self, Decline, PaymentStatus};
+use crate::events;
+use crate::store::{self, AccountRow, Authorization, AuthorizeCommand, Payment};
+
+/// The `BEGIN` round trip's statement that takes the command lock of every order in `orders`
+/// (keys built from a checked tenant id and UUIDs, so no literal can be ended early), in the
+/// order of the lock keys' hashes.
+pub fn lock_orders(tenant: &TenantId, orders: &[Uuid]) -> String {
+    let keys: Vec<String> = orders
+        .iter()
+        .map(|o| format!("'{}'", store::order_lock_key(tenant, *o)))
+        .collect();
+    format!(
+        "SELECT count(pg_advisory_xact_lock(h)) FROM (SELECT hashtextextended(k, 0) AS h FROM unnest(ARRAY[{}]::text[]) AS k ORDER BY 1) AS s",
+        keys.join(", ")
+    )
+}
+
+/// One answer per command, in `commands`' order; `Err` of the whole means nothing was written and
+/// the caller handles the commands one by one. The commands are of `tenant`, each for another
+/// order (validated), and run in a transaction of `tenant` that holds their command locks
+/// ([`lock_orders`]).
+pub async fn authorize_many(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    commands: &[AuthorizeCommand],
+) -> Result<Vec<Authorization>, Error> {
+    let mut order: Vec<usize> = (0..commands.len()).collect();
+    order.sort_by_key(|&i| commands[i].order_id);
+    let ids: Vec<Uuid> = order.iter().map(|&i| commands[i].order_id).collect();
+    let existing = existing(&mut *conn, tenant, &ids).await?;
+    let mut customers: Vec<&str> = commands.iter().map(|c| c.customer_id.as_str()).collect();
+    customers.sort_unstable();
+    customers.dedup();
+    let mut accounts: HashMap<String, AccountRow> = sqlx::query_as::<_, AccountRow>(
+        "SELECT a.customer_id, a.currency, a.balance_cents, a.held_cents
+         FROM unnest($2::text[]) WITH ORDINALITY AS u(customer_id, n)
+         CROSS JOIN LATERAL (
+             SELECT customer_id, currency, balance_cents, held_cents FROM accounts
+             WHERE tenant_id = $1 AND customer_id = u.customer_id FOR UPDATE
+         ) AS a
+         ORDER BY u.n",
+    )
+    .bind(tenant.as_str())
+    .bind(&customers)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(store::db_error)?
+    .into_iter()
+    .map(|a| (a.customer_id.clone(), a))
+    .collect();
+
+    let mut answers: Vec<Option<Authorization>> = (0..commands.len()).map(|_| None).collect();
+    let mut write = Write::default();
+    for &i in &order {
+        let command = &commands[i];
+        let answer = match existing.get(&command.order_id) {
+            Some(Existing::Tombstoned) => Authorization::Refused(store::voided(
+                "the payment for this order was voided before it was authorized",
+            )),
+            Some(Existing::Payment(payment)) => replay(payment)?,
+            None => {
+                let account = accounts.get_mut(&command.customer_id);
+                let decision = domain::authorize(
+                    account.as_ref().map(|a| a.domain()).as_ref(),
+                    &command.currency,
+                    command.amount_cents,
+                );
+                if let (Ok(funds), Some(account)) = (&decision, account) {
+                    account.balance_cents = funds.balance_cents;
+                    account.held_cents = funds.held_cents;
+                }
+                write.payment(tenant, command, decision.err())?
+            }
+        };
+        answers[i] = Some(answer);
+    }
+    write.run(&mut *conn, tenant).await?;
+    answers
+        .into_iter()
+        .map(|a| {
+            a.ok_or_else(|| {
+                Error::internal(std::io::Error::other(
+                    "a batched Authorize left an order unanswered",
+                ))
+            })
+        })
+        .collect()
+}
+
+/// What a repeated Authorize answers (as the single command does).
+fn replay(existing: &Payment) -> Result<Authorization, Error> {
+    Ok(match existing.parsed_status()? {
+        PaymentStatus::Declined => {
+            let decline = existing
+                .decline_reason
+                .as_deref()
+                .and_then(Decline::parse)
+                .unwrap_or(Decline::InsufficientFunds);
+            Authorization::Refused(decline.error())
+        }
+        PaymentStatus::Voided => Authorization::Refused(store::voided(
+            "the payment for this order was voided after it was authorized",
+        )),
+        _ => Authorization::Approved(existing.clone()),
+    })
+}
+
+enum Existing {
+    Tombstoned,
+    Payment(Payment),
+}
+
+/// The orders' tombstones and payments (payment rows locked), in one statement.
+async fn existing(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, Existing>, Error> {
+    let rows = sqlx::query(
+        "SELECT u.order_id AS asked,
+                EXISTS (SELECT 1 FROM payment_tombstones t WHERE t.tenant_id = $1 AND t.order_id = u.order_id) AS tombstoned,
+                p.id, p.order_id, p.customer_id, p.amount_cents, p.currency, p.status, p.decline_reason
+         FROM unnest($2::uuid[]) WITH ORDINALITY AS u(order_id, n)
+         LEFT JOIN LATERAL (
+             SELECT id, order_id, customer_id, amount_cents, currency, status, decline_reason
+             FROM payments WHERE tenant_id = $1 AND order_id = u.order_id FOR UPDATE
+         ) AS p ON true
+         ORDER BY u.n",
+    )
+    .bind(tenant.as_str())
+    .bind(ids)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(store::db_error)?;
+    let mut found = HashMap::new();
+    for row in rows {
+        let asked: Uuid = row.try_get("asked").map_err(store::db_error)?;
+        let tombstoned: bool = row.try_get("tombstoned").map_err(store::db_error)?;
+        let payment_id: Option<Uuid> = row.try_get("id").map_err(store::db_error)?;
+        if tombstoned {
+            found.insert(asked, Existing::Tombstoned);
+        } else if payment_id.is_some() {
+            let payment = Payment::from_row(&row).map_err(store::db_error)?;
+            found.insert(asked, Existing::Payment(payment));
+        }
+    }
+    Ok(found)
+}
+
+/// What the batch writes, in one statement.
+#[derive(Default)]
+struct Write {
+    ids: Vec<Uuid>,
+    orders: Vec<Uuid>,
+    customers: Vec<String>,
+    amounts: Vec<i64>,
+    currencies: Vec<String>,
+    statuses: Vec<String>,
+    reasons: Vec<Option<String>>,
+    keys: Vec<String>,
+    events: Vec<OutboxRow>,
+}
+
+impl Write {
+    /// A new payment: authorized (its hold is written too) or declined.
+    fn payment(
+        &mut self,
+        tenant: &TenantId,
+        command: &AuthorizeCommand,
+        decline: Option<Decline>,
+    ) -> Result<Authorization, Error> {
+        let status = match decline {
+            None => PaymentStatus::Authorized,
+            Some(_) => PaymentStatus::Declined,
+        };
+        let payment = Payment {
+            id: Uuid::now_v7(),
+            order_id: command.order_id,
+            customer_id: command.customer_id.clone(),
+            amount_cents: command.amount_cents,
+            currency: command.currency.clone(),
+            status: status.as_str().to_owned(),
+            decline_reason: decline.as_ref().map(|d| d.as_str().to_owned()),
+        };
+        let event_type = match decline {
+            None => events::PAYMENT_AUTHORIZED,
+            Some(_) => events::PAYMENT_DECLINED,
+        };
+        self.events
+            .push(OutboxRow::new(event_type, tenant, &payment.event()).map_err(store::outbox)?);
+        self.ids.push(payment.id);
+        self.orders.push(payment.order_id);
+        self.customers.push(payment.customer_id.clone());
+        self.amounts.push(payment.amount_cents);
+        self.currencies.push(payment.currency.clone());
+        self.statuses.push(payment.status.clone());
+        self.reasons.push(payment.decline_reason.clone());
+        self.keys.push(command.idempotency_key.clone());
+        Ok(match decline {
+            None => Authorization::Approved(payment),
+            Some(decline) => {
+                metrics::counter!("payment_declines_total", "reason" => decline.as_str())
+                    .increment(1);
+                Authorization::Refused(decline.error())
+            }
+        })
+    }
+
+    async fn run(self, conn: &mut PgConnection, tenant: &TenantId) -> Result<(), Error> {
+        if self.ids.is_empty() {
+            return Ok(());
+        }
+        let mut b = Binds::new();
+        let t = b.push(tenant.as_str());
+        let sql = format!(
+            "WITH u AS MATERIALIZED (
+                 SELECT * FROM unnest({}::uuid[], {}::uuid[], {}::text[], {}::bigint[], {}::text[], {}::text[], {}::text[], {}::text[])
+                     AS u(id, order_id, customer_id, amount_cents, currency, status, decline_reason, idempotency_key)
+             ), hold AS (
+                 UPDATE accounts a SET held_cents = a.held_cents + h.amount, updated_at = now()
+                 FROM (
+                     SELECT customer_id, sum(amount_cents)::bigint AS amount FROM u
+                     WHERE status = 'AUTHORIZED' GROUP BY customer_id
+                 ) AS h
+                 WHERE a.tenant_id = {t} AND a.customer_id = h.customer_id
+             ), event AS ({})
+             INSERT INTO payments (id, tenant_id, order_id, customer_id, amount_cents, currency, status, decline_reason, idempotency_key)
+             SELECT id, {t}, order_id, customer_id, amount_cents, currency, status, decline_reason, idempotency_key FROM u",
+            b.push(self.ids),
+            b.push(self.orders),
+            b.push(self.customers),
+            b.push(self.amounts),
+            b.push(self.currencies),
+            b.push(self.statuses),
+            b.push(self.reasons),
+            b.push(self.keys),
+            OutboxRow::insert_many(self.events, &mut b),
+        );
+        b.query(sql)
+            .map_err(store::db_error)?
+            .execute(&mut *conn)
+            .await
+            .map_err(store::db_error)?;
+        Ok(())
+    }
+}
