@@ -46,7 +46,7 @@ Environment (all optional):
   AUTH_JWT_SECRET, DATABASE_MAX_CONNECTIONS, DATABASE_WORKER_MAX_CONNECTIONS, DATABASE_APP_ROLE,
   DATABASE_WORKER_ROLE, DATABASE_PLAN_CACHE_MODE, LISTEN_BACKLOG, HTTP_MAX_CONNECTIONS,
   HTTP_HEADER_READ_TIMEOUT_SECS, HTTP_IDLE_TIMEOUT_SECS, GRPC_MAX_CONNECTIONS,
-  SHUTDOWN_TIMEOUT_SECS, OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_TRACES_SAMPLER(_ARG), SAGA_DEADLINE_SECS (order),
+  SHUTDOWN_TIMEOUT_SECS, OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_TRACES_SAMPLER(_ARG), SAGA_DEADLINE_SECS and SAGA_START_VERSION (order),
   RESERVATION_TTL_SECS (inventory)
 EOF
 }
@@ -433,7 +433,13 @@ service_env() {
             ENV_ARGS+=("INVENTORY_GRPC_URL=$GRPC_SCHEME://127.0.0.1:$(grpc_port inventory)"
                 "PAYMENT_GRPC_URL=$GRPC_SCHEME://127.0.0.1:$(grpc_port payment)"
                 "CONSOLE_PEERS=inventory=http://127.0.0.1:$(http_port inventory),payment=http://127.0.0.1:$(http_port payment)")
+            local peer peers=""
+            for peer in "${LONGSHIP_SAGA_PEERS[@]}"; do
+                peers+="${peers:+,}$peer=$GRPC_SCHEME://127.0.0.1:$(grpc_port "$peer")"
+            done
+            [[ -n "$peers" ]] && ENV_ARGS+=("SAGA_PEERS=$peers")
             [[ -n "${SAGA_DEADLINE_SECS:-}" ]] && ENV_ARGS+=("SAGA_DEADLINE_SECS=$SAGA_DEADLINE_SECS")
+            [[ -n "${SAGA_START_VERSION:-}" ]] && ENV_ARGS+=("SAGA_START_VERSION=$SAGA_START_VERSION")
             ;;
         inventory)
             [[ -n "${RESERVATION_TTL_SECS:-}" ]] && ENV_ARGS+=("RESERVATION_TTL_SECS=$RESERVATION_TTL_SECS")

@@ -1,6 +1,8 @@
-//! The place-order saga, version 1: ReserveStock -> AuthorizePayment -> ConfirmOrder, compensated
+//! The place-order saga. Version 1: ReserveStock -> AuthorizePayment -> ConfirmOrder, compensated
 //! by Release and Void. Participants are called over gRPC ([`crate::participants`]) with the
-//! tenant, the trace context and an idempotency key derived from the saga id and step.
+//! tenant, the trace context and an idempotency key derived from the saga id and step. Every
+//! version is a [`PlaceOrder`]: a number and its steps over the same data (a new version is new
+//! steps beside the old ones: docs/changing-a-saga.md).
 
 use longship_messaging::{NewEvent, OutboxError, OutboxRow};
 use longship_proto::inventory::v1 as inv;
@@ -14,7 +16,7 @@ use uuid::Uuid;
 
 use crate::domain::{self, FailureReason, OrderLine};
 use crate::events;
-use crate::participants::{self, Participants, request};
+use crate::participants::{self, Participants, StepOrder, request};
 use crate::store;
 
 /// The saga type of every version of the place-order saga.
@@ -46,6 +48,18 @@ impl PlaceOrderData {
             items: self.items.clone(),
             confirmed_at: chrono::Utc::now(),
         }
+    }
+}
+
+impl StepOrder for PlaceOrderData {
+    fn order_id(&self) -> Uuid {
+        self.order_id
+    }
+
+    fn units(&self) -> u32 {
+        self.items
+            .iter()
+            .fold(0u32, |sum, i| sum.saturating_add(i.quantity))
     }
 }
 
@@ -183,34 +197,49 @@ impl LocalAction<PlaceOrderData> for ConfirmOrder {
     }
 }
 
-/// The place-order saga, version 1.
-pub struct PlaceOrderV1 {
+/// A version of the place-order saga: its number and its steps. Every version shares the saga
+/// type, the data and what a compensated saga does to its order.
+pub struct PlaceOrder {
+    version: u32,
     steps: Vec<Step<PlaceOrderData>>,
 }
 
+impl PlaceOrder {
+    /// Version `version` with `steps`.
+    pub fn new(version: u32, steps: Vec<Step<PlaceOrderData>>) -> PlaceOrder {
+        PlaceOrder { version, steps }
+    }
+}
+
+/// The place-order saga, version 1.
+pub struct PlaceOrderV1;
+
 impl PlaceOrderV1 {
     /// The saga over `participants`.
-    pub fn new(participants: Participants) -> PlaceOrderV1 {
-        PlaceOrderV1 {
-            steps: vec![
-                Step::remote(
-                    "ReserveStock",
-                    ReserveStock(participants.clone()),
-                    ReleaseStock(participants.clone()),
-                ),
-                Step::remote(
-                    "AuthorizePayment",
-                    AuthorizePayment(participants.clone()),
-                    VoidPayment(participants),
-                ),
-                Step::local("ConfirmOrder", ConfirmOrder),
-            ],
-        }
+    pub fn new(participants: Participants) -> PlaceOrder {
+        PlaceOrder::new(1, PlaceOrderV1::steps(&participants))
+    }
+
+    /// Its steps (a later version starts from them).
+    pub fn steps(participants: &Participants) -> Vec<Step<PlaceOrderData>> {
+        vec![
+            Step::remote(
+                "ReserveStock",
+                ReserveStock(participants.clone()),
+                ReleaseStock(participants.clone()),
+            ),
+            Step::remote(
+                "AuthorizePayment",
+                AuthorizePayment(participants.clone()),
+                VoidPayment(participants.clone()),
+            ),
+            Step::local("ConfirmOrder", ConfirmOrder),
+        ]
     }
 }
 
 #[async_trait::async_trait]
-impl SagaDefinition for PlaceOrderV1 {
+impl SagaDefinition for PlaceOrder {
     type Data = PlaceOrderData;
 
     fn saga_type(&self) -> &'static str {
@@ -218,7 +247,7 @@ impl SagaDefinition for PlaceOrderV1 {
     }
 
     fn version(&self) -> u32 {
-        1
+        self.version
     }
 
     fn steps(&self) -> &[Step<PlaceOrderData>] {
