@@ -33,7 +33,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-import uuid
 from pathlib import Path
 
 TENANT = "rollout"
@@ -264,7 +263,8 @@ class Rollout:
         # shipping down past the deadline: the in-flight step is compensated too
         self.adopted["shipping"].stop()
         late = self.order(self.new[1].http(), [("SKU-2", 2)])
-        wait_for("deadline", lambda: self.view(late)["saga"]["status"] == "COMPENSATING", 30)
+        check(f"v2 order {late} with shipping down: past its deadline (6 s) it compensates, its Cancel waiting for shipping",
+              wait_for("deadline", lambda: self.view(late)["saga"]["status"] == "COMPENSATING", 30), self.view(late))
         self.adopted["shipping"].start()
         check("shipping is back", self.adopted["shipping"].ready(), _tail(self.adopted["shipping"].log))
         v = self.terminal(late)
