@@ -71,7 +71,7 @@ impl Service for Order {
             shell.grpc_client_tls(peer)
         })?;
         let definitions: Vec<Arc<dyn SagaDefinition<Data = saga::PlaceOrderData>>> =
-            vec![Arc::new(saga::PlaceOrderV1::new(participants))];
+            vec![Arc::new(saga::place_order_v1(participants))];
         let mut versions = SagaVersions::new(definitions)?;
         if let Some(version) = config.saga_start_version {
             versions = versions.start_on(version)?;

@@ -211,31 +211,26 @@ impl PlaceOrder {
     }
 }
 
-/// The place-order saga, version 1.
-pub struct PlaceOrderV1;
+/// The place-order saga, version 1, over `participants`.
+pub fn place_order_v1(participants: Participants) -> PlaceOrder {
+    PlaceOrder::new(1, v1_steps(&participants))
+}
 
-impl PlaceOrderV1 {
-    /// The saga over `participants`.
-    pub fn new(participants: Participants) -> PlaceOrder {
-        PlaceOrder::new(1, PlaceOrderV1::steps(&participants))
-    }
-
-    /// Its steps (a later version starts from them).
-    pub fn steps(participants: &Participants) -> Vec<Step<PlaceOrderData>> {
-        vec![
-            Step::remote(
-                "ReserveStock",
-                ReserveStock(participants.clone()),
-                ReleaseStock(participants.clone()),
-            ),
-            Step::remote(
-                "AuthorizePayment",
-                AuthorizePayment(participants.clone()),
-                VoidPayment(participants.clone()),
-            ),
-            Step::local("ConfirmOrder", ConfirmOrder),
-        ]
-    }
+/// Version 1's steps (a later version starts from them).
+pub fn v1_steps(participants: &Participants) -> Vec<Step<PlaceOrderData>> {
+    vec![
+        Step::remote(
+            "ReserveStock",
+            ReserveStock(participants.clone()),
+            ReleaseStock(participants.clone()),
+        ),
+        Step::remote(
+            "AuthorizePayment",
+            AuthorizePayment(participants.clone()),
+            VoidPayment(participants.clone()),
+        ),
+        Step::local("ConfirmOrder", ConfirmOrder),
+    ]
 }
 
 #[async_trait::async_trait]
