@@ -19,7 +19,14 @@ not ending with a dash (e.g. `shipping`, `gift-card`); not a name the workspace 
 Rust keyword or a module name of the generated crate, not starting with `longship`, and not ending
 in -grpc, -migrate, -db, -config or -tls (names derived from services).
 
-Usage: scripts/new_service.py NAME [--root DIR] [--dry-run]
+With --saga-participant the service is also a participant of the order service's place-order saga
+(templates/service/saga-participant/ over the plain template): a `Reserve` command and its
+compensation `Cancel` over gRPC, callable by `order` only, idempotent by order id, a tombstone when
+the compensation arrives first, typed business refusals, with their tests. The order service gets
+the step (services/order/src/steps/NAME.rs, listed in steps.rs) and `just up` passes order the
+peer in SAGA_PEERS; adding the step to a saga version is the team's edit (docs/changing-a-saga.md).
+
+Usage: scripts/new_service.py NAME [--saga-participant] [--root DIR] [--dry-run]
 Python 3.9+, standard library only. Exit status: 0 created, 1 refused or failed (nothing changed),
 2 usage error.
 """
@@ -61,11 +68,16 @@ INFRA_NAMES = {"postgres", "nats", "otel-collector", "jaeger", "shared", "deadle
                "template1", "longship", "longship-app", "services", "libs", "tools", "proto"}
 # Module names of the generated crate and its tests (templates/service): a crate of the same name
 # would be ambiguous with them in `use` paths.
-TEMPLATE_MODULES = {"config", "domain", "events", "grpc", "http", "store", "helpers", "items", "tenancy"}
+TEMPLATE_MODULES = {"config", "domain", "events", "grpc", "http", "store", "helpers", "items", "tenancy",
+                    "reservations", "saga_step", "steps"}
 # Ports never handed out (infrastructure that `just up` / compose publishes on localhost).
 RESERVED_PORTS = {4222, 4317, 4318, 5432, 8222, 16686}
 
 TEMPLATE_DIR = Path("templates/service")
+# The saga participant's overlay: files/ replace or add to the plain template's, snippets/ replace
+# its snippets, order/ is the order service's step.
+PARTICIPANT_DIR = TEMPLATE_DIR / "saga-participant"
+ORDER_STEPS = Path("services/order/src/steps")
 PLACEHOLDER_RE = re.compile(r"\{\{\s*([A-Za-z_]+)\s*\}\}")
 ARRAY_RE = r"^{var}=\(([^)\n]*)\)$"
 
@@ -219,14 +231,16 @@ class Plan:
     new_dirs: list[Path] = field(default_factory=list)       # relative, top folders created
     new_files: list[Path] = field(default_factory=list)      # relative, every file created
     edits: dict[Path, Edit] = field(default_factory=dict)    # relative path -> edit
+    placed: list[Path] = field(default_factory=list)         # relative, new files in existing folders
 
 
 class Editor:
     """Accumulates edits of existing files in memory (several edits per file are fine)."""
 
-    def __init__(self, root: Path, plan: Plan, values: dict[str, str]):
+    def __init__(self, root: Path, plan: Plan, values: dict[str, str], participant: bool = False):
         self.root, self.plan, self.values = root, plan, values
         self.snippets = root / TEMPLATE_DIR / "snippets"
+        self.overrides = root / PARTICIPANT_DIR / "snippets" if participant else None
 
     def _current(self, rel: str) -> str:
         path = Path(rel)
@@ -245,6 +259,8 @@ class Editor:
 
     def snippet(self, name: str) -> str:
         path = self.snippets / f"{name}.tmpl"
+        if self.overrides is not None and (self.overrides / f"{name}.tmpl").is_file():
+            path = self.overrides / f"{name}.tmpl"
         return render(read(path), self.values, str(path.relative_to(self.root)))
 
     def above_marker(self, rel: str, tag: str, snippet: str, what: str) -> None:
@@ -288,17 +304,26 @@ class Editor:
         self._set(rel, text[:matches[0].start()] + line + text[matches[0].end():], what)
 
 
-def plan_new_files(root: Path, stage: Path, values: dict[str, str], plan: Plan) -> list[Path]:
-    """Renders templates/service/files into the staging directory; returns the Rust files."""
-    files_root = root / TEMPLATE_DIR / "files"
-    if not files_root.is_dir():
-        raise Refused(f"{files_root.relative_to(root)} is missing: the service template is not in this checkout")
+def template_files(root: Path, participant: bool) -> dict[Path, Path]:
+    """Template path (relative, placeholders unrendered) -> source file: templates/service/files,
+    with the saga participant's files over them when asked."""
+    layers = [root / TEMPLATE_DIR / "files"] + ([root / PARTICIPANT_DIR / "files"] if participant else [])
+    sources: dict[Path, Path] = {}
+    for layer in layers:
+        if not layer.is_dir():
+            raise Refused(f"{layer.relative_to(root)} is missing: the service template is not in this checkout")
+        for src in sorted(layer.rglob("*")):
+            if src.is_file():
+                sources[src.relative_to(layer)] = src
+    return dict(sorted(sources.items()))
+
+
+def plan_new_files(root: Path, stage: Path, values: dict[str, str], plan: Plan,
+                   participant: bool = False) -> list[Path]:
+    """Renders the service template into the staging directory; returns the Rust files."""
     rust: list[Path] = []
     tops: set[Path] = set()
-    for src in sorted(files_root.rglob("*")):
-        if src.is_dir():
-            continue
-        rel_template = src.relative_to(files_root)
+    for rel_template, src in template_files(root, participant).items():
         rel = Path(render(str(rel_template), values, str(rel_template)))
         if rel.suffix == ".tmpl":
             rel = rel.with_suffix("")
@@ -327,8 +352,8 @@ def plan_new_files(root: Path, stage: Path, values: dict[str, str], plan: Plan) 
     return rust
 
 
-def plan_edits(root: Path, names: Names, values: dict[str, str], plan: Plan) -> None:
-    ed = Editor(root, plan, values)
+def plan_edits(root: Path, names: Names, values: dict[str, str], plan: Plan, participant: bool = False) -> None:
+    ed = Editor(root, plan, values, participant)
     n = names.name
     ed.above_marker("libs/proto/src/lib.rs", "proto-modules", "proto-module.rs",
                     f"module longship_proto::{names.name_snake}")
@@ -362,6 +387,28 @@ def plan_edits(root: Path, names: Names, values: dict[str, str], plan: Plan) -> 
     if (root / "k8s/README.md").is_file():
         ed.after_last("k8s/README.md", r"^\| `[a-z0-9-]+-db` \|.*\n", "k8s-readme-secret.md",
                       f"Secret {n}-db in the production table", required=False)
+
+
+def plan_participant(root: Path, stage: Path, names: Names, values: dict[str, str], plan: Plan) -> list[Path]:
+    """The saga participant's additions outside its own folders: the order service's step module
+    (a new file in services/order/src/steps/, listed in steps.rs) and the peer `just up` passes to
+    order. Returns the staged Rust file."""
+    ed = Editor(root, plan, values, participant=True)
+    ed.above_marker("services/order/src/steps.rs", "saga-steps", "order-step-mod.rs",
+                    f"module steps::{names.name_snake} (the saga step)")
+    ed.shell_array("scripts/lib/common.sh", "LONGSHIP_SAGA_PEERS", names.name, False,
+                   f"{names.name} in LONGSHIP_SAGA_PEERS (order's SAGA_PEERS)")
+    rel = ORDER_STEPS / f"{names.name_snake}.rs"
+    if (root / rel).exists():
+        raise Refused(f"{rel} already exists")
+    src = root / PARTICIPANT_DIR / "order" / "step.rs.tmpl"
+    if not src.is_file():
+        raise Refused(f"{src.relative_to(root)} is missing: the service template is not in this checkout")
+    dest = stage / "placed" / rel
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(render(read(src), values, str(src.relative_to(root))), encoding="utf-8")
+    plan.placed.append(rel)
+    return [dest]
 
 
 def prod_tag(root: Path) -> str:
@@ -419,6 +466,8 @@ def write_atomically(path: Path, data: bytes, mode: int | None) -> None:
 def commit(root: Path, stage: Path, plan: Plan, update_lock: bool) -> list[str]:
     """Moves everything into place; on any failure undoes what was done and re-raises."""
     moved: list[Path] = []
+    placed: list[Path] = []
+    made_dirs: list[Path] = []
     replaced: list[Edit] = []
     lock = root / "Cargo.lock"
     lock_before = lock.read_bytes() if lock.is_file() else None
@@ -441,6 +490,16 @@ def commit(root: Path, stage: Path, plan: Plan, update_lock: bool) -> list[str]:
                 raise Refused(f"{top} appeared while generating; not overwriting it")
             os.rename(stage / "new" / top, target)
             moved.append(top)
+        for rel in plan.placed:
+            step()
+            target = root / rel
+            missing = [p for p in [target.parent, *target.parent.parents] if not p.exists()]
+            for d in reversed(missing):
+                d.mkdir()
+                made_dirs.append(d)
+            with open(target, "xb") as f:  # never overwrites
+                f.write((stage / "placed" / rel).read_bytes())
+            placed.append(rel)
         for edit in plan.edits.values():
             step()
             full = root / edit.path
@@ -478,6 +537,16 @@ def commit(root: Path, stage: Path, plan: Plan, update_lock: bool) -> list[str]:
                 shutil.rmtree(root / top)
             except OSError as e:  # pragma: no cover
                 problems.append(f"could not remove {top}: {e}")
+        for rel in reversed(placed):
+            try:
+                (root / rel).unlink()
+            except OSError as e:  # pragma: no cover
+                problems.append(f"could not remove {rel}: {e}")
+        for d in reversed(made_dirs):
+            try:
+                d.rmdir()
+            except OSError as e:  # pragma: no cover
+                problems.append(f"could not remove {d}: {e}")
         if lock_before is not None and lock.is_file() and lock.read_bytes() != lock_before:
             write_atomically(lock, lock_before, lock.stat().st_mode)
         for p in problems:
@@ -489,7 +558,7 @@ def commit(root: Path, stage: Path, plan: Plan, update_lock: bool) -> list[str]:
 # Main
 # --------------------------------------------------------------------------------------------
 
-def generate(root: Path, name: str, dry_run: bool, update_lock: bool) -> int:
+def generate(root: Path, name: str, dry_run: bool, update_lock: bool, participant: bool = False) -> int:
     check_name_syntax(name)
     names = Names.of(name)
     check_name_free(root, names)
@@ -504,8 +573,10 @@ def generate(root: Path, name: str, dry_run: bool, update_lock: bool) -> int:
     # Staged next to the tree so the final moves are renames within one filesystem.
     stage = Path(tempfile.mkdtemp(prefix=".new-service-", dir=root))
     try:
-        rust = plan_new_files(root, stage, values, plan)
-        plan_edits(root, names, values, plan)
+        rust = plan_new_files(root, stage, values, plan, participant)
+        plan_edits(root, names, values, plan, participant)
+        if participant:
+            rust += plan_participant(root, stage, names, values, plan)
         staged_proto = stage / "edits" / "proto_lib.rs"
         staged_proto.parent.mkdir(parents=True)
         proto_edit = plan.edits[Path("libs/proto/src/lib.rs")]
@@ -515,7 +586,7 @@ def generate(root: Path, name: str, dry_run: bool, update_lock: bool) -> int:
             notes.append(note)
         proto_edit.new = staged_proto.read_text(encoding="utf-8")
         if dry_run:
-            print(f"dry run: would create {', '.join(map(str, plan.new_dirs))} and edit "
+            print(f"dry run: would create {', '.join(map(str, [*plan.new_dirs, *plan.placed]))} and edit "
                   f"{', '.join(str(p) for p in plan.edits)} (HTTP {http_port}, gRPC {grpc_port})")
             return 0
         notes += commit(root, stage, plan, update_lock)
@@ -523,22 +594,25 @@ def generate(root: Path, name: str, dry_run: bool, update_lock: bool) -> int:
         shutil.rmtree(stage, ignore_errors=True)
     # Committed: from here on nothing may claim that the tree is unchanged.
     try:
-        report(names, http_port, grpc_port, plan, notes)
+        report(names, http_port, grpc_port, plan, notes, participant)
     except BrokenPipeError:  # e.g. piped into `head`; the service exists all the same
         sys.stdout = open(os.devnull, "w")
     return 0
 
 
-def report(names: Names, http_port: int, grpc_port: int, plan: Plan, notes: list[str]) -> None:
+def report(names: Names, http_port: int, grpc_port: int, plan: Plan, notes: list[str],
+           participant: bool = False) -> None:
     n = names.name
     print(f"Created service `{n}` (HTTP {http_port}, gRPC {grpc_port}, database {names.name_snake}, "
           f"stream {names.NAME}):")
     print()
-    width = max(len(str(p)) + 1 for p in [*plan.new_dirs, *plan.edits]) + 2
+    width = max(len(str(p)) + 1 for p in [*plan.new_dirs, *plan.edits, *plan.placed]) + 2
     print("  created:")
     for top in plan.new_dirs:
         count = sum(1 for f in plan.new_files if f.parts[:len(top.parts)] == top.parts)
         print(f"    {str(top) + '/':<{width}}{count} file{'s' if count != 1 else ''}")
+    for rel in plan.placed:
+        print(f"    {str(rel):<{width}}the saga step (Reserve, compensated by Cancel)")
     print("  changed:")
     for path, edit in plan.edits.items():
         print(f"    {str(path):<{width}}{edit.what}")
@@ -552,6 +626,9 @@ def report(names: Names, http_port: int, grpc_port: int, plan: Plan, notes: list
           f"-H 'X-Tenant-Id: acme' -H 'Content-Type: application/json' -d '{{\"name\":\"first\"}}')")
     print(f"  3. Make it yours: replace the example `item` in proto/{n}, migrations/{n} and services/{n}/src, "
           f"then commit everything, Cargo.lock included (docs/adding-a-service.md: what else to do by hand)")
+    if participant:
+        print(f"  4. Add the step to a new version of the place-order saga (two edits in services/order/src, "
+              f"then SAGA_PEERS={n}=https://host:{grpc_port} for order): docs/changing-a-saga.md")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -564,12 +641,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[1],
                     help="repository root (default: this script's repository)")
     ap.add_argument("--dry-run", action="store_true", help="check and render, change nothing")
+    ap.add_argument("--saga-participant", action="store_true",
+                    help="a participant of the place-order saga: Reserve/Cancel over gRPC for order, "
+                         "and the step for order (docs/changing-a-saga.md)")
     ap.add_argument("--no-lock-update", action="store_true",
                     help="do not run `cargo metadata` to record the crate in Cargo.lock")
     opts = ap.parse_args(argv)
     root = opts.root.resolve()
     try:
-        return generate(root, opts.name, opts.dry_run, not opts.no_lock_update)
+        return generate(root, opts.name, opts.dry_run, not opts.no_lock_update, opts.saga_participant)
     except Refused as e:
         print(f"error: {e}", file=sys.stderr)
         print("nothing was changed.", file=sys.stderr)

@@ -50,8 +50,8 @@ Environment (all optional):
   HTTP_HEADER_READ_TIMEOUT_SECS, HTTP_IDLE_TIMEOUT_SECS, GRPC_MAX_CONNECTIONS,
   SHUTDOWN_TIMEOUT_SECS, OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_TRACES_SAMPLER(_ARG), NATS_STREAM_STORAGE,
   NATS_STREAM_MAX_AGE_SECS, NATS_STREAM_MAX_BYTES, NATS_STREAM_DUPLICATE_WINDOW_SECS,
-  NATS_CONSUMER_ACK_WAIT_SECS, NATS_CONSUMER_MAX_DELIVER, NATS_CONSUMER_MAX_ACK_PENDING, SAGA_DEADLINE_SECS and
-  SAGA_RETRY_MAX_MS (order),
+  NATS_CONSUMER_ACK_WAIT_SECS, NATS_CONSUMER_MAX_DELIVER, NATS_CONSUMER_MAX_ACK_PENDING, SAGA_DEADLINE_SECS,
+  SAGA_RETRY_MAX_MS and SAGA_START_VERSION (order),
   RESERVATION_TTL_SECS (inventory)
 EOF
 }
@@ -442,8 +442,14 @@ service_env() {
             ENV_ARGS+=("INVENTORY_GRPC_URL=$GRPC_SCHEME://127.0.0.1:$(grpc_port inventory)"
                 "PAYMENT_GRPC_URL=$GRPC_SCHEME://127.0.0.1:$(grpc_port payment)"
                 "CONSOLE_PEERS=inventory=http://127.0.0.1:$(http_port inventory),payment=http://127.0.0.1:$(http_port payment)")
+            local peer peers=""
+            for peer in "${LONGSHIP_SAGA_PEERS[@]}"; do
+                peers+="${peers:+,}$peer=$GRPC_SCHEME://127.0.0.1:$(grpc_port "$peer")"
+            done
+            [[ -n "$peers" ]] && ENV_ARGS+=("SAGA_PEERS=$peers")
             [[ -n "${SAGA_DEADLINE_SECS:-}" ]] && ENV_ARGS+=("SAGA_DEADLINE_SECS=$SAGA_DEADLINE_SECS")
             [[ -n "${SAGA_RETRY_MAX_MS:-}" ]] && ENV_ARGS+=("SAGA_RETRY_MAX_MS=$SAGA_RETRY_MAX_MS")
+            [[ -n "${SAGA_START_VERSION:-}" ]] && ENV_ARGS+=("SAGA_START_VERSION=$SAGA_START_VERSION")
             ;;
         inventory)
             [[ -n "${RESERVATION_TTL_SECS:-}" ]] && ENV_ARGS+=("RESERVATION_TTL_SECS=$RESERVATION_TTL_SECS")

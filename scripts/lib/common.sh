@@ -18,6 +18,9 @@ LONGSHIP_SERVICES=(inventory payment order)
 # Stop order: the orchestrator first, so no new saga step starts while its
 # participants shut down. Also the order in which status and the summary list them.
 LONGSHIP_STOP_ORDER=(order inventory payment)
+# Saga participants beyond inventory and payment: order gets them in SAGA_PEERS (name=URL).
+# `just new-service NAME --saga-participant` adds NAME here.
+LONGSHIP_SAGA_PEERS=()
 
 if [[ -t 1 && -z "${NO_COLOR:-}" ]]; then
     _c_red=$'\e[31m' _c_green=$'\e[32m' _c_yellow=$'\e[33m' _c_bold=$'\e[1m' _c_off=$'\e[0m'

@@ -6,7 +6,10 @@
 # passes its own tests against the real Postgres and NATS, renders in both kustomize overlays
 # (Deployment + HPA) and passes the manifest and Docker checks, is in the compose file, and answers
 # when `scripts/up.sh` starts it (beside stubs of the other three services); generating it again is
-# refused without changes.
+# refused without changes. The service is generated as a saga participant (`--saga-participant`), and
+# docs/changing-a-saga.md's worked example runs on it: scripts/tests/test_saga_extension.sh applies
+# the doc's hand edits and runs the mixed-replica rollout with real processes. A second, plain
+# service (`just new-service billing`) gets the next ports and passes clippy -D warnings.
 #
 # The copy is the working tree as git sees it (tracked + untracked, not ignored files; without git:
 # everything but target/, .git/, .longship/), with modification times kept, and cargo runs there with
@@ -16,7 +19,8 @@
 # `shipping` module; nothing uses it, and the next change under proto/ rebuilds it.)
 #
 # Needs: python3, rsync, cargo + cargo-nextest, just, kubectl (or kustomize), curl, psql, and
-# Postgres (127.0.0.1:5432) and NATS with JetStream (127.0.0.1:4222); fails saying what is missing.
+# Postgres (127.0.0.1:5432) and NATS with JetStream (TEST_NATS_URL, default nats://127.0.0.1:4222);
+# fails saying what is missing.
 # Ends with `N passed, M failed`. Usage: bash scripts/tests/test_new_service.sh   (or: just test-new-service)
 set -euo pipefail
 
@@ -27,6 +31,10 @@ source "$HERE/lib.sh"
 
 NAME=shipping
 PG_ADMIN="postgres://postgres@127.0.0.1:5432/postgres"
+TEST_NATS_URL="${TEST_NATS_URL:-nats://127.0.0.1:4222}"
+NATS_HOSTPORT="${TEST_NATS_URL#nats://}"
+NATS_HOST="${NATS_HOSTPORT%:*}" NATS_PORT="${NATS_HOSTPORT##*:}"
+export TEST_NATS_URL
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 [[ "$CARGO_TARGET_DIR" == /* ]] || CARGO_TARGET_DIR="$ROOT/$CARGO_TARGET_DIR"
 export CARGO_TERM_COLOR=never
@@ -41,8 +49,9 @@ if ((${#missing[@]} > 0)); then
     summary
     exit 1
 fi
-if ! pg_isready -q -t 2 -d "$PG_ADMIN" || ! timeout 2 bash -c 'exec 3<>/dev/tcp/127.0.0.1/4222' 2>/dev/null; then
-    fail "test_new_service needs Postgres at 127.0.0.1:5432 and NATS at 127.0.0.1:4222: start them (see README) and rerun"
+# shellcheck disable=SC2016  # expanded by the inner shell
+if ! pg_isready -q -t 2 -d "$PG_ADMIN" || ! timeout 2 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$NATS_HOST" "$NATS_PORT" 2>/dev/null; then
+    fail "test_new_service needs Postgres at 127.0.0.1:5432 and NATS at $TEST_NATS_URL: start them (see README) and rerun"
     summary
     exit 1
 fi
@@ -59,18 +68,20 @@ cleanup() {
         psql "$PG_ADMIN" -Xqc "drop database if exists \"$db$SUFFIX\" with (force)" >/dev/null 2>&1 || true
     done
     delete_streams "${NATS_TEST_PREFIX^^}_SHIPPING" "${NATS_TEST_PREFIX^^}_DEADLETTER"
+    local rollout="${NATS_TEST_PREFIX^^}R"
+    delete_streams "${rollout}_ORDERS" "${rollout}_INVENTORY" "${rollout}_PAYMENTS" "${rollout}_SHIPPING" "${rollout}_DEADLETTER"
     rm -rf "$TMP"
 }
 trap cleanup EXIT
 
 # Deletes JetStream streams over the plain NATS protocol (no nats CLI needed).
 delete_streams() {
-    python3 - "$@" <<'PY' >/dev/null 2>&1 || true
+    python3 - "$NATS_HOST" "$NATS_PORT" "$@" <<'PY' >/dev/null 2>&1 || true
 import socket, sys
-s = socket.create_connection(("127.0.0.1", 4222), timeout=3)
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3)
 s.recv(4096)
 s.sendall(b'CONNECT {"verbose":false}\r\nSUB _INBOX.nstest 1\r\n')
-for name in sys.argv[1:]:
+for name in sys.argv[3:]:
     s.sendall(f"PUB $JS.API.STREAM.DELETE.{name} _INBOX.nstest 0\r\n\r\n".encode())
 s.sendall(b"PING\r\n")
 s.recv(4096)
@@ -168,8 +179,8 @@ for after in 0 3 6 14; do
 done
 
 # --- 3. generate ---------------------------------------------------------------------------
-RUN_TIMEOUT=300 run_cmd "${NEW_SERVICE[@]}" "$NAME"
-expect_rc "just new-service $NAME succeeds" 0
+RUN_TIMEOUT=300 run_cmd "${NEW_SERVICE[@]}" "$NAME" --saga-participant
+expect_rc "just new-service $NAME --saga-participant succeeds" 0
 printf '%s\n' "$OUT" | sed 's/^/      | /'
 for created in "services/$NAME/" "proto/$NAME/" "migrations/$NAME/" "k8s/base/$NAME/"; do
     expect_out "lists created $created" "$created"
@@ -178,9 +189,14 @@ for changed in libs/proto/src/lib.rs docker/compose.yaml scripts/lib/common.sh k
     expect_out "lists changed $changed" "$changed"
 done
 expect_out "prints the next steps" "Next:"
-if [[ "$(grep -cE '^  [123]\. ' <<<"$OUT")" == 3 ]]; then pass "prints three next steps"; else fail "prints three next steps" "$OUT"; fi
+if [[ "$(grep -cE '^  [1234]\. ' <<<"$OUT")" == 4 ]]; then pass "prints four next steps (the fourth: the saga version)"; else fail "prints four next steps" "$OUT"; fi
+expect_out "lists the order service's step" "services/order/src/steps/$NAME.rs"
+for changed in services/order/src/steps.rs; do
+    expect_out "lists changed $changed" "$changed"
+done
 for f in "services/$NAME/Cargo.toml" "services/$NAME/build.rs" "services/$NAME/src/lib.rs" "services/$NAME/tests/it/main.rs" \
-    "proto/$NAME/v1/$NAME.proto" "migrations/$NAME/0001_init.sql" "k8s/base/$NAME/deployment.yaml"; do
+    "proto/$NAME/v1/$NAME.proto" "migrations/$NAME/0001_init.sql" "k8s/base/$NAME/deployment.yaml" \
+    "migrations/$NAME/0002_reservations.sql" "services/$NAME/tests/it/saga_step.rs" "services/order/src/steps/$NAME.rs"; do
     if [[ -f "$COPY/$f" ]]; then pass "created $f"; else fail "created $f"; fi
 done
 if grep -rqF '{{' "$COPY/services/$NAME" "$COPY/proto/$NAME" "$COPY/migrations/$NAME" "$COPY/k8s/base/$NAME"; then
@@ -265,8 +281,8 @@ RUN_TIMEOUT=1800 run_cmd "${IN_COPY[@]}" cargo build -p "$NAME"
 expect_rc "cargo build -p $NAME (target dir $CARGO_TARGET_DIR)" 0
 RUN_TIMEOUT=1800 run_cmd "${IN_COPY[@]}" cargo clippy -p "$NAME" --all-targets -- -D warnings
 expect_rc "cargo clippy -p $NAME --all-targets -- -D warnings" 0
-RUN_TIMEOUT=300 run_cmd "${IN_COPY[@]}" cargo fmt --check -p "$NAME" -p longship-proto
-expect_rc "cargo fmt --check (the new crate and libs/proto)" 0
+RUN_TIMEOUT=300 run_cmd "${IN_COPY[@]}" cargo fmt --check -p "$NAME" -p longship-proto -p order
+expect_rc "cargo fmt --check (the new crate, libs/proto, order with its step)" 0
 RUN_TIMEOUT=1800 run_cmd "${IN_COPY[@]}" env RUSTDOCFLAGS="-D warnings" cargo doc -p "$NAME" --no-deps
 expect_rc "RUSTDOCFLAGS=-D warnings cargo doc -p $NAME --no-deps" 0
 # a new service records its event schemas and OpenAPI document first (`just snapshots` does this
@@ -304,7 +320,7 @@ else
     (
         export LONGSHIP_STATE_DIR="$TMP/state" LONGSHIP_INFRA=local LONGSHIP_NO_BUILD=1 LONGSHIP_BIN_DIR="$TMP/bin"
         export LONGSHIP_PORT_OFFSET="$offset" LONGSHIP_DB_SUFFIX="$SUFFIX" LONGSHIP_PG_URL="$PG_ADMIN"
-        export LONGSHIP_READY_TIMEOUT=60 NATS_URL=nats://127.0.0.1:4222 NATS_PREFIX="$NATS_TEST_PREFIX"
+        export LONGSHIP_READY_TIMEOUT=60 NATS_URL="$TEST_NATS_URL" NATS_PREFIX="$NATS_TEST_PREFIX"
         # the platform here is stubs that speak no gRPC; the generated service's mTLS is covered by its
         # own tests (testkit runs every TestApp with a throwaway CA) and up.sh's by test_up_real.sh
         export GRPC_MTLS=off
@@ -333,9 +349,22 @@ else
     fi
 fi
 
-# --- 7. a second service gets the next ports and keeps the checks green ----------------------------
+# --- 6b. docs/changing-a-saga.md: the doc's hand edits, the mixed-replica rollout --------------------
+if [[ -n "$offset" ]]; then
+    COPY="$COPY" TMP="$TMP" PG_ADMIN="$PG_ADMIN" NATS_URL="$TEST_NATS_URL" NATS_TEST_PREFIX="$NATS_TEST_PREFIX" \
+        SUFFIX="$SUFFIX" PORT_OFFSET="$offset" bash "$HERE/test_saga_extension.sh" || true
+    if [[ -f "$TMP/saga.counts" ]]; then
+        read -r p f <"$TMP/saga.counts"
+        PASSED=$((PASSED + p)) FAILED=$((FAILED + f))
+    else
+        fail "test_saga_extension.sh did not finish"
+    fi
+fi
+
+# --- 7. a second, plain service gets the next ports and keeps the checks green ---------------------
 RUN_TIMEOUT=300 run_cmd "${NEW_SERVICE[@]}" billing
-expect_rc "just new-service billing (a second service) succeeds" 0
+expect_rc "just new-service billing (a second service, plain) succeeds" 0
+expect_no_out "a plain service adds no saga step to order" "services/order/src/steps/"
 expect_out "billing gets the next free ports" "(HTTP 8084, gRPC 50055"
 order_line="$(grep -E '^LONGSHIP_(SERVICES|STOP_ORDER)=' "$COPY/scripts/lib/common.sh" | tr '\n' ' ')"
 if [[ "$order_line" == "LONGSHIP_SERVICES=(billing $NAME inventory payment order) LONGSHIP_STOP_ORDER=(order inventory payment $NAME billing) " ]]; then
@@ -347,6 +376,9 @@ if python3 -c 'import yaml, kubernetes_validate' 2>/dev/null; then
     RUN_TIMEOUT=600 run_cmd python3 "$COPY/k8s/tests/check_manifests.py"
     expect_rc "k8s/tests/check_manifests.py passes with two new services ($(tail -n1 <<<"$OUT"))" 0
 fi
+# the plain template's own code (the participant's overlay replaced parts of it in shipping)
+RUN_TIMEOUT=1800 run_cmd "${IN_COPY[@]}" cargo clippy -p billing --all-targets -- -D warnings
+expect_rc "cargo clippy -p billing --all-targets -- -D warnings (the plain template)" 0
 if python3 -c 'import yaml' 2>/dev/null; then
     RUN_TIMEOUT=120 run_cmd python3 "$COPY/docker/tests/check_docker.py"
     expect_rc "docker/tests/check_docker.py passes with two new services ($(tail -n1 <<<"$OUT"))" 0

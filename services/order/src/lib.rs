@@ -3,8 +3,8 @@
 //!
 //! Reads top-down: [`config`] -> [`Order`] (the wiring, below) -> `http` / `grpc` (adapters) ->
 //! [`usecases`] (one transaction each) -> [`domain`] (rules, no I/O) -> `store` (sqlx). [`saga`]
-//! is the place-order saga and [`participants`] its gRPC calls; [`events`] the payloads it
-//! publishes; [`api`] the views both adapters render.
+//! is the place-order saga and [`participants`] its gRPC calls, [`steps`] the steps of generated
+//! participants; [`events`] the payloads it publishes; [`api`] the views both adapters render.
 
 pub mod api;
 pub mod config;
@@ -15,6 +15,7 @@ mod http;
 pub mod metrics;
 pub mod participants;
 pub mod saga;
+pub mod steps;
 mod store;
 pub mod usecases;
 
@@ -45,9 +46,12 @@ async fn wire(shell: &mut Shell, config: Config) -> Result<(), WireError> {
         &config.payment_url,
         config.step_timeout,
         |peer| shell.grpc_client_tls(peer),
-    )?;
+    )?
+    .with_peers(&config.saga_peers, config.step_timeout, |peer| {
+        shell.grpc_client_tls(peer)
+    })?;
     let definitions: Vec<Arc<dyn SagaDefinition<Data = saga::PlaceOrderData>>> =
-        vec![Arc::new(saga::PlaceOrderV1::new(participants))];
+        vec![Arc::new(saga::place_order_v1(participants))];
     let mut versions = SagaVersions::new(definitions)?;
     if let Some(version) = config.saga_start_version {
         versions = versions.start_on(version)?;

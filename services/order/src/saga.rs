@@ -1,6 +1,8 @@
-//! The place-order saga, version 1: ReserveStock -> AuthorizePayment -> ConfirmOrder, compensated
+//! The place-order saga. Version 1: ReserveStock -> AuthorizePayment -> ConfirmOrder, compensated
 //! by Release and Void. Participants are called over gRPC ([`crate::participants`]) with the
-//! tenant, the trace context and an idempotency key derived from the saga id and step.
+//! tenant, the trace context and an idempotency key derived from the saga id and step. Every
+//! version is a [`PlaceOrder`]: a number and its steps over the same data (a new version is new
+//! steps beside the old ones: docs/changing-a-saga.md).
 
 use longship_messaging::{NewEvent, OutboxError, OutboxRow};
 use longship_proto::inventory::v1 as inv;
@@ -15,7 +17,7 @@ use uuid::Uuid;
 
 use crate::domain::{self, FailureReason, OrderLine};
 use crate::events;
-use crate::participants::{self, Participants, request};
+use crate::participants::{self, Participants, StepOrder, request};
 use crate::store;
 
 /// The saga type of every version of the place-order saga.
@@ -47,6 +49,18 @@ impl PlaceOrderData {
             items: self.items.clone(),
             confirmed_at: chrono::Utc::now(),
         }
+    }
+}
+
+impl StepOrder for PlaceOrderData {
+    fn order_id(&self) -> Uuid {
+        self.order_id
+    }
+
+    fn units(&self) -> u32 {
+        self.items
+            .iter()
+            .fold(0u32, |sum, i| sum.saturating_add(i.quantity))
     }
 }
 
@@ -286,34 +300,44 @@ fn confirmed_event(ctx: &StepContext, data: &PlaceOrderData) -> Result<OutboxRow
         .map_err(|e| StepError::Transient(e.to_string()))
 }
 
-/// The place-order saga, version 1.
-pub struct PlaceOrderV1 {
+/// A version of the place-order saga: its number and its steps. Every version shares the saga
+/// type, the data and what a compensated saga does to its order.
+pub struct PlaceOrder {
+    version: u32,
     steps: Vec<Step<PlaceOrderData>>,
 }
 
-impl PlaceOrderV1 {
-    /// The saga over `participants`.
-    pub fn new(participants: Participants) -> PlaceOrderV1 {
-        PlaceOrderV1 {
-            steps: vec![
-                Step::remote(
-                    "ReserveStock",
-                    ReserveStock(participants.clone()),
-                    ReleaseStock(participants.clone()),
-                ),
-                Step::remote(
-                    "AuthorizePayment",
-                    AuthorizePayment(participants.clone()),
-                    VoidPayment(participants),
-                ),
-                Step::local("ConfirmOrder", ConfirmOrder),
-            ],
-        }
+impl PlaceOrder {
+    /// Version `version` with `steps`.
+    pub fn new(version: u32, steps: Vec<Step<PlaceOrderData>>) -> PlaceOrder {
+        PlaceOrder { version, steps }
     }
 }
 
+/// The place-order saga, version 1, over `participants`.
+pub fn place_order_v1(participants: Participants) -> PlaceOrder {
+    PlaceOrder::new(1, v1_steps(&participants))
+}
+
+/// Version 1's steps (a later version starts from them).
+pub fn v1_steps(participants: &Participants) -> Vec<Step<PlaceOrderData>> {
+    vec![
+        Step::remote(
+            "ReserveStock",
+            ReserveStock(participants.clone()),
+            ReleaseStock(participants.clone()),
+        ),
+        Step::remote(
+            "AuthorizePayment",
+            AuthorizePayment(participants.clone()),
+            VoidPayment(participants.clone()),
+        ),
+        Step::local("ConfirmOrder", ConfirmOrder),
+    ]
+}
+
 #[async_trait::async_trait]
-impl SagaDefinition for PlaceOrderV1 {
+impl SagaDefinition for PlaceOrder {
     type Data = PlaceOrderData;
 
     fn saga_type(&self) -> &'static str {
@@ -321,7 +345,7 @@ impl SagaDefinition for PlaceOrderV1 {
     }
 
     fn version(&self) -> u32 {
-        1
+        self.version
     }
 
     fn steps(&self) -> &[Step<PlaceOrderData>] {
