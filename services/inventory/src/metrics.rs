@@ -11,5 +11,9 @@ longship_telemetry::metric_families! {
 
 /// Describes the families and creates every series at zero.
 pub fn register() {
-    longship_telemetry::register(&[COMMIT_WITHOUT_RESERVATION, RESERVATIONS_EXPIRED, BATCH_FALLBACKS]);
+    longship_telemetry::register(&[
+        COMMIT_WITHOUT_RESERVATION,
+        RESERVATIONS_EXPIRED,
+        BATCH_FALLBACKS,
+    ]);
 }
