@@ -107,15 +107,17 @@ class Proc:
     def ready(self, within: float = 60.0) -> bool:
         return bool(wait_for(f"{self.name} ready", lambda: call("GET", self.http() + "/readyz")[0] == 200, within))
 
-    def stop(self) -> None:
-        """SIGTERM and wait (the graceful shutdown releases the saga claims), SIGKILL after 30 s."""
+    def stop(self) -> bool:
+        """SIGTERM and wait (the graceful shutdown releases the saga claims), SIGKILL after 30 s.
+        True when the process is gone afterwards."""
         if self.pid is None:
-            return
+            return True
+        pid = self.pid
         try:
-            os.kill(self.pid, signal.SIGTERM)
+            os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
             self.pid = None
-            return
+            return True
         end = time.monotonic() + 30
         while time.monotonic() < end:
             if self.popen is not None:
@@ -126,7 +128,11 @@ class Proc:
             time.sleep(0.1)
         else:
             os.kill(self.pid, signal.SIGKILL)
+            time.sleep(0.5)
         self.pid = None
+        if self.popen is not None:
+            return self.popen.poll() is not None
+        return not Path(f"/proc/{pid}").exists() or _zombie(pid)
 
 
 def _zombie(pid: int) -> bool:
@@ -226,8 +232,7 @@ class Rollout:
 
     def hand_over(self, old_ids: list[str]) -> None:
         self.start_new_replicas({"SAGA_START_VERSION": "1"})
-        self.adopted["order"].stop()
-        check("the old replica stopped", True)
+        check("the old replica stopped", self.adopted["order"].stop(), _tail(self.adopted["order"].log))
         held = self.order(self.new[1].http(), [("SKU-2", 1)])
         self.adopted["payment"].start()
         check("payment is back", self.adopted["payment"].ready(), _tail(self.adopted["payment"].log))

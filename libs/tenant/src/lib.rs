@@ -7,6 +7,7 @@
 
 mod admin;
 mod auth;
+pub mod batch;
 pub mod grpc;
 mod id;
 mod jwks;

@@ -2,7 +2,7 @@
 //! each is one tenant-scoped transaction over the store, and wakes the relay after a commit that
 //! enqueued an event.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use longship_errors::Error;
@@ -94,47 +94,16 @@ impl Stock {
         &self,
         orders: Vec<(TenantId, ReserveOrder)>,
     ) -> Vec<Result<Reserved, Error>> {
-        let mut answers: Vec<Option<Result<Reserved, Error>>> =
-            (0..orders.len()).map(|_| None).collect();
-        let mut groups: BTreeMap<TenantId, Vec<(usize, ReserveOrder)>> = BTreeMap::new();
-        for (i, (tenant, order)) in orders.into_iter().enumerate() {
-            match domain::validate_reserve(&order.currency, &order.lines) {
-                Ok(()) => groups.entry(tenant).or_default().push((i, order)),
-                Err(e) => answers[i] = Some(Err(e)),
-            }
-        }
-        let mut tasks = tokio::task::JoinSet::new();
-        for (tenant, group) in groups {
-            let stock = self.clone();
-            tasks.spawn(async move {
-                let answers = stock.reserve_group(&tenant, &group).await;
-                group
-                    .into_iter()
-                    .map(|(i, _)| i)
-                    .zip(answers)
-                    .collect::<Vec<_>>()
-            });
-        }
-        while let Some(done) = tasks.join_next().await {
-            match done {
-                Ok(group) => {
-                    for (i, answer) in group {
-                        answers[i] = Some(answer);
-                    }
-                }
-                Err(e) => tracing::error!(error = %e, "a tenant's batched Reserve panicked"),
-            }
-        }
-        answers
-            .into_iter()
-            .map(|a| {
-                a.unwrap_or_else(|| {
-                    Err(Error::internal(std::io::Error::other(
-                        "a batched Reserve left an order unanswered",
-                    )))
-                })
-            })
-            .collect()
+        longship_tenant::batch::per_tenant(
+            "Reserve",
+            orders,
+            |order| domain::validate_reserve(&order.currency, &order.lines),
+            |tenant, group| {
+                let this = self.clone();
+                async move { this.reserve_group(&tenant, &group).await }
+            },
+        )
+        .await
     }
 
     /// The orders of one tenant: one transaction, or one by one when it fails as a whole (or when
@@ -142,12 +111,12 @@ impl Stock {
     async fn reserve_group(
         &self,
         tenant: &TenantId,
-        group: &[(usize, ReserveOrder)],
+        group: &[ReserveOrder],
     ) -> Vec<Result<Reserved, Error>> {
-        let ids: BTreeSet<Uuid> = group.iter().map(|(_, o)| o.order_id).collect();
+        let ids: BTreeSet<Uuid> = group.iter().map(|o| o.order_id).collect();
         if group.len() > 1 && ids.len() == group.len() {
             let commands: Vec<ReserveCommand> =
-                group.iter().map(|(_, o)| self.command(o.clone())).collect();
+                group.iter().map(|o| self.command(o.clone())).collect();
             match self.reserve_set(tenant, &commands).await {
                 Ok(answers) => return answers,
                 Err(e) => {
@@ -157,7 +126,7 @@ impl Stock {
             }
         }
         let mut answers = Vec::with_capacity(group.len());
-        for (_, order) in group {
+        for order in group {
             answers.push(self.reserve(tenant, order.clone()).await);
         }
         answers

@@ -2,7 +2,7 @@
 //! each is one tenant-scoped transaction over the store, and wakes the relay after a commit that
 //! enqueued an event.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use longship_errors::Error;
 use longship_messaging::RelayWake;
@@ -92,51 +92,22 @@ impl Funds {
         &self,
         commands: Vec<(TenantId, AuthorizeCommand)>,
     ) -> Vec<Result<Payment, Error>> {
-        let mut answers: Vec<Option<Result<Payment, Error>>> =
-            (0..commands.len()).map(|_| None).collect();
-        let mut groups: BTreeMap<TenantId, Vec<(usize, AuthorizeCommand)>> = BTreeMap::new();
-        for (i, (tenant, command)) in commands.into_iter().enumerate() {
-            match domain::validate_authorize(
-                &command.customer_id,
-                command.amount_cents,
-                &command.currency,
-            ) {
-                Ok(()) => groups.entry(tenant).or_default().push((i, command)),
-                Err(e) => answers[i] = Some(Err(e)),
-            }
-        }
-        let mut tasks = tokio::task::JoinSet::new();
-        for (tenant, group) in groups {
-            let funds = self.clone();
-            tasks.spawn(async move {
-                let answers = funds.authorize_group(&tenant, &group).await;
-                group
-                    .into_iter()
-                    .map(|(i, _)| i)
-                    .zip(answers)
-                    .collect::<Vec<_>>()
-            });
-        }
-        while let Some(done) = tasks.join_next().await {
-            match done {
-                Ok(group) => {
-                    for (i, answer) in group {
-                        answers[i] = Some(answer);
-                    }
-                }
-                Err(e) => tracing::error!(error = %e, "a tenant's batched Authorize panicked"),
-            }
-        }
-        answers
-            .into_iter()
-            .map(|a| {
-                a.unwrap_or_else(|| {
-                    Err(Error::internal(std::io::Error::other(
-                        "a batched Authorize left an order unanswered",
-                    )))
-                })
-            })
-            .collect()
+        longship_tenant::batch::per_tenant(
+            "Authorize",
+            commands,
+            |command| {
+                domain::validate_authorize(
+                    &command.customer_id,
+                    command.amount_cents,
+                    &command.currency,
+                )
+            },
+            |tenant, group| {
+                let this = self.clone();
+                async move { this.authorize_group(&tenant, &group).await }
+            },
+        )
+        .await
     }
 
     /// The orders of one tenant: one transaction, or one by one when it fails as a whole (or when
@@ -144,11 +115,11 @@ impl Funds {
     async fn authorize_group(
         &self,
         tenant: &TenantId,
-        group: &[(usize, AuthorizeCommand)],
+        group: &[AuthorizeCommand],
     ) -> Vec<Result<Payment, Error>> {
-        let ids: BTreeSet<Uuid> = group.iter().map(|(_, c)| c.order_id).collect();
+        let ids: BTreeSet<Uuid> = group.iter().map(|c| c.order_id).collect();
         if group.len() > 1 && ids.len() == group.len() {
-            let commands: Vec<AuthorizeCommand> = group.iter().map(|(_, c)| c.clone()).collect();
+            let commands: Vec<AuthorizeCommand> = group.to_vec();
             match self.authorize_set(tenant, &commands).await {
                 Ok(answers) => {
                     return answers
@@ -166,7 +137,7 @@ impl Funds {
             }
         }
         let mut answers = Vec::with_capacity(group.len());
-        for (_, command) in group {
+        for command in group {
             answers.push(self.authorize(tenant, command.clone()).await);
         }
         answers
