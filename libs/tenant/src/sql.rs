@@ -34,13 +34,65 @@ pub async fn begin_then(
     .await
 }
 
+/// Begins a transaction that may work on the rows of every tenant in `tenants` (and only those):
+/// `app.tenant_ids` is set to them, which each tenant table's `tenant_set` policy admits
+/// (`libs/tenant/migrations/0003_tenant_set.sql`). For set-based statements serving the items of
+/// several tenants at once: every such statement must key each item's rows by the item's own
+/// tenant (`WHERE t.tenant_id = u.tenant_id AND ...` over the items), since row-level security
+/// then only keeps the transaction inside the set, not an item inside its tenant.
+///
+/// `BEGIN` and the setting travel in one message, as in [`begin`]. An empty set admits nothing.
+pub async fn begin_set(
+    pool: &PgPool,
+    tenants: &[TenantId],
+) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    pool.begin_with(sqlx::AssertSqlSafe(begin_set_statement(tenants)))
+        .await
+}
+
+/// Sets `app.tenant_ids` (see [`begin_set`]) for the rest of the current transaction on `conn`.
+pub async fn set_tenant_set(
+    conn: &mut PgConnection,
+    tenants: &[TenantId],
+) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT set_config('app.tenant_ids', $1, true)")
+        .bind(tenant_set_literal(tenants))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// `tenants` as a Postgres text array literal (`{acme,globex}`), what `app.tenant_ids` holds: a
+/// [`TenantId`] admits only `[a-z0-9-]`, so no element needs quoting.
+pub fn tenant_set_literal(tenants: &[TenantId]) -> String {
+    let mut literal = String::from("{");
+    for (i, tenant) in tenants.iter().enumerate() {
+        debug_assert!(safe_literal(tenant));
+        if i > 0 {
+            literal.push(',');
+        }
+        literal.push_str(tenant.as_str());
+    }
+    literal.push('}');
+    literal
+}
+
+fn begin_set_statement(tenants: &[TenantId]) -> String {
+    format!(
+        "BEGIN; SELECT set_config('app.tenant_ids', '{}', true)",
+        tenant_set_literal(tenants)
+    )
+}
+
+fn safe_literal(tenant: &TenantId) -> bool {
+    tenant
+        .as_str()
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
 fn begin_statement(tenant: &TenantId) -> String {
-    debug_assert!(
-        tenant
-            .as_str()
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    );
+    debug_assert!(safe_literal(tenant));
     format!(
         "BEGIN; SELECT set_config('app.tenant_id', '{}', true)",
         tenant.as_str()
@@ -66,6 +118,20 @@ mod tests {
         assert_eq!(
             begin_statement(&tenant),
             "BEGIN; SELECT set_config('app.tenant_id', 'acme-2', true)"
+        );
+    }
+
+    #[test]
+    fn a_tenant_set_is_an_array_literal() {
+        let tenants: Vec<TenantId> = ["acme", "globex-2"]
+            .into_iter()
+            .map(|t| TenantId::parse(t).expect("valid"))
+            .collect();
+        assert_eq!(tenant_set_literal(&tenants), "{acme,globex-2}");
+        assert_eq!(tenant_set_literal(&[]), "{}");
+        assert_eq!(
+            begin_set_statement(&tenants),
+            "BEGIN; SELECT set_config('app.tenant_ids', '{acme,globex-2}', true)"
         );
     }
 }

@@ -114,3 +114,61 @@ pub async fn assert_no_rows_visible(conn: &mut PgConnection, tables: &[&str]) {
 fn count_rows(table: &str) -> sqlx::AssertSqlSafe<String> {
     sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}"))
 }
+
+/// Asserts what a tenant set (`app.tenant_ids`, `longship_tenant::begin_set`) admits on each of
+/// `tables` for `conn` (the application role): with the set `{tenant}` it sees and updates exactly
+/// `tenant`'s rows (at least one each, so the check can fail); with a set naming only `other`
+/// nothing of `tenant`'s; with an empty set nothing at all. Each probe is rolled back.
+#[allow(clippy::expect_used)] // reason: a test helper fails the test by panicking
+pub async fn assert_tenant_set_admits_only_its_tenants(
+    conn: &mut PgConnection,
+    tables: &[&str],
+    tenant: &str,
+    other: &str,
+) {
+    use sqlx::Connection;
+    for table in tables {
+        let mut probe = async |set: &str| -> (i64, i64, u64) {
+            let mut tx = conn.begin().await.expect("begin");
+            sqlx::query("SELECT set_config('app.tenant_ids', $1, true)")
+                .bind(set)
+                .execute(&mut *tx)
+                .await
+                .expect("tenant set");
+            let seen: i64 = sqlx::query_scalar(count_rows(table))
+                .fetch_one(&mut *tx)
+                .await
+                .expect("count");
+            let of_tenant: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT count(*) FROM {table} WHERE tenant_id = $1"
+            )))
+            .bind(tenant)
+            .fetch_one(&mut *tx)
+            .await
+            .expect("count of the tenant");
+            let updated = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE {table} SET tenant_id = tenant_id"
+            )))
+            .execute(&mut *tx)
+            .await
+            .expect("update")
+            .rows_affected();
+            tx.rollback().await.expect("rollback");
+            (seen, of_tenant, updated)
+        };
+        let (seen, of_tenant, updated) = probe(&format!("{{{tenant}}}")).await;
+        assert!(of_tenant > 0, "{table}: no row of {tenant} to probe");
+        assert_eq!(
+            (seen, updated),
+            (of_tenant, of_tenant as u64),
+            "{table}: the set {{{tenant}}}"
+        );
+        assert_eq!(
+            probe(&format!("{{{other}}}")).await.1,
+            0,
+            "{table}: {tenant}'s rows under {{{other}}}"
+        );
+        assert_eq!(probe("").await.0, 0, "{table}: rows under an empty set");
+        assert_eq!(probe("{}").await.0, 0, "{table}: rows under {{}}");
+    }
+}

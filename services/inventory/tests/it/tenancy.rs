@@ -101,3 +101,32 @@ async fn the_app_role_sees_no_rows_without_a_tenant_setting() {
     conn.close().await.expect("close");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_tenant_set_admits_the_rows_of_its_tenants_only() {
+    let app = TestApp::spawn().await;
+    app.given_product("A", 100, "USD", 10).await;
+    app.reserve(Uuid::now_v7(), "USD", &[("A", 1)])
+        .await
+        .expect("reserved");
+    let body =
+        serde_json::json!({"name": "Theirs", "price_cents": 100, "currency": "USD", "on_hand": 5});
+    let theirs = app
+        .app()
+        .as_tenant("globex")
+        .send_json(http::Method::PUT, "/v1/products/A", &[], &body)
+        .await
+        .expect("PUT");
+    assert_eq!(theirs.status, 200, "{}", theirs.text());
+
+    let mut conn = app.app_role_without_tenant("products", 2).await;
+    longship_testkit::checks::assert_tenant_set_admits_only_its_tenants(
+        &mut conn,
+        &["products", "reservations"],
+        longship_testkit::TEST_TENANT,
+        "globex",
+    )
+    .await;
+    conn.close().await.expect("close");
+    app.stop().await;
+}

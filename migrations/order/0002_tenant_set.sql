@@ -1,0 +1,8 @@
+-- Batches of several tenants in one transaction (libs/tenant/migrations/0003_tenant_set.sql):
+-- orders also admit the rows of the tenants in `app.tenant_ids`.
+SET LOCAL lock_timeout = '5s';
+SET LOCAL statement_timeout = '60s';
+
+CREATE POLICY tenant_set ON orders
+    USING (tenant_id = ANY (app_tenant_set()))
+    WITH CHECK (tenant_id = ANY (app_tenant_set()));
