@@ -99,6 +99,19 @@ fn begin_statement(tenant: &TenantId) -> String {
     )
 }
 
+/// A common table expression `scope` that sets `app.tenant_id` to the bound `tenant` (a
+/// placeholder such as `$1`) for the rest of the transaction and yields it as `scope.tenant_id`:
+/// `WITH {scope_cte}, x AS (INSERT INTO t (tenant_id, ...) SELECT scope.tenant_id, ... FROM scope)`.
+/// A statement that starts this way is tenant-scoped on its own, so a unit of work that is one
+/// statement can run outside an explicit transaction (its own implicit one): the setting is made
+/// before any row is read or written (the rows come from `scope`), and row-level security checks
+/// every row written after it. Materialised, so it runs once whatever reads it.
+pub fn scope_cte(tenant: impl std::fmt::Display) -> String {
+    format!(
+        "scope AS MATERIALIZED (SELECT set_config('app.tenant_id', {tenant}, true) AS tenant_id)"
+    )
+}
+
 /// Sets `app.tenant_id` for the rest of the current transaction on `conn`.
 pub async fn set_tenant(conn: &mut PgConnection, tenant: &TenantId) -> Result<(), sqlx::Error> {
     sqlx::query("SELECT set_config('app.tenant_id', $1, true)")

@@ -93,14 +93,15 @@ impl Orders {
             idempotency_key: key,
             request_hash: &fingerprint,
         };
-        let mut tx = longship_tenant::begin(&self.pool, tenant)
-            .await
-            .map_err(db)?;
-        let Some(created_at) = store::insert_order(&mut tx, &new, event, saga)
+        // one statement, its own transaction: committed when it answers
+        let Some(created_at) = store::insert_order(&self.pool, &new, event, saga)
             .await
             .map_err(db)?
         else {
             // the key is taken (possibly by a request that just committed): answer with its order
+            let mut tx = longship_tenant::begin(&self.pool, tenant)
+                .await
+                .map_err(db)?;
             let order = self.replay(&mut tx, tenant, key, &fingerprint).await?;
             tx.commit().await.map_err(db)?;
             metrics::counter!("orders_idempotent_replays_total").increment(1);
@@ -122,7 +123,6 @@ impl Orders {
             updated_at: created_at,
             saga: Some(SagaView::starting(started.version(), started.progress())),
         };
-        tx.commit().await.map_err(db)?;
         self.sagas.launch(started);
         self.relay.wake();
         metrics::counter!("orders_placed_total").increment(1);
