@@ -30,7 +30,9 @@
 //! Consumers must therefore not depend on the order of events; Longship's own consumers don't
 //! (each event is handled on its own, idempotently).
 //!
-//! Publishing is **at least once**: a row is marked sent only after JetStream acknowledged it, so a
+//! Publishing is **at least once**: a row's mark as sent commits only after JetStream acknowledged it
+//! (the relay claims and marks a batch in one statement, publishes, and unmarks what was not
+//! acknowledged before it commits), so a
 //! crash between ack and mark publishes it again, and JetStream drops that duplicate by
 //! `Nats-Msg-Id` within the stream's duplicate window (2 minutes by default). The mark is committed
 //! asynchronously (`synchronous_commit = off` for the relay's transaction only): a Postgres crash

@@ -30,53 +30,6 @@ use crate::{EventEnvelope, Naming};
 /// The Postgres channel the outbox trigger notifies.
 pub const CHANNEL: &str = "outbox";
 
-/// A row's physical address (`ctid`), bound as Postgres' own `tid` type so that
-/// `ctid = ANY($1)` is a TID scan in every plan, cached or not (a `text[]` cast to `tid[]` is not
-/// one, and a plan made while the table was small would then scan the whole table).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Tid {
-    block: u32,
-    offset: u16,
-}
-
-/// `tid` (OID 27) and `tid[]` (OID 1010) are built-in types with fixed OIDs.
-impl sqlx::Type<sqlx::Postgres> for Tid {
-    fn type_info() -> sqlx::postgres::PgTypeInfo {
-        sqlx::postgres::PgTypeInfo::with_oid(sqlx::postgres::types::Oid(27))
-    }
-}
-
-impl sqlx::postgres::PgHasArrayType for Tid {
-    fn array_type_info() -> sqlx::postgres::PgTypeInfo {
-        sqlx::postgres::PgTypeInfo::with_oid(sqlx::postgres::types::Oid(1010))
-    }
-}
-
-/// Binary form: the block number (4 bytes) then the line pointer (2 bytes), big-endian.
-impl sqlx::Encode<'_, sqlx::Postgres> for Tid {
-    fn encode_by_ref(
-        &self,
-        buf: &mut sqlx::postgres::PgArgumentBuffer,
-    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
-        buf.extend_from_slice(&self.block.to_be_bytes());
-        buf.extend_from_slice(&self.offset.to_be_bytes());
-        Ok(sqlx::encode::IsNull::No)
-    }
-}
-
-impl sqlx::Decode<'_, sqlx::Postgres> for Tid {
-    fn decode(value: sqlx::postgres::PgValueRef<'_>) -> Result<Self, sqlx::error::BoxDynError> {
-        let bytes = <&[u8] as sqlx::Decode<sqlx::Postgres>>::decode(value)?;
-        match bytes {
-            [b0, b1, b2, b3, o0, o1] => Ok(Tid {
-                block: u32::from_be_bytes([*b0, *b1, *b2, *b3]),
-                offset: u16::from_be_bytes([*o0, *o1]),
-            }),
-            _ => Err(format!("a tid is 6 bytes, got {}", bytes.len()).into()),
-        }
-    }
-}
-
 /// Wakes a service's outbox relay after a commit that enqueued events: the relay then publishes at
 /// once instead of at its next poll (the services' connections do not `NOTIFY`). Cheap to clone.
 #[derive(Debug, Clone, Default)]
@@ -139,8 +92,8 @@ impl std::fmt::Debug for OutboxRelay {
 }
 
 struct Pending {
-    /// The row's physical address while this transaction holds its lock.
-    tid: Tid,
+    /// Its place in the outbox (insertion order).
+    seq: i64,
     id: Uuid,
     tenant_id: String,
     event_type: String,
@@ -272,15 +225,21 @@ impl OutboxRelay {
         // precedes its wake, which precedes the claim's snapshot): consume it, so the loop does
         // not come back for rows this batch already sends. Commits after this point wake it again.
         let _ = self.wake.notified().now_or_never();
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN; SET LOCAL synchronous_commit = off")
-            .await?;
-        // `ctid` marks the claimed rows by their physical address (a TID scan, whatever the
-        // planner believes about the table's size; the rows are locked, so they cannot move)
+        let mut tx = self.pool.begin().await?;
+        // Claims the batch and marks it sent in one statement: if a message is then not
+        // acknowledged, its row and the rows after it are marked unsent again before the commit,
+        // and a relay that dies before the commit leaves them all unsent. The mark's commit does
+        // not wait for the WAL flush (`synchronous_commit` off for this transaction, set by the
+        // same statement). The rows are found by their physical address (`ctid = ANY(...)`, a TID
+        // scan in every plan, whatever the planner believes about the table's size).
         let rows = sqlx::query(
-            "SELECT ctid AS tid, id, tenant_id, event_type, schema_version, payload, traceparent, occurred_at
-             FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
+            "WITH claimed AS (
+                 SELECT ctid AS tid FROM outbox WHERE published_at IS NULL
+                 ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED
+             ), relaxed AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true))
+             UPDATE outbox SET published_at = now()
+             WHERE ctid = ANY (ARRAY(SELECT tid FROM claimed)) AND EXISTS (SELECT 1 FROM relaxed)
+             RETURNING seq, id, tenant_id, event_type, schema_version, payload, traceparent, occurred_at",
         )
         .bind(self.config.batch_size)
         .fetch_all(&mut *tx)
@@ -289,11 +248,11 @@ impl OutboxRelay {
             tx.rollback().await?;
             return Ok(0);
         }
-        let pending: Vec<Pending> = rows
+        let mut pending: Vec<Pending> = rows
             .iter()
             .map(|r| {
                 Ok(Pending {
-                    tid: r.try_get("tid")?,
+                    seq: r.try_get("seq")?,
                     id: r.try_get("id")?,
                     tenant_id: r.try_get("tenant_id")?,
                     event_type: r.try_get("event_type")?,
@@ -304,6 +263,8 @@ impl OutboxRelay {
                 })
             })
             .collect::<Result<_, sqlx::Error>>()?;
+        // RETURNING has no order: publish in insertion order
+        pending.sort_unstable_by_key(|p| p.seq);
 
         // send every message first (pipelined), then await the acks together; each message has a
         // PRODUCER span from its send to its ack (crate::producer)
@@ -317,16 +278,16 @@ impl OutboxRelay {
                 stored: row.traceparent.as_deref(),
             };
             match crate::producer::send(&self.js, subject, headers, body, event).await {
-                (Ok(ack), span) => acks.push((row.tid, Some(ack), span)),
+                (Ok(ack), span) => acks.push((row.seq, Some(ack), span)),
                 (Err(_), span) => {
-                    acks.push((row.tid, None, span));
+                    acks.push((row.seq, None, span));
                     break;
                 }
             }
         }
         let results = tokio::time::timeout(
             self.config.ack_timeout,
-            join_all(acks.into_iter().map(|(tid, ack, span)| async move {
+            join_all(acks.into_iter().map(|(seq, ack, span)| async move {
                 let acked = match ack {
                     Some(ack) => ack.await.is_ok(),
                     None => false,
@@ -334,31 +295,29 @@ impl OutboxRelay {
                 if !acked {
                     longship_telemetry::spans::record_failure(&span);
                 }
-                (tid, acked)
+                (seq, acked)
             })),
         )
         .await
         .map_err(|_| RelayError::AckTimeout)?;
-        // mark the acknowledged prefix sent; anything after a failure waits (keeps insertion order)
-        let sent: Vec<Tid> = results
-            .iter()
-            .take_while(|(_, ok)| *ok)
-            .map(|(tid, _)| *tid)
-            .collect();
-        if !sent.is_empty() {
-            sqlx::query("UPDATE outbox SET published_at = now() WHERE ctid = ANY($1)")
-                .bind(&sent)
+        // the acknowledged prefix stays marked; anything from the first failure on (or never
+        // sent) is marked unsent again and waits (keeps insertion order)
+        let sent = results.iter().take_while(|(_, ok)| *ok).count();
+        let unsent: Vec<i64> = pending.iter().skip(sent).map(|p| p.seq).collect();
+        if !unsent.is_empty() {
+            sqlx::query("UPDATE outbox SET published_at = NULL WHERE seq = ANY($1)")
+                .bind(&unsent)
                 .execute(&mut *tx)
                 .await?;
         }
         tx.commit().await?;
-        metrics::counter!(OUTBOX_PUBLISHED.name).increment(sent.len() as u64);
-        if sent.len() < pending.len() {
+        metrics::counter!(OUTBOX_PUBLISHED.name).increment(sent as u64);
+        if sent < pending.len() {
             return Err(RelayError::Nats(
                 "some messages were not acknowledged".into(),
             ));
         }
-        Ok(sent.len())
+        Ok(sent)
     }
 
     fn message(

@@ -452,3 +452,40 @@ async fn prune_deletes_sent_rows_past_the_retention_and_keeps_the_rest() {
     );
     h.finish().await;
 }
+
+/// A batch the stream accepts only in part: the acknowledged prefix stays published, the rest is
+/// marked unsent again in the same transaction and goes out, in order, once the stream takes it.
+#[tokio::test]
+async fn a_partly_acknowledged_batch_keeps_its_prefix_sent_and_the_rest_pending() {
+    let h = Harness::start().await;
+    let relay = h.relay(h.js.clone(), Harness::relay_config(64));
+    let stream_name = h.naming.stream(ORDERS.name);
+    let set_limit = async |max_messages: i64| {
+        let mut stream = h.js.get_stream(&stream_name).await.expect("stream");
+        let mut config = stream.info().await.expect("info").config.clone();
+        config.max_messages = max_messages;
+        h.js.update_stream(config).await.expect("update stream");
+    };
+    // the stream refuses (discard new) every message past the third
+    set_limit(3).await;
+    let ids = h.enqueue_committed("acme", 5).await;
+    let refused = relay.publish_batch().await;
+    assert!(
+        refused.is_err(),
+        "a partly refused batch reports it: {refused:?}"
+    );
+    assert_eq!(h.stream_len(ORDERS.name).await, 3);
+    assert_eq!(h.pending().await, 2, "the refused rows are pending again");
+    let pending: Vec<Uuid> =
+        sqlx::query_scalar("SELECT id FROM outbox WHERE published_at IS NULL ORDER BY seq")
+            .fetch_all(h.db.pool())
+            .await
+            .expect("pending ids");
+    assert_eq!(pending, ids[3..].to_vec(), "the refused suffix, in order");
+
+    set_limit(-1).await;
+    assert_eq!(relay.publish_batch().await.expect("publish"), 2);
+    assert_eq!(h.pending().await, 0);
+    assert_stream_in_outbox_order(&h, 5).await;
+    h.finish().await;
+}
