@@ -708,6 +708,18 @@ async fn rls_hides_every_tenant_table(p: &Platform) {
         .await
         .expect("delete");
         assert_eq!(deleted.rows_affected(), 0, "{table}: B deleted A's rows");
+        // a tenant set (the batch paths) admits its tenants' rows and no other's
+        sqlx::query("RESET app.tenant_id")
+            .execute(&mut *conn)
+            .await
+            .expect("reset");
+        longship_testkit::checks::assert_tenant_set_admits_only_its_tenants(
+            &mut conn,
+            &[table],
+            A,
+            B,
+        )
+        .await;
         sqlx::query("RESET ROLE")
             .execute(&mut *conn)
             .await

@@ -53,6 +53,29 @@ pub async fn rls_covers_the_platform_tables(p: &Platform, a: &str, b: &str) {
             assert_eq!(n, 0, "{table}: B changed A's rows: {statement}");
         }
     }
+    // a tenant set (the batch paths) admits its tenants' outbox and inbox rows and no other's
+    for (db, table) in [
+        (&p.orders_db, "outbox"),
+        (&p.inventory_db, "inbox"),
+        (&p.payments_db, "outbox"),
+    ] {
+        let mut conn = db.pool().acquire().await.expect("conn");
+        sqlx::query("SET ROLE longship_app")
+            .execute(&mut *conn)
+            .await
+            .expect("set role");
+        longship_testkit::checks::assert_tenant_set_admits_only_its_tenants(
+            &mut conn,
+            &[table],
+            a,
+            b,
+        )
+        .await;
+        sqlx::query("RESET ROLE")
+            .execute(&mut *conn)
+            .await
+            .expect("reset role");
+    }
     let saga_id: uuid::Uuid =
         sqlx::query_scalar("SELECT id FROM saga WHERE tenant_id = $1 LIMIT 1")
             .bind(a)

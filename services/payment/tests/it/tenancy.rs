@@ -129,3 +129,32 @@ async fn a_role_the_pools_cannot_switch_to_stops_start_up_naming_the_variable() 
     }
     db.drop_db().await;
 }
+
+#[tokio::test]
+async fn a_tenant_set_admits_the_rows_of_its_tenants_only() {
+    let app = TestApp::spawn().await;
+    app.given_account("c-1", 1_000, "USD").await;
+    app.authorize(Uuid::now_v7(), "c-1", 100, "USD")
+        .await
+        .expect("authorized");
+    assert_eq!(app.void(Uuid::now_v7()).await, "TOMBSTONED");
+    let body = serde_json::json!({"balance_cents": 500, "currency": "USD"});
+    let theirs = app
+        .app()
+        .as_tenant("globex")
+        .send_json(http::Method::PUT, "/v1/accounts/c-1", &[], &body)
+        .await
+        .expect("PUT");
+    assert_eq!(theirs.status, 200, "{}", theirs.text());
+
+    let mut conn = app.app_role_without_tenant("accounts", 2).await;
+    longship_testkit::checks::assert_tenant_set_admits_only_its_tenants(
+        &mut conn,
+        &["accounts", "payments", "payment_tombstones"],
+        longship_testkit::TEST_TENANT,
+        "globex",
+    )
+    .await;
+    conn.close().await.expect("close");
+    app.stop().await;
+}
