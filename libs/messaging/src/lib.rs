@@ -55,12 +55,13 @@ mod naming;
 pub mod outbox;
 mod producer;
 pub mod schemas;
+mod spec;
 mod start;
 mod streams;
 pub mod testing;
 mod typed;
 
-pub use consumer::{ConsumerContext, ConsumerSpec, EventHandler, run_consumer};
+pub use consumer::{ClaimedEvent, ConsumerContext, ConsumerSpec, EventHandler, run_consumer};
 pub use durable::ConsumerSettings;
 pub use envelope::{DecodeError, EventEnvelope, NewEvent};
 pub use handler_error::HandlerError;
@@ -75,7 +76,7 @@ pub use streams::{
     DEAD_LETTER_MIN_AGE, StreamError, StreamSettings, ensure_dead_letter_stream, ensure_stream,
     ensure_streams_with_retry,
 };
-pub use typed::Consumer;
+pub use typed::{Consumer, Delivered};
 
 /// The tables this library needs in every service database that uses it (`outbox`, `inbox`),
 /// applied by the runtime before the service's own migrations.

@@ -20,6 +20,10 @@ use crate::domain::{
 };
 use crate::events;
 
+mod many;
+
+pub use many::{CommitItem, CommitResult, commit_many};
+
 fn on_hand_below_reserved() -> Error {
     Error::from_code(InventoryCode::OnHandBelowReserved)
 }
@@ -325,16 +329,19 @@ pub async fn commit(
             .await?;
         }
         CommitOutcome::AlreadyCommitted => {}
-        CommitOutcome::NotReserved => {
-            metrics::counter!("inventory_commit_without_reservation_total").increment(1);
-            tracing::warn!(
-                %order_id,
-                status = status.map(ReservationStatus::as_str).unwrap_or("NONE"),
-                "order confirmed but no reservation is held; stock not committed"
-            );
-        }
+        CommitOutcome::NotReserved => not_reserved(order_id, status),
     }
     Ok(outcome)
+}
+
+/// Logs and counts a commit that found no held reservation (the TTL was shorter than the saga).
+pub fn not_reserved(order_id: Uuid, found: Option<ReservationStatus>) {
+    metrics::counter!("inventory_commit_without_reservation_total").increment(1);
+    tracing::warn!(
+        %order_id,
+        status = found.map(ReservationStatus::as_str).unwrap_or("NONE"),
+        "order confirmed but no reservation is held; stock not committed"
+    );
 }
 
 async fn reservation(

@@ -22,6 +22,10 @@ use crate::domain::{
 };
 use crate::events;
 
+mod many;
+
+pub use many::{CaptureItem, capture_many};
+
 /// Named constraints and the client errors they mean.
 const CONSTRAINTS: longship_errors::ConstraintMap<'static> =
     &[("accounts_held_within_balance", domain::balance_below_held)];
@@ -349,15 +353,20 @@ pub async fn capture(
         }
         (CaptureAction::AlreadyCaptured, Some(payment)) => Ok(Capture::AlreadyCaptured(payment)),
         (_, current) => {
-            metrics::counter!("payment_capture_without_authorization_total").increment(1);
-            tracing::warn!(
-                %order_id,
-                status = status.map(PaymentStatus::as_str).unwrap_or("NONE"),
-                "capture requested but nothing is authorized for the order; nothing captured"
-            );
+            not_capturable(order_id, current.as_ref());
             Ok(Capture::NotCapturable(current))
         }
     }
+}
+
+/// Logs and counts a capture that found nothing authorized for the order.
+pub fn not_capturable(order_id: Uuid, payment: Option<&Payment>) {
+    metrics::counter!("payment_capture_without_authorization_total").increment(1);
+    tracing::warn!(
+        %order_id,
+        status = payment.map(|p| p.status.as_str()).unwrap_or("NONE"),
+        "capture requested but nothing is authorized for the order; nothing captured"
+    );
 }
 
 /// The key of an order's command lock.
