@@ -18,7 +18,9 @@
 //! - [`consumer::run_consumer`]: durable pull consumers with explicit ack whose handler runs in a
 //!   tenant-scoped transaction together with the `inbox` row, so redeliveries are no-ops; failures
 //!   are retried with backoff and poison messages go to a dead-letter subject. A consumer may
-//!   handle the events waiting together in one transaction ([`ConsumerSpec::batched`]).
+//!   handle the events waiting together in one transaction ([`ConsumerSpec::batched`]), and serve
+//!   them as a set: one inbox statement for the batch, the newly claimed events handed over at
+//!   once ([`ConsumerSpec::set_based`], [`Consumer::consume_many`]).
 //!
 //! # Delivery guarantees
 //!

@@ -1,7 +1,9 @@
 //! Postgres access for products and reservations. Every function runs on a connection inside a
 //! transaction the caller opened with `longship_tenant::begin`, so row-level security scopes it to
-//! one tenant; queries name the tenant as well. Product rows are always locked in sku order, after
-//! the reservation row, so concurrent reservations, releases and commits cannot deadlock.
+//! one tenant; queries name the tenant as well (the set-based [`commit_many`] runs under a set of
+//! tenants instead and keys every order's rows by its own tenant). Product rows are always locked
+//! in sku order, after the reservation row, so concurrent reservations, releases and commits
+//! cannot deadlock.
 
 use std::time::Duration;
 

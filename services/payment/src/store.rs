@@ -1,6 +1,7 @@
 //! Postgres access for accounts, payments and tombstones. Every function runs on a connection
 //! inside a transaction the caller opened with `longship_tenant::begin`, so row-level security
-//! scopes it to one tenant; queries name the tenant as well.
+//! scopes it to one tenant; queries name the tenant as well. The set-based [`capture_many`] runs
+//! under a set of tenants instead and keys every order's rows by its own tenant.
 //!
 //! Authorize and Void for one order are serialised by a transaction-level advisory lock on
 //! (tenant, order): they touch different tables (payments, tombstones), so row locks alone could
