@@ -1,7 +1,7 @@
 //! Set-based consumers (`ConsumerSpec::set_based`): one statement claims a batch's events and the
 //! handler gets the newly claimed ones at once; duplicates and other types are not passed on; a
 //! payload that does not read falls back to one-by-one handling and is dead-lettered alone; the
-//! default `consume_many` scopes each event back to its own tenant.
+//! defaults (`consume_many`, `handle_set`) scope each event back to its own tenant.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,7 +14,7 @@ use serde::Deserialize;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::helpers::{Harness, envelope};
+use crate::helpers::{Harness, ScriptedHandler, envelope};
 
 const DEAD_LETTERS: &str = "DEADLETTER";
 
@@ -295,5 +295,42 @@ async fn without_consume_many_a_set_is_consumed_event_by_event_each_scoped_to_it
         transactions < 12,
         "{transactions} transactions for 12 events"
     );
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn a_plain_handler_opting_into_sets_handles_each_event_under_its_own_tenant() {
+    let mut h = Harness::start().await;
+    let tenants = ["acme", "globex", "initech"];
+    let mut events = Vec::new();
+    for i in 0..12 {
+        // one event fails once: its set rolls back and is handled one by one
+        let event = envelope(tenants[i % tenants.len()], u64::from(i == 7));
+        h.publish_envelope(&event, &event.id.to_string()).await;
+        events.push(event);
+    }
+    let handler = ScriptedHandler::new("plain-set");
+    h.spawn_consumer(
+        Harness::consumer_spec("plain-set", 5)
+            .batched(16)
+            .set_based(),
+        handler.clone(),
+    );
+    h.wait_until_consumer_settled("plain-set", 12).await;
+
+    let rows = h.handled("plain-set").await;
+    assert_eq!(rows.len(), events.len(), "each event committed once");
+    for row in &rows {
+        assert_eq!(
+            row.tx_tenant.as_deref(),
+            Some(row.envelope_tenant.as_str()),
+            "the default handle_set scopes each event to its own tenant"
+        );
+    }
+    assert!(
+        handler.calls(events[7].id) >= 2,
+        "the failing event was tried again"
+    );
+    assert_eq!(h.inbox_rows("plain-set").await, events.len() as i64);
     h.finish().await;
 }
