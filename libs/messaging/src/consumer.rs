@@ -12,97 +12,15 @@ use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::durable::ConsumerSettings;
 use crate::metric_families::{
     CONSUMER_BATCH_FALLBACKS, CONSUMER_BATCH_SIZE, CONSUMER_DEAD_LETTERS, CONSUMER_DUPLICATES,
     CONSUMER_HANDLED, CONSUMER_RETRIES, DEAD_LETTERS_WAITING,
 };
-use crate::start::ConsumerStart;
+pub use crate::spec::ConsumerSpec;
 use crate::{EventEnvelope, Naming, RelayWake};
+pub use set::ClaimedEvent;
 
-/// A consumer's settings.
-#[derive(Debug, Clone)]
-pub struct ConsumerSpec {
-    /// Durable name, unique per consuming service and purpose (e.g. `inventory-order-events`).
-    pub durable_name: String,
-    /// Stream to read (unprefixed, e.g. `ORDERS`).
-    pub stream: String,
-    /// Event type filter (unprefixed subject, may end in `>`).
-    pub filter: String,
-    /// Deliveries before a failing message goes to the dead-letter subject.
-    pub max_deliver: i64,
-    /// Messages handled concurrently.
-    pub concurrency: usize,
-    /// How long the server waits for an ack before redelivering.
-    pub ack_wait: Duration,
-    /// Deliveries awaiting an ack at once (`None`: four times `concurrency`).
-    pub max_ack_pending: Option<i64>,
-    /// Events handled in one transaction when several are waiting (1: a transaction each). See
-    /// [`ConsumerSpec::batched`].
-    pub batch_size: usize,
-    /// How long a batch's transaction waits for a row lock before it gives way (rolls back and
-    /// handles its events one by one). See [`ConsumerSpec::batched`].
-    pub batch_lock_timeout: Duration,
-    /// Where a durable consumer that does not exist yet starts reading its stream (`None`: the
-    /// service's `CONSUMER_START_POSITION`). An existing consumer keeps its position.
-    pub start: Option<ConsumerStart>,
-}
-
-impl ConsumerSpec {
-    /// A spec with the default [`ConsumerSettings`] (5 deliveries, 30 s ack wait, four times the
-    /// concurrency awaiting acks) and 32 in flight.
-    pub fn new(durable_name: &str, stream: &str, filter: &str) -> ConsumerSpec {
-        let settings = ConsumerSettings::default();
-        ConsumerSpec {
-            durable_name: durable_name.to_owned(),
-            stream: stream.to_owned(),
-            filter: filter.to_owned(),
-            max_deliver: settings.max_deliver,
-            concurrency: 32,
-            ack_wait: settings.ack_wait,
-            max_ack_pending: settings.max_ack_pending,
-            batch_size: 1,
-            batch_lock_timeout: Duration::from_millis(25),
-            start: None,
-        }
-    }
-
-    /// Takes its delivery settings (ack wait, max deliver, max ack pending) from `settings`:
-    /// the service shell applies the configured ones (`NATS_CONSUMER_*`) to every consumer.
-    pub fn with_settings(mut self, settings: &ConsumerSettings) -> ConsumerSpec {
-        self.ack_wait = settings.ack_wait;
-        self.max_deliver = settings.max_deliver;
-        self.max_ack_pending = settings.max_ack_pending;
-        self
-    }
-
-    /// Handles up to `size` waiting events in one transaction: one `BEGIN`, one inbox row and the
-    /// handler's statements per event, one `COMMIT` (one WAL flush) for all of them, then the
-    /// acks. Batches run one at a time per consumer (messages that arrive meanwhile make the next
-    /// batch bigger, so the batch size follows the load). If anything in a batch fails, it is
-    /// rolled back and its events are handled one by one, with the usual retries and dead
-    /// letters, so one bad event never holds back the others.
-    ///
-    /// A batch never waits long for a lock: its transaction runs with a short `lock_timeout`
-    /// ([`ConsumerSpec::batch_lock_timeout`], 25 ms by default), and a batch that would wait
-    /// longer rolls back and handles its events one by one, each in its own transaction without
-    /// that limit. So a handler that locks several rows per event may be batched although the
-    /// events of a batch lock their rows out of any global order: if a batch and another
-    /// transaction ever wait on each other, the batch gives way within the timeout (long before
-    /// Postgres' deadlock detector would pick a victim, which could be the other transaction).
-    /// Contention only costs throughput (a batch handled one by one), never an event.
-    pub fn batched(mut self, size: usize) -> ConsumerSpec {
-        self.batch_size = size.max(1);
-        self
-    }
-
-    /// Sets how long a batch waits for a row lock before it gives way (see
-    /// [`ConsumerSpec::batched`]); at least 1 ms.
-    pub fn batch_lock_timeout(mut self, timeout: Duration) -> ConsumerSpec {
-        self.batch_lock_timeout = timeout.max(Duration::from_millis(1));
-        self
-    }
-}
+mod set;
 
 /// Handles one event inside a transaction scoped to the event's tenant. Write only through `tx`;
 /// events it enqueues there are published as soon as the transaction commits (the runner wakes the
@@ -115,6 +33,28 @@ pub trait EventHandler: Send + Sync + 'static {
         tx: &mut PgConnection,
         event: &EventEnvelope,
     ) -> Result<(), HandlerError>;
+
+    /// Handles the newly claimed events of a set-based batch at once ([`ConsumerSpec::set_based`]),
+    /// in batch order, in one transaction that admits the rows of every tenant of the batch: key
+    /// each event's rows by its own event's tenant. The default handles them one by one with
+    /// [`EventHandler::handle`], the transaction scoped back to each event's own tenant in turn
+    /// (one statement more per event).
+    async fn handle_set(
+        &self,
+        tx: &mut PgConnection,
+        events: &[ClaimedEvent<'_>],
+    ) -> Result<(), HandlerError> {
+        for event in events {
+            let envelope = event.envelope;
+            async {
+                crate::inbox::scope_to(&mut *tx, &envelope.tenant_id).await?;
+                self.handle(&mut *tx, envelope).await
+            }
+            .instrument(event.span.clone())
+            .await?;
+        }
+        Ok(())
+    }
 }
 
 /// What the consumers of one service share: its database, JetStream, its names, and its outbox
@@ -309,7 +249,12 @@ impl Consumer<'_> {
         if batch.is_empty() {
             return;
         }
-        match self.handle_batch_in_tx(&batch).await {
+        let handled = if spec.set_based {
+            self.handle_set_in_tx(&batch).await
+        } else {
+            self.handle_batch_in_tx(&batch).await
+        };
+        match handled {
             Ok(outcomes) => {
                 metrics::histogram!(CONSUMER_BATCH_SIZE.name, "consumer" => spec.durable_name.clone())
                     .record(batch.len() as f64);

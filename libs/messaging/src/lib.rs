@@ -18,7 +18,9 @@
 //! - [`consumer::run_consumer`]: durable pull consumers with explicit ack whose handler runs in a
 //!   tenant-scoped transaction together with the `inbox` row, so redeliveries are no-ops; failures
 //!   are retried with backoff and poison messages go to a dead-letter subject. A consumer may
-//!   handle the events waiting together in one transaction ([`ConsumerSpec::batched`]).
+//!   handle the events waiting together in one transaction ([`ConsumerSpec::batched`]), and serve
+//!   them as a set: one inbox statement for the batch, the newly claimed events handed over at
+//!   once ([`ConsumerSpec::set_based`], [`Consumer::consume_many`]).
 //!
 //! # Delivery guarantees
 //!
@@ -57,12 +59,13 @@ mod naming;
 pub mod outbox;
 mod producer;
 pub mod schemas;
+mod spec;
 mod start;
 mod streams;
 pub mod testing;
 mod typed;
 
-pub use consumer::{ConsumerContext, ConsumerSpec, EventHandler, run_consumer};
+pub use consumer::{ClaimedEvent, ConsumerContext, ConsumerSpec, EventHandler, run_consumer};
 pub use durable::ConsumerSettings;
 pub use envelope::{DecodeError, EventEnvelope, NewEvent};
 pub use handler_error::HandlerError;
@@ -77,7 +80,7 @@ pub use streams::{
     DEAD_LETTER_MIN_AGE, StreamError, StreamSettings, ensure_dead_letter_stream, ensure_stream,
     ensure_streams_with_retry,
 };
-pub use typed::Consumer;
+pub use typed::{Consumer, Delivered};
 
 /// The tables this library needs in every service database that uses it (`outbox`, `inbox`),
 /// applied by the runtime before the service's own migrations.

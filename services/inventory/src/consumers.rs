@@ -1,11 +1,12 @@
 //! The consumer adapter: `orders.v1.order_confirmed` commits the order's reservation.
 
-use longship_messaging::{Consumer, ConsumerSpec, HandlerError};
+use longship_messaging::{Consumer, ConsumerSpec, Delivered, HandlerError};
 use longship_tenant::TenantId;
 use sqlx::PgConnection;
 
+use crate::domain::CommitOutcome;
 use crate::events::{self, OrderConfirmed};
-use crate::store;
+use crate::store::{self, CommitItem};
 
 /// The durable consumer committing stock on `order_confirmed`.
 pub const ORDER_CONFIRMED_CONSUMER: &str = "inventory-order-confirmed";
@@ -19,13 +20,15 @@ impl Consumer for CommitOnOrderConfirmed {
     type Event = OrderConfirmed;
     const EVENT_TYPE: &'static str = events::ORDER_CONFIRMED;
 
-    /// The stock commits that wait together share a transaction (one commit for all). Each locks
-    /// its reservation and then its products in sku order, so across a batch the product rows are
-    /// locked out of order; a batch that would wait on a lock (a Reserve holding a product) gives
-    /// way within its lock timeout and is handled event by event, so it can never deadlock the
-    /// saga's Reserve.
+    /// The stock commits that wait together share a transaction and one statement
+    /// ([`store::commit_many`]), whatever their tenants. The statement locks the reservations in
+    /// (tenant, order) order and then their products in (tenant, sku) order; a batch that would
+    /// wait on a lock (a Reserve holding a product) still gives way within its lock timeout and
+    /// is handled event by event, so it can never deadlock the saga's Reserve.
     fn spec(&self) -> ConsumerSpec {
-        ConsumerSpec::new(ORDER_CONFIRMED_CONSUMER, "ORDERS", Self::EVENT_TYPE).batched(32)
+        ConsumerSpec::new(ORDER_CONFIRMED_CONSUMER, "ORDERS", Self::EVENT_TYPE)
+            .batched(32)
+            .set_based()
     }
 
     async fn consume(
@@ -38,6 +41,34 @@ impl Consumer for CommitOnOrderConfirmed {
             .await
             .map_err(HandlerError::with_sources)?;
         tracing::info!(order_id = %confirmed.order_id, confirmed_at = %confirmed.confirmed_at, outcome = outcome.as_str(), "order confirmed: stock commit");
+        Ok(())
+    }
+
+    async fn consume_many(
+        &self,
+        tx: &mut PgConnection,
+        events: Vec<Delivered<OrderConfirmed>>,
+    ) -> Result<(), HandlerError> {
+        let items: Vec<CommitItem> = events
+            .iter()
+            .map(|d| CommitItem {
+                tenant: d.tenant.clone(),
+                order_id: d.event.order_id,
+                traceparent: d.traceparent(),
+            })
+            .collect();
+        let results = store::commit_many(tx, &items)
+            .await
+            .map_err(HandlerError::with_sources)?;
+        for (delivered, result) in events.iter().zip(results) {
+            let confirmed = &delivered.event;
+            delivered.span.in_scope(|| {
+                if result.outcome == CommitOutcome::NotReserved {
+                    store::not_reserved(confirmed.order_id, result.found);
+                }
+                tracing::info!(order_id = %confirmed.order_id, confirmed_at = %confirmed.confirmed_at, outcome = result.outcome.as_str(), "order confirmed: stock commit");
+            });
+        }
         Ok(())
     }
 }

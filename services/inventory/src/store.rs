@@ -1,7 +1,9 @@
 //! Postgres access for products and reservations. Every function runs on a connection inside a
 //! transaction the caller opened with `longship_tenant::begin`, so row-level security scopes it to
-//! one tenant; queries name the tenant as well. Product rows are always locked in sku order, after
-//! the reservation row, so concurrent reservations, releases and commits cannot deadlock.
+//! one tenant; queries name the tenant as well (the set-based [`commit_many`] runs under a set of
+//! tenants instead and keys every order's rows by its own tenant). Product rows are always locked
+//! in sku order, after the reservation row, so concurrent reservations, releases and commits
+//! cannot deadlock.
 
 use std::time::Duration;
 
@@ -19,6 +21,10 @@ use crate::domain::{
     ReleaseReason, RequestedLine, ReservationStatus, ReservedLine, StockLevel,
 };
 use crate::events;
+
+mod many;
+
+pub use many::{CommitItem, CommitResult, commit_many};
 
 fn on_hand_below_reserved() -> Error {
     Error::from_code(InventoryCode::OnHandBelowReserved)
@@ -325,16 +331,19 @@ pub async fn commit(
             .await?;
         }
         CommitOutcome::AlreadyCommitted => {}
-        CommitOutcome::NotReserved => {
-            metrics::counter!("inventory_commit_without_reservation_total").increment(1);
-            tracing::warn!(
-                %order_id,
-                status = status.map(ReservationStatus::as_str).unwrap_or("NONE"),
-                "order confirmed but no reservation is held; stock not committed"
-            );
-        }
+        CommitOutcome::NotReserved => not_reserved(order_id, status),
     }
     Ok(outcome)
+}
+
+/// Logs and counts a commit that found no held reservation (the TTL was shorter than the saga).
+pub fn not_reserved(order_id: Uuid, found: Option<ReservationStatus>) {
+    metrics::counter!("inventory_commit_without_reservation_total").increment(1);
+    tracing::warn!(
+        %order_id,
+        status = found.map(ReservationStatus::as_str).unwrap_or("NONE"),
+        "order confirmed but no reservation is held; stock not committed"
+    );
 }
 
 async fn reservation(

@@ -1,6 +1,7 @@
 //! Postgres access for accounts, payments and tombstones. Every function runs on a connection
 //! inside a transaction the caller opened with `longship_tenant::begin`, so row-level security
-//! scopes it to one tenant; queries name the tenant as well.
+//! scopes it to one tenant; queries name the tenant as well. The set-based [`capture_many`] runs
+//! under a set of tenants instead and keys every order's rows by its own tenant.
 //!
 //! Authorize and Void for one order are serialised by a transaction-level advisory lock on
 //! (tenant, order): they touch different tables (payments, tombstones), so row locks alone could
@@ -21,6 +22,10 @@ use crate::domain::{
     VoidAction, VoidOutcome,
 };
 use crate::events;
+
+mod many;
+
+pub use many::{CaptureItem, capture_many};
 
 /// Named constraints and the client errors they mean.
 const CONSTRAINTS: longship_errors::ConstraintMap<'static> =
@@ -349,15 +354,20 @@ pub async fn capture(
         }
         (CaptureAction::AlreadyCaptured, Some(payment)) => Ok(Capture::AlreadyCaptured(payment)),
         (_, current) => {
-            metrics::counter!("payment_capture_without_authorization_total").increment(1);
-            tracing::warn!(
-                %order_id,
-                status = status.map(PaymentStatus::as_str).unwrap_or("NONE"),
-                "capture requested but nothing is authorized for the order; nothing captured"
-            );
+            not_capturable(order_id, current.as_ref());
             Ok(Capture::NotCapturable(current))
         }
     }
+}
+
+/// Logs and counts a capture that found nothing authorized for the order.
+pub fn not_capturable(order_id: Uuid, payment: Option<&Payment>) {
+    metrics::counter!("payment_capture_without_authorization_total").increment(1);
+    tracing::warn!(
+        %order_id,
+        status = payment.map(|p| p.status.as_str()).unwrap_or("NONE"),
+        "capture requested but nothing is authorized for the order; nothing captured"
+    );
 }
 
 /// The key of an order's command lock.

@@ -6,6 +6,8 @@
 //!   across a NATS outage and cut connections (simulated with `longship_testkit::FaultProxy`), and
 //!   that an unpublishable event is refused before it can block the outbox.
 //! - [`consumer`]: deduplication, retries, dead letters, tenant scope and trace continuation.
+//! - [`sets`]: set-based consumers: one claim per batch, the new events handed over at once, a
+//!   bad payload falling back and dead-lettered alone, the default scoping each event to its tenant.
 //! - [`streams`]: stream and consumer settings from config: created as configured, updated where
 //!   JetStream allows, refused naming the setting where it does not (storage; replicas a single
 //!   server cannot hold).
@@ -15,4 +17,5 @@
 mod consumer;
 mod helpers;
 mod relay;
+mod sets;
 mod streams;

@@ -13,4 +13,5 @@ mod helpers;
 mod identity;
 mod products;
 mod reservations;
+mod set_commit;
 mod tenancy;

@@ -10,5 +10,6 @@ mod capture;
 mod compat;
 mod helpers;
 mod identity;
+mod set_capture;
 mod tenancy;
 mod void;
