@@ -10,6 +10,7 @@
 //! [`App::build`].
 
 mod admin;
+pub mod batch;
 pub mod config;
 pub mod connections;
 pub mod db;
