@@ -10,7 +10,6 @@
 //! [`App::build`].
 
 mod admin;
-pub mod batch;
 pub mod config;
 pub mod connections;
 pub mod db;
@@ -22,6 +21,7 @@ mod messaging_config;
 pub mod mtls;
 pub mod nats;
 pub mod openapi;
+pub mod participant;
 mod platform;
 mod platform_metrics;
 mod readiness;

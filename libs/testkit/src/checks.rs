@@ -25,6 +25,13 @@ impl<S: Service> TestApp<S> {
             .expect("PUT")
     }
 
+    /// `PUT path` with a JSON `body`, asserting 200; the answer as JSON.
+    pub async fn put_ok(&self, path: &str, body: &serde_json::Value) -> serde_json::Value {
+        let response = self.put_json(path, body).await;
+        assert_eq!(response.status, 200, "PUT {path}: {}", response.text());
+        response.json()
+    }
+
     /// `GET path` as JSON, asserting 200.
     #[allow(clippy::expect_used)] // reason: a test helper fails the test by panicking
     pub async fn get_ok(&self, path: &str) -> serde_json::Value {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use longship_errors::{Error, ErrorCode};
 use longship_proto::inventory::v1 as pb;
 use longship_proto::inventory::v1::inventory_service_server::InventoryService;
-use longship_runtime::batch;
+use longship_runtime::participant;
 use longship_tenant::TenantId;
 use longship_tenant::grpc::tenant_of;
 use tonic::{Request, Response, Status};
@@ -34,21 +34,13 @@ fn refusal(code: InventoryCode) -> Option<pb::Refusal> {
 /// The status of an error, with its typed refusal attached when it is a business refusal.
 fn status(error: Error) -> Status {
     let detail = InventoryCode::parse(error.code()).and_then(refusal);
-    batch::refused_status(error, detail.map(|r| r as i32))
-}
-
-/// Parses the order id and records it on the call span.
-fn order_id(raw: &str) -> Result<Uuid, Error> {
-    let id = Uuid::parse_str(raw)
-        .map_err(|_| Error::invalid_field("order_id", "format", "must be a UUID"))?;
-    tracing::Span::current().record("order_id", raw);
-    Ok(id)
+    participant::refused_status(error, detail.map(|r| r as i32))
 }
 
 /// A batch item's order, as the adapters receive it (its tenant parsed like `x-tenant-id`).
 fn batch_item(item: pb::ReserveBatchItem) -> Result<(TenantId, ReserveOrder), Error> {
-    let tenant = batch::item_tenant(&item.tenant_id)?;
-    Ok((tenant, reserve_order(batch::required(item.request)?)?))
+    let tenant = participant::item_tenant(&item.tenant_id)?;
+    Ok((tenant, reserve_order(participant::required(item.request)?)?))
 }
 
 fn reserve_order(r: pb::ReserveRequest) -> Result<ReserveOrder, Error> {
@@ -88,13 +80,13 @@ impl InventoryGrpc {
     /// Every item answered on its own: a malformed item is refused alone.
     async fn reserve_batch(&self, r: pb::ReserveBatchRequest) -> pb::ReserveBatchResponse {
         use pb::reserve_batch_result::Outcome;
-        let outcomes = batch::answer_each(
+        let outcomes = participant::answer_each(
             r.items,
             batch_item,
             |valid| self.0.reserve_batch(valid),
             |answer| match answer {
                 Ok(reserved) => Outcome::Reserved(reserved_response(reserved)),
-                Err(e) => Outcome::Error(batch::item_error(&status(e))),
+                Err(e) => Outcome::Error(participant::item_error(&status(e))),
             },
         );
         let results = outcomes.await.into_iter();
@@ -110,7 +102,7 @@ impl InventoryGrpc {
         r: pb::ReserveRequest,
     ) -> Result<pb::ReserveResponse, Error> {
         let order = ReserveOrder {
-            order_id: order_id(&r.order_id)?,
+            order_id: participant::order_id(&r.order_id)?,
             idempotency_key: r.idempotency_key,
             currency: r.currency,
             lines: r
@@ -158,7 +150,7 @@ impl InventoryService for InventoryGrpc {
         request: Request<pb::ReserveBatchRequest>,
     ) -> Result<Response<pb::ReserveBatchResponse>, Status> {
         let batch = request.into_inner();
-        batch::check_size(batch.items.len()).map_err(status)?;
+        participant::check_size(batch.items.len()).map_err(status)?;
         Ok(Response::new(
             InventoryGrpc::reserve_batch(self, batch).await,
         ))
@@ -169,7 +161,7 @@ impl InventoryService for InventoryGrpc {
         request: Request<pb::ReleaseRequest>,
     ) -> Result<Response<pb::ReleaseResponse>, Status> {
         let tenant = tenant_of(&request)?;
-        let id = order_id(&request.get_ref().order_id).map_err(status)?;
+        let id = participant::order_id(&request.get_ref().order_id).map_err(status)?;
         let outcome = self.0.release(&tenant, id).await.map_err(status)?;
         Ok(Response::new(pb::ReleaseResponse {
             order_id: id.to_string(),
@@ -182,7 +174,7 @@ impl InventoryService for InventoryGrpc {
         request: Request<pb::CommitRequest>,
     ) -> Result<Response<pb::CommitResponse>, Status> {
         let tenant = tenant_of(&request)?;
-        let id = order_id(&request.get_ref().order_id).map_err(status)?;
+        let id = participant::order_id(&request.get_ref().order_id).map_err(status)?;
         let outcome = self.0.commit(&tenant, id).await.map_err(status)?;
         Ok(Response::new(pb::CommitResponse {
             order_id: id.to_string(),

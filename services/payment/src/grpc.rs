@@ -7,7 +7,7 @@ use std::sync::Arc;
 use longship_errors::{Error, ErrorCode};
 use longship_proto::payment::v1 as pb;
 use longship_proto::payment::v1::payment_service_server::PaymentService;
-use longship_runtime::batch;
+use longship_runtime::participant;
 use longship_tenant::TenantId;
 use longship_tenant::grpc::tenant_of;
 use tonic::{Request, Response, Status};
@@ -38,7 +38,7 @@ fn refusal(code: PaymentCode) -> Option<pb::Refusal> {
 /// The status of an error, with its typed refusal attached when it is a business refusal.
 fn status(error: Error) -> Status {
     let detail = PaymentCode::parse(error.code()).and_then(refusal);
-    batch::refused_status(error, detail.map(|r| r as i32))
+    participant::refused_status(error, detail.map(|r| r as i32))
 }
 
 fn to_proto(payment: Payment) -> pb::Payment {
@@ -52,19 +52,10 @@ fn to_proto(payment: Payment) -> pb::Payment {
     }
 }
 
-/// Parses the order id and records it on the call span.
-#[allow(clippy::result_large_err)] // reason: tonic's Status is the error type of every handler
-fn order_id(raw: &str) -> Result<Uuid, Status> {
-    let id = Uuid::parse_str(raw)
-        .map_err(|_| status(Error::invalid_field("order_id", "format", "must be a UUID")))?;
-    tracing::Span::current().record("order_id", raw);
-    Ok(id)
-}
-
 /// A batch item's command (its tenant parsed like `x-tenant-id`).
 fn batch_item(item: pb::AuthorizeBatchItem) -> Result<(TenantId, AuthorizeCommand), Error> {
-    let tenant = batch::item_tenant(&item.tenant_id)?;
-    let r = batch::required(item.request)?;
+    let tenant = participant::item_tenant(&item.tenant_id)?;
+    let r = participant::required(item.request)?;
     let order_id = Uuid::parse_str(&r.order_id)
         .map_err(|_| Error::invalid_field("order_id", "format", "must be a UUID"))?;
     Ok((
@@ -83,13 +74,13 @@ impl PaymentGrpc {
     /// Every item answered on its own: a malformed item is refused alone.
     async fn authorize_batch(&self, r: pb::AuthorizeBatchRequest) -> pb::AuthorizeBatchResponse {
         use pb::authorize_batch_result::Outcome;
-        let outcomes = batch::answer_each(
+        let outcomes = participant::answer_each(
             r.items,
             batch_item,
             |valid| self.0.authorize_batch(valid),
             |answer| match answer {
                 Ok(payment) => Outcome::Authorized(to_proto(payment)),
-                Err(e) => Outcome::Error(batch::item_error(&status(e))),
+                Err(e) => Outcome::Error(participant::item_error(&status(e))),
             },
         );
         let results = outcomes.await.into_iter();
@@ -107,7 +98,7 @@ impl PaymentService for PaymentGrpc {
         request: Request<pb::AuthorizeBatchRequest>,
     ) -> Result<Response<pb::AuthorizeBatchResponse>, Status> {
         let batch = request.into_inner();
-        batch::check_size(batch.items.len()).map_err(status)?;
+        participant::check_size(batch.items.len()).map_err(status)?;
         Ok(Response::new(
             PaymentGrpc::authorize_batch(self, batch).await,
         ))
@@ -120,7 +111,7 @@ impl PaymentService for PaymentGrpc {
         let tenant = tenant_of(&request)?;
         let r = request.into_inner();
         let command = AuthorizeCommand {
-            order_id: order_id(&r.order_id)?,
+            order_id: participant::order_id(&r.order_id).map_err(status)?,
             idempotency_key: r.idempotency_key,
             customer_id: r.customer_id,
             amount_cents: r.amount_cents,
@@ -135,7 +126,7 @@ impl PaymentService for PaymentGrpc {
         request: Request<pb::VoidRequest>,
     ) -> Result<Response<pb::VoidResponse>, Status> {
         let tenant = tenant_of(&request)?;
-        let id = order_id(&request.get_ref().order_id)?;
+        let id = participant::order_id(&request.get_ref().order_id).map_err(status)?;
         let outcome = self.0.void(&tenant, id).await.map_err(status)?;
         Ok(Response::new(pb::VoidResponse {
             order_id: id.to_string(),
@@ -148,7 +139,7 @@ impl PaymentService for PaymentGrpc {
         request: Request<pb::CaptureRequest>,
     ) -> Result<Response<pb::Payment>, Status> {
         let tenant = tenant_of(&request)?;
-        let id = order_id(&request.get_ref().order_id)?;
+        let id = participant::order_id(&request.get_ref().order_id).map_err(status)?;
         let payment = self.0.capture(&tenant, id).await.map_err(status)?;
         Ok(Response::new(to_proto(payment)))
     }

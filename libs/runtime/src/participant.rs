@@ -1,7 +1,8 @@
-//! The server side of a participant's batched gRPC commands (`ReserveBatch`, `AuthorizeBatch`, a new
-//! service's own): at most [`MAX_BATCH`] items a call, each item answered on its own and in the
-//! batch's order, a malformed item refused alone with the `ItemError` the single call would have
-//! answered as its status.
+//! The server side of a saga participant's gRPC commands: the order id a command names
+//! ([`order_id`]), business refusals as typed details ([`refused_status`]), and batched commands
+//! (`ReserveBatch`, `AuthorizeBatch`, a new service's own): at most [`MAX_BATCH`] items a call, each
+//! item answered on its own and in the batch's order, a malformed item refused alone with the
+//! `ItemError` the single call would have answered as its status.
 //!
 //! Every service proto declares its `ItemError` with the same fields and numbers (`int32 code = 1;
 //! string error_code = 2; string message = 3; Refusal refusal = 4;`) and its `RefusalDetail` as
@@ -12,6 +13,16 @@ use std::future::Future;
 use longship_errors::Error;
 use longship_tenant::TenantId;
 use prost::Message;
+use uuid::Uuid;
+
+/// The order id a command names, parsed (422 `order_id` `format` unless a UUID) and recorded on the
+/// call span (`order_id`).
+pub fn order_id(raw: &str) -> Result<Uuid, Error> {
+    let id = Uuid::parse_str(raw)
+        .map_err(|_| Error::invalid_field("order_id", "format", "must be a UUID"))?;
+    tracing::Span::current().record("order_id", raw);
+    Ok(id)
+}
 
 /// The most items one batch may carry.
 pub const MAX_BATCH: usize = 1000;
