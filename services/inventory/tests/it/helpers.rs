@@ -73,30 +73,16 @@ longship_testkit::service_helpers! {
 
         /// gRPC Release, returning the outcome.
         async fn release(&self, order_id: Uuid) -> String {
-            let request = pb::ReleaseRequest {
-                order_id: order_id.to_string(),
-                idempotency_key: format!("{order_id}:release"),
-            };
-            self.grpc()
-                .release(self.app().request(request))
-                .await
-                .expect("release")
-                .into_inner()
-                .outcome
+            let request = self.app().step_request(order_id, "release");
+            let answer = self.grpc().release(request).await.expect("release");
+            answer.into_inner().outcome
         }
 
         /// gRPC Commit, returning the outcome.
         async fn commit(&self, order_id: Uuid) -> String {
-            let request = pb::CommitRequest {
-                order_id: order_id.to_string(),
-                idempotency_key: format!("{order_id}:commit"),
-            };
-            self.grpc()
-                .commit(self.app().request(request))
-                .await
-                .expect("commit")
-                .into_inner()
-                .outcome
+            let request = self.app().step_request(order_id, "commit");
+            let answer = self.grpc().commit(request).await.expect("commit");
+            answer.into_inner().outcome
         }
 
         /// Publishes `orders.v1.order_confirmed` (schema version 1) as the order service's relay would;

@@ -80,28 +80,16 @@ longship_testkit::service_helpers! {
 
         /// gRPC Void, returning the outcome.
         async fn void(&self, order_id: Uuid) -> String {
-            let request = pb::VoidRequest {
-                order_id: order_id.to_string(),
-                idempotency_key: format!("{order_id}:void"),
-            };
-            self.grpc()
-                .void(self.app().request(request))
-                .await
-                .expect("void")
-                .into_inner()
-                .outcome
+            let request = self.app().step_request(order_id, "void");
+            let answer = self.grpc().void(request).await.expect("void");
+            answer.into_inner().outcome
         }
 
         /// gRPC Capture.
         async fn capture(&self, order_id: Uuid) -> Result<pb::Payment, Status> {
-            let request = pb::CaptureRequest {
-                order_id: order_id.to_string(),
-                idempotency_key: format!("{order_id}:capture"),
-            };
-            self.grpc()
-                .capture(self.app().request(request))
-                .await
-                .map(tonic::Response::into_inner)
+            let request = self.app().step_request(order_id, "capture");
+            let answer = self.grpc().capture(request).await;
+            answer.map(tonic::Response::into_inner)
         }
 
         /// Publishes `orders.v1.order_confirmed` (schema version 1) as the order service's relay would;
