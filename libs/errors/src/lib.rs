@@ -13,6 +13,7 @@
 
 mod codes;
 mod extract;
+pub mod fields;
 mod grpc;
 mod platform;
 mod problem;
@@ -24,6 +25,7 @@ use std::fmt;
 
 pub use codes::{ErrorCode, catalogue_section, check_catalogue};
 pub use extract::{Json, Path, Query};
+pub use fields::Fields;
 pub use grpc::{
     CODE_METADATA_KEY, REFUSAL_METADATA_KEY, refusal_of, status_to_error, with_refusal,
 };

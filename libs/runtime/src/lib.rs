@@ -21,6 +21,7 @@ mod messaging_config;
 pub mod mtls;
 pub mod nats;
 pub mod openapi;
+pub mod participant;
 mod platform;
 mod platform_metrics;
 mod readiness;

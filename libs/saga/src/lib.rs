@@ -39,6 +39,7 @@ mod engine;
 mod error;
 mod execution;
 mod gauges;
+pub mod hold;
 mod local_batches;
 mod metric_families;
 mod running;

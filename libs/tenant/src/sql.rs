@@ -19,6 +19,19 @@ pub async fn begin(
         .await
 }
 
+/// Runs `work` in a transaction begun with [`begin`] for `tenant`, and commits it when `work`
+/// succeeds; when `work` fails, the transaction is rolled back (dropped) and its error returned.
+pub async fn transact<T, E: From<sqlx::Error>>(
+    pool: &PgPool,
+    tenant: &TenantId,
+    work: impl AsyncFnOnce(&mut PgConnection) -> Result<T, E>,
+) -> Result<T, E> {
+    let mut tx = begin(pool, tenant).await?;
+    let value = work(&mut tx).await?;
+    tx.commit().await?;
+    Ok(value)
+}
+
 /// Like [`begin`], with `then` (further statements, e.g. taking a lock) in the same round trip.
 /// `then` is sent as it is: build it only from values that cannot end a literal (ids checked by
 /// their types), never from request text.

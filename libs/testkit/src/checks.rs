@@ -15,6 +15,16 @@ pub const ORDERS: StreamSpec = StreamSpec::new("ORDERS", "orders");
 /// The event type the saga's participants consume when an order is confirmed.
 pub const ORDER_CONFIRMED: &str = "orders.v1.order_confirmed";
 
+/// What every participant's saga command request is (`string order_id = 1; string
+/// idempotency_key = 2;`: Release, Commit, Void, Capture, a new service's Cancel).
+#[derive(Clone, PartialEq, prost::Message)]
+struct StepCommand {
+    #[prost(string, tag = "1")]
+    order_id: String,
+    #[prost(string, tag = "2")]
+    idempotency_key: String,
+}
+
 impl<S: Service> TestApp<S> {
     /// `PUT path` with a JSON `body`, for [`crate::TEST_TENANT`].
     #[allow(clippy::expect_used)] // reason: a test helper fails the test by panicking
@@ -23,6 +33,29 @@ impl<S: Service> TestApp<S> {
             .send_json(Method::PUT, path, &[], body)
             .await
             .expect("PUT")
+    }
+
+    /// `PUT path` with a JSON `body`, asserting 200; the answer as JSON.
+    pub async fn put_ok(&self, path: &str, body: &serde_json::Value) -> serde_json::Value {
+        let response = self.put_json(path, body).await;
+        assert_eq!(response.status, 200, "PUT {path}: {}", response.text());
+        response.json()
+    }
+
+    /// A participant's saga command `M` for `order_id` as the order service sends it at `step` (the
+    /// idempotency key `{order_id}:{step}`), for [`crate::TEST_TENANT`].
+    #[allow(clippy::expect_used)] // reason: a test helper fails the test by panicking
+    pub fn step_request<M: prost::Message + Default>(
+        &self,
+        order_id: uuid::Uuid,
+        step: &str,
+    ) -> tonic::Request<M> {
+        let command = StepCommand {
+            order_id: order_id.to_string(),
+            idempotency_key: format!("{order_id}:{step}"),
+        };
+        let bytes = prost::Message::encode_to_vec(&command);
+        self.request(M::decode(bytes.as_slice()).expect("a saga command request"))
     }
 
     /// `GET path` as JSON, asserting 200.

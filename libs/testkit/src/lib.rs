@@ -89,3 +89,55 @@ macro_rules! snapshot_tests {
         }
     };
 }
+
+#[doc(hidden)]
+pub use tonic::transport::Channel as __Channel;
+
+/// A service's typed test helpers, with what every service's are made of declared once:
+/// `TestApp` (the testkit's app of `$service`), the trait `$name` (its `app()`, a `grpc()` client
+/// `$client` on the app's channel, and the service's own helpers, `$($helpers)*`) and the trait's
+/// implementation for `TestApp`.
+///
+/// ```ignore
+/// longship_testkit::service_helpers! {
+///     /// Typed requests to the inventory service.
+///     pub trait InventoryApp for inventory::Inventory, grpc InventoryServiceClient {
+///         /// `GET /v1/products/{sku}` as JSON, asserting 200.
+///         async fn product(&self, sku: &str) -> serde_json::Value {
+///             self.app().get_ok(&format!("/v1/products/{sku}")).await
+///         }
+///     }
+/// }
+/// ```
+#[macro_export]
+macro_rules! service_helpers {
+    (
+        $(#[$meta:meta])*
+        pub trait $name:ident for $service:ty, grpc $client:ident {
+            $($helpers:tt)*
+        }
+    ) => {
+        /// The service under test.
+        pub type TestApp = $crate::TestApp<$service>;
+
+        $(#[$meta])*
+        #[allow(async_fn_in_trait)] // reason: a test helper trait, only used with concrete types
+        pub trait $name {
+            /// The app.
+            fn app(&self) -> &TestApp;
+
+            /// A gRPC client on the app's channel.
+            fn grpc(&self) -> $client<$crate::__Channel> {
+                $client::new(self.app().grpc_channel())
+            }
+
+            $($helpers)*
+        }
+
+        impl $name for TestApp {
+            fn app(&self) -> &TestApp {
+                self
+            }
+        }
+    };
+}

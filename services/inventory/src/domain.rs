@@ -1,9 +1,8 @@
 //! The inventory rules, free of I/O: input validation, stock arithmetic, the reservation plan (all
 //! lines or none) and what Release / Commit do in each reservation state.
 
-use std::collections::HashSet;
-
-use longship_errors::{Error, FieldError};
+use longship_errors::{Error, Fields};
+use longship_saga::hold::Held;
 use serde::{Deserialize, Serialize};
 
 longship_errors::error_codes! {
@@ -29,18 +28,7 @@ pub const MAX_LINE_QUANTITY: i64 = 1_000_000;
 /// Most lines one reservation may have.
 pub const MAX_LINES: usize = 100;
 
-/// Whether `sku` matches `[A-Za-z0-9._-]{1,64}`.
-pub fn is_valid_sku(sku: &str) -> bool {
-    (1..=64).contains(&sku.len())
-        && sku
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-}
-
-/// Whether `currency` is three upper-case ASCII letters.
-pub fn is_valid_currency(currency: &str) -> bool {
-    currency.len() == 3 && currency.bytes().all(|b| b.is_ascii_uppercase())
-}
+pub use longship_errors::fields::{is_valid_currency, is_valid_sku};
 
 /// What a client asks to store for one product.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,109 +47,37 @@ pub struct ProductInput {
 
 /// Validates a product upsert, reporting every failing field.
 pub fn validate_product(input: &ProductInput) -> Result<(), Error> {
-    let mut fields = Vec::new();
-    if !is_valid_sku(&input.sku) {
-        fields.push(FieldError::new(
-            "sku",
-            "format",
-            "must match [A-Za-z0-9._-]{1,64}",
-        ));
-    }
+    let mut fields = Fields::new();
+    fields.sku("sku", &input.sku);
     let name_len = input.name.chars().count();
-    if !(1..=200).contains(&name_len)
-        || input.name.trim().is_empty()
-        || input.name.chars().any(char::is_control)
-    {
-        fields.push(FieldError::new(
-            "name",
-            "length",
-            "must be 1-200 characters, not blank, no control characters",
-        ));
-    }
+    fields.check(
+        (1..=200).contains(&name_len)
+            && !input.name.trim().is_empty()
+            && !input.name.chars().any(char::is_control),
+        "name",
+        "length",
+        "must be 1-200 characters, not blank, no control characters",
+    );
     // a product that costs nothing could never be paid for (a payment authorizes at least one
     // minor unit): give-aways are a discount's business, not a price of 0
-    if input.price_cents < 1 {
-        fields.push(FieldError::new("price_cents", "range", "must be >= 1"));
-    }
-    if !is_valid_currency(&input.currency) {
-        fields.push(FieldError::new(
-            "currency",
-            "format",
-            "must be 3 upper-case letters",
-        ));
-    }
-    if input.on_hand < 0 {
-        fields.push(FieldError::new("on_hand", "range", "must be >= 0"));
-    }
-    if fields.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::validation(fields))
-    }
+    fields.check(
+        input.price_cents >= 1,
+        "price_cents",
+        "range",
+        "must be >= 1",
+    );
+    fields.currency("currency", &input.currency);
+    fields.check(input.on_hand >= 0, "on_hand", "range", "must be >= 0");
+    fields.finish()
 }
 
-/// A product's stock counters. Invariant: `0 <= reserved <= on_hand`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StockLevel {
-    /// Units in the warehouse (including reserved ones).
-    pub on_hand: i64,
-    /// Units promised to orders that are not yet committed or released.
-    pub reserved: i64,
-}
-
-/// Why a stock change is impossible.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum StockError {
-    /// Not enough unreserved units.
-    #[error("only {available} available")]
-    Insufficient {
-        /// What is left.
-        available: i64,
-    },
-    /// Releasing or committing more than is reserved (a bug or corrupted data).
-    #[error("more than is reserved")]
-    NotReserved,
-}
-
-impl StockLevel {
-    /// Units that may still be reserved.
-    pub fn available(self) -> i64 {
-        self.on_hand - self.reserved
-    }
-
-    /// Reserves `quantity` units.
-    pub fn reserve(self, quantity: i64) -> Result<StockLevel, StockError> {
-        if quantity > self.available() {
-            return Err(StockError::Insufficient {
-                available: self.available(),
-            });
-        }
-        Ok(StockLevel {
-            reserved: self.reserved + quantity,
-            ..self
-        })
-    }
-
-    /// Returns `quantity` reserved units to the available pool.
-    pub fn release(self, quantity: i64) -> Result<StockLevel, StockError> {
-        if quantity > self.reserved {
-            return Err(StockError::NotReserved);
-        }
-        Ok(StockLevel {
-            reserved: self.reserved - quantity,
-            ..self
-        })
-    }
-
-    /// Ships `quantity` reserved units: they leave both counters.
-    pub fn commit(self, quantity: i64) -> Result<StockLevel, StockError> {
-        if quantity > self.reserved {
-            return Err(StockError::NotReserved);
-        }
-        Ok(StockLevel {
-            on_hand: self.on_hand - quantity,
-            reserved: self.reserved - quantity,
-        })
+longship_saga::holding! {
+    /// A product's stock counters. Invariant: `0 <= reserved <= on_hand`.
+    pub struct StockLevel {
+        /// Units in the warehouse (including reserved ones).
+        total: on_hand,
+        /// Units promised to orders that are not yet committed or released.
+        held: reserved,
     }
 }
 
@@ -188,49 +104,11 @@ pub struct ReservedLine {
 /// Validates a Reserve request's shape (not the stock): currency format, 1-100 lines, sku format,
 /// quantity range, no duplicate sku.
 pub fn validate_reserve(currency: &str, lines: &[RequestedLine]) -> Result<(), Error> {
-    let mut fields = Vec::new();
-    if !is_valid_currency(currency) {
-        fields.push(FieldError::new(
-            "currency",
-            "format",
-            "must be 3 upper-case letters",
-        ));
-    }
-    if lines.is_empty() || lines.len() > MAX_LINES {
-        fields.push(FieldError::new(
-            "lines",
-            "length",
-            format!("must have 1-{MAX_LINES} lines"),
-        ));
-    }
-    let mut seen = HashSet::new();
-    for (i, line) in lines.iter().enumerate() {
-        if !is_valid_sku(&line.sku) {
-            fields.push(FieldError::new(
-                format!("lines[{i}].sku"),
-                "format",
-                "must match [A-Za-z0-9._-]{1,64}",
-            ));
-        } else if !seen.insert(line.sku.as_str()) {
-            fields.push(FieldError::new(
-                format!("lines[{i}].sku"),
-                "duplicate",
-                "each sku may appear once",
-            ));
-        }
-        if !(1..=MAX_LINE_QUANTITY).contains(&line.quantity) {
-            fields.push(FieldError::new(
-                format!("lines[{i}].quantity"),
-                "range",
-                format!("must be 1-{MAX_LINE_QUANTITY}"),
-            ));
-        }
-    }
-    if fields.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::validation(fields))
-    }
+    let mut fields = Fields::new();
+    fields.currency("currency", currency);
+    let lines = lines.iter().map(|l| (l.sku.as_str(), l.quantity));
+    fields.sku_lines("lines", lines, MAX_LINES, MAX_LINE_QUANTITY);
+    fields.finish()
 }
 
 /// A product as the reservation plan sees it (its locked row).
@@ -312,13 +190,14 @@ pub fn plan_reservation(
     matched
         .iter()
         .map(|(line, product)| {
-            product.stock.reserve(line.quantity).map_err(|_| {
-                ReserveRejection::InsufficientStock {
+            product
+                .stock
+                .hold(line.quantity)
+                .map_err(|_| ReserveRejection::InsufficientStock {
                     sku: line.sku.clone(),
                     requested: line.quantity,
                     available: product.stock.available(),
-                }
-            })?;
+                })?;
             Ok(ReservedLine {
                 sku: line.sku.clone(),
                 quantity: line.quantity,

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use longship_errors::{Error, ErrorCode};
 use longship_proto::inventory::v1 as pb;
 use longship_proto::inventory::v1::inventory_service_server::InventoryService;
+use longship_runtime::participant;
 use longship_tenant::TenantId;
 use longship_tenant::grpc::tenant_of;
 use tonic::{Request, Response, Status};
@@ -33,49 +34,13 @@ fn refusal(code: InventoryCode) -> Option<pb::Refusal> {
 /// The status of an error, with its typed refusal attached when it is a business refusal.
 fn status(error: Error) -> Status {
     let detail = InventoryCode::parse(error.code()).and_then(refusal);
-    let status = Status::from(error);
-    match detail {
-        Some(r) => longship_errors::with_refusal(status, &pb::RefusalDetail { refusal: r as i32 }),
-        None => status,
-    }
-}
-
-/// Parses the order id and records it on the call span.
-fn order_id(raw: &str) -> Result<Uuid, Error> {
-    let id = Uuid::parse_str(raw)
-        .map_err(|_| Error::invalid_field("order_id", "format", "must be a UUID"))?;
-    tracing::Span::current().record("order_id", raw);
-    Ok(id)
-}
-
-/// A batch item's failure: what the single call would have answered as its status.
-fn item_error(error: Error) -> pb::ItemError {
-    let status = status(error);
-    pb::ItemError {
-        code: status.code() as i32,
-        error_code: status
-            .metadata()
-            .get(longship_errors::CODE_METADATA_KEY)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned(),
-        message: status.message().to_owned(),
-        refusal: longship_errors::refusal_of::<pb::RefusalDetail>(&status).map_or(0, |d| d.refusal),
-    }
+    participant::refused_status(error, detail.map(|r| r as i32))
 }
 
 /// A batch item's order, as the adapters receive it (its tenant parsed like `x-tenant-id`).
 fn batch_item(item: pb::ReserveBatchItem) -> Result<(TenantId, ReserveOrder), Error> {
-    let tenant = TenantId::parse(&item.tenant_id).map_err(|_| {
-        Error::bad_request(
-            "tenant.invalid",
-            "tenant_id must match [a-z0-9][a-z0-9-]{0,62}",
-        )
-    })?;
-    let request = item
-        .request
-        .ok_or_else(|| Error::invalid_field("request", "required", "is required"))?;
-    Ok((tenant, reserve_order(request)?))
+    let tenant = participant::item_tenant(&item.tenant_id)?;
+    Ok((tenant, reserve_order(participant::required(item.request)?)?))
 }
 
 fn reserve_order(r: pb::ReserveRequest) -> Result<ReserveOrder, Error> {
@@ -111,41 +76,23 @@ fn reserved_response(reserved: crate::store::Reserved) -> pb::ReserveResponse {
     }
 }
 
-/// The most items one batch may carry.
-const MAX_BATCH: usize = 1000;
-
 impl InventoryGrpc {
     /// Every item answered on its own: a malformed item is refused alone.
     async fn reserve_batch(&self, r: pb::ReserveBatchRequest) -> pb::ReserveBatchResponse {
-        let mut results: Vec<Option<pb::reserve_batch_result::Outcome>> = Vec::new();
-        let mut valid = Vec::new();
-        let mut positions = Vec::new();
-        for item in r.items {
-            match batch_item(item) {
-                Ok(order) => {
-                    positions.push(results.len());
-                    valid.push(order);
-                    results.push(None);
-                }
-                Err(e) => results.push(Some(pb::reserve_batch_result::Outcome::Error(item_error(
-                    e,
-                )))),
-            }
-        }
-        let answers = self.0.reserve_batch(valid).await;
-        for (at, answer) in positions.into_iter().zip(answers) {
-            results[at] = Some(match answer {
-                Ok(reserved) => {
-                    pb::reserve_batch_result::Outcome::Reserved(reserved_response(reserved))
-                }
-                Err(e) => pb::reserve_batch_result::Outcome::Error(item_error(e)),
-            });
-        }
+        use pb::reserve_batch_result::Outcome;
+        let outcomes = participant::answer_each(
+            r.items,
+            batch_item,
+            |valid| self.0.reserve_batch(valid),
+            |answer| match answer {
+                Ok(reserved) => Outcome::Reserved(reserved_response(reserved)),
+                Err(e) => Outcome::Error(participant::item_error(&status(e))),
+            },
+        );
+        let results = outcomes.await.into_iter();
+        let results = results.map(|outcome| pb::ReserveBatchResult { outcome });
         pb::ReserveBatchResponse {
-            results: results
-                .into_iter()
-                .map(|outcome| pb::ReserveBatchResult { outcome })
-                .collect(),
+            results: results.collect(),
         }
     }
 
@@ -155,7 +102,7 @@ impl InventoryGrpc {
         r: pb::ReserveRequest,
     ) -> Result<pb::ReserveResponse, Error> {
         let order = ReserveOrder {
-            order_id: order_id(&r.order_id)?,
+            order_id: participant::order_id(&r.order_id)?,
             idempotency_key: r.idempotency_key,
             currency: r.currency,
             lines: r
@@ -203,13 +150,7 @@ impl InventoryService for InventoryGrpc {
         request: Request<pb::ReserveBatchRequest>,
     ) -> Result<Response<pb::ReserveBatchResponse>, Status> {
         let batch = request.into_inner();
-        if batch.items.len() > MAX_BATCH {
-            return Err(status(Error::invalid_field(
-                "items",
-                "length",
-                "at most 1000 items per batch",
-            )));
-        }
+        participant::check_size(batch.items.len()).map_err(status)?;
         Ok(Response::new(
             InventoryGrpc::reserve_batch(self, batch).await,
         ))
@@ -220,7 +161,7 @@ impl InventoryService for InventoryGrpc {
         request: Request<pb::ReleaseRequest>,
     ) -> Result<Response<pb::ReleaseResponse>, Status> {
         let tenant = tenant_of(&request)?;
-        let id = order_id(&request.get_ref().order_id).map_err(status)?;
+        let id = participant::order_id(&request.get_ref().order_id).map_err(status)?;
         let outcome = self.0.release(&tenant, id).await.map_err(status)?;
         Ok(Response::new(pb::ReleaseResponse {
             order_id: id.to_string(),
@@ -233,7 +174,7 @@ impl InventoryService for InventoryGrpc {
         request: Request<pb::CommitRequest>,
     ) -> Result<Response<pb::CommitResponse>, Status> {
         let tenant = tenant_of(&request)?;
-        let id = order_id(&request.get_ref().order_id).map_err(status)?;
+        let id = participant::order_id(&request.get_ref().order_id).map_err(status)?;
         let outcome = self.0.commit(&tenant, id).await.map_err(status)?;
         Ok(Response::new(pb::CommitResponse {
             order_id: id.to_string(),

@@ -54,17 +54,14 @@ impl Stock {
         input: ProductInput,
     ) -> Result<Product, Error> {
         domain::validate_product(&input)?;
-        let mut tx = longship_tenant::begin(&self.pool, tenant).await?;
-        let product = store::upsert_product(&mut tx, tenant, &input).await?;
-        tx.commit().await?;
-        Ok(product)
+        let upsert = async |tx: &mut _| store::upsert_product(tx, tenant, &input).await;
+        longship_tenant::transact(&self.pool, tenant, upsert).await
     }
 
     /// One product of the tenant.
     pub async fn product(&self, tenant: &TenantId, sku: &str) -> Result<Product, Error> {
-        let mut tx = longship_tenant::begin(&self.pool, tenant).await?;
-        let product = store::find_product(&mut tx, tenant, sku).await?;
-        tx.commit().await?;
+        let find = async |tx: &mut _| store::find_product(tx, tenant, sku).await;
+        let product = longship_tenant::transact(&self.pool, tenant, find).await?;
         product
             .ok_or_else(|| Error::coded(InventoryCode::ProductNotFound, "no product with this sku"))
     }
@@ -166,18 +163,16 @@ impl Stock {
         tenant: &TenantId,
         order_id: Uuid,
     ) -> Result<ReleaseOutcome, Error> {
-        let mut tx = longship_tenant::begin(&self.pool, tenant).await?;
-        let outcome = store::release(&mut tx, tenant, order_id).await?;
-        tx.commit().await?;
+        let release = async |tx: &mut _| store::release(tx, tenant, order_id).await;
+        let outcome = longship_tenant::transact(&self.pool, tenant, release).await?;
         self.relay.wake();
         Ok(outcome)
     }
 
     /// Commits the order's reservation (idempotent).
     pub async fn commit(&self, tenant: &TenantId, order_id: Uuid) -> Result<CommitOutcome, Error> {
-        let mut tx = longship_tenant::begin(&self.pool, tenant).await?;
-        let outcome = store::commit(&mut tx, tenant, order_id).await?;
-        tx.commit().await?;
+        let commit = async |tx: &mut _| store::commit(tx, tenant, order_id).await;
+        let outcome = longship_tenant::transact(&self.pool, tenant, commit).await?;
         self.relay.wake();
         Ok(outcome)
     }

@@ -1,7 +1,7 @@
 //! Order rules with no I/O: what an order is made of, request validation, the idempotency
 //! fingerprint, totals, why an order fails, and the service's error codes.
 
-use longship_errors::FieldError;
+use longship_errors::{FieldError, Fields};
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 use utoipa::ToSchema;
@@ -116,52 +116,18 @@ pub struct RequestedItem {
 
 /// Checks every rule of the contract and reports every failing field at once.
 pub fn validate(request: &PlaceOrderRequest) -> Result<(), Vec<FieldError>> {
-    let mut errors = Vec::new();
-    let customer_len = request.customer_id.chars().count();
-    if customer_len == 0 || customer_len > 64 || request.customer_id.chars().any(char::is_control) {
-        errors.push(FieldError::new(
-            "customer_id",
-            "length",
-            "must be 1-64 characters, no control characters",
-        ));
-    }
-    if !(request.currency.len() == 3 && request.currency.bytes().all(|b| b.is_ascii_uppercase())) {
-        errors.push(FieldError::new(
-            "currency",
-            "format",
-            "must be 3 upper-case letters (ISO 4217)",
-        ));
-    }
-    if request.items.is_empty() || request.items.len() > MAX_ITEMS {
-        errors.push(FieldError::new(
-            "items",
-            "length",
-            format!("must have 1-{MAX_ITEMS} items"),
-        ));
-    }
-    let mut seen = std::collections::HashSet::new();
-    for (i, item) in request.items.iter().enumerate() {
-        if !valid_sku(&item.sku) {
-            errors.push(FieldError::new(
-                format!("items[{i}].sku"),
-                "format",
-                "must match [A-Za-z0-9._-]{1,64}",
-            ));
-        } else if !seen.insert(item.sku.as_str()) {
-            errors.push(FieldError::new(
-                format!("items[{i}].sku"),
-                "duplicate",
-                "each sku may appear once",
-            ));
-        }
-        if !(1..=MAX_QUANTITY).contains(&item.quantity) {
-            errors.push(FieldError::new(
-                format!("items[{i}].quantity"),
-                "range",
-                format!("must be 1-{MAX_QUANTITY}"),
-            ));
-        }
-    }
+    let mut fields = Fields::new();
+    fields.customer_id("customer_id", &request.customer_id);
+    fields.check(
+        valid_currency(&request.currency),
+        "currency",
+        "format",
+        "must be 3 upper-case letters (ISO 4217)",
+    );
+    let items = request.items.iter();
+    let items = items.map(|i| (i.sku.as_str(), i64::from(i.quantity)));
+    fields.sku_lines("items", items, MAX_ITEMS, i64::from(MAX_QUANTITY));
+    let errors = fields.into_vec();
     if errors.is_empty() {
         Ok(())
     } else {
@@ -169,13 +135,7 @@ pub fn validate(request: &PlaceOrderRequest) -> Result<(), Vec<FieldError>> {
     }
 }
 
-/// `[A-Za-z0-9._-]{1,64}`.
-pub fn valid_sku(sku: &str) -> bool {
-    (1..=64).contains(&sku.len())
-        && sku
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
-}
+pub use longship_errors::fields::{is_valid_currency as valid_currency, is_valid_sku as valid_sku};
 
 /// `Idempotency-Key`: 1-255 printable ASCII characters.
 pub fn valid_idempotency_key(key: &str) -> bool {

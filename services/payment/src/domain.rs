@@ -1,7 +1,8 @@
 //! The payment rules, free of I/O: input validation, the funds arithmetic of holds and captures,
 //! the authorization decision and what Void / Capture do in each payment state.
 
-use longship_errors::{Error, FieldError};
+use longship_errors::{Error, Fields};
+use longship_saga::hold::Held;
 
 longship_errors::error_codes! {
     /// The payment service's own error codes (the platform's are `longship_errors::PlatformCode`).
@@ -25,16 +26,7 @@ longship_errors::error_codes! {
     }
 }
 
-/// Whether `currency` is three upper-case ASCII letters.
-pub fn is_valid_currency(currency: &str) -> bool {
-    currency.len() == 3 && currency.bytes().all(|b| b.is_ascii_uppercase())
-}
-
-/// Whether `customer_id` has 1-64 characters and no control characters (the order service's rule;
-/// a NUL could not even be stored).
-pub fn is_valid_customer_id(customer_id: &str) -> bool {
-    (1..=64).contains(&customer_id.chars().count()) && !customer_id.chars().any(char::is_control)
-}
+pub use longship_errors::fields::{is_valid_currency, is_valid_customer_id};
 
 /// What a client asks to store for one account.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,29 +41,12 @@ pub struct AccountInput {
 
 /// Validates an account upsert, reporting every failing field.
 pub fn validate_account(input: &AccountInput) -> Result<(), Error> {
-    let mut fields = Vec::new();
-    if !is_valid_customer_id(&input.customer_id) {
-        fields.push(FieldError::new(
-            "customer_id",
-            "length",
-            "must be 1-64 characters, no control characters",
-        ));
-    }
-    if input.balance_cents < 0 {
-        fields.push(FieldError::new("balance_cents", "range", "must be >= 0"));
-    }
-    if !is_valid_currency(&input.currency) {
-        fields.push(FieldError::new(
-            "currency",
-            "format",
-            "must be 3 upper-case letters",
-        ));
-    }
-    if fields.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::validation(fields))
-    }
+    let mut fields = Fields::new();
+    fields.customer_id("customer_id", &input.customer_id);
+    let balance_ok = input.balance_cents >= 0;
+    fields.check(balance_ok, "balance_cents", "range", "must be >= 0");
+    fields.currency("currency", &input.currency);
+    fields.finish()
 }
 
 /// Validates an Authorize request's shape.
@@ -80,93 +55,20 @@ pub fn validate_authorize(
     amount_cents: i64,
     currency: &str,
 ) -> Result<(), Error> {
-    let mut fields = Vec::new();
-    if !is_valid_customer_id(customer_id) {
-        fields.push(FieldError::new(
-            "customer_id",
-            "length",
-            "must be 1-64 characters, no control characters",
-        ));
-    }
-    if amount_cents <= 0 {
-        fields.push(FieldError::new("amount_cents", "range", "must be > 0"));
-    }
-    if !is_valid_currency(currency) {
-        fields.push(FieldError::new(
-            "currency",
-            "format",
-            "must be 3 upper-case letters",
-        ));
-    }
-    if fields.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::validation(fields))
-    }
+    let mut fields = Fields::new();
+    fields.customer_id("customer_id", customer_id);
+    fields.check(amount_cents > 0, "amount_cents", "range", "must be > 0");
+    fields.currency("currency", currency);
+    fields.finish()
 }
 
-/// An account's money. Invariant: `0 <= held <= balance`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Funds {
-    /// Money on the account (including held money).
-    pub balance_cents: i64,
-    /// Money promised to authorized, not yet captured or voided payments.
-    pub held_cents: i64,
-}
-
-/// Why a funds change is impossible.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum FundsError {
-    /// Not enough money that is not already held.
-    #[error("only {available} available")]
-    Insufficient {
-        /// Money left.
-        available: i64,
-    },
-    /// Voiding or capturing more than is held (a bug or corrupted data).
-    #[error("more than is held")]
-    NotHeld,
-}
-
-impl Funds {
-    /// Money that may still be held.
-    pub fn available(self) -> i64 {
-        self.balance_cents - self.held_cents
-    }
-
-    /// Holds `amount`.
-    pub fn hold(self, amount: i64) -> Result<Funds, FundsError> {
-        if amount > self.available() {
-            return Err(FundsError::Insufficient {
-                available: self.available(),
-            });
-        }
-        Ok(Funds {
-            held_cents: self.held_cents + amount,
-            ..self
-        })
-    }
-
-    /// Releases a hold of `amount` (void).
-    pub fn release(self, amount: i64) -> Result<Funds, FundsError> {
-        if amount > self.held_cents {
-            return Err(FundsError::NotHeld);
-        }
-        Ok(Funds {
-            held_cents: self.held_cents - amount,
-            ..self
-        })
-    }
-
-    /// Takes a held `amount` off the account (capture).
-    pub fn capture(self, amount: i64) -> Result<Funds, FundsError> {
-        if amount > self.held_cents {
-            return Err(FundsError::NotHeld);
-        }
-        Ok(Funds {
-            balance_cents: self.balance_cents - amount,
-            held_cents: self.held_cents - amount,
-        })
+longship_saga::holding! {
+    /// An account's money. Invariant: `0 <= held <= balance`.
+    pub struct Funds {
+        /// Money on the account (including held money).
+        total: balance_cents,
+        /// Money promised to authorized, not yet captured or voided payments.
+        held: held_cents,
     }
 }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use longship_errors::{Error, ErrorCode};
 use longship_proto::payment::v1 as pb;
 use longship_proto::payment::v1::payment_service_server::PaymentService;
+use longship_runtime::participant;
 use longship_tenant::TenantId;
 use longship_tenant::grpc::tenant_of;
 use tonic::{Request, Response, Status};
@@ -37,11 +38,7 @@ fn refusal(code: PaymentCode) -> Option<pb::Refusal> {
 /// The status of an error, with its typed refusal attached when it is a business refusal.
 fn status(error: Error) -> Status {
     let detail = PaymentCode::parse(error.code()).and_then(refusal);
-    let status = Status::from(error);
-    match detail {
-        Some(r) => longship_errors::with_refusal(status, &pb::RefusalDetail { refusal: r as i32 }),
-        None => status,
-    }
+    participant::refused_status(error, detail.map(|r| r as i32))
 }
 
 fn to_proto(payment: Payment) -> pb::Payment {
@@ -55,44 +52,12 @@ fn to_proto(payment: Payment) -> pb::Payment {
     }
 }
 
-/// Parses the order id and records it on the call span.
-#[allow(clippy::result_large_err)] // reason: tonic's Status is the error type of every handler
-fn order_id(raw: &str) -> Result<Uuid, Status> {
-    let id = Uuid::parse_str(raw)
-        .map_err(|_| status(Error::invalid_field("order_id", "format", "must be a UUID")))?;
-    tracing::Span::current().record("order_id", raw);
-    Ok(id)
-}
-
-/// A batch item's failure: what the single call would have answered as its status.
-fn item_error(status: Status) -> pb::ItemError {
-    pb::ItemError {
-        code: status.code() as i32,
-        error_code: status
-            .metadata()
-            .get(longship_errors::CODE_METADATA_KEY)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned(),
-        message: status.message().to_owned(),
-        refusal: longship_errors::refusal_of::<pb::RefusalDetail>(&status).map_or(0, |d| d.refusal),
-    }
-}
-
 /// A batch item's command (its tenant parsed like `x-tenant-id`).
-#[allow(clippy::result_large_err)] // reason: tonic's Status is what an item answers
-fn batch_item(item: pb::AuthorizeBatchItem) -> Result<(TenantId, AuthorizeCommand), Status> {
-    let tenant = TenantId::parse(&item.tenant_id).map_err(|_| {
-        status(Error::bad_request(
-            "tenant.invalid",
-            "tenant_id must match [a-z0-9][a-z0-9-]{0,62}",
-        ))
-    })?;
-    let r = item
-        .request
-        .ok_or_else(|| status(Error::invalid_field("request", "required", "is required")))?;
+fn batch_item(item: pb::AuthorizeBatchItem) -> Result<(TenantId, AuthorizeCommand), Error> {
+    let tenant = participant::item_tenant(&item.tenant_id)?;
+    let r = participant::required(item.request)?;
     let order_id = Uuid::parse_str(&r.order_id)
-        .map_err(|_| status(Error::invalid_field("order_id", "format", "must be a UUID")))?;
+        .map_err(|_| Error::invalid_field("order_id", "format", "must be a UUID"))?;
     Ok((
         tenant,
         AuthorizeCommand {
@@ -105,38 +70,23 @@ fn batch_item(item: pb::AuthorizeBatchItem) -> Result<(TenantId, AuthorizeComman
     ))
 }
 
-/// The most items one batch may carry.
-const MAX_BATCH: usize = 1000;
-
 impl PaymentGrpc {
     /// Every item answered on its own: a malformed item is refused alone.
     async fn authorize_batch(&self, r: pb::AuthorizeBatchRequest) -> pb::AuthorizeBatchResponse {
         use pb::authorize_batch_result::Outcome;
-        let mut results: Vec<Option<Outcome>> = Vec::new();
-        let mut valid = Vec::new();
-        let mut positions = Vec::new();
-        for item in r.items {
-            match batch_item(item) {
-                Ok(command) => {
-                    positions.push(results.len());
-                    valid.push(command);
-                    results.push(None);
-                }
-                Err(e) => results.push(Some(Outcome::Error(item_error(e)))),
-            }
-        }
-        let answers = self.0.authorize_batch(valid).await;
-        for (at, answer) in positions.into_iter().zip(answers) {
-            results[at] = Some(match answer {
+        let outcomes = participant::answer_each(
+            r.items,
+            batch_item,
+            |valid| self.0.authorize_batch(valid),
+            |answer| match answer {
                 Ok(payment) => Outcome::Authorized(to_proto(payment)),
-                Err(e) => Outcome::Error(item_error(status(e))),
-            });
-        }
+                Err(e) => Outcome::Error(participant::item_error(&status(e))),
+            },
+        );
+        let results = outcomes.await.into_iter();
+        let results = results.map(|outcome| pb::AuthorizeBatchResult { outcome });
         pb::AuthorizeBatchResponse {
-            results: results
-                .into_iter()
-                .map(|outcome| pb::AuthorizeBatchResult { outcome })
-                .collect(),
+            results: results.collect(),
         }
     }
 }
@@ -148,13 +98,7 @@ impl PaymentService for PaymentGrpc {
         request: Request<pb::AuthorizeBatchRequest>,
     ) -> Result<Response<pb::AuthorizeBatchResponse>, Status> {
         let batch = request.into_inner();
-        if batch.items.len() > MAX_BATCH {
-            return Err(status(Error::invalid_field(
-                "items",
-                "length",
-                "at most 1000 items per batch",
-            )));
-        }
+        participant::check_size(batch.items.len()).map_err(status)?;
         Ok(Response::new(
             PaymentGrpc::authorize_batch(self, batch).await,
         ))
@@ -167,7 +111,7 @@ impl PaymentService for PaymentGrpc {
         let tenant = tenant_of(&request)?;
         let r = request.into_inner();
         let command = AuthorizeCommand {
-            order_id: order_id(&r.order_id)?,
+            order_id: participant::order_id(&r.order_id).map_err(status)?,
             idempotency_key: r.idempotency_key,
             customer_id: r.customer_id,
             amount_cents: r.amount_cents,
@@ -182,7 +126,7 @@ impl PaymentService for PaymentGrpc {
         request: Request<pb::VoidRequest>,
     ) -> Result<Response<pb::VoidResponse>, Status> {
         let tenant = tenant_of(&request)?;
-        let id = order_id(&request.get_ref().order_id)?;
+        let id = participant::order_id(&request.get_ref().order_id).map_err(status)?;
         let outcome = self.0.void(&tenant, id).await.map_err(status)?;
         Ok(Response::new(pb::VoidResponse {
             order_id: id.to_string(),
@@ -195,7 +139,7 @@ impl PaymentService for PaymentGrpc {
         request: Request<pb::CaptureRequest>,
     ) -> Result<Response<pb::Payment>, Status> {
         let tenant = tenant_of(&request)?;
-        let id = order_id(&request.get_ref().order_id)?;
+        let id = participant::order_id(&request.get_ref().order_id).map_err(status)?;
         let payment = self.0.capture(&tenant, id).await.map_err(status)?;
         Ok(Response::new(to_proto(payment)))
     }

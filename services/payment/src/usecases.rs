@@ -33,17 +33,14 @@ impl Funds {
         input: AccountInput,
     ) -> Result<AccountRow, Error> {
         domain::validate_account(&input)?;
-        let mut tx = longship_tenant::begin(&self.pool, tenant).await?;
-        let account = store::upsert_account(&mut tx, tenant, &input).await?;
-        tx.commit().await?;
-        Ok(account)
+        let upsert = async |tx: &mut _| store::upsert_account(tx, tenant, &input).await;
+        longship_tenant::transact(&self.pool, tenant, upsert).await
     }
 
     /// One account of the tenant.
     pub async fn account(&self, tenant: &TenantId, customer_id: &str) -> Result<AccountRow, Error> {
-        let mut tx = longship_tenant::begin(&self.pool, tenant).await?;
-        let account = store::find_account(&mut tx, tenant, customer_id).await?;
-        tx.commit().await?;
+        let find = async |tx: &mut _| store::find_account(tx, tenant, customer_id).await;
+        let account = longship_tenant::transact(&self.pool, tenant, find).await?;
         account.ok_or_else(|| {
             Error::coded(PaymentCode::AccountNotFound, "no account for this customer")
         })
@@ -55,9 +52,8 @@ impl Funds {
         tenant: &TenantId,
         order_id: Uuid,
     ) -> Result<Vec<Payment>, Error> {
-        let mut tx = longship_tenant::begin(&self.pool, tenant).await?;
-        let payments = store::payments_for_order(&mut tx, tenant, order_id).await?;
-        tx.commit().await?;
+        let find = async |tx: &mut _| store::payments_for_order(tx, tenant, order_id).await;
+        let payments = longship_tenant::transact(&self.pool, tenant, find).await?;
         Ok(payments)
     }
 
@@ -171,9 +167,8 @@ impl Funds {
 
     /// Captures the order's authorized payment (idempotent).
     pub async fn capture(&self, tenant: &TenantId, order_id: Uuid) -> Result<Payment, Error> {
-        let mut tx = longship_tenant::begin(&self.pool, tenant).await?;
-        let captured = store::capture(&mut tx, tenant, order_id).await?;
-        tx.commit().await?;
+        let capture = async |tx: &mut _| store::capture(tx, tenant, order_id).await;
+        let captured = longship_tenant::transact(&self.pool, tenant, capture).await?;
         self.relay.wake();
         match captured {
             Capture::Captured(payment) | Capture::AlreadyCaptured(payment) => Ok(payment),

@@ -1,6 +1,6 @@
 //! Row-level security against real Postgres: the transaction helper shows each tenant only its rows.
 
-use longship_tenant::{TenantId, begin};
+use longship_tenant::{TenantId, begin, transact};
 use longship_testkit::TestDb;
 
 const SETUP: &str = r#"
@@ -102,4 +102,47 @@ async fn each_tenant_sees_only_its_rows_and_none_without_a_tenant() {
 
     pool.close().await;
     db.drop_db().await;
+}
+
+#[tokio::test]
+async fn transact_commits_the_work_that_succeeds_and_rolls_back_the_work_that_fails() {
+    let db = TestDb::new().await;
+    sqlx::raw_sql(SETUP)
+        .execute(db.pool())
+        .await
+        .expect("setup");
+    let pool = app_pool(&db).await;
+    let insert = async |conn: &mut sqlx::PgConnection, body: &str| {
+        sqlx::query("INSERT INTO notes (tenant_id, body) VALUES ('acme', $1)")
+            .bind(body)
+            .execute(conn)
+            .await
+    };
+
+    let kept = transact(&pool, &tenant("acme"), async |tx| insert(tx, "kept").await).await;
+    assert_eq!(kept.expect("inserted").rows_affected(), 1);
+    let failed: Result<(), sqlx::Error> = transact(&pool, &tenant("acme"), async |tx| {
+        insert(tx, "dropped").await?;
+        Err(sqlx::Error::Protocol("the work failed".into()))
+    })
+    .await;
+    assert!(failed.is_err());
+    // another tenant's row is refused by the policy: the error comes back, nothing is written
+    let refused = transact(&pool, &tenant("globex"), async |tx| {
+        insert(tx, "stolen").await
+    })
+    .await;
+    assert!(refused.is_err());
+
+    let bodies: Vec<String> =
+        sqlx::query_scalar("SELECT body FROM notes WHERE tenant_id = 'acme' ORDER BY body")
+            .fetch_all(db.pool())
+            .await
+            .expect("select");
+    assert_eq!(bodies, ["a1", "a2", "kept"]);
+    let stolen: i64 = sqlx::query_scalar("SELECT count(*) FROM notes WHERE body = 'stolen'")
+        .fetch_one(db.pool())
+        .await
+        .expect("count");
+    assert_eq!(stolen, 0);
 }

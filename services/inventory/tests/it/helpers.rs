@@ -5,134 +5,103 @@ use longship_proto::inventory::v1::inventory_service_client::InventoryServiceCli
 use longship_testkit::HttpResponse;
 use serde_json::json;
 use tonic::Status;
-use tonic::transport::Channel;
 use uuid::Uuid;
 
 pub use longship_testkit::{error_code as code, eventually};
 
-/// The service under test.
-pub type TestApp = longship_testkit::TestApp<inventory::Inventory>;
+longship_testkit::service_helpers! {
+    /// Typed requests to the inventory service.
+    pub trait InventoryApp for inventory::Inventory, grpc InventoryServiceClient {
+        /// `PUT /v1/products/{sku}`.
+        async fn put_product(
+            &self,
+            sku: &str,
+            price_cents: i64,
+            currency: &str,
+            on_hand: i64,
+        ) -> HttpResponse {
+            let body = json!({"name": format!("Product {sku}"), "price_cents": price_cents, "currency": currency, "on_hand": on_hand});
+            self.app()
+                .put_json(&format!("/v1/products/{sku}"), &body)
+                .await
+        }
 
-/// Typed requests to the inventory service.
-#[allow(async_fn_in_trait)] // reason: a test helper trait, only used with concrete types
-pub trait InventoryApp {
-    /// The app.
-    fn app(&self) -> &TestApp;
+        /// Creates a product, asserting success.
+        async fn given_product(&self, sku: &str, price_cents: i64, currency: &str, on_hand: i64) {
+            let response = self.put_product(sku, price_cents, currency, on_hand).await;
+            assert_eq!(response.status, 200, "{}", response.text());
+        }
 
-    /// A gRPC client.
-    fn grpc(&self) -> InventoryServiceClient<Channel> {
-        InventoryServiceClient::new(self.app().grpc_channel())
-    }
+        /// `GET /v1/products/{sku}` as JSON, asserting 200.
+        async fn product(&self, sku: &str) -> serde_json::Value {
+            self.app().get_ok(&format!("/v1/products/{sku}")).await
+        }
 
-    /// `PUT /v1/products/{sku}`.
-    async fn put_product(
-        &self,
-        sku: &str,
-        price_cents: i64,
-        currency: &str,
-        on_hand: i64,
-    ) -> HttpResponse {
-        let body = json!({"name": format!("Product {sku}"), "price_cents": price_cents, "currency": currency, "on_hand": on_hand});
-        self.app()
-            .put_json(&format!("/v1/products/{sku}"), &body)
-            .await
-    }
+        /// `(on_hand, reserved)` of a product.
+        async fn stock(&self, sku: &str) -> (i64, i64) {
+            let p = self.product(sku).await;
+            (
+                p["on_hand"].as_i64().expect("on_hand"),
+                p["reserved"].as_i64().expect("reserved"),
+            )
+        }
 
-    /// Creates a product, asserting success.
-    async fn given_product(&self, sku: &str, price_cents: i64, currency: &str, on_hand: i64) {
-        let response = self.put_product(sku, price_cents, currency, on_hand).await;
-        assert_eq!(response.status, 200, "{}", response.text());
-    }
+        /// gRPC Reserve.
+        async fn reserve(
+            &self,
+            order_id: Uuid,
+            currency: &str,
+            lines: &[(&str, u32)],
+        ) -> Result<pb::ReserveResponse, Status> {
+            let request = pb::ReserveRequest {
+                order_id: order_id.to_string(),
+                idempotency_key: format!("{order_id}:reserve"),
+                currency: currency.into(),
+                lines: lines
+                    .iter()
+                    .map(|(sku, quantity)| pb::ReserveLine {
+                        sku: (*sku).into(),
+                        quantity: *quantity,
+                    })
+                    .collect(),
+            };
+            self.grpc()
+                .reserve(self.app().request(request))
+                .await
+                .map(tonic::Response::into_inner)
+        }
 
-    /// `GET /v1/products/{sku}` as JSON, asserting 200.
-    async fn product(&self, sku: &str) -> serde_json::Value {
-        self.app().get_ok(&format!("/v1/products/{sku}")).await
-    }
+        /// gRPC Release, returning the outcome.
+        async fn release(&self, order_id: Uuid) -> String {
+            let request = self.app().step_request(order_id, "release");
+            let answer = self.grpc().release(request).await.expect("release");
+            answer.into_inner().outcome
+        }
 
-    /// `(on_hand, reserved)` of a product.
-    async fn stock(&self, sku: &str) -> (i64, i64) {
-        let p = self.product(sku).await;
-        (
-            p["on_hand"].as_i64().expect("on_hand"),
-            p["reserved"].as_i64().expect("reserved"),
-        )
-    }
+        /// gRPC Commit, returning the outcome.
+        async fn commit(&self, order_id: Uuid) -> String {
+            let request = self.app().step_request(order_id, "commit");
+            let answer = self.grpc().commit(request).await.expect("commit");
+            answer.into_inner().outcome
+        }
 
-    /// gRPC Reserve.
-    async fn reserve(
-        &self,
-        order_id: Uuid,
-        currency: &str,
-        lines: &[(&str, u32)],
-    ) -> Result<pb::ReserveResponse, Status> {
-        let request = pb::ReserveRequest {
-            order_id: order_id.to_string(),
-            idempotency_key: format!("{order_id}:reserve"),
-            currency: currency.into(),
-            lines: lines
-                .iter()
-                .map(|(sku, quantity)| pb::ReserveLine {
-                    sku: (*sku).into(),
-                    quantity: *quantity,
-                })
-                .collect(),
-        };
-        self.grpc()
-            .reserve(self.app().request(request))
-            .await
-            .map(tonic::Response::into_inner)
-    }
-
-    /// gRPC Release, returning the outcome.
-    async fn release(&self, order_id: Uuid) -> String {
-        let request = pb::ReleaseRequest {
-            order_id: order_id.to_string(),
-            idempotency_key: format!("{order_id}:release"),
-        };
-        self.grpc()
-            .release(self.app().request(request))
-            .await
-            .expect("release")
-            .into_inner()
-            .outcome
-    }
-
-    /// gRPC Commit, returning the outcome.
-    async fn commit(&self, order_id: Uuid) -> String {
-        let request = pb::CommitRequest {
-            order_id: order_id.to_string(),
-            idempotency_key: format!("{order_id}:commit"),
-        };
-        self.grpc()
-            .commit(self.app().request(request))
-            .await
-            .expect("commit")
-            .into_inner()
-            .outcome
-    }
-
-    /// Publishes `orders.v1.order_confirmed` (schema version 1) as the order service's relay would;
-    /// `msg_id` is the `Nats-Msg-Id`.
-    async fn publish_order_confirmed(
-        &self,
-        event_id: Uuid,
-        msg_id: &str,
-        order_id: Uuid,
-        items: &[(&str, i64, i64)],
-    ) {
-        let total: i64 = items.iter().map(|(_, q, p)| q * p).sum();
-        let data = json!({
-            "order_id": order_id, "customer_id": "c-1", "currency": "USD", "total_cents": total,
-            "items": items.iter().map(|(sku, q, p)| json!({"sku": sku, "quantity": q, "unit_price_cents": p})).collect::<Vec<_>>(),
-        });
-        self.app()
-            .publish_order_confirmed_data(event_id, 1, data, msg_id)
-            .await;
-    }
-}
-
-impl InventoryApp for TestApp {
-    fn app(&self) -> &TestApp {
-        self
+        /// Publishes `orders.v1.order_confirmed` (schema version 1) as the order service's relay would;
+        /// `msg_id` is the `Nats-Msg-Id`.
+        async fn publish_order_confirmed(
+            &self,
+            event_id: Uuid,
+            msg_id: &str,
+            order_id: Uuid,
+            items: &[(&str, i64, i64)],
+        ) {
+            let total: i64 = items.iter().map(|(_, q, p)| q * p).sum();
+            let data = json!({
+                "order_id": order_id, "customer_id": "c-1", "currency": "USD", "total_cents": total,
+                "items": items.iter().map(|(sku, q, p)| json!({"sku": sku, "quantity": q, "unit_price_cents": p})).collect::<Vec<_>>(),
+            });
+            self.app()
+                .publish_order_confirmed_data(event_id, 1, data, msg_id)
+                .await;
+        }
     }
 }

@@ -136,38 +136,7 @@ fn void_and_capture_decisions() {
     }
 }
 
-#[derive(Debug, Clone)]
-enum Op {
-    Hold(i64),
-    Release(i64),
-    Capture(i64),
-}
-
 proptest! {
-    #[test]
-    fn funds_never_go_negative_and_holds_stay_covered(
-        balance in 0i64..10_000,
-        ops in prop::collection::vec(
-            prop_oneof![(0i64..3_000).prop_map(Op::Hold), (0i64..3_000).prop_map(Op::Release), (0i64..3_000).prop_map(Op::Capture)],
-            0..60,
-        ),
-    ) {
-        let mut funds = Funds { balance_cents: balance, held_cents: 0 };
-        let mut captured = 0;
-        for op in ops {
-            let next = match op {
-                Op::Hold(a) => funds.hold(a),
-                Op::Release(a) => funds.release(a),
-                Op::Capture(a) => funds.capture(a).inspect(|_| captured += a),
-            };
-            if let Ok(next) = next {
-                funds = next;
-            }
-            prop_assert!(0 <= funds.held_cents && funds.held_cents <= funds.balance_cents, "{funds:?}");
-            prop_assert_eq!(funds.balance_cents + captured, balance);
-        }
-    }
-
     #[test]
     fn an_authorization_holds_exactly_the_amount_or_nothing(
         balance in 0i64..10_000, held_fraction in 0i64..=100, amount in 1i64..12_000,

@@ -5,140 +5,111 @@ use longship_proto::payment::v1::payment_service_client::PaymentServiceClient;
 use longship_testkit::HttpResponse;
 use serde_json::json;
 use tonic::Status;
-use tonic::transport::Channel;
 use uuid::Uuid;
 
 pub use longship_testkit::{error_code as code, eventually};
 
-/// The service under test.
-pub type TestApp = longship_testkit::TestApp<payment::Payment>;
+longship_testkit::service_helpers! {
+    /// Typed requests to the payment service.
+    pub trait PaymentApp for payment::Payment, grpc PaymentServiceClient {
+        /// `PUT /v1/accounts/{customer_id}`.
+        async fn put_account(
+            &self,
+            customer_id: &str,
+            balance_cents: i64,
+            currency: &str,
+        ) -> HttpResponse {
+            let body = json!({"balance_cents": balance_cents, "currency": currency});
+            self.app()
+                .put_json(&format!("/v1/accounts/{customer_id}"), &body)
+                .await
+        }
 
-/// Typed requests to the payment service.
-#[allow(async_fn_in_trait)] // reason: a test helper trait, only used with concrete types
-pub trait PaymentApp {
-    /// The app.
-    fn app(&self) -> &TestApp;
+        /// Creates an account, asserting success.
+        async fn given_account(&self, customer_id: &str, balance_cents: i64, currency: &str) {
+            let response = self.put_account(customer_id, balance_cents, currency).await;
+            assert_eq!(response.status, 200, "{}", response.text());
+        }
 
-    /// A gRPC client.
-    fn grpc(&self) -> PaymentServiceClient<Channel> {
-        PaymentServiceClient::new(self.app().grpc_channel())
-    }
+        /// `(balance_cents, held_cents)` of an account, read over HTTP.
+        async fn funds(&self, customer_id: &str) -> (i64, i64) {
+            let account = self
+                .app()
+                .get_ok(&format!("/v1/accounts/{customer_id}"))
+                .await;
+            let (balance, held) = (
+                account["balance_cents"].as_i64().expect("balance"),
+                account["held_cents"].as_i64().expect("held"),
+            );
+            assert_eq!(account["available_cents"].as_i64(), Some(balance - held));
+            (balance, held)
+        }
 
-    /// `PUT /v1/accounts/{customer_id}`.
-    async fn put_account(
-        &self,
-        customer_id: &str,
-        balance_cents: i64,
-        currency: &str,
-    ) -> HttpResponse {
-        let body = json!({"balance_cents": balance_cents, "currency": currency});
-        self.app()
-            .put_json(&format!("/v1/accounts/{customer_id}"), &body)
-            .await
-    }
+        /// The statuses of an order's payments, read over HTTP.
+        async fn payment_statuses(&self, order_id: Uuid) -> Vec<String> {
+            let path = format!("/v1/payments?order_id={order_id}");
+            let payments = self.app().get_ok(&path).await;
+            payments["items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .map(|p| p["status"].as_str().expect("status").to_owned())
+                .collect()
+        }
 
-    /// Creates an account, asserting success.
-    async fn given_account(&self, customer_id: &str, balance_cents: i64, currency: &str) {
-        let response = self.put_account(customer_id, balance_cents, currency).await;
-        assert_eq!(response.status, 200, "{}", response.text());
-    }
+        /// gRPC Authorize.
+        async fn authorize(
+            &self,
+            order_id: Uuid,
+            customer_id: &str,
+            amount_cents: i64,
+            currency: &str,
+        ) -> Result<pb::Payment, Status> {
+            let request = pb::AuthorizeRequest {
+                order_id: order_id.to_string(),
+                idempotency_key: format!("{order_id}:authorize"),
+                customer_id: customer_id.into(),
+                amount_cents,
+                currency: currency.into(),
+            };
+            self.grpc()
+                .authorize(self.app().request(request))
+                .await
+                .map(tonic::Response::into_inner)
+        }
 
-    /// `(balance_cents, held_cents)` of an account, read over HTTP.
-    async fn funds(&self, customer_id: &str) -> (i64, i64) {
-        let account = self
-            .app()
-            .get_ok(&format!("/v1/accounts/{customer_id}"))
-            .await;
-        let (balance, held) = (
-            account["balance_cents"].as_i64().expect("balance"),
-            account["held_cents"].as_i64().expect("held"),
-        );
-        assert_eq!(account["available_cents"].as_i64(), Some(balance - held));
-        (balance, held)
-    }
+        /// gRPC Void, returning the outcome.
+        async fn void(&self, order_id: Uuid) -> String {
+            let request = self.app().step_request(order_id, "void");
+            let answer = self.grpc().void(request).await.expect("void");
+            answer.into_inner().outcome
+        }
 
-    /// The statuses of an order's payments, read over HTTP.
-    async fn payment_statuses(&self, order_id: Uuid) -> Vec<String> {
-        let path = format!("/v1/payments?order_id={order_id}");
-        let payments = self.app().get_ok(&path).await;
-        payments["items"]
-            .as_array()
-            .expect("items")
-            .iter()
-            .map(|p| p["status"].as_str().expect("status").to_owned())
-            .collect()
-    }
+        /// gRPC Capture.
+        async fn capture(&self, order_id: Uuid) -> Result<pb::Payment, Status> {
+            let request = self.app().step_request(order_id, "capture");
+            let answer = self.grpc().capture(request).await;
+            answer.map(tonic::Response::into_inner)
+        }
 
-    /// gRPC Authorize.
-    async fn authorize(
-        &self,
-        order_id: Uuid,
-        customer_id: &str,
-        amount_cents: i64,
-        currency: &str,
-    ) -> Result<pb::Payment, Status> {
-        let request = pb::AuthorizeRequest {
-            order_id: order_id.to_string(),
-            idempotency_key: format!("{order_id}:authorize"),
-            customer_id: customer_id.into(),
-            amount_cents,
-            currency: currency.into(),
-        };
-        self.grpc()
-            .authorize(self.app().request(request))
-            .await
-            .map(tonic::Response::into_inner)
-    }
-
-    /// gRPC Void, returning the outcome.
-    async fn void(&self, order_id: Uuid) -> String {
-        let request = pb::VoidRequest {
-            order_id: order_id.to_string(),
-            idempotency_key: format!("{order_id}:void"),
-        };
-        self.grpc()
-            .void(self.app().request(request))
-            .await
-            .expect("void")
-            .into_inner()
-            .outcome
-    }
-
-    /// gRPC Capture.
-    async fn capture(&self, order_id: Uuid) -> Result<pb::Payment, Status> {
-        let request = pb::CaptureRequest {
-            order_id: order_id.to_string(),
-            idempotency_key: format!("{order_id}:capture"),
-        };
-        self.grpc()
-            .capture(self.app().request(request))
-            .await
-            .map(tonic::Response::into_inner)
-    }
-
-    /// Publishes `orders.v1.order_confirmed` (schema version 1) as the order service's relay would;
-    /// `msg_id` is the `Nats-Msg-Id`.
-    async fn publish_order_confirmed(
-        &self,
-        event_id: Uuid,
-        msg_id: &str,
-        order_id: Uuid,
-        customer_id: &str,
-        total_cents: i64,
-    ) {
-        let data = json!({
-            "order_id": order_id, "customer_id": customer_id, "currency": "USD",
-            "total_cents": total_cents,
-            "items": [{"sku": "SKU-1", "quantity": 1, "unit_price_cents": total_cents}],
-        });
-        self.app()
-            .publish_order_confirmed_data(event_id, 1, data, msg_id)
-            .await;
-    }
-}
-
-impl PaymentApp for TestApp {
-    fn app(&self) -> &TestApp {
-        self
+        /// Publishes `orders.v1.order_confirmed` (schema version 1) as the order service's relay would;
+        /// `msg_id` is the `Nats-Msg-Id`.
+        async fn publish_order_confirmed(
+            &self,
+            event_id: Uuid,
+            msg_id: &str,
+            order_id: Uuid,
+            customer_id: &str,
+            total_cents: i64,
+        ) {
+            let data = json!({
+                "order_id": order_id, "customer_id": customer_id, "currency": "USD",
+                "total_cents": total_cents,
+                "items": [{"sku": "SKU-1", "quantity": 1, "unit_price_cents": total_cents}],
+            });
+            self.app()
+                .publish_order_confirmed_data(event_id, 1, data, msg_id)
+                .await;
+        }
     }
 }
