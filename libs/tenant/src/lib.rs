@@ -22,7 +22,9 @@ pub use auth::{
     AuthConfig, Authenticator, Claims, JwtAlgorithm, TENANT_HEADER, Tenant, issue_dev_token,
 };
 pub use id::{InvalidTenantId, TenantId};
-pub use sql::{begin, begin_set, begin_then, set_tenant, set_tenant_set, tenant_set_literal};
+pub use sql::{
+    begin, begin_set, begin_set_then, begin_then, set_tenant, set_tenant_set, tenant_set_literal,
+};
 
 /// The role the services' connections run as (`longship_app`: owns no table, so row-level security
 /// applies), created in every service database before anything else.

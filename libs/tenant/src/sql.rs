@@ -50,6 +50,20 @@ pub async fn begin_set(
         .await
 }
 
+/// Like [`begin_set`], with `then` (further statements, e.g. taking locks) in the same round
+/// trip. As for [`begin_then`], build `then` only from values that cannot end a literal.
+pub async fn begin_set_then(
+    pool: &PgPool,
+    tenants: &[TenantId],
+    then: &str,
+) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    pool.begin_with(sqlx::AssertSqlSafe(format!(
+        "{}; {then}",
+        begin_set_statement(tenants)
+    )))
+    .await
+}
+
 /// Sets `app.tenant_ids` (see [`begin_set`]) for the rest of the current transaction on `conn`.
 pub async fn set_tenant_set(
     conn: &mut PgConnection,
