@@ -134,7 +134,8 @@ async fn run_caller<D: SagaData>(
         if batch.is_empty() {
             continue;
         }
-        run_group(&*definition, step, &target, batch.drain(..).collect()).await;
+        let group = std::mem::replace(&mut batch, Vec::with_capacity(max_batch));
+        run_group(&*definition, step, &target, group).await;
     }
 }
 
