@@ -1,7 +1,8 @@
 //! Set-based local steps: the sagas that reach one local step at the same moment run its work
-//! together, one transaction per tenant (row-level security scopes a transaction to one tenant)
-//! that does the work of all of them ([`LocalAction::run_many`]) and records each one's success
-//! (one transition statement for all, each row fenced on its own claim), then commits once.
+//! together, whatever their tenants: one transaction of their tenant set
+//! ([`longship_tenant::begin_set`]) that does the work of all of them ([`LocalAction::run_many`],
+//! which keys each saga's rows by the saga's own tenant) and records each one's success (one
+//! transition statement for all, each row fenced on its own claim), then commits once.
 //!
 //! As for remote steps (`batches.rs`), a few callers per step take whatever is queued when they
 //! are free, so a lone saga goes at once (its work then runs through [`LocalAction::run`]). If the
@@ -9,7 +10,7 @@
 //! transaction is rolled back and every saga of the group runs the step on its own, as if it had
 //! never been batched: its outcome is then exactly the single step's.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -130,31 +131,20 @@ async fn run_caller<D: SagaData>(
             }
         }
         batch.retain(|p: &Pending<D>| !p.done.is_closed());
-        let mut groups: BTreeMap<TenantId, Vec<Pending<D>>> = BTreeMap::new();
-        for p in batch.drain(..) {
-            groups
-                .entry(p.call.item.ctx.tenant.clone())
-                .or_default()
-                .push(p);
+        if batch.is_empty() {
+            continue;
         }
-        let mut tasks = tokio::task::JoinSet::new();
-        for (tenant, group) in groups {
-            let definition = Arc::clone(&definition);
-            let target = target.clone();
-            tasks
-                .spawn(async move { run_group(&*definition, step, &target, &tenant, group).await });
-        }
-        while tasks.join_next().await.is_some() {}
+        let group = std::mem::replace(&mut batch, Vec::with_capacity(max_batch));
+        run_group(&*definition, step, &target, group).await;
     }
 }
 
-/// One tenant's sagas at the step: their work, their transitions and one commit; on any failure
-/// each saga is told to run the step on its own.
+/// The sagas at the step, of one tenant or several: their work, their transitions and one
+/// commit; on any failure each saga is told to run the step on its own.
 async fn run_group<D: SagaData>(
     definition: &dyn SagaDefinition<Data = D>,
     step: usize,
     target: &Target,
-    tenant: &TenantId,
     group: Vec<Pending<D>>,
 ) {
     let Some(Action::Local(action)) = definition.steps().get(step).map(|s| &s.action) else {
@@ -177,12 +167,16 @@ async fn run_group<D: SagaData>(
         })
         .unzip();
     let outcome = async {
-        let mut tx = longship_tenant::begin(&target.pool, tenant).await?;
-        let worked = if items.len() == 1 {
-            let item = &mut items[0];
-            action.run(&item.ctx, &mut tx, &mut item.data).await
+        let (mut tx, worked) = if let [item] = items.as_mut_slice() {
+            let mut tx = longship_tenant::begin(&target.pool, &item.ctx.tenant).await?;
+            let worked = action.run(&item.ctx, &mut tx, &mut item.data).await;
+            (tx, worked)
         } else {
-            action.run_many(&mut items, &mut tx).await
+            let tenants: BTreeSet<TenantId> = items.iter().map(|i| i.ctx.tenant.clone()).collect();
+            let tenants: Vec<TenantId> = tenants.into_iter().collect();
+            let mut tx = longship_tenant::begin_set(&target.pool, &tenants).await?;
+            let worked = action.run_many(&mut items, &mut tx).await;
+            (tx, worked)
         };
         if let Err(e) = worked {
             tracing::info!(error = %e, sagas = items.len(), "batched local step failed; each saga runs it on its own");

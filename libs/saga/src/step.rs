@@ -133,10 +133,10 @@ pub trait RemoteAction<D>: Send + Sync {
 /// A step's action that is local database work, run in a transaction scoped to the saga's tenant
 /// that also records the step's success.
 ///
-/// An action that can do the work of several sagas of one tenant at once says so with
+/// An action that can do the work of several sagas at once says so with
 /// [`LocalAction::batched`] and implements [`LocalAction::run_many`]; the engine then runs the
-/// sagas that reach the step at the same moment together, in one transaction of their tenant
-/// that also records each one's success.
+/// sagas that reach the step at the same moment together, whatever their tenants, in one
+/// transaction of their tenant set that also records each one's success.
 #[async_trait::async_trait]
 pub trait LocalAction<D>: Send + Sync {
     /// Does the work through `tx`.
@@ -152,10 +152,14 @@ pub trait LocalAction<D>: Send + Sync {
         false
     }
 
-    /// The work of several sagas, all of `tx`'s tenant, through `tx`. An error fails them all
-    /// (nothing of the transaction is committed) and each saga then runs its own
-    /// [`LocalAction::run`], so a failure that belongs to one saga reaches only that saga. The
-    /// default runs them one by one.
+    /// The work of several sagas, of one tenant or several (each item's `ctx.tenant`), through
+    /// `tx`, a transaction of their tenant set ([`longship_tenant::begin_set`]): row-level
+    /// security keeps it inside the set, not an item inside its tenant, so every statement must
+    /// key each item's rows by the item's own tenant (tenant ids beside the other item columns,
+    /// joined on `(tenant_id, key)`). An error fails them all (nothing of the transaction is
+    /// committed) and each saga then runs its own [`LocalAction::run`], so a failure that
+    /// belongs to one saga reaches only that saga. The default runs them one by one, the
+    /// transaction scoped to each item's tenant alone while its [`LocalAction::run`] runs.
     async fn run_many(
         &self,
         items: &mut [BatchItem<D>],
@@ -165,6 +169,9 @@ pub trait LocalAction<D>: Send + Sync {
         D: Send + 'static,
     {
         for item in items.iter_mut() {
+            longship_tenant::scope_to_tenant(&mut *tx, &item.ctx.tenant)
+                .await
+                .map_err(|e| StepError::Transient(e.to_string()))?;
             self.run(&item.ctx, &mut *tx, &mut item.data).await?;
         }
         Ok(())

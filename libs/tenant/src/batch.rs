@@ -1,71 +1,178 @@
-//! Commands of several tenants answered as one batch, each tenant's share in its own
-//! tenant-scoped work (row-level security admits one tenant per transaction).
+//! Commands of several tenants answered as one batch: one transaction for every item whatever its
+//! tenant (a tenant set, [`crate::begin_set`]), falling back to the items one by one when that
+//! transaction fails as a whole.
 
-use std::collections::BTreeMap;
+use std::collections::HashSet;
 use std::future::Future;
 
 use longship_errors::Error;
+use uuid::Uuid;
 
 use crate::TenantId;
 
-/// Answers `items` (each with its tenant) in their order: an item `validate` refuses is answered
-/// with its error at once; the others are grouped by tenant, and `run` gets each tenant's items
-/// (in the batch's order) and answers them in that order. The tenants' groups run side by side.
-/// An item a group left unanswered (its task panicked, or `run` answered too few) gets an internal
-/// error naming `what` (e.g. "Reserve").
-pub async fn per_tenant<I, T, V, R, Fut>(
+/// Answers `items` (each with its tenant) in their order.
+///
+/// - An item `validate` refuses is answered with its error at once.
+/// - The valid items, each `(tenant, key(item))` once, go to `set` together (all tenants in one
+///   call, in the batch's order), which answers them in that order or fails as a whole (`Err`: it
+///   wrote nothing); then each of them is handed to `one` in turn. A single valid item goes to
+///   `one` directly.
+/// - An item whose `(tenant, key)` came earlier in the batch (the same order twice) is handed to
+///   `one` after the set, so it is answered as the repeat of a single call would be.
+///
+/// `what` (e.g. "Reserve") names the command in logs and in the internal error of an item `set`
+/// left unanswered.
+pub async fn in_one_set<I, T, V, K, S, SFut, O, OFut>(
     what: &'static str,
     items: Vec<(TenantId, I)>,
     validate: V,
-    run: R,
+    key: K,
+    set: S,
+    one: O,
 ) -> Vec<Result<T, Error>>
 where
-    I: Send + 'static,
-    T: Send + 'static,
+    I: Clone,
     V: Fn(&I) -> Result<(), Error>,
-    R: Fn(TenantId, Vec<I>) -> Fut,
-    Fut: Future<Output = Vec<Result<T, Error>>> + Send + 'static,
+    K: Fn(&I) -> Uuid,
+    S: FnOnce(Vec<(TenantId, I)>) -> SFut,
+    SFut: Future<Output = Result<Vec<Result<T, Error>>, Error>>,
+    O: Fn(TenantId, I) -> OFut,
+    OFut: Future<Output = Result<T, Error>>,
 {
     let mut answers: Vec<Option<Result<T, Error>>> = (0..items.len()).map(|_| None).collect();
-    let mut groups: BTreeMap<TenantId, (Vec<usize>, Vec<I>)> = BTreeMap::new();
+    let mut seen: HashSet<(TenantId, Uuid)> = HashSet::new();
+    let (mut first, mut repeats) = (Vec::new(), Vec::new());
     for (i, (tenant, item)) in items.into_iter().enumerate() {
-        match validate(&item) {
-            Ok(()) => {
-                let group = groups.entry(tenant).or_default();
-                group.0.push(i);
-                group.1.push(item);
-            }
-            Err(e) => answers[i] = Some(Err(e)),
+        if let Err(e) = validate(&item) {
+            answers[i] = Some(Err(e));
+        } else if seen.insert((tenant.clone(), key(&item))) {
+            first.push((i, tenant, item));
+        } else {
+            repeats.push((i, tenant, item));
         }
     }
-    let mut tasks = tokio::task::JoinSet::new();
-    for (tenant, (positions, group)) in groups {
-        let answered = run(tenant, group);
-        tasks.spawn(async move {
-            positions
-                .into_iter()
-                .zip(answered.await)
-                .collect::<Vec<_>>()
-        });
-    }
-    while let Some(done) = tasks.join_next().await {
-        match done {
-            Ok(group) => {
-                for (i, answer) in group {
+    if first.len() > 1 {
+        let batch: Vec<(TenantId, I)> = first
+            .iter()
+            .map(|(_, tenant, item)| (tenant.clone(), item.clone()))
+            .collect();
+        match set(batch).await {
+            Ok(answered) if answered.len() == first.len() => {
+                for ((i, _, _), answer) in first.drain(..).zip(answered) {
                     answers[i] = Some(answer);
                 }
             }
-            Err(e) => tracing::error!(error = %e, "a tenant's batched {what} panicked"),
+            Ok(answered) => {
+                tracing::error!(
+                    items = first.len(),
+                    answers = answered.len(),
+                    "a batched {what} answered a wrong number of items"
+                );
+                first.clear();
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, items = first.len(), "batched {what} failed as a whole; answering one by one");
+            }
         }
+    }
+    for (i, tenant, item) in first.into_iter().chain(repeats) {
+        answers[i] = Some(one(tenant, item).await);
     }
     answers
         .into_iter()
         .map(|a| {
             a.unwrap_or_else(|| {
                 Err(Error::internal(std::io::Error::other(format!(
-                    "a batched {what} left an order unanswered"
+                    "a batched {what} left an item unanswered"
                 ))))
             })
         })
         .collect()
+}
+
+/// The distinct tenants of `items`, sorted: the set a batch's transaction is opened for.
+pub fn tenants_of<I>(items: &[(TenantId, I)]) -> Vec<TenantId> {
+    let mut tenants: Vec<TenantId> = items.iter().map(|(t, _)| t.clone()).collect();
+    tenants.sort_unstable();
+    tenants.dedup();
+    tenants
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tenant(t: &str) -> TenantId {
+        TenantId::parse(t).expect("valid")
+    }
+
+    #[tokio::test]
+    async fn one_set_for_all_tenants_repeats_after_and_refusals_alone() {
+        let a = Uuid::now_v7();
+        let b = Uuid::now_v7();
+        let items = vec![
+            (tenant("acme"), (a, 1)),
+            (tenant("globex"), (a, 2)),
+            (tenant("acme"), (b, -1)),
+            (tenant("acme"), (a, 3)),
+        ];
+        let sets = std::cell::RefCell::new(Vec::new());
+        let ones = std::cell::RefCell::new(Vec::new());
+        let answers = in_one_set(
+            "Test",
+            items,
+            |(_, n): &(Uuid, i32)| {
+                if *n < 0 {
+                    Err(Error::internal(std::io::Error::other("negative")))
+                } else {
+                    Ok(())
+                }
+            },
+            |(id, _)| *id,
+            |batch: Vec<(TenantId, (Uuid, i32))>| {
+                sets.borrow_mut().push(batch.len());
+                async move { Ok(batch.iter().map(|(_, (_, n))| Ok(n * 10)).collect()) }
+            },
+            |_, (_, n)| {
+                ones.borrow_mut().push(n);
+                async move { Ok(n * 100) }
+            },
+        )
+        .await;
+        // acme's and globex's order `a` are different orders: both in the one set
+        assert_eq!(*sets.borrow(), [2]);
+        // acme's `a` a second time: answered after the set, as a single call
+        assert_eq!(*ones.borrow(), [3]);
+        assert_eq!(answers[0].as_ref().ok(), Some(&10));
+        assert_eq!(answers[1].as_ref().ok(), Some(&20));
+        assert!(answers[2].is_err());
+        assert_eq!(answers[3].as_ref().ok(), Some(&300));
+    }
+
+    #[tokio::test]
+    async fn a_failed_set_falls_back_to_the_items_one_by_one() {
+        let items: Vec<(TenantId, Uuid)> = vec![
+            (tenant("acme"), Uuid::now_v7()),
+            (tenant("globex"), Uuid::now_v7()),
+        ];
+        let answers = in_one_set(
+            "Test",
+            items,
+            |_| Ok(()),
+            |id| *id,
+            |_| async {
+                Err::<Vec<Result<u8, Error>>, _>(Error::unavailable(std::io::Error::other("down")))
+            },
+            |t, _| async move { Ok(t.as_str().len() as u8) },
+        )
+        .await;
+        let answers: Vec<Option<u8>> = answers.into_iter().map(Result::ok).collect();
+        assert_eq!(answers, [Some(4), Some(6)]);
+    }
+
+    #[test]
+    fn the_tenant_set_is_sorted_and_distinct() {
+        let items = vec![(tenant("b"), ()), (tenant("a"), ()), (tenant("b"), ())];
+        assert_eq!(tenants_of(&items), [tenant("a"), tenant("b")]);
+    }
 }

@@ -23,8 +23,8 @@ pub use auth::{
 };
 pub use id::{InvalidTenantId, TenantId};
 pub use sql::{
-    begin, begin_set, begin_then, scope_cte, set_tenant, set_tenant_set, tenant_set_literal,
-    transact,
+    begin, begin_set, begin_set_then, begin_then, scope_cte, scope_to_tenant, set_tenant,
+    set_tenant_set, tenant_set_literal, transact,
 };
 
 /// The role the services' connections run as (`longship_app`: owns no table, so row-level security

@@ -63,6 +63,20 @@ pub async fn begin_set(
         .await
 }
 
+/// Like [`begin_set`], with `then` (further statements, e.g. taking locks) in the same round
+/// trip. As for [`begin_then`], build `then` only from values that cannot end a literal.
+pub async fn begin_set_then(
+    pool: &PgPool,
+    tenants: &[TenantId],
+    then: &str,
+) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    pool.begin_with(sqlx::AssertSqlSafe(format!(
+        "{}; {then}",
+        begin_set_statement(tenants)
+    )))
+    .await
+}
+
 /// Sets `app.tenant_ids` (see [`begin_set`]) for the rest of the current transaction on `conn`.
 pub async fn set_tenant_set(
     conn: &mut PgConnection,
@@ -123,6 +137,22 @@ pub fn scope_cte(tenant: impl std::fmt::Display) -> String {
     format!(
         "scope AS MATERIALIZED (SELECT set_config('app.tenant_id', {tenant}, true) AS tenant_id)"
     )
+}
+
+/// Scopes the rest of the current transaction on `conn` to `tenant` alone: `app.tenant_id` set
+/// to it and the tenant set (`app.tenant_ids`, see [`begin_set`]) emptied, in one statement.
+/// For work written for one tenant's transaction that runs inside a set's transaction.
+pub async fn scope_to_tenant(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "SELECT set_config('app.tenant_id', $1, true), set_config('app.tenant_ids', '{}', true)",
+    )
+    .bind(tenant.as_str())
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Sets `app.tenant_id` for the rest of the current transaction on `conn`.

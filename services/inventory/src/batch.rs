@@ -1,14 +1,19 @@
-//! Reserve for many orders of one tenant in one transaction, with set-based statements: one claim
-//! of every order, one lock of every product they name (in sku order), one write of the held
-//! units, the reservations' lines, the refused orders' claims and the events.
+//! Reserve for many orders, of one tenant or several, in one transaction with set-based
+//! statements: one claim of every order, one lock of every product they name (in (tenant, sku)
+//! order), one write of the held units, the reservations' lines, the refused orders' claims and
+//! the events. The transaction admits the batch's tenants ([`longship_tenant::begin_set`]); every
+//! statement keys each order's rows by the order's own tenant (tenant ids travel beside the other
+//! item columns and every join is on `(tenant_id, key)`), so an order only ever reads or writes
+//! its own tenant's products and reservations, even where two tenants use the same sku.
 //!
 //! Each order is answered exactly as a Reserve of its own would be: a repeat (its row exists)
 //! answers the stored result or the release that came first (tombstone), a refusal (unknown sku,
 //! insufficient stock, currency mismatch) leaves nothing behind, and the orders are planned one
 //! after the other against the stock the earlier ones took, so a refusal of one never fails
-//! another. Locks: the orders' claims first, in order-id order, then the products in sku order,
-//! the order every Reserve, Release, Commit and expiry follows, so batches cannot deadlock with
-//! each other or with single commands.
+//! another. Locks: the orders' claims first, in (tenant, order id) order, then the products in
+//! (tenant, sku) order (byte order, as a single Reserve sorts its skus), the order every Reserve,
+//! Release, Commit and expiry follows, so batches cannot deadlock with each other or with single
+//! commands.
 
 use std::collections::HashMap;
 
@@ -25,87 +30,111 @@ use crate::domain::{self, ProductStock, ReservationStatus, ReservedLine};
 use crate::events;
 use crate::store::{self, ReserveCommand, Reserved, StockRow};
 
+/// An order of the batch: its tenant and order id.
+type OrderKey = (TenantId, Uuid);
+
 /// One answer per command, in `commands`' order; `Err` of the whole (a database failure) means
-/// nothing was written and the caller handles the commands one by one. The commands are of
-/// `tenant`, each for another order (validated), and run in `conn`'s transaction of `tenant`.
+/// nothing was written and the caller handles the commands one by one. Each command is of its
+/// tenant, each for another (tenant, order) (validated), and they run in `conn`'s transaction
+/// of their tenant set.
 pub async fn reserve_many(
     conn: &mut PgConnection,
-    tenant: &TenantId,
-    commands: &[ReserveCommand],
+    commands: &[(TenantId, ReserveCommand)],
     ttl_secs: f64,
 ) -> Result<Vec<Result<Reserved, Error>>, Error> {
-    // claims in order-id order (the lock order of claims across batches)
+    // claims in (tenant, order id) order (the lock order of claims across batches)
     let mut order: Vec<usize> = (0..commands.len()).collect();
-    order.sort_by_key(|&i| commands[i].order_id);
-    let ids: Vec<Uuid> = order.iter().map(|&i| commands[i].order_id).collect();
+    order.sort_by(|&a, &b| {
+        (&commands[a].0, commands[a].1.order_id).cmp(&(&commands[b].0, commands[b].1.order_id))
+    });
+    let tenants: Vec<&str> = order.iter().map(|&i| commands[i].0.as_str()).collect();
+    let ids: Vec<Uuid> = order.iter().map(|&i| commands[i].1.order_id).collect();
     let currencies: Vec<&str> = order
         .iter()
-        .map(|&i| commands[i].currency.as_str())
+        .map(|&i| commands[i].1.currency.as_str())
         .collect();
     let keys: Vec<&str> = order
         .iter()
-        .map(|&i| commands[i].idempotency_key.as_str())
+        .map(|&i| commands[i].1.idempotency_key.as_str())
         .collect();
-    let claimed: HashMap<Uuid, DateTime<Utc>> = sqlx::query_as::<_, (Uuid, DateTime<Utc>)>(
-        "INSERT INTO reservations (tenant_id, order_id, status, currency, idempotency_key, expires_at)
-         SELECT $1, u.order_id, 'RESERVED', u.currency, u.key, now() + make_interval(secs => $5)
-         FROM unnest($2::uuid[], $3::text[], $4::text[]) AS u(order_id, currency, key)
-         ORDER BY u.order_id
-         ON CONFLICT (tenant_id, order_id) DO NOTHING
-         RETURNING order_id, expires_at",
-    )
-    .bind(tenant.as_str())
-    .bind(&ids)
-    .bind(&currencies)
-    .bind(&keys)
-    .bind(ttl_secs)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(store::db_error)?
-    .into_iter()
-    .collect();
+    let claimed: HashMap<OrderKey, DateTime<Utc>> =
+        sqlx::query_as::<_, (String, Uuid, DateTime<Utc>)>(
+            "INSERT INTO reservations (tenant_id, order_id, status, currency, idempotency_key, expires_at)
+             SELECT u.tenant_id, u.order_id, 'RESERVED', u.currency, u.key, now() + make_interval(secs => $5)
+             FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[]) WITH ORDINALITY
+                 AS u(tenant_id, order_id, currency, key, n)
+             ORDER BY u.n
+             ON CONFLICT (tenant_id, order_id) DO NOTHING
+             RETURNING tenant_id, order_id, expires_at",
+        )
+        .bind(&tenants)
+        .bind(&ids)
+        .bind(&currencies)
+        .bind(&keys)
+        .bind(ttl_secs)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(store::db_error)?
+        .into_iter()
+        .map(|(t, o, e)| Ok(((tenant_id(&t)?, o), e)))
+        .collect::<Result<_, Error>>()?;
 
     let mut answers: Vec<Option<Result<Reserved, Error>>> =
         (0..commands.len()).map(|_| None).collect();
-    replays(&mut *conn, tenant, commands, &claimed, &mut answers).await?;
+    replays(&mut *conn, commands, &claimed, &mut answers).await?;
     if claimed.is_empty() {
         return Ok(answers.into_iter().map(finished).collect());
     }
 
-    let skus: Vec<String> = order
+    let mut wanted: Vec<(&str, &str)> = order
         .iter()
-        .filter(|&&i| claimed.contains_key(&commands[i].order_id))
-        .flat_map(|&i| commands[i].lines.iter().map(|l| l.sku.clone()))
+        .filter(|&&i| claimed.contains_key(&key(&commands[i])))
+        .flat_map(|&i| {
+            let tenant = commands[i].0.as_str();
+            commands[i]
+                .1
+                .lines
+                .iter()
+                .map(move |l| (tenant, l.sku.as_str()))
+        })
         .collect();
-    let mut products: Vec<ProductStock> = sqlx::query_as::<_, StockRow>(
-        "SELECT q.sku, q.currency, q.price_cents, q.on_hand, q.reserved
-         FROM unnest($2::text[]) WITH ORDINALITY AS u(sku, n)
+    wanted.sort_unstable();
+    wanted.dedup();
+    let (want_tenants, want_skus): (Vec<&str>, Vec<&str>) = wanted.into_iter().unzip();
+    let mut products: HashMap<TenantId, Vec<ProductStock>> = HashMap::new();
+    let rows = sqlx::query_as::<_, TenantStockRow>(
+        "SELECT u.tenant_id, q.sku, q.currency, q.price_cents, q.on_hand, q.reserved
+         FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS u(tenant_id, sku, n)
          CROSS JOIN LATERAL (
              SELECT sku, currency, price_cents, on_hand, reserved FROM products
-             WHERE tenant_id = $1 AND sku = u.sku FOR UPDATE
+             WHERE tenant_id = u.tenant_id AND sku = u.sku FOR UPDATE
          ) AS q
          ORDER BY u.n",
     )
-    .bind(tenant.as_str())
-    .bind(store::sorted_unique(&skus))
+    .bind(&want_tenants)
+    .bind(&want_skus)
     .fetch_all(&mut *conn)
     .await
-    .map_err(store::db_error)?
-    .into_iter()
-    .map(ProductStock::from)
-    .collect();
+    .map_err(store::db_error)?;
+    for row in rows {
+        products
+            .entry(tenant_id(&row.tenant_id)?)
+            .or_default()
+            .push(ProductStock::from(row.stock));
+    }
 
     // plan the claimed orders one after the other, each against what the earlier ones took
     let mut write = Write::default();
     for &i in &order {
-        let command = &commands[i];
-        let Some(expires_at) = claimed.get(&command.order_id) else {
+        let (tenant, command) = &commands[i];
+        let Some(expires_at) = claimed.get(&key(&commands[i])) else {
             continue;
         };
-        match domain::plan_reservation(&command.currency, &command.lines, &products) {
+        let stock = products.entry(tenant.clone()).or_default();
+        match domain::plan_reservation(&command.currency, &command.lines, stock) {
             Ok(planned) => {
                 for line in &planned {
-                    if let Some(p) = products.iter_mut().find(|p| p.sku == line.sku) {
+                    if let Some(p) = stock.iter_mut().find(|p| p.sku == line.sku) {
                         p.stock.reserved += line.quantity;
                     }
                 }
@@ -117,13 +146,31 @@ pub async fn reserve_many(
                 }));
             }
             Err(rejection) => {
+                write.refused_tenants.push(tenant.as_str().to_owned());
                 write.refused.push(command.order_id);
                 answers[i] = Some(Err(rejection.into()));
             }
         }
     }
-    write.run(&mut *conn, tenant).await?;
+    write.run(&mut *conn).await?;
     Ok(answers.into_iter().map(finished).collect())
+}
+
+fn key((tenant, command): &(TenantId, ReserveCommand)) -> OrderKey {
+    (tenant.clone(), command.order_id)
+}
+
+/// A tenant id read back from the database (written from a checked one).
+fn tenant_id(raw: &str) -> Result<TenantId, Error> {
+    TenantId::parse(raw).map_err(Error::internal)
+}
+
+/// A locked product and its tenant.
+#[derive(sqlx::FromRow)]
+struct TenantStockRow {
+    tenant_id: String,
+    #[sqlx(flatten)]
+    stock: StockRow,
 }
 
 fn finished(answer: Option<Result<Reserved, Error>>) -> Result<Reserved, Error> {
@@ -136,6 +183,7 @@ fn finished(answer: Option<Result<Reserved, Error>>) -> Result<Reserved, Error> 
 
 #[derive(sqlx::FromRow)]
 struct ExistingRow {
+    tenant_id: String,
     order_id: Uuid,
     status: String,
     currency: Option<String>,
@@ -146,36 +194,37 @@ struct ExistingRow {
 /// single Reserve answers them.
 async fn replays(
     conn: &mut PgConnection,
-    tenant: &TenantId,
-    commands: &[ReserveCommand],
-    claimed: &HashMap<Uuid, DateTime<Utc>>,
+    commands: &[(TenantId, ReserveCommand)],
+    claimed: &HashMap<OrderKey, DateTime<Utc>>,
     answers: &mut [Option<Result<Reserved, Error>>],
 ) -> Result<(), Error> {
-    let repeated: Vec<Uuid> = commands
+    let (tenants, repeated): (Vec<&str>, Vec<Uuid>) = commands
         .iter()
-        .map(|c| c.order_id)
-        .filter(|id| !claimed.contains_key(id))
-        .collect();
+        .filter(|c| !claimed.contains_key(&key(c)))
+        .map(|(t, c)| (t.as_str(), c.order_id))
+        .unzip();
     if repeated.is_empty() {
         return Ok(());
     }
-    let rows: HashMap<Uuid, ExistingRow> = sqlx::query_as::<_, ExistingRow>(
-        "SELECT order_id, status, currency, lines FROM reservations
-         WHERE tenant_id = $1 AND order_id = ANY($2::uuid[])",
+    let mut rows: HashMap<OrderKey, ExistingRow> = HashMap::new();
+    for row in sqlx::query_as::<_, ExistingRow>(
+        "SELECT r.tenant_id, r.order_id, r.status, r.currency, r.lines
+         FROM unnest($1::text[], $2::uuid[]) AS u(tenant_id, order_id)
+         JOIN reservations r ON r.tenant_id = u.tenant_id AND r.order_id = u.order_id",
     )
-    .bind(tenant.as_str())
+    .bind(&tenants)
     .bind(&repeated)
     .fetch_all(&mut *conn)
     .await
     .map_err(store::db_error)?
-    .into_iter()
-    .map(|r| (r.order_id, r))
-    .collect();
+    {
+        rows.insert((tenant_id(&row.tenant_id)?, row.order_id), row);
+    }
     for (i, command) in commands.iter().enumerate() {
-        if claimed.contains_key(&command.order_id) {
+        if claimed.contains_key(&key(command)) {
             continue;
         }
-        let Some(row) = rows.get(&command.order_id) else {
+        let Some(row) = rows.get(&key(command)) else {
             // neither claimed nor there: a concurrent claim rolled back; the single path decides
             return Err(Error::internal(std::io::Error::other(
                 "reservation row vanished",
@@ -189,11 +238,11 @@ async fn replays(
         })?;
         answers[i] = Some(domain::replay_reserve(status).map(|()| {
             Reserved {
-                order_id: command.order_id,
+                order_id: command.1.order_id,
                 currency: row
                     .currency
                     .clone()
-                    .unwrap_or_else(|| command.currency.clone()),
+                    .unwrap_or_else(|| command.1.currency.clone()),
                 lines: row.lines.0.clone(),
             }
         }));
@@ -204,14 +253,18 @@ async fn replays(
 /// What the batch writes, in one statement.
 #[derive(Default)]
 struct Write {
-    /// Held units per line of every reserved order.
+    /// Held units per line of every reserved order, with the order's tenant.
+    sku_tenants: Vec<String>,
     skus: Vec<String>,
     quantities: Vec<i64>,
-    /// The reserved orders and their lines.
+    /// The reserved orders (tenant, order id) and their lines.
+    order_tenants: Vec<String>,
     orders: Vec<Uuid>,
     lines: Vec<serde_json::Value>,
     events: Vec<OutboxRow>,
-    /// The refused orders, whose claims are removed (a refused Reserve leaves nothing).
+    /// The refused orders (tenant, order id), whose claims are removed (a refused Reserve
+    /// leaves nothing).
+    refused_tenants: Vec<String>,
     refused: Vec<Uuid>,
 }
 
@@ -224,6 +277,7 @@ impl Write {
         expires_at: DateTime<Utc>,
     ) -> Result<(), Error> {
         for line in planned {
+            self.sku_tenants.push(tenant.as_str().to_owned());
             self.skus.push(line.sku.clone());
             self.quantities.push(line.quantity);
         }
@@ -235,33 +289,38 @@ impl Write {
         };
         self.events
             .push(OutboxRow::new(events::STOCK_RESERVED, tenant, &payload).map_err(store::outbox)?);
+        self.order_tenants.push(tenant.as_str().to_owned());
         self.orders.push(command.order_id);
         self.lines
             .push(serde_json::to_value(planned).map_err(Error::internal)?);
         Ok(())
     }
 
-    async fn run(self, conn: &mut PgConnection, tenant: &TenantId) -> Result<(), Error> {
+    async fn run(self, conn: &mut PgConnection) -> Result<(), Error> {
         let mut b = Binds::new();
-        let t = b.push(tenant.as_str());
         let sql = format!(
             "WITH held AS (
                  UPDATE products p SET reserved = p.reserved + u.quantity, updated_at = now()
                  FROM (
-                     SELECT sku, sum(quantity)::bigint AS quantity
-                     FROM unnest({}::text[], {}::bigint[]) AS x(sku, quantity) GROUP BY sku
+                     SELECT tenant_id, sku, sum(quantity)::bigint AS quantity
+                     FROM unnest({}::text[], {}::text[], {}::bigint[]) AS x(tenant_id, sku, quantity)
+                     GROUP BY tenant_id, sku
                  ) AS u
-                 WHERE p.tenant_id = {t} AND p.sku = u.sku
+                 WHERE p.tenant_id = u.tenant_id AND p.sku = u.sku
              ), refused AS (
-                 DELETE FROM reservations WHERE tenant_id = {t} AND order_id = ANY({}::uuid[])
+                 DELETE FROM reservations r USING unnest({}::text[], {}::uuid[]) AS x(tenant_id, order_id)
+                 WHERE r.tenant_id = x.tenant_id AND r.order_id = x.order_id
              ), event AS ({})
              UPDATE reservations r SET lines = u.lines, updated_at = now()
-             FROM unnest({}::uuid[], {}::jsonb[]) AS u(order_id, lines)
-             WHERE r.tenant_id = {t} AND r.order_id = u.order_id",
+             FROM unnest({}::text[], {}::uuid[], {}::jsonb[]) AS u(tenant_id, order_id, lines)
+             WHERE r.tenant_id = u.tenant_id AND r.order_id = u.order_id",
+            b.push(self.sku_tenants),
             b.push(self.skus),
             b.push(self.quantities),
+            b.push(self.refused_tenants),
             b.push(self.refused),
             OutboxRow::insert_many(self.events, &mut b),
+            b.push(self.order_tenants),
             b.push(self.orders),
             b.push(self.lines),
         );

@@ -6,7 +6,7 @@ longship_telemetry::metric_families! {
     /// Reservations the sweep released.
     pub RESERVATIONS_EXPIRED = counter("inventory_reservations_expired_total", "Reservations released by the expiry sweep (nobody confirmed or released them in time)");
     /// Batched Reserves that failed as a whole and were handled order by order.
-    pub BATCH_FALLBACKS = counter("inventory_batch_fallbacks_total", "Batched Reserve transactions of one tenant that failed as a whole (a database failure, not a refusal) and were handled order by order");
+    pub BATCH_FALLBACKS = counter("inventory_batch_fallbacks_total", "Batched Reserve transactions (all the batch's tenants) that failed as a whole (a database failure, not a refusal) and were handled order by order");
 }
 
 /// Describes the families and creates every series at zero.

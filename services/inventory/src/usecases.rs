@@ -2,7 +2,6 @@
 //! each is one tenant-scoped transaction over the store, and wakes the relay after a commit that
 //! enqueued an event.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use longship_errors::Error;
@@ -84,64 +83,44 @@ impl Stock {
     }
 
     /// Reserves for many orders, of one tenant or several, answering each as [`Stock::reserve`]
-    /// would (in `orders`' order). The orders of one tenant go in one transaction with set-based
-    /// statements ([`crate::batch`]); the tenants' transactions run side by side. A transaction
-    /// that fails as a whole (a database failure, not a refusal) is handled again order by order.
+    /// would (in `orders`' order): all of them in one transaction of their tenant set, with
+    /// set-based statements ([`crate::batch`]). A transaction that fails as a whole (a database
+    /// failure, not a refusal) is handled again order by order, and so is an order's second
+    /// appearance in the batch ([`longship_tenant::batch::in_one_set`]).
     pub async fn reserve_batch(
         &self,
         orders: Vec<(TenantId, ReserveOrder)>,
     ) -> Vec<Result<Reserved, Error>> {
-        longship_tenant::batch::per_tenant(
+        longship_tenant::batch::in_one_set(
             "Reserve",
             orders,
             |order| domain::validate_reserve(&order.currency, &order.lines),
-            |tenant, group| {
-                let this = self.clone();
-                async move { this.reserve_group(&tenant, &group).await }
+            |order| order.order_id,
+            |batch| async move {
+                let answers = self.reserve_set(&batch).await;
+                if answers.is_err() {
+                    metrics::counter!("inventory_batch_fallbacks_total").increment(1);
+                }
+                answers
             },
+            |tenant, order| async move { self.reserve(&tenant, order).await },
         )
         .await
     }
 
-    /// The orders of one tenant: one transaction, or one by one when it fails as a whole (or when
-    /// an order appears twice, which the set-based statements do not handle).
-    async fn reserve_group(
-        &self,
-        tenant: &TenantId,
-        group: &[ReserveOrder],
-    ) -> Vec<Result<Reserved, Error>> {
-        let ids: BTreeSet<Uuid> = group.iter().map(|o| o.order_id).collect();
-        if group.len() > 1 && ids.len() == group.len() {
-            let commands: Vec<ReserveCommand> =
-                group.iter().map(|o| self.command(o.clone())).collect();
-            match self.reserve_set(tenant, &commands).await {
-                Ok(answers) => return answers,
-                Err(e) => {
-                    metrics::counter!("inventory_batch_fallbacks_total").increment(1);
-                    tracing::warn!(error = %e, orders = group.len(), "batched Reserve failed as a whole; reserving one by one");
-                }
-            }
-        }
-        let mut answers = Vec::with_capacity(group.len());
-        for order in group {
-            answers.push(self.reserve(tenant, order.clone()).await);
-        }
-        answers
-    }
-
     async fn reserve_set(
         &self,
-        tenant: &TenantId,
-        commands: &[ReserveCommand],
+        orders: &[(TenantId, ReserveOrder)],
     ) -> Result<Vec<Result<Reserved, Error>>, Error> {
-        let mut tx = longship_tenant::begin(&self.pool, tenant).await?;
-        let answers = crate::batch::reserve_many(
-            &mut tx,
-            tenant,
-            commands,
-            self.reservation_ttl.as_secs_f64(),
-        )
-        .await?;
+        let commands: Vec<(TenantId, ReserveCommand)> = orders
+            .iter()
+            .map(|(t, o)| (t.clone(), self.command(o.clone())))
+            .collect();
+        let tenants = longship_tenant::batch::tenants_of(&commands);
+        let mut tx = longship_tenant::begin_set(&self.pool, &tenants).await?;
+        let answers =
+            crate::batch::reserve_many(&mut tx, &commands, self.reservation_ttl.as_secs_f64())
+                .await?;
         tx.commit().await?;
         self.relay.wake();
         Ok(answers)

@@ -268,26 +268,25 @@ impl LocalAction<PlaceOrderData> for ConfirmOrder {
         true
     }
 
-    /// The orders of every saga at this step now (all of `tx`'s tenant), in one statement.
+    /// The orders of every saga at this step now (of one tenant or several, in a transaction of
+    /// their tenant set), in one statement keyed by each order's own tenant.
     async fn run_many(
         &self,
         items: &mut [BatchItem<PlaceOrderData>],
         tx: &mut PgConnection,
     ) -> Result<(), StepError> {
-        let Some(tenant) = items.first().map(|i| i.ctx.tenant.clone()) else {
-            return Ok(());
-        };
         let mut confirmations = Vec::with_capacity(items.len());
         for item in items.iter() {
             let data = &item.data;
             confirmations.push(store::Confirmation {
+                tenant: item.ctx.tenant.clone(),
                 id: data.order_id,
                 items: data.items.clone(),
                 total: data.total_cents.unwrap_or(0),
                 event: confirmed_event(&item.ctx, data)?,
             });
         }
-        store::confirm_many(tx, &tenant, confirmations)
+        store::confirm_many(tx, confirmations)
             .await
             .map_err(|e| StepError::Transient(e.to_string()))
     }

@@ -203,9 +203,12 @@ pub async fn confirm(
     Ok(())
 }
 
-/// One order [`confirm_many`] confirms: its id, priced lines, total and `order_confirmed` event.
+/// One order [`confirm_many`] confirms: its tenant, id, priced lines, total and
+/// `order_confirmed` event.
 #[derive(Debug)]
 pub struct Confirmation {
+    /// The order's tenant.
+    pub tenant: TenantId,
     /// The order.
     pub id: Uuid,
     /// Its priced lines.
@@ -216,17 +219,20 @@ pub struct Confirmation {
     pub event: OutboxRow,
 }
 
-/// [`confirm`] for many orders of `tenant` in one statement (the orders' rows and their events).
+/// [`confirm`] for many orders, of one tenant or several, in one statement (the orders' rows and
+/// their events), each order's row keyed by its own tenant: `conn`'s transaction must admit
+/// every order's tenant (a tenant set, [`longship_tenant::begin_set`]).
 pub async fn confirm_many(
     conn: &mut PgConnection,
-    tenant: &TenantId,
     confirmations: Vec<Confirmation>,
 ) -> Result<(), sqlx::Error> {
+    let mut tenants = Vec::with_capacity(confirmations.len());
     let mut ids = Vec::with_capacity(confirmations.len());
     let mut items = Vec::with_capacity(confirmations.len());
     let mut totals = Vec::with_capacity(confirmations.len());
     let mut events = Vec::with_capacity(confirmations.len());
     for c in confirmations {
+        tenants.push(c.tenant.as_str().to_owned());
         ids.push(c.id);
         items.push(serde_json::to_value(&c.items).map_err(|e| sqlx::Error::Encode(Box::new(e)))?);
         totals.push(c.total);
@@ -236,13 +242,13 @@ pub async fn confirm_many(
     let sql = format!(
         "WITH event AS ({})
          UPDATE orders o SET status = 'CONFIRMED', items = u.items, total_cents = u.total, updated_at = now()
-         FROM unnest({}::uuid[], {}::jsonb[], {}::bigint[]) AS u(id, items, total)
-         WHERE o.tenant_id = {} AND o.id = u.id AND o.status = 'PENDING'",
+         FROM unnest({}::text[], {}::uuid[], {}::jsonb[], {}::bigint[]) AS u(tenant_id, id, items, total)
+         WHERE o.tenant_id = u.tenant_id AND o.id = u.id AND o.status = 'PENDING'",
         OutboxRow::insert_many(events, &mut b),
+        b.push(tenants),
         b.push(ids),
         b.push(items),
         b.push(totals),
-        b.push(tenant.as_str()),
     );
     b.query(sql)?.execute(conn).await?;
     Ok(())

@@ -1,14 +1,18 @@
-//! Authorize for many orders of one tenant in one transaction, with set-based statements: the
-//! orders' command locks in the transaction's first round trip, one read of their payments and
-//! tombstones, one lock of their customers' accounts (in customer order), one write of the holds,
-//! the payments and the events.
+//! Authorize for many orders, of one tenant or several, in one transaction with set-based
+//! statements: the orders' command locks in the transaction's first round trip, one read of their
+//! payments and tombstones, one lock of their customers' accounts (in (tenant, customer) order),
+//! one write of the holds, the payments and the events. The transaction admits the batch's
+//! tenants ([`longship_tenant::begin_set`]); every statement keys each order's rows by the order's
+//! own tenant (tenant ids travel beside the other item columns and every join is on
+//! `(tenant_id, key)`), so an order only ever reads or charges its own tenant's account, even
+//! where two tenants use the same customer id.
 //!
 //! Each order is answered exactly as an Authorize of its own would be: a repeat answers the first
 //! result (an approval, a decline, or the void that came after it), an order voided first is
 //! refused (tombstone), a decline is recorded and answered as a refusal, and the orders are decided
 //! one after the other against the funds the earlier ones held, so a decline of one never fails
 //! another. Locks: every order's command lock (in the order of their lock keys' hashes, the same
-//! in every batch), then the payment rows, then the accounts in customer order; a single
+//! in every batch), then the payment rows, then the accounts in (tenant, customer) order; a single
 //! Authorize, Void or Capture takes a subset of these in the same order, so nothing deadlocks.
 
 use std::collections::HashMap;
@@ -24,13 +28,16 @@ use crate::domain::{self, Decline, PaymentStatus};
 use crate::events;
 use crate::store::{self, AccountRow, Authorization, AuthorizeCommand, Payment};
 
-/// The `BEGIN` round trip's statement that takes the command lock of every order in `orders`
-/// (keys built from a checked tenant id and UUIDs, so no literal can be ended early), in the
-/// order of the lock keys' hashes.
-pub fn lock_orders(tenant: &TenantId, orders: &[Uuid]) -> String {
+/// An order of the batch: its tenant and order id.
+type OrderKey = (TenantId, Uuid);
+
+/// The `BEGIN` round trip's statement that takes the command lock of every (tenant, order) in
+/// `orders` (keys built from checked tenant ids and UUIDs, so no literal can be ended early), in
+/// the order of the lock keys' hashes.
+pub fn lock_orders(orders: &[OrderKey]) -> String {
     let keys: Vec<String> = orders
         .iter()
-        .map(|o| format!("'{}'", store::order_lock_key(tenant, *o)))
+        .map(|(t, o)| format!("'{}'", store::order_lock_key(t, *o)))
         .collect();
     format!(
         "SELECT count(pg_advisory_xact_lock(h)) FROM (SELECT hashtextextended(k, 0) AS h FROM unnest(ARRAY[{}]::text[]) AS k ORDER BY 1) AS s",
@@ -39,50 +46,58 @@ pub fn lock_orders(tenant: &TenantId, orders: &[Uuid]) -> String {
 }
 
 /// One answer per command, in `commands`' order; `Err` of the whole means nothing was written and
-/// the caller handles the commands one by one. The commands are of `tenant`, each for another
-/// order (validated), and run in a transaction of `tenant` that holds their command locks
-/// ([`lock_orders`]).
+/// the caller handles the commands one by one. Each command is of its tenant, each for another
+/// (tenant, order) (validated), and they run in a transaction of their tenant set that holds
+/// their command locks ([`lock_orders`]).
 pub async fn authorize_many(
     conn: &mut PgConnection,
-    tenant: &TenantId,
-    commands: &[AuthorizeCommand],
+    commands: &[(TenantId, AuthorizeCommand)],
 ) -> Result<Vec<Authorization>, Error> {
     let mut order: Vec<usize> = (0..commands.len()).collect();
-    order.sort_by_key(|&i| commands[i].order_id);
-    let ids: Vec<Uuid> = order.iter().map(|&i| commands[i].order_id).collect();
-    let existing = existing(&mut *conn, tenant, &ids).await?;
-    let mut customers: Vec<&str> = commands.iter().map(|c| c.customer_id.as_str()).collect();
-    customers.sort_unstable();
-    customers.dedup();
-    let mut accounts: HashMap<String, AccountRow> = sqlx::query_as::<_, AccountRow>(
-        "SELECT a.customer_id, a.currency, a.balance_cents, a.held_cents
-         FROM unnest($2::text[]) WITH ORDINALITY AS u(customer_id, n)
+    order.sort_by(|&a, &b| {
+        (&commands[a].0, commands[a].1.order_id).cmp(&(&commands[b].0, commands[b].1.order_id))
+    });
+    let existing = existing(&mut *conn, commands, &order).await?;
+    let mut wanted: Vec<(&str, &str)> = commands
+        .iter()
+        .map(|(t, c)| (t.as_str(), c.customer_id.as_str()))
+        .collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let (tenants, customers): (Vec<&str>, Vec<&str>) = wanted.into_iter().unzip();
+    let mut accounts: HashMap<(String, String), AccountRow> = HashMap::new();
+    for row in sqlx::query(
+        "SELECT u.tenant_id, a.customer_id, a.currency, a.balance_cents, a.held_cents
+         FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS u(tenant_id, customer_id, n)
          CROSS JOIN LATERAL (
              SELECT customer_id, currency, balance_cents, held_cents FROM accounts
-             WHERE tenant_id = $1 AND customer_id = u.customer_id FOR UPDATE
+             WHERE tenant_id = u.tenant_id AND customer_id = u.customer_id FOR UPDATE
          ) AS a
          ORDER BY u.n",
     )
-    .bind(tenant.as_str())
+    .bind(&tenants)
     .bind(&customers)
     .fetch_all(&mut *conn)
     .await
     .map_err(store::db_error)?
-    .into_iter()
-    .map(|a| (a.customer_id.clone(), a))
-    .collect();
+    {
+        let tenant: String = row.try_get("tenant_id").map_err(store::db_error)?;
+        let account = AccountRow::from_row(&row).map_err(store::db_error)?;
+        accounts.insert((tenant, account.customer_id.clone()), account);
+    }
 
     let mut answers: Vec<Option<Authorization>> = (0..commands.len()).map(|_| None).collect();
     let mut write = Write::default();
     for &i in &order {
-        let command = &commands[i];
-        let answer = match existing.get(&command.order_id) {
+        let (tenant, command) = &commands[i];
+        let answer = match existing.get(&(tenant.clone(), command.order_id)) {
             Some(Existing::Tombstoned) => Authorization::Refused(store::voided(
                 "the payment for this order was voided before it was authorized",
             )),
             Some(Existing::Payment(payment)) => replay(payment)?,
             None => {
-                let account = accounts.get_mut(&command.customer_id);
+                let account =
+                    accounts.get_mut(&(tenant.as_str().to_owned(), command.customer_id.clone()));
                 let decision = domain::authorize(
                     account.as_ref().map(|a| a.domain()).as_ref(),
                     &command.currency,
@@ -97,7 +112,7 @@ pub async fn authorize_many(
         };
         answers[i] = Some(answer);
     }
-    write.run(&mut *conn, tenant).await?;
+    write.run(&mut *conn).await?;
     answers
         .into_iter()
         .map(|a| {
@@ -133,38 +148,45 @@ enum Existing {
     Payment(Payment),
 }
 
-/// The orders' tombstones and payments (payment rows locked), in one statement.
+/// The orders' tombstones and payments (payment rows locked, in (tenant, order) order), in one
+/// statement.
 async fn existing(
     conn: &mut PgConnection,
-    tenant: &TenantId,
-    ids: &[Uuid],
-) -> Result<HashMap<Uuid, Existing>, Error> {
+    commands: &[(TenantId, AuthorizeCommand)],
+    order: &[usize],
+) -> Result<HashMap<OrderKey, Existing>, Error> {
+    let (tenants, ids): (Vec<&str>, Vec<Uuid>) = order
+        .iter()
+        .map(|&i| (commands[i].0.as_str(), commands[i].1.order_id))
+        .unzip();
     let rows = sqlx::query(
-        "SELECT u.order_id AS asked,
-                EXISTS (SELECT 1 FROM payment_tombstones t WHERE t.tenant_id = $1 AND t.order_id = u.order_id) AS tombstoned,
+        "SELECT u.tenant_id AS asked_tenant, u.order_id AS asked,
+                EXISTS (SELECT 1 FROM payment_tombstones t WHERE t.tenant_id = u.tenant_id AND t.order_id = u.order_id) AS tombstoned,
                 p.id, p.order_id, p.customer_id, p.amount_cents, p.currency, p.status, p.decline_reason
-         FROM unnest($2::uuid[]) WITH ORDINALITY AS u(order_id, n)
+         FROM unnest($1::text[], $2::uuid[]) WITH ORDINALITY AS u(tenant_id, order_id, n)
          LEFT JOIN LATERAL (
              SELECT id, order_id, customer_id, amount_cents, currency, status, decline_reason
-             FROM payments WHERE tenant_id = $1 AND order_id = u.order_id FOR UPDATE
+             FROM payments WHERE tenant_id = u.tenant_id AND order_id = u.order_id FOR UPDATE
          ) AS p ON true
          ORDER BY u.n",
     )
-    .bind(tenant.as_str())
-    .bind(ids)
+    .bind(&tenants)
+    .bind(&ids)
     .fetch_all(&mut *conn)
     .await
     .map_err(store::db_error)?;
     let mut found = HashMap::new();
     for row in rows {
+        let tenant: String = row.try_get("asked_tenant").map_err(store::db_error)?;
+        let tenant = TenantId::parse(&tenant).map_err(Error::internal)?;
         let asked: Uuid = row.try_get("asked").map_err(store::db_error)?;
         let tombstoned: bool = row.try_get("tombstoned").map_err(store::db_error)?;
         let payment_id: Option<Uuid> = row.try_get("id").map_err(store::db_error)?;
         if tombstoned {
-            found.insert(asked, Existing::Tombstoned);
+            found.insert((tenant, asked), Existing::Tombstoned);
         } else if payment_id.is_some() {
             let payment = Payment::from_row(&row).map_err(store::db_error)?;
-            found.insert(asked, Existing::Payment(payment));
+            found.insert((tenant, asked), Existing::Payment(payment));
         }
     }
     Ok(found)
@@ -173,6 +195,7 @@ async fn existing(
 /// What the batch writes, in one statement.
 #[derive(Default)]
 struct Write {
+    tenants: Vec<String>,
     ids: Vec<Uuid>,
     orders: Vec<Uuid>,
     customers: Vec<String>,
@@ -211,6 +234,7 @@ impl Write {
         };
         self.events
             .push(OutboxRow::new(event_type, tenant, &payment.event()).map_err(store::outbox)?);
+        self.tenants.push(tenant.as_str().to_owned());
         self.ids.push(payment.id);
         self.orders.push(payment.order_id);
         self.customers.push(payment.customer_id.clone());
@@ -229,26 +253,26 @@ impl Write {
         })
     }
 
-    async fn run(self, conn: &mut PgConnection, tenant: &TenantId) -> Result<(), Error> {
+    async fn run(self, conn: &mut PgConnection) -> Result<(), Error> {
         if self.ids.is_empty() {
             return Ok(());
         }
         let mut b = Binds::new();
-        let t = b.push(tenant.as_str());
         let sql = format!(
             "WITH u AS MATERIALIZED (
-                 SELECT * FROM unnest({}::uuid[], {}::uuid[], {}::text[], {}::bigint[], {}::text[], {}::text[], {}::text[], {}::text[])
-                     AS u(id, order_id, customer_id, amount_cents, currency, status, decline_reason, idempotency_key)
+                 SELECT * FROM unnest({}::text[], {}::uuid[], {}::uuid[], {}::text[], {}::bigint[], {}::text[], {}::text[], {}::text[], {}::text[])
+                     AS u(tenant_id, id, order_id, customer_id, amount_cents, currency, status, decline_reason, idempotency_key)
              ), hold AS (
                  UPDATE accounts a SET held_cents = a.held_cents + h.amount, updated_at = now()
                  FROM (
-                     SELECT customer_id, sum(amount_cents)::bigint AS amount FROM u
-                     WHERE status = 'AUTHORIZED' GROUP BY customer_id
+                     SELECT tenant_id, customer_id, sum(amount_cents)::bigint AS amount FROM u
+                     WHERE status = 'AUTHORIZED' GROUP BY tenant_id, customer_id
                  ) AS h
-                 WHERE a.tenant_id = {t} AND a.customer_id = h.customer_id
+                 WHERE a.tenant_id = h.tenant_id AND a.customer_id = h.customer_id
              ), event AS ({})
              INSERT INTO payments (id, tenant_id, order_id, customer_id, amount_cents, currency, status, decline_reason, idempotency_key)
-             SELECT id, {t}, order_id, customer_id, amount_cents, currency, status, decline_reason, idempotency_key FROM u",
+             SELECT id, tenant_id, order_id, customer_id, amount_cents, currency, status, decline_reason, idempotency_key FROM u",
+            b.push(self.tenants),
             b.push(self.ids),
             b.push(self.orders),
             b.push(self.customers),

@@ -8,7 +8,7 @@ longship_telemetry::metric_families! {
     /// Captures that found nothing to capture.
     pub CAPTURE_WITHOUT_AUTHORIZATION = counter("payment_capture_without_authorization_total", "order_confirmed events that found no authorized payment to capture");
     /// Batched Authorizes that failed as a whole and were handled order by order.
-    pub BATCH_FALLBACKS = counter("payment_batch_fallbacks_total", "Batched Authorize transactions of one tenant that failed as a whole (a database failure, not a decline) and were handled order by order");
+    pub BATCH_FALLBACKS = counter("payment_batch_fallbacks_total", "Batched Authorize transactions (all the batch's tenants) that failed as a whole (a database failure, not a decline) and were handled order by order");
 }
 
 /// Describes the families and creates every series at zero (one per decline reason).

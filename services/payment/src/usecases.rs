@@ -2,8 +2,6 @@
 //! each is one tenant-scoped transaction over the store, and wakes the relay after a commit that
 //! enqueued an event.
 
-use std::collections::BTreeSet;
-
 use longship_errors::Error;
 use longship_messaging::RelayWake;
 use longship_tenant::TenantId;
@@ -80,15 +78,15 @@ impl Funds {
     }
 
     /// Authorizes many orders, of one tenant or several, answering each as [`Funds::authorize`]
-    /// would (in `commands`' order). The orders of one tenant go in one transaction with
-    /// set-based statements ([`crate::batch`]); the tenants' transactions run side by side. A
-    /// transaction that fails as a whole (a database failure, not a decline) is handled again
-    /// order by order.
+    /// would (in `commands`' order): all of them in one transaction of their tenant set, with
+    /// set-based statements ([`crate::batch`]). A transaction that fails as a whole (a database
+    /// failure, not a decline) is handled again order by order, and so is an order's second
+    /// appearance in the batch ([`longship_tenant::batch::in_one_set`]).
     pub async fn authorize_batch(
         &self,
         commands: Vec<(TenantId, AuthorizeCommand)>,
     ) -> Vec<Result<Payment, Error>> {
-        longship_tenant::batch::per_tenant(
+        longship_tenant::batch::in_one_set(
             "Authorize",
             commands,
             |command| {
@@ -98,62 +96,43 @@ impl Funds {
                     &command.currency,
                 )
             },
-            |tenant, group| {
-                let this = self.clone();
-                async move { this.authorize_group(&tenant, &group).await }
+            |command| command.order_id,
+            |batch| async move {
+                let answers = self.authorize_set(&batch).await;
+                if answers.is_err() {
+                    metrics::counter!("payment_batch_fallbacks_total").increment(1);
+                }
+                answers
             },
+            |tenant, command| async move { self.authorize(&tenant, command).await },
         )
         .await
     }
 
-    /// The orders of one tenant: one transaction, or one by one when it fails as a whole (or when
-    /// an order appears twice, which the set-based statements do not handle).
-    async fn authorize_group(
-        &self,
-        tenant: &TenantId,
-        group: &[AuthorizeCommand],
-    ) -> Vec<Result<Payment, Error>> {
-        let ids: BTreeSet<Uuid> = group.iter().map(|c| c.order_id).collect();
-        if group.len() > 1 && ids.len() == group.len() {
-            let commands: Vec<AuthorizeCommand> = group.to_vec();
-            match self.authorize_set(tenant, &commands).await {
-                Ok(answers) => {
-                    return answers
-                        .into_iter()
-                        .map(|a| match a {
-                            Authorization::Approved(payment) => Ok(payment),
-                            Authorization::Refused(err) => Err(err),
-                        })
-                        .collect();
-                }
-                Err(e) => {
-                    metrics::counter!("payment_batch_fallbacks_total").increment(1);
-                    tracing::warn!(error = %e, orders = group.len(), "batched Authorize failed as a whole; authorizing one by one");
-                }
-            }
-        }
-        let mut answers = Vec::with_capacity(group.len());
-        for command in group {
-            answers.push(self.authorize(tenant, command.clone()).await);
-        }
-        answers
-    }
-
     async fn authorize_set(
         &self,
-        tenant: &TenantId,
-        commands: &[AuthorizeCommand],
-    ) -> Result<Vec<Authorization>, Error> {
-        let orders: Vec<Uuid> = commands.iter().map(|c| c.order_id).collect();
-        let lock = crate::batch::lock_orders(tenant, &orders);
-        let mut tx = longship_tenant::begin_then(&self.pool, tenant, &lock)
+        commands: &[(TenantId, AuthorizeCommand)],
+    ) -> Result<Vec<Result<Payment, Error>>, Error> {
+        let orders: Vec<(TenantId, Uuid)> = commands
+            .iter()
+            .map(|(t, c)| (t.clone(), c.order_id))
+            .collect();
+        let lock = crate::batch::lock_orders(&orders);
+        let tenants = longship_tenant::batch::tenants_of(commands);
+        let mut tx = longship_tenant::begin_set_then(&self.pool, &tenants, &lock)
             .await
             .map_err(store::db_error)?;
-        let answers = crate::batch::authorize_many(&mut tx, tenant, commands).await?;
+        let answers = crate::batch::authorize_many(&mut tx, commands).await?;
         // declines are recorded too: commit first, answer the refusals after
         tx.commit().await.map_err(store::db_error)?;
         self.relay.wake();
-        Ok(answers)
+        Ok(answers
+            .into_iter()
+            .map(|a| match a {
+                Authorization::Approved(payment) => Ok(payment),
+                Authorization::Refused(err) => Err(err),
+            })
+            .collect())
     }
 
     /// Releases the order's hold (idempotent; a tombstone when nothing was authorized).

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::helpers::{InventoryApp, TestApp};
 
-fn item(tenant: &str, order_id: Uuid, lines: &[(&str, u32)]) -> pb::ReserveBatchItem {
+pub(crate) fn item(tenant: &str, order_id: Uuid, lines: &[(&str, u32)]) -> pb::ReserveBatchItem {
     pb::ReserveBatchItem {
         tenant_id: tenant.into(),
         request: Some(pb::ReserveRequest {
@@ -28,7 +28,7 @@ fn item(tenant: &str, order_id: Uuid, lines: &[(&str, u32)]) -> pb::ReserveBatch
     }
 }
 
-async fn reserve_batch(
+pub(crate) async fn reserve_batch(
     app: &TestApp,
     items: Vec<pb::ReserveBatchItem>,
 ) -> Vec<pb::ReserveBatchResult> {
@@ -44,7 +44,7 @@ async fn reserve_batch(
     results
 }
 
-fn reserved(result: &pb::ReserveBatchResult) -> Vec<(String, u32, i64)> {
+pub(crate) fn reserved(result: &pb::ReserveBatchResult) -> Vec<(String, u32, i64)> {
     match &result.outcome {
         Some(pb::reserve_batch_result::Outcome::Reserved(r)) => r
             .lines
@@ -55,7 +55,7 @@ fn reserved(result: &pb::ReserveBatchResult) -> Vec<(String, u32, i64)> {
     }
 }
 
-fn refused(result: &pb::ReserveBatchResult) -> (Code, String, pb::Refusal) {
+pub(crate) fn refused(result: &pb::ReserveBatchResult) -> (Code, String, pb::Refusal) {
     match &result.outcome {
         Some(pb::reserve_batch_result::Outcome::Error(e)) => (
             Code::from(e.code),

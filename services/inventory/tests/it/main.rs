@@ -4,6 +4,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // reason: tests fail by panicking
 
 mod batch;
+mod batch_tenants;
 mod compat;
 mod confirmation;
 mod dead_letters;

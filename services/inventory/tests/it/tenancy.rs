@@ -130,3 +130,49 @@ async fn a_tenant_set_admits_the_rows_of_its_tenants_only() {
     conn.close().await.expect("close");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn scoping_a_set_transaction_to_one_tenant_admits_that_tenant_only() {
+    let app = TestApp::spawn().await;
+    app.given_product("A", 100, "USD", 10).await;
+    let body =
+        serde_json::json!({"name": "Theirs", "price_cents": 100, "currency": "USD", "on_hand": 5});
+    let theirs = app
+        .app()
+        .as_tenant("globex")
+        .send_json(http::Method::PUT, "/v1/products/A", &[], &body)
+        .await
+        .expect("PUT");
+    assert_eq!(theirs.status, 200, "{}", theirs.text());
+    let tenants = [longship_testkit::TEST_TENANT, "globex"]
+        .map(|t| longship_tenant::TenantId::parse(t).expect("tenant"));
+
+    let mut conn = app.app_role_without_tenant("products", 2).await;
+    let mut tx = conn.begin().await.expect("begin");
+    longship_tenant::set_tenant_set(&mut tx, &tenants)
+        .await
+        .expect("set");
+    let seen: Vec<String> = sqlx::query_scalar("SELECT tenant_id FROM products ORDER BY 1")
+        .fetch_all(&mut *tx)
+        .await
+        .expect("rows");
+    assert_eq!(seen, [longship_testkit::TEST_TENANT, "globex"]);
+    // what a local step's default run_many does before each saga's single-tenant run
+    longship_tenant::scope_to_tenant(&mut tx, &tenants[1])
+        .await
+        .expect("scope");
+    let seen: Vec<String> = sqlx::query_scalar("SELECT tenant_id FROM products")
+        .fetch_all(&mut *tx)
+        .await
+        .expect("rows");
+    assert_eq!(seen, ["globex"]);
+    let touched = sqlx::query("UPDATE products SET on_hand = on_hand")
+        .execute(&mut *tx)
+        .await
+        .expect("update")
+        .rows_affected();
+    assert_eq!(touched, 1, "the other tenant of the set is out of reach");
+    tx.rollback().await.expect("rollback");
+    conn.close().await.expect("close");
+    app.stop().await;
+}

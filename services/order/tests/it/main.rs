@@ -19,6 +19,7 @@ mod metrics;
 mod openapi;
 mod saga;
 mod saga_failures;
+mod saga_tenants;
 mod security_auth;
 mod security_decoders;
 mod security_input;

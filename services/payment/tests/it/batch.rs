@@ -8,7 +8,12 @@ use uuid::Uuid;
 
 use crate::helpers::{PaymentApp, TestApp};
 
-fn item(tenant: &str, order_id: Uuid, customer: &str, amount: i64) -> pb::AuthorizeBatchItem {
+pub(crate) fn item(
+    tenant: &str,
+    order_id: Uuid,
+    customer: &str,
+    amount: i64,
+) -> pb::AuthorizeBatchItem {
     pb::AuthorizeBatchItem {
         tenant_id: tenant.into(),
         request: Some(pb::AuthorizeRequest {
@@ -21,7 +26,7 @@ fn item(tenant: &str, order_id: Uuid, customer: &str, amount: i64) -> pb::Author
     }
 }
 
-async fn authorize_batch(
+pub(crate) async fn authorize_batch(
     app: &TestApp,
     items: Vec<pb::AuthorizeBatchItem>,
 ) -> Vec<pb::AuthorizeBatchResult> {
@@ -37,14 +42,14 @@ async fn authorize_batch(
     results
 }
 
-fn authorized(result: &pb::AuthorizeBatchResult) -> &pb::Payment {
+pub(crate) fn authorized(result: &pb::AuthorizeBatchResult) -> &pb::Payment {
     match &result.outcome {
         Some(pb::authorize_batch_result::Outcome::Authorized(p)) => p,
         other => panic!("expected an authorization, got {other:?}"),
     }
 }
 
-fn refused(result: &pb::AuthorizeBatchResult) -> (Code, String, pb::Refusal) {
+pub(crate) fn refused(result: &pb::AuthorizeBatchResult) -> (Code, String, pb::Refusal) {
     match &result.outcome {
         Some(pb::authorize_batch_result::Outcome::Error(e)) => (
             Code::from(e.code),

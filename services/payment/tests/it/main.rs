@@ -6,6 +6,7 @@
 mod accounts;
 mod authorize;
 mod batch;
+mod batch_tenants;
 mod capture;
 mod compat;
 mod helpers;
