@@ -47,7 +47,7 @@ pub trait EventHandler: Send + Sync + 'static {
         for event in events {
             let envelope = event.envelope;
             async {
-                crate::inbox::scope_to(&mut *tx, &envelope.tenant_id).await?;
+                longship_tenant::scope_to_tenant(&mut *tx, &envelope.tenant_id).await?;
                 self.handle(&mut *tx, envelope).await
             }
             .instrument(event.span.clone())

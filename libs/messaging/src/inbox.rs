@@ -69,15 +69,3 @@ pub(crate) async fn claim_set(
     .await?;
     Ok(claimed.into_iter().collect())
 }
-
-/// Scopes the rest of the transaction to `tenant` alone (`app.tenant_id`, and an empty tenant
-/// set): what a set-based batch's events handled one by one run under.
-pub(crate) async fn scope_to(tx: &mut PgConnection, tenant: &TenantId) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "SELECT set_config('app.tenant_id', $1, true), set_config('app.tenant_ids', '', true)",
-    )
-    .bind(tenant.as_str())
-    .execute(tx)
-    .await?;
-    Ok(())
-}

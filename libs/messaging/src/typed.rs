@@ -53,7 +53,7 @@ pub trait Consumer: Send + Sync + 'static {
                 ..
             } = delivered;
             async {
-                crate::inbox::scope_to(&mut *tx, &tenant).await?;
+                longship_tenant::scope_to_tenant(&mut *tx, &tenant).await?;
                 self.consume(&mut *tx, &tenant, event).await
             }
             .instrument(span)
