@@ -280,7 +280,7 @@ async fn without_consume_many_a_set_is_consumed_event_by_event_each_scoped_to_it
     for (_, tenant, scope) in &rows {
         assert_eq!(
             scope,
-            &format!("{tenant}|"),
+            &format!("{tenant}|{{}}"),
             "each event runs under its own tenant alone, the batch's set cleared"
         );
     }
