@@ -59,6 +59,7 @@ mod naming;
 pub mod outbox;
 mod producer;
 pub mod schemas;
+mod set_items;
 mod spec;
 mod start;
 mod streams;
@@ -75,6 +76,7 @@ pub use outbox::{
     EnqueueError, OutboxError, OutboxRelay, OutboxRow, RelayConfig, RelayWake, enqueue,
 };
 pub use schemas::{ConsumedPayload, PayloadError, PublishedSchema};
+pub use set_items::{EventColumns, SetItem, first_of_each};
 pub use start::ConsumerStart;
 pub use streams::{
     DEAD_LETTER_MIN_AGE, StreamError, StreamSettings, ensure_dead_letter_stream, ensure_stream,

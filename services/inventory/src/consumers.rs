@@ -49,14 +49,7 @@ impl Consumer for CommitOnOrderConfirmed {
         tx: &mut PgConnection,
         events: Vec<Delivered<OrderConfirmed>>,
     ) -> Result<(), HandlerError> {
-        let items: Vec<CommitItem> = events
-            .iter()
-            .map(|d| CommitItem {
-                tenant: d.tenant.clone(),
-                order_id: d.event.order_id,
-                traceparent: d.traceparent(),
-            })
-            .collect();
+        let items: Vec<CommitItem> = events.iter().map(|d| d.item(d.event.order_id)).collect();
         let results = store::commit_many(tx, &items)
             .await
             .map_err(HandlerError::with_sources)?;

@@ -47,14 +47,7 @@ impl Consumer for CaptureOnOrderConfirmed {
         tx: &mut PgConnection,
         events: Vec<Delivered<OrderConfirmed>>,
     ) -> Result<(), HandlerError> {
-        let items: Vec<CaptureItem> = events
-            .iter()
-            .map(|d| CaptureItem {
-                tenant: d.tenant.clone(),
-                order_id: d.event.order_id,
-                traceparent: d.traceparent(),
-            })
-            .collect();
+        let items: Vec<CaptureItem> = events.iter().map(|d| d.item(d.event.order_id)).collect();
         let outcomes = store::capture_many(tx, &items)
             .await
             .map_err(HandlerError::with_sources)?;

@@ -4,10 +4,8 @@
 //! order's own tenant: reservations by `(tenant_id, order_id)`, products by `(tenant_id, sku)`,
 //! the events by the reservation's tenant.
 
-use std::collections::HashMap;
-
 use longship_errors::Error;
-use longship_tenant::TenantId;
+use longship_messaging::{EventColumns, SetItem, first_of_each};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -15,16 +13,9 @@ use super::db_error;
 use crate::domain::{self, CommitOutcome, ReservationStatus};
 use crate::events;
 
-/// One order's stock commit in a batch.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CommitItem {
-    /// The order's tenant.
-    pub tenant: TenantId,
-    /// The order.
-    pub order_id: Uuid,
-    /// The trace context stored with its `stock_committed` event.
-    pub traceparent: Option<String>,
-}
+/// One order's stock commit in a batch: its tenant, the order (`key`) and the trace context stored
+/// with the event it writes.
+pub type CommitItem = SetItem<Uuid>;
 
 /// What a commit in a batch found and did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,19 +38,7 @@ pub async fn commit_many(
     items: &[CommitItem],
 ) -> Result<Vec<CommitResult>, Error> {
     // each (tenant, order) once: a later item of the same order reads the first one's result
-    let mut first: HashMap<(&TenantId, Uuid), usize> = HashMap::with_capacity(items.len());
-    let mut unique: Vec<&CommitItem> = Vec::with_capacity(items.len());
-    let slots: Vec<(usize, bool)> = items
-        .iter()
-        .map(|item| {
-            let next = unique.len();
-            let slot = *first.entry((&item.tenant, item.order_id)).or_insert(next);
-            if slot == next {
-                unique.push(item);
-            }
-            (slot, slot == next)
-        })
-        .collect();
+    let (unique, slots) = first_of_each(items);
     let found = lock_and_commit(conn, &unique).await?;
     Ok(slots
         .into_iter()
@@ -83,10 +62,7 @@ async fn lock_and_commit(
     conn: &mut PgConnection,
     items: &[&CommitItem],
 ) -> Result<Vec<Option<ReservationStatus>>, Error> {
-    let tenants: Vec<&str> = items.iter().map(|i| i.tenant.as_str()).collect();
-    let orders: Vec<Uuid> = items.iter().map(|i| i.order_id).collect();
-    let event_ids: Vec<Uuid> = items.iter().map(|_| Uuid::now_v7()).collect();
-    let traceparents: Vec<Option<&str>> = items.iter().map(|i| i.traceparent.as_deref()).collect();
+    let columns = EventColumns::of(items);
     let rows: Vec<(i64, Option<String>)> = sqlx::query_as(
         "WITH item AS (
              SELECT * FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::text[])
@@ -126,10 +102,10 @@ async fn lock_and_commit(
          FROM item LEFT JOIN r ON r.tenant_id = item.tenant_id AND r.order_id = item.order_id
          ORDER BY item.n",
     )
-    .bind(tenants)
-    .bind(orders)
-    .bind(event_ids)
-    .bind(traceparents)
+    .bind(columns.tenants)
+    .bind(columns.keys)
+    .bind(columns.event_ids)
+    .bind(columns.traceparents)
     .bind(events::STOCK_COMMITTED)
     .bind(ReservationStatus::Reserved.as_str())
     .bind(ReservationStatus::Committed.as_str())

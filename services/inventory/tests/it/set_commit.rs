@@ -82,7 +82,7 @@ async fn committed_events(app: &TestApp) -> Vec<(String, StockMoved)> {
 fn item(tenant_id: &str, order_id: Uuid) -> CommitItem {
     CommitItem {
         tenant: tenant(tenant_id),
-        order_id,
+        key: order_id,
         traceparent: None,
     }
 }

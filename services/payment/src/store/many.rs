@@ -4,10 +4,8 @@
 //! order's own tenant: payments by `(tenant_id, order_id)`, accounts by `(tenant_id,
 //! customer_id)`, the events by the payment's tenant.
 
-use std::collections::HashMap;
-
 use longship_errors::Error;
-use longship_tenant::TenantId;
+use longship_messaging::{EventColumns, SetItem, first_of_each};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -15,16 +13,9 @@ use super::{Capture, Payment, db_error};
 use crate::domain::{self, CaptureAction, PaymentStatus};
 use crate::events;
 
-/// One order's capture in a batch.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CaptureItem {
-    /// The order's tenant.
-    pub tenant: TenantId,
-    /// The order.
-    pub order_id: Uuid,
-    /// The trace context stored with its `payment_captured` event.
-    pub traceparent: Option<String>,
-}
+/// One order's capture in a batch: its tenant, the order (`key`) and the trace context stored
+/// with the event it writes.
+pub type CaptureItem = SetItem<Uuid>;
 
 /// Captures the authorized payments of `items` at once, with the outcomes and rules of
 /// [`super::capture`] for each (an authorized payment captures; a captured one stays as it is; a
@@ -39,19 +30,7 @@ pub async fn capture_many(
     items: &[CaptureItem],
 ) -> Result<Vec<Capture>, Error> {
     // each (tenant, order) once: a later item of the same order reads the first one's result
-    let mut first: HashMap<(&TenantId, Uuid), usize> = HashMap::with_capacity(items.len());
-    let mut unique: Vec<&CaptureItem> = Vec::with_capacity(items.len());
-    let slots: Vec<(usize, bool)> = items
-        .iter()
-        .map(|item| {
-            let next = unique.len();
-            let slot = *first.entry((&item.tenant, item.order_id)).or_insert(next);
-            if slot == next {
-                unique.push(item);
-            }
-            (slot, slot == next)
-        })
-        .collect();
+    let (unique, slots) = first_of_each(items);
     let found = lock_and_capture(conn, &unique).await?;
     let mut outcomes = Vec::with_capacity(items.len());
     for (slot, is_first) in slots {
@@ -104,10 +83,7 @@ async fn lock_and_capture(
     conn: &mut PgConnection,
     items: &[&CaptureItem],
 ) -> Result<Vec<Option<Payment>>, Error> {
-    let tenants: Vec<&str> = items.iter().map(|i| i.tenant.as_str()).collect();
-    let orders: Vec<Uuid> = items.iter().map(|i| i.order_id).collect();
-    let event_ids: Vec<Uuid> = items.iter().map(|_| Uuid::now_v7()).collect();
-    let traceparents: Vec<Option<&str>> = items.iter().map(|i| i.traceparent.as_deref()).collect();
+    let columns = EventColumns::of(items);
     let rows: Vec<FoundRow> = sqlx::query_as(
         "WITH item AS (
              SELECT * FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::text[])
@@ -153,10 +129,10 @@ async fn lock_and_capture(
          FROM item LEFT JOIN p ON p.tenant_id = item.tenant_id AND p.order_id = item.order_id
          ORDER BY item.n",
     )
-    .bind(tenants)
-    .bind(orders)
-    .bind(event_ids)
-    .bind(traceparents)
+    .bind(columns.tenants)
+    .bind(columns.keys)
+    .bind(columns.event_ids)
+    .bind(columns.traceparents)
     .bind(events::PAYMENT_CAPTURED)
     .bind(PaymentStatus::Authorized.as_str())
     .bind(PaymentStatus::Captured.as_str())

@@ -70,7 +70,7 @@ async fn captured_events(app: &TestApp) -> Vec<(String, serde_json::Value)> {
 fn item(tenant_id: &str, order_id: Uuid) -> CaptureItem {
     CaptureItem {
         tenant: tenant(tenant_id),
-        order_id,
+        key: order_id,
         traceparent: None,
     }
 }
