@@ -57,7 +57,8 @@ CONTRACT = {
     "payment": (8082, 50053, "payments"),
 }
 INFRA_DEFAULT = ["postgres", "nats", "otel-collector", "jaeger"]
-NEEDED_IN_CONTEXT = ["Cargo.toml", "Cargo.lock", "libs", "services", "proto", "migrations"]
+# docs/errors.md: the error-code catalogue services declare their codes from (error_codes!)
+NEEDED_IN_CONTEXT = ["Cargo.toml", "Cargo.lock", "libs", "services", "proto", "migrations", "docs/errors.md"]
 
 
 # --- inputs -------------------------------------------------------------------------
@@ -193,14 +194,19 @@ def db_of(url):
 
 
 def ignored(patterns, path):
+    """Whether Docker leaves `path` out: the last pattern that matches it or a folder above it
+    decides (a `!` pattern puts it back)."""
+    parts = path.split("/")
+    within = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+    out = False
     for p in patterns:
         neg = p.startswith("!")
         p = p.lstrip("!").strip("/")
         if p.startswith("**/"):
             p = p[3:]
-        if fnmatch.fnmatch(path, p) or fnmatch.fnmatch(path, p.rstrip("/")):
-            return not neg
-    return False
+        if any(fnmatch.fnmatch(w, p) for w in within):
+            out = not neg
+    return out
 
 
 def ignore_patterns(text):

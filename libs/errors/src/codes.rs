@@ -30,7 +30,7 @@ pub trait ErrorCode: Copy + Eq + std::fmt::Debug + Send + Sync + 'static {
     }
 }
 
-/// Declares a closed enum of error codes and implements [`ErrorCode`] for it:
+/// Declares a closed enum of error codes and implements [`ErrorCode`] for it, from a table:
 ///
 /// ```
 /// longship_errors::error_codes! {
@@ -43,8 +43,21 @@ pub trait ErrorCode: Copy + Eq + std::fmt::Debug + Send + Sync + 'static {
 /// use longship_errors::ErrorCode;
 /// assert_eq!(OrderCode::NotFound.as_str(), "order.not_found");
 /// ```
+///
+/// or from the catalogue: `pub enum OrderCode in "order" from "../../docs/errors.md"` reads the
+/// table of section `## order` of that file (relative to the crate's `Cargo.toml`) at build time,
+/// each row `| code | HTTP | gRPC | meaning |` a variant named after the code's last segment
+/// (`order.not_found`: `NotFound`) whose [`Kind`] answers that HTTP status and gRPC code.
 #[macro_export]
 macro_rules! error_codes {
+    (
+        $(#[$meta:meta])*
+        $vis:vis enum $name:ident in $section:literal from $catalogue:literal
+    ) => {
+        $crate::__codes_from_catalogue! {
+            $crate; $(#[$meta])* $vis enum $name in $section from $catalogue
+        }
+    };
     (
         $(#[$meta:meta])*
         $vis:vis enum $name:ident in $section:literal {
@@ -177,6 +190,48 @@ mod tests {
             /// Two.
             Busy = ("test.busy", Unavailable, "try again later"),
         }
+    }
+
+    crate::error_codes! {
+        /// One code of every kind, from a catalogue.
+        enum EveryKind in "every kind" from "tests/every-kind.md"
+    }
+
+    #[test]
+    fn the_catalogue_form_reads_a_section_and_every_kind() {
+        let doc = include_str!("../tests/every-kind.md");
+        assert_eq!(check_catalogue::<EveryKind>(doc), Ok(()));
+        assert_eq!(EveryKind::all().len(), 13);
+        assert_eq!(EveryKind::NotFound.as_str(), "fixture.not_found");
+        assert_eq!(EveryKind::Conflict.kind(), Kind::Conflict);
+        assert_eq!(
+            EveryKind::FailedPrecondition.kind(),
+            Kind::FailedPrecondition
+        );
+        assert_eq!(
+            EveryKind::Validation.meaning(),
+            "invalid fields; `errors` lists each"
+        );
+        // every kind is in the fixture (a new kind fails to compile here until it is added)
+        let listed = |kind: Kind| match kind {
+            Kind::BadRequest
+            | Kind::Unauthenticated
+            | Kind::PermissionDenied
+            | Kind::NotFound
+            | Kind::Conflict
+            | Kind::FailedPrecondition
+            | Kind::PayloadTooLarge
+            | Kind::UnsupportedMediaType
+            | Kind::Validation
+            | Kind::TooManyRequests
+            | Kind::Unavailable
+            | Kind::Timeout
+            | Kind::Internal => EveryKind::all().iter().any(|c| c.kind() == kind),
+        };
+        assert!(EveryKind::all().iter().all(|c| listed(c.kind())));
+        let kinds: std::collections::HashSet<Kind> =
+            EveryKind::all().iter().map(|c| c.kind()).collect();
+        assert_eq!(kinds.len(), 13);
     }
 
     #[test]

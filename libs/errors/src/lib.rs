@@ -9,7 +9,9 @@
 //!
 //! Codes are closed enums ([`ErrorCode`], declared with [`error_codes!`]): [`PlatformCode`] here
 //! for what every service can answer, and one enum per service and library for its own; each is
-//! listed in `docs/errors.md`, which a test checks against the enum ([`check_catalogue`]).
+//! listed in `docs/errors.md`, which a test checks against the enum ([`check_catalogue`]). A
+//! service declares its enum from that catalogue (`error_codes!`'s `from` form), so its codes are
+//! written once.
 
 mod codes;
 mod extract;
@@ -29,6 +31,9 @@ pub use fields::Fields;
 pub use grpc::{
     CODE_METADATA_KEY, REFUSAL_METADATA_KEY, refusal_of, status_to_error, with_refusal,
 };
+#[doc(hidden)]
+// reason: the expansion of `error_codes!`'s catalogue form, not an API of its own
+pub use longship_errors_macros::codes_from_catalogue as __codes_from_catalogue;
 pub use platform::PlatformCode;
 pub use problem::{FieldError, PROBLEM_CONTENT_TYPE, ProblemDetails, current_trace_id};
 pub use sql::ConstraintMap;

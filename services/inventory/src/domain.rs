@@ -7,20 +7,7 @@ use serde::{Deserialize, Serialize};
 
 longship_errors::error_codes! {
     /// The inventory service's own error codes (the platform's are `longship_errors::PlatformCode`).
-    pub enum InventoryCode in "inventory" {
-        /// Reserve: a sku is not in the catalogue.
-        UnknownSku = ("inventory.unknown_sku", NotFound, "a sku of the reservation is not in the tenant's catalogue"),
-        /// Reserve: not enough stock.
-        InsufficientStock = ("inventory.insufficient_stock", FailedPrecondition, "a line asks for more units than are available"),
-        /// Reserve: another currency.
-        CurrencyMismatch = ("inventory.currency_mismatch", FailedPrecondition, "a product is priced in another currency than the order"),
-        /// Reserve after Release.
-        ReservationReleased = ("inventory.reservation_released", FailedPrecondition, "the order's reservation was released; a late Reserve is refused"),
-        /// HTTP and gRPC reads.
-        ProductNotFound = ("inventory.product_not_found", NotFound, "no product with this sku for this tenant"),
-        /// PUT below reserved.
-        OnHandBelowReserved = ("inventory.on_hand_below_reserved", Conflict, "on_hand cannot be set below the units currently reserved"),
-    }
+    pub enum InventoryCode in "inventory" from "../../docs/errors.md"
 }
 
 /// Largest quantity one reservation line may ask for (keeps sums far from overflow).

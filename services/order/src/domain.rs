@@ -8,16 +8,7 @@ use utoipa::ToSchema;
 
 longship_errors::error_codes! {
     /// The order service's own error codes (the platform's are `longship_errors::PlatformCode`).
-    pub enum OrderCode in "order" {
-        /// Unknown order.
-        NotFound = ("order.not_found", NotFound, "no order with this id for this tenant"),
-        /// Key reuse.
-        IdempotencyKeyReused = ("idempotency_key_reused", Validation, "this Idempotency-Key was used with a different request body"),
-        /// Bad key.
-        InvalidIdempotencyKey = ("request.invalid_idempotency_key", BadRequest, "Idempotency-Key must be 1-255 printable ASCII characters"),
-        /// Bad gRPC id.
-        InvalidId = ("request.invalid_id", BadRequest, "the order id must be a UUID"),
-    }
+    pub enum OrderCode in "order" from "../../docs/errors.md"
 }
 
 /// Why an order was cancelled (`failure_reason`).

@@ -6,24 +6,7 @@ use longship_saga::hold::Held;
 
 longship_errors::error_codes! {
     /// The payment service's own error codes (the platform's are `longship_errors::PlatformCode`).
-    pub enum PaymentCode in "payment" {
-        /// Authorize: insufficient funds or no account.
-        Declined = ("payment.declined", FailedPrecondition, "declined: insufficient funds, or no account for the customer"),
-        /// Authorize: another currency.
-        CurrencyMismatch = ("payment.currency_mismatch", FailedPrecondition, "declined: the account holds another currency"),
-        /// Authorize after Void.
-        Voided = ("payment.voided", FailedPrecondition, "the order's payment was voided; a late Authorize is refused"),
-        /// Capture without payment.
-        NotFound = ("payment.not_found", NotFound, "no payment for this order"),
-        /// Capture of a payment that is not held.
-        NotCapturable = ("payment.not_capturable", FailedPrecondition, "the payment is not authorized and cannot be captured"),
-        /// Reads of an unknown account.
-        AccountNotFound = ("payment.account_not_found", NotFound, "no account for this customer"),
-        /// PUT changing currency with money held.
-        CurrencyChangeWithHold = ("payment.currency_change_with_hold", Conflict, "the currency cannot change while payments are authorized"),
-        /// PUT below held.
-        BalanceBelowHeld = ("payment.balance_below_held", Conflict, "balance_cents cannot be set below the amount currently held"),
-    }
+    pub enum PaymentCode in "payment" from "../../docs/errors.md"
 }
 
 pub use longship_errors::fields::{is_valid_currency, is_valid_customer_id};
