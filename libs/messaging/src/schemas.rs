@@ -1,6 +1,7 @@
 //! Event schemas and versions: what a producer declares it publishes, and what a consumer accepts.
 //!
-//! A producer lists its [`PublishedSchema`]s (one per event type, at the version it publishes);
+//! A producer lists its [`PublishedSchema`]s (one per event type, at the version it publishes),
+//! declaring each event once with [`published_events!`];
 //! the JSON Schema of each is generated from the payload's Rust type (`#[derive(JsonSchema)]`),
 //! kept in the repository as `schemas/events/<service>/<type>.json` and compared with the previous
 //! release by `just check-compat`. A consumer reads a payload through [`ConsumedPayload`]: it
@@ -47,6 +48,36 @@ impl PublishedSchema {
     pub fn to_json(&self) -> serde_json::Value {
         self.schema.as_value().clone()
     }
+}
+
+/// Declares the event types a service publishes, each once: its type name as a `&str` constant,
+/// and a `published_schemas()` that lists every one with its payload's schema and version (what
+/// `schemas/events/<service>/` holds and `just check-compat` compares):
+///
+/// ```
+/// # #[derive(schemars::JsonSchema)]
+/// # struct ItemCreated { name: String }
+/// longship_messaging::published_events! {
+///     /// An item was created.
+///     ITEM_CREATED: ItemCreated = "shop.v1.item_created", version 1;
+/// }
+/// assert_eq!(ITEM_CREATED, "shop.v1.item_created");
+/// assert_eq!(published_schemas()[0].version, 1);
+/// ```
+///
+/// The type name may be another crate's constant (an event whose name its consumers share).
+#[macro_export]
+macro_rules! published_events {
+    (
+        $( $(#[$meta:meta])* $name:ident: $payload:ty = $event_type:expr, version $version:expr; )+
+    ) => {
+        $( $(#[$meta])* pub const $name: &str = $event_type; )+
+
+        /// Every event type this service publishes, with its payload's schema and version.
+        pub fn published_schemas() -> ::std::vec::Vec<$crate::PublishedSchema> {
+            ::std::vec![ $( $crate::PublishedSchema::of::<$payload>($name, $version), )+ ]
+        }
+    };
 }
 
 /// Why an event's payload cannot be read.

@@ -3,17 +3,14 @@
 //! probe as the application role, and the order service's `order_confirmed` event as its participants consume it.
 
 use http::Method;
-use longship_messaging::StreamSpec;
 use longship_runtime::Service;
 use sqlx::{ConnectOptions, PgConnection};
 
 use crate::{HttpClient, HttpResponse, TestApp};
 
-/// The order service's stream, where `order_confirmed` comes from.
-pub const ORDERS: StreamSpec = StreamSpec::new("ORDERS", "orders");
-
-/// The event type the saga's participants consume when an order is confirmed.
-pub const ORDER_CONFIRMED: &str = "orders.v1.order_confirmed";
+/// The order service's stream, where `order_confirmed` comes from, and that event's type, which
+/// the saga's participants consume.
+pub use longship_contracts::{ORDER_CONFIRMED, ORDERS};
 
 /// What every participant's saga command request is (`string order_id = 1; string
 /// idempotency_key = 2;`: Release, Commit, Void, Capture, a new service's Cancel).

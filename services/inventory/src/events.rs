@@ -2,33 +2,26 @@
 //! in `schemas/events/inventory/`) and the one it consumes ([`OrderConfirmed`], versions 1 and 2).
 
 use chrono::{DateTime, Utc};
-use longship_messaging::{ConsumedPayload, PublishedSchema};
+use longship_messaging::ConsumedPayload;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::domain::ReservedLine;
 
-/// Stock was reserved for an order (payload [`StockReserved`]).
-pub const STOCK_RESERVED: &str = "inventory.v1.stock_reserved";
-/// A reservation was released by the saga (payload [`StockMoved`]).
-pub const STOCK_RELEASED: &str = "inventory.v1.stock_released";
-/// A reservation was committed: the units left the warehouse (payload [`StockMoved`]).
-pub const STOCK_COMMITTED: &str = "inventory.v1.stock_committed";
-/// A reservation passed its TTL and was released by the sweep (payload [`StockMoved`]).
-pub const RESERVATION_EXPIRED: &str = "inventory.v1.reservation_expired";
-/// The order service confirmed an order.
-pub const ORDER_CONFIRMED: &str = "orders.v1.order_confirmed";
-
-/// Every event type inventory publishes, with its payload's schema and version.
-pub fn published_schemas() -> Vec<PublishedSchema> {
-    vec![
-        PublishedSchema::of::<StockReserved>(STOCK_RESERVED, 1),
-        PublishedSchema::of::<StockMoved>(STOCK_RELEASED, 1),
-        PublishedSchema::of::<StockMoved>(STOCK_COMMITTED, 1),
-        PublishedSchema::of::<StockMoved>(RESERVATION_EXPIRED, 1),
-    ]
+longship_messaging::published_events! {
+    /// Stock was reserved for an order.
+    STOCK_RESERVED: StockReserved = "inventory.v1.stock_reserved", version 1;
+    /// A reservation was released by the saga.
+    STOCK_RELEASED: StockMoved = "inventory.v1.stock_released", version 1;
+    /// A reservation was committed: the units left the warehouse.
+    STOCK_COMMITTED: StockMoved = "inventory.v1.stock_committed", version 1;
+    /// A reservation passed its TTL and was released by the sweep.
+    RESERVATION_EXPIRED: StockMoved = "inventory.v1.reservation_expired", version 1;
 }
+
+/// The order service confirmed an order: the event inventory consumes.
+pub use longship_contracts::ORDER_CONFIRMED;
 
 /// Payload of `inventory.v1.stock_reserved`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

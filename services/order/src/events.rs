@@ -2,32 +2,25 @@
 //! its schema version; [`published_schemas`] lists them (committed in `schemas/events/order/`).
 
 use chrono::{DateTime, Utc};
-use longship_messaging::PublishedSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::domain::OrderLine;
 
-/// An order was accepted (PENDING).
-pub const ORDER_PLACED: &str = "orders.v1.order_placed";
-/// Stock and funds are held; the order is final. Inventory commits stock, payment captures.
-pub const ORDER_CONFIRMED: &str = "orders.v1.order_confirmed";
-/// The order was cancelled and everything held was released.
-pub const ORDER_CANCELLED: &str = "orders.v1.order_cancelled";
+longship_messaging::published_events! {
+    /// An order was accepted (PENDING).
+    ORDER_PLACED: OrderPlaced = "orders.v1.order_placed", version 1;
+    /// Stock and funds are held; the order is final. Inventory commits stock, payment captures
+    /// (the name they consume it by is shared through `longship_contracts`).
+    ORDER_CONFIRMED: OrderConfirmed = longship_contracts::ORDER_CONFIRMED, version ORDER_CONFIRMED_VERSION;
+    /// The order was cancelled and everything held was released.
+    ORDER_CANCELLED: OrderCancelled = "orders.v1.order_cancelled", version 1;
+}
 
 /// The schema version of [`OrderConfirmed`]: 2 added `confirmed_at` (consumers upcast version 1
 /// payloads, which lack it, with the event's time).
 pub const ORDER_CONFIRMED_VERSION: u32 = 2;
-
-/// Every event type the order service publishes, with its payload's schema and version.
-pub fn published_schemas() -> Vec<PublishedSchema> {
-    vec![
-        PublishedSchema::of::<OrderPlaced>(ORDER_PLACED, 1),
-        PublishedSchema::of::<OrderConfirmed>(ORDER_CONFIRMED, ORDER_CONFIRMED_VERSION),
-        PublishedSchema::of::<OrderCancelled>(ORDER_CANCELLED, 1),
-    ]
-}
 
 /// Payload of `orders.v1.order_placed`.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

@@ -86,4 +86,4 @@ async fn wire(shell: &mut Shell, config: Config) -> Result<(), WireError> {
 }
 
 /// The stream the order service produces.
-pub const STREAM: StreamSpec = StreamSpec::new("ORDERS", "orders");
+pub const STREAM: StreamSpec = longship_contracts::ORDERS;

@@ -3,34 +3,24 @@
 //! and 2).
 
 use chrono::{DateTime, Utc};
-use longship_messaging::{ConsumedPayload, PublishedSchema};
+use longship_messaging::ConsumedPayload;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// Funds are held for an order.
-pub const PAYMENT_AUTHORIZED: &str = "payments.v1.payment_authorized";
-/// An authorization was declined (`reason` says why).
-pub const PAYMENT_DECLINED: &str = "payments.v1.payment_declined";
-/// A hold was released.
-pub const PAYMENT_VOIDED: &str = "payments.v1.payment_voided";
-/// A held payment was captured: the money left the account.
-pub const PAYMENT_CAPTURED: &str = "payments.v1.payment_captured";
-/// The order service confirmed an order.
-pub const ORDER_CONFIRMED: &str = "orders.v1.order_confirmed";
-
-/// Every event type payment publishes, with its payload's schema and version.
-pub fn published_schemas() -> Vec<PublishedSchema> {
-    [
-        PAYMENT_AUTHORIZED,
-        PAYMENT_DECLINED,
-        PAYMENT_VOIDED,
-        PAYMENT_CAPTURED,
-    ]
-    .into_iter()
-    .map(|event_type| PublishedSchema::of::<PaymentEvent>(event_type, 1))
-    .collect()
+longship_messaging::published_events! {
+    /// Funds are held for an order.
+    PAYMENT_AUTHORIZED: PaymentEvent = "payments.v1.payment_authorized", version 1;
+    /// An authorization was declined (`reason` says why).
+    PAYMENT_DECLINED: PaymentEvent = "payments.v1.payment_declined", version 1;
+    /// A hold was released.
+    PAYMENT_VOIDED: PaymentEvent = "payments.v1.payment_voided", version 1;
+    /// A held payment was captured: the money left the account.
+    PAYMENT_CAPTURED: PaymentEvent = "payments.v1.payment_captured", version 1;
 }
+
+/// The order service confirmed an order: the event payment consumes.
+pub use longship_contracts::ORDER_CONFIRMED;
 
 /// Payload of every payment event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
