@@ -13,8 +13,28 @@ fn is_stable_code(code: &str) -> bool {
 }
 
 /// The source of every library and service (without the document's own list of platform codes),
-/// where each real error code appears as a string literal.
+/// where each real error code appears as a string literal, and the codes the services declare from
+/// docs/errors.md (`error_codes!`'s `from` form), quoted alike.
 fn sources() -> String {
+    use longship_errors::ErrorCode;
+    let declared = (order::domain::OrderCode::all().iter().map(|c| c.as_str()))
+        .chain(
+            inventory::domain::InventoryCode::all()
+                .iter()
+                .map(|c| c.as_str()),
+        )
+        .chain(
+            payment::domain::PaymentCode::all()
+                .iter()
+                .map(|c| c.as_str()),
+        );
+    let mut text: String = declared.map(|code| format!("\"{code}\"\n")).collect();
+    text.push_str(&source_files());
+    text
+}
+
+/// The text of every `.rs` file of the libraries and services.
+fn source_files() -> String {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let mut text = String::new();
     let mut dirs = Vec::new();
