@@ -1,7 +1,7 @@
 //! Event schemas and versions: what a producer declares it publishes, and what a consumer accepts.
 //!
 //! A producer lists its [`PublishedSchema`]s (one per event type, at the version it publishes),
-//! declaring each event once with [`published_events!`];
+//! declaring each event once with [`published_events!`](crate::published_events);
 //! the JSON Schema of each is generated from the payload's Rust type (`#[derive(JsonSchema)]`),
 //! kept in the repository as `schemas/events/<service>/<type>.json` and compared with the previous
 //! release by `just check-compat`. A consumer reads a payload through [`ConsumedPayload`]: it
