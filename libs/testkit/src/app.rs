@@ -199,6 +199,17 @@ impl<S: Service> TestApp<S> {
         .expect("stream events")
     }
 
+    /// Waits (up to 15 s) until `event_type` is published into `stream` (unprefixed); the events
+    /// of that type published by then, oldest first.
+    pub async fn await_published(&self, stream: &str, event_type: &str) -> Vec<EventEnvelope> {
+        let what = format!("{event_type} published into {stream}");
+        eventually(&what, Duration::from_secs(15), || async {
+            let events = self.published(stream, event_type).await;
+            (!events.is_empty()).then_some(events)
+        })
+        .await
+    }
+
     /// A token that stops the service when cancelled (graceful shutdown).
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()

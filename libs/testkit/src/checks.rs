@@ -5,7 +5,7 @@
 use http::Method;
 use longship_messaging::StreamSpec;
 use longship_runtime::Service;
-use sqlx::{ConnectOptions, PgConnection};
+use sqlx::PgConnection;
 
 use crate::{HttpClient, HttpResponse, TestApp};
 
@@ -37,9 +37,7 @@ impl<S: Service> TestApp<S> {
 
     /// `PUT path` with a JSON `body`, asserting 200; the answer as JSON.
     pub async fn put_ok(&self, path: &str, body: &serde_json::Value) -> serde_json::Value {
-        let response = self.put_json(path, body).await;
-        assert_eq!(response.status, 200, "PUT {path}: {}", response.text());
-        response.json()
+        self.http.put_ok(path, body).await
     }
 
     /// A participant's saga command `M` for `order_id` as the order service sends it at `step` (the
@@ -59,11 +57,21 @@ impl<S: Service> TestApp<S> {
     }
 
     /// `GET path` as JSON, asserting 200.
-    #[allow(clippy::expect_used)] // reason: a test helper fails the test by panicking
     pub async fn get_ok(&self, path: &str) -> serde_json::Value {
-        let response = self.http.get(path).await.expect("GET");
-        assert_eq!(response.status, 200, "GET {path}: {}", response.text());
-        response.json()
+        self.http.get_ok(path).await
+    }
+
+    /// Asserts that `GET path` acting for `tenant` is 404 with the stable error `code` (a resource
+    /// that does not exist, or that exists only for another tenant).
+    #[allow(clippy::expect_used)] // reason: a test helper fails the test by panicking
+    pub async fn assert_not_found_for(&self, tenant: &str, path: &str, code: &str) {
+        let response = self.as_tenant(tenant).get(path).await.expect("GET");
+        assert_eq!(
+            (response.status.as_u16(), response.json()["code"].as_str()),
+            (404, Some(code)),
+            "GET {path} as {tenant}: {}",
+            response.text()
+        );
     }
 
     /// Asserts the platform's answers on the `/v1` resource at `path` (which takes a JSON `PUT`):
@@ -98,22 +106,12 @@ impl<S: Service> TestApp<S> {
     /// security check expects to be hidden is really there).
     #[allow(clippy::expect_used)] // reason: a test helper fails the test by panicking
     pub async fn app_role_without_tenant(&self, table: &str, owner_rows: i64) -> PgConnection {
-        let mut conn = self
-            .db
-            .connect_options()
-            .connect()
-            .await
-            .expect("connect as the owner");
         let owner_sees: i64 = sqlx::query_scalar(count_rows(table))
-            .fetch_one(&mut conn)
+            .fetch_one(self.db.pool())
             .await
             .expect("count as the owner");
         assert_eq!(owner_sees, owner_rows, "rows of {table} the owner sees");
-        sqlx::query("SET ROLE longship_app")
-            .execute(&mut conn)
-            .await
-            .expect("set role");
-        conn
+        self.db.app_role_connection().await
     }
 
     /// Publishes `orders.v1.order_confirmed` with id `event_id` at schema `version` with `data`,
@@ -129,6 +127,35 @@ impl<S: Service> TestApp<S> {
         envelope.schema_version = version;
         self.publish(ORDERS, &envelope, msg_id).await;
     }
+}
+
+/// The data of an `orders.v1.order_confirmed` event at schema `version` for `order_id`, paid by
+/// `customer_id` in USD, of `items` (sku, quantity, unit price in cents) with their sum as
+/// `total_cents`; from version 2 on with `confirmed_at` (now).
+pub fn order_confirmed_data(
+    order_id: uuid::Uuid,
+    customer_id: &str,
+    items: &[(&str, i64, i64)],
+    version: u32,
+) -> serde_json::Value {
+    let total_cents: i64 = items
+        .iter()
+        .map(|(_, quantity, price)| quantity * price)
+        .sum();
+    let items: Vec<_> = items
+        .iter()
+        .map(|(sku, quantity, price)| {
+            serde_json::json!({"sku": sku, "quantity": quantity, "unit_price_cents": price})
+        })
+        .collect();
+    let mut data = serde_json::json!({
+        "order_id": order_id, "customer_id": customer_id, "currency": "USD",
+        "total_cents": total_cents, "items": items,
+    });
+    if version >= 2 {
+        data["confirmed_at"] = serde_json::json!(chrono::Utc::now());
+    }
+    data
 }
 
 /// Asserts that `conn` sees no row in any of `tables`.

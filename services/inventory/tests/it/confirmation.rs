@@ -38,17 +38,9 @@ async fn order_confirmed_commits_the_reservation_once() {
     assert_eq!(app.stock("A").await, (8, 0));
     assert_eq!(app.release(order).await, "COMMITTED");
 
-    let committed = eventually(
-        "stock_committed published",
-        Duration::from_secs(10),
-        || async {
-            let events = app
-                .published("INVENTORY", "inventory.v1.stock_committed")
-                .await;
-            (!events.is_empty()).then_some(events)
-        },
-    )
-    .await;
+    let committed = app
+        .await_published("INVENTORY", "inventory.v1.stock_committed")
+        .await;
     assert_eq!(committed.len(), 1);
     assert_eq!(committed[0].data["order_id"], order.to_string());
     app.stop().await;

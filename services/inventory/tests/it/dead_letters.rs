@@ -39,12 +39,9 @@ fn operator(app: &TestApp) -> longship_testkit::HttpClient {
 }
 
 async fn dead_letters(client: &longship_testkit::HttpClient, query: &str) -> Value {
-    let r = client
-        .get(&format!("/admin/v1/dead-letters{query}"))
+    client
+        .get_ok(&format!("/admin/v1/dead-letters{query}"))
         .await
-        .expect("list dead letters");
-    assert_eq!(r.status, 200, "{}", r.text());
-    r.json()
 }
 
 /// Reserves for a new order and publishes its `order_confirmed`, which the broken database

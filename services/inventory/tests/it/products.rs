@@ -1,6 +1,7 @@
 //! `PUT` / `GET /v1/products/{sku}`: upsert, validation, tenancy and the platform's error shapes.
 
 use http::Method;
+use longship_testkit::TEST_TENANT;
 use serde_json::json;
 
 use crate::helpers::{InventoryApp, TestApp};
@@ -76,16 +77,8 @@ async fn invalid_fields_are_listed_in_a_422() {
     assert_eq!(response.json()["errors"][0]["field"], "sku");
 
     // a body of the wrong shape is 422 too
-    let response = app
-        .http
-        .send_json(
-            Method::PUT,
-            "/v1/products/SKU-1",
-            &[],
-            &json!({"name": "x", "price_cents": "ten"}),
-        )
-        .await
-        .expect("PUT");
+    let wrong_shape = json!({"name": "x", "price_cents": "ten"});
+    let response = app.put_json("/v1/products/SKU-1", &wrong_shape).await;
     assert_eq!(response.status, 422);
     app.stop().await;
 }
@@ -93,18 +86,12 @@ async fn invalid_fields_are_listed_in_a_422() {
 #[tokio::test]
 async fn unknown_and_other_tenants_products_are_404() {
     let app = TestApp::spawn().await;
-    let missing = app.http.get("/v1/products/NOPE").await.expect("GET");
-    assert_eq!(missing.status, 404);
-    assert_eq!(missing.json()["code"], "inventory.product_not_found");
-
+    let not_found = "inventory.product_not_found";
+    app.assert_not_found_for(TEST_TENANT, "/v1/products/NOPE", not_found)
+        .await;
     app.given_product("SKU-1", 100, "USD", 5).await;
-    let other = app
-        .as_tenant("globex")
-        .get("/v1/products/SKU-1")
-        .await
-        .expect("GET");
-    assert_eq!(other.status, 404);
-    assert_eq!(other.json()["code"], "inventory.product_not_found");
+    app.assert_not_found_for("globex", "/v1/products/SKU-1", not_found)
+        .await;
 
     // the other tenant may have its own SKU-1 without touching ours
     let body = json!({"name": "Theirs", "price_cents": 1, "currency": "EUR", "on_hand": 1});

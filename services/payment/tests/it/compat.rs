@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
+use longship_testkit::checks::order_confirmed_data;
 use longship_testkit::event_schemas::{assert_published_events_valid, with_unknown_fields};
-use serde_json::json;
 use uuid::Uuid;
 
 use crate::helpers::{PaymentApp, TestApp, eventually};
@@ -44,11 +44,7 @@ async fn order_confirmed_with_unknown_fields_at_every_level_is_handled() {
     app.authorize(order, "c-1", 300, "USD")
         .await
         .expect("authorized");
-    let data = with_unknown_fields(&json!({
-        "order_id": order, "customer_id": "c-1", "currency": "USD", "total_cents": 300,
-        "items": [{"sku": "A", "quantity": 1, "unit_price_cents": 300}],
-        "confirmed_at": chrono::Utc::now(),
-    }));
+    let data = with_unknown_fields(&order_confirmed_data(order, "c-1", &[("A", 1, 300)], 2));
     assert_eq!(data["items"][0]["x_unknown_number"], 42);
     app.publish_order_confirmed_data(Uuid::now_v7(), 2, data, "unknown-fields")
         .await;
@@ -68,8 +64,7 @@ async fn order_confirmed_version_1_is_upcast_and_handled() {
         .await
         .expect("authorized");
     // version 1: no confirmed_at
-    let data = json!({"order_id": order, "customer_id": "c-1", "currency": "USD", "total_cents": 400,
-                      "items": [{"sku": "A", "quantity": 1, "unit_price_cents": 400}]});
+    let data = order_confirmed_data(order, "c-1", &[("A", 1, 400)], 1);
     app.publish_order_confirmed_data(Uuid::now_v7(), 1, data, "version-1")
         .await;
     eventually("payment captured", Duration::from_secs(15), || async {
