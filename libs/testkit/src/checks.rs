@@ -2,6 +2,8 @@
 //! its own: the platform's answers to bad requests on any `/v1` resource, the row-level security
 //! probe as the application role, and the order service's `order_confirmed` event as its participants consume it.
 
+use std::time::Duration;
+
 use http::Method;
 use longship_messaging::StreamSpec;
 use longship_runtime::Service;
@@ -75,10 +77,11 @@ impl<S: Service> TestApp<S> {
     }
 
     /// Asserts the platform's answers on the `/v1` resource at `path` (which takes a JSON `PUT`):
-    /// malformed JSON 400 `request.malformed_json`, another content type 415 (problem+json), no
-    /// credentials 401, a malformed tenant 400.
+    /// malformed JSON 400 `request.malformed_json`, JSON of the wrong shape (`wrong_shape`, e.g. a
+    /// field of another type) 422, another content type 415 (problem+json), no credentials 401, a
+    /// malformed tenant 400.
     #[allow(clippy::expect_used)] // reason: a test helper fails the test by panicking
-    pub async fn assert_rejects_bad_requests(&self, path: &str) {
+    pub async fn assert_rejects_bad_requests(&self, path: &str, wrong_shape: &serde_json::Value) {
         let send = async |content_type: &str, body: &'static str| {
             let headers = [("content-type", content_type)];
             let sent = self
@@ -89,6 +92,8 @@ impl<S: Service> TestApp<S> {
         let malformed = send("application/json", "{\"name\":").await;
         assert_eq!(malformed.status, 400, "{}", malformed.text());
         assert_eq!(malformed.json()["code"], "request.malformed_json");
+        let response = self.put_json(path, wrong_shape).await;
+        assert_eq!(response.status, 422, "{wrong_shape}: {}", response.text());
         let wrong_type = send("text/plain", "hello").await;
         assert_eq!(wrong_type.status, 415, "{}", wrong_type.text());
         assert_eq!(
@@ -112,6 +117,36 @@ impl<S: Service> TestApp<S> {
             .expect("count as the owner");
         assert_eq!(owner_sees, owner_rows, "rows of {table} the owner sees");
         self.db.app_role_connection().await
+    }
+
+    /// Asserts that the service's `order_confirmed` consumer handles the event in each form a
+    /// consumer must read: the current version with unknown fields at every level (a newer
+    /// producer) and version 1 (upcast). For each form `hold(order)` prepares a new order that
+    /// the event settles (of `items`: sku, quantity, unit price in cents; paid by `c-1`), and
+    /// `settled(order)` tells when the consumer has handled it (polled up to 15 s).
+    pub async fn assert_order_confirmed_read_in_every_form(
+        &self,
+        items: &[(&str, i64, i64)],
+        hold: impl AsyncFn(uuid::Uuid),
+        settled: impl AsyncFn(uuid::Uuid) -> bool,
+    ) {
+        let settled = &settled;
+        for (version, msg_id) in [(2, "unknown-fields"), (1, "version-1")] {
+            let order = uuid::Uuid::now_v7();
+            hold(order).await;
+            let mut data = order_confirmed_data(order, "c-1", items, version);
+            if version >= 2 {
+                data = crate::event_schemas::with_unknown_fields(&data);
+                assert_eq!(data["items"][0]["x_unknown_number"], 42);
+            }
+            self.publish_order_confirmed_data(uuid::Uuid::now_v7(), version, data, msg_id)
+                .await;
+            let what = format!("order_confirmed ({msg_id}) handled");
+            crate::eventually(&what, Duration::from_secs(15), move || async move {
+                settled(order).await.then_some(())
+            })
+            .await;
+        }
     }
 
     /// Publishes `orders.v1.order_confirmed` with id `event_id` at schema `version` with `data`,

@@ -52,7 +52,7 @@ async fn poison(app: &TestApp) -> (Uuid, Value) {
         .await
         .expect("reserved");
     let event = Uuid::now_v7();
-    app.publish_order_confirmed(event, &event.to_string(), order, &[("A", 2, 250)])
+    app.publish_order_confirmed(event, &event.to_string(), order, "c-1", &[("A", 2, 250)])
         .await;
     let ops = operator(app);
     let letter = eventually(

@@ -33,11 +33,10 @@ async fn an_unconfirmed_reservation_expires_and_cannot_be_reserved_again() {
     assert_eq!(code(&late), "inventory.reservation_released");
     assert_eq!(app.commit(expiring).await, "NOT_RESERVED");
 
-    let events = app
-        .await_published("INVENTORY", "inventory.v1.reservation_expired")
+    let event = app
+        .await_published_once("INVENTORY", "inventory.v1.reservation_expired")
         .await;
-    assert_eq!(events.len(), 1);
-    assert_eq!(events[0].data["order_id"], expiring.to_string());
+    assert_eq!(event.data["order_id"], expiring.to_string());
     app.stop().await;
 }
 

@@ -3,7 +3,6 @@
 use longship_proto::inventory::v1 as pb;
 use longship_proto::inventory::v1::inventory_service_client::InventoryServiceClient;
 use longship_testkit::HttpResponse;
-use longship_testkit::checks::order_confirmed_data;
 use serde_json::json;
 use tonic::Status;
 use uuid::Uuid;
@@ -66,21 +65,6 @@ longship_testkit::service_helpers! {
                 .reserve(self.app().request(request))
                 .await
                 .map(tonic::Response::into_inner)
-        }
-
-        /// Publishes `orders.v1.order_confirmed` (schema version 1) as the order service's relay would;
-        /// `msg_id` is the `Nats-Msg-Id`.
-        async fn publish_order_confirmed(
-            &self,
-            event_id: Uuid,
-            msg_id: &str,
-            order_id: Uuid,
-            items: &[(&str, i64, i64)],
-        ) {
-            let data = order_confirmed_data(order_id, "c-1", items, 1);
-            self.app()
-                .publish_order_confirmed_data(event_id, 1, data, msg_id)
-                .await;
         }
     }
 }

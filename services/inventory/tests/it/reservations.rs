@@ -32,13 +32,12 @@ async fn reserve_holds_stock_returns_prices_and_announces_it() {
     assert_eq!(app.stock("B").await, (5, 1));
     assert_eq!(app.product("A").await["available"], 7);
 
-    let events = app
-        .await_published("INVENTORY", "inventory.v1.stock_reserved")
+    let event = app
+        .await_published_once("INVENTORY", "inventory.v1.stock_reserved")
         .await;
-    assert_eq!(events.len(), 1);
-    assert_eq!(events[0].tenant_id.as_str(), "acme");
-    assert_eq!(events[0].data["order_id"], order.to_string());
-    assert_eq!(events[0].data["lines"][0]["unit_price_cents"], 250);
+    assert_eq!(event.tenant_id.as_str(), "acme");
+    assert_eq!(event.data["order_id"], order.to_string());
+    assert_eq!(event.data["lines"][0]["unit_price_cents"], 250);
     app.stop().await;
 }
 

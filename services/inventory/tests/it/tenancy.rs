@@ -95,15 +95,7 @@ async fn a_tenant_set_admits_the_rows_of_its_tenants_only() {
     app.reserve(Uuid::now_v7(), "USD", &[("A", 1)])
         .await
         .expect("reserved");
-    let body =
-        serde_json::json!({"name": "Theirs", "price_cents": 100, "currency": "USD", "on_hand": 5});
-    let theirs = app
-        .app()
-        .as_tenant("globex")
-        .send_json(http::Method::PUT, "/v1/products/A", &[], &body)
-        .await
-        .expect("PUT");
-    assert_eq!(theirs.status, 200, "{}", theirs.text());
+    app.given_product_of("globex", "A", 100, 5).await;
 
     let mut conn = app.app_role_without_tenant("products", 2).await;
     longship_testkit::checks::assert_tenant_set_admits_only_its_tenants(
@@ -121,15 +113,7 @@ async fn a_tenant_set_admits_the_rows_of_its_tenants_only() {
 async fn scoping_a_set_transaction_to_one_tenant_admits_that_tenant_only() {
     let app = TestApp::spawn().await;
     app.given_product("A", 100, "USD", 10).await;
-    let body =
-        serde_json::json!({"name": "Theirs", "price_cents": 100, "currency": "USD", "on_hand": 5});
-    let theirs = app
-        .app()
-        .as_tenant("globex")
-        .send_json(http::Method::PUT, "/v1/products/A", &[], &body)
-        .await
-        .expect("PUT");
-    assert_eq!(theirs.status, 200, "{}", theirs.text());
+    app.given_product_of("globex", "A", 100, 5).await;
     let tenants = [longship_testkit::TEST_TENANT, "globex"]
         .map(|t| longship_tenant::TenantId::parse(t).expect("tenant"));
 

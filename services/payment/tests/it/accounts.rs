@@ -35,10 +35,6 @@ async fn invalid_fields_are_listed_in_a_422() {
         .expect("PUT");
     let fields = response.invalid_fields();
     assert_eq!(fields, ["customer_id", "balance_cents", "currency"]);
-
-    let wrong_shape = json!({"balance_cents": "lots"});
-    let response = app.put_json("/v1/accounts/c-1", &wrong_shape).await;
-    assert_eq!(response.status, 422);
     app.stop().await;
 }
 
@@ -52,7 +48,9 @@ async fn unknown_and_other_tenants_accounts_are_404_and_bad_requests_are_refused
     app.assert_not_found_for("globex", "/v1/accounts/c-1", not_found)
         .await;
 
-    app.assert_rejects_bad_requests("/v1/accounts/c-1").await;
+    let wrong_shape = json!({"balance_cents": "lots"});
+    app.assert_rejects_bad_requests("/v1/accounts/c-1", &wrong_shape)
+        .await;
     app.stop().await;
 }
 

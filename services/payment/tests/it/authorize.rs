@@ -35,12 +35,11 @@ async fn authorize_holds_funds_and_a_repeat_returns_the_same_payment() {
     assert_eq!(again, payment);
     assert_eq!(app.funds("c-1").await, (1_000, 400));
 
-    let events = app
-        .await_published("PAYMENTS", "payments.v1.payment_authorized")
+    let event = app
+        .await_published_once("PAYMENTS", "payments.v1.payment_authorized")
         .await;
-    assert_eq!(events.len(), 1);
-    assert_eq!(events[0].data["payment_id"], payment.id);
-    assert_eq!(events[0].data["amount_cents"], 400);
+    assert_eq!(event.data["payment_id"], payment.id);
+    assert_eq!(event.data["amount_cents"], 400);
     app.stop().await;
 }
 
@@ -67,11 +66,10 @@ async fn insufficient_funds_decline_is_recorded_and_answered_again() {
     assert_eq!(app.funds("c-1").await, (5_000, 700));
     assert_eq!(app.payment_statuses(order).await, ["DECLINED"]);
 
-    let events = app
-        .await_published("PAYMENTS", "payments.v1.payment_declined")
+    let event = app
+        .await_published_once("PAYMENTS", "payments.v1.payment_declined")
         .await;
-    assert_eq!(events.len(), 1);
-    assert_eq!(events[0].data["reason"], "insufficient_funds");
+    assert_eq!(event.data["reason"], "insufficient_funds");
     app.stop().await;
 }
 

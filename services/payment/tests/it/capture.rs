@@ -20,8 +20,14 @@ async fn order_confirmed_captures_the_payment_once() {
         .expect("authorized");
 
     let event_id = Uuid::now_v7();
-    app.publish_order_confirmed(event_id, &event_id.to_string(), order, "c-1", 300)
-        .await;
+    app.publish_order_confirmed(
+        event_id,
+        &event_id.to_string(),
+        order,
+        "c-1",
+        &[("SKU-1", 1, 300)],
+    )
+    .await;
     eventually("payment captured", Duration::from_secs(15), || async {
         (app.funds("c-1").await == (700, 0)).then_some(())
     })
@@ -30,10 +36,16 @@ async fn order_confirmed_captures_the_payment_once() {
 
     // the same event again (a redelivery past JetStream's duplicate window) and a second event for
     // the same order change nothing
-    app.publish_order_confirmed(event_id, "redelivery-1", order, "c-1", 300)
+    app.publish_order_confirmed(event_id, "redelivery-1", order, "c-1", &[("SKU-1", 1, 300)])
         .await;
-    app.publish_order_confirmed(Uuid::now_v7(), "another-event", order, "c-1", 300)
-        .await;
+    app.publish_order_confirmed(
+        Uuid::now_v7(),
+        "another-event",
+        order,
+        "c-1",
+        &[("SKU-1", 1, 300)],
+    )
+    .await;
     eventually("all three handled", Duration::from_secs(15), || async {
         (app.consumer_acked("ORDERS", CONSUMER).await >= 3).then_some(())
     })
@@ -43,10 +55,9 @@ async fn order_confirmed_captures_the_payment_once() {
     assert_eq!(app.funds("c-1").await, (700, 0));
 
     let captured = app
-        .await_published("PAYMENTS", "payments.v1.payment_captured")
+        .await_published_once("PAYMENTS", "payments.v1.payment_captured")
         .await;
-    assert_eq!(captured.len(), 1);
-    assert_eq!(captured[0].data["order_id"], order.to_string());
+    assert_eq!(captured.data["order_id"], order.to_string());
     app.stop().await;
 }
 
@@ -61,11 +72,23 @@ async fn order_confirmed_for_a_voided_or_unknown_payment_changes_nothing() {
     assert_eq!(app.void(voided).await, "VOIDED");
 
     let first = Uuid::now_v7();
-    app.publish_order_confirmed(first, &first.to_string(), voided, "c-1", 300)
-        .await;
+    app.publish_order_confirmed(
+        first,
+        &first.to_string(),
+        voided,
+        "c-1",
+        &[("SKU-1", 1, 300)],
+    )
+    .await;
     let second = Uuid::now_v7();
-    app.publish_order_confirmed(second, &second.to_string(), Uuid::now_v7(), "c-1", 300)
-        .await;
+    app.publish_order_confirmed(
+        second,
+        &second.to_string(),
+        Uuid::now_v7(),
+        "c-1",
+        &[("SKU-1", 1, 300)],
+    )
+    .await;
     eventually("both handled", Duration::from_secs(15), || async {
         (app.consumer_acked("ORDERS", CONSUMER).await >= 2).then_some(())
     })

@@ -3,7 +3,6 @@
 use longship_proto::payment::v1 as pb;
 use longship_proto::payment::v1::payment_service_client::PaymentServiceClient;
 use longship_testkit::HttpResponse;
-use longship_testkit::checks::order_confirmed_data;
 use serde_json::json;
 use tonic::Status;
 use uuid::Uuid;
@@ -85,22 +84,6 @@ longship_testkit::service_helpers! {
             let request = self.app().step_request(order_id, "capture");
             let answer = self.grpc().capture(request).await;
             answer.map(tonic::Response::into_inner)
-        }
-
-        /// Publishes `orders.v1.order_confirmed` (schema version 1) as the order service's relay would;
-        /// `msg_id` is the `Nats-Msg-Id`.
-        async fn publish_order_confirmed(
-            &self,
-            event_id: Uuid,
-            msg_id: &str,
-            order_id: Uuid,
-            customer_id: &str,
-            total_cents: i64,
-        ) {
-            let data = order_confirmed_data(order_id, customer_id, &[("SKU-1", 1, total_cents)], 1);
-            self.app()
-                .publish_order_confirmed_data(event_id, 1, data, msg_id)
-                .await;
         }
     }
 }

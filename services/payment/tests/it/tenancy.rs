@@ -121,14 +121,7 @@ async fn a_tenant_set_admits_the_rows_of_its_tenants_only() {
         .await
         .expect("authorized");
     assert_eq!(app.void(Uuid::now_v7()).await, "TOMBSTONED");
-    let body = serde_json::json!({"balance_cents": 500, "currency": "USD"});
-    let theirs = app
-        .app()
-        .as_tenant("globex")
-        .send_json(http::Method::PUT, "/v1/accounts/c-1", &[], &body)
-        .await
-        .expect("PUT");
-    assert_eq!(theirs.status, 200, "{}", theirs.text());
+    app.given_account_of("globex", "c-1", 500).await;
 
     let mut conn = app.app_role_without_tenant("accounts", 2).await;
     longship_testkit::checks::assert_tenant_set_admits_only_its_tenants(
