@@ -149,6 +149,40 @@ impl<S: Service> TestApp<S> {
         }
     }
 
+    /// Publishes `order`'s `order_confirmed` (of `items`: sku, quantity, unit price in cents; paid
+    /// by `c-1`) and waits until `settled()`; then publishes the same event again (a redelivery past
+    /// JetStream's duplicate window) and another event for the same order, and waits until the
+    /// service's consumer `consumer` acknowledged all three, so the caller can check that the
+    /// repeats changed nothing.
+    pub async fn publish_order_confirmed_with_repeats(
+        &self,
+        consumer: &str,
+        order: uuid::Uuid,
+        items: &[(&str, i64, i64)],
+        settled: impl AsyncFn() -> bool,
+    ) {
+        let event_id = uuid::Uuid::now_v7();
+        let first = event_id.to_string();
+        self.publish_order_confirmed(event_id, &first, order, "c-1", items)
+            .await;
+        let settled = &settled;
+        crate::eventually(
+            "order_confirmed handled",
+            Duration::from_secs(15),
+            move || async move { settled().await.then_some(()) },
+        )
+        .await;
+        self.publish_order_confirmed(event_id, "redelivery-1", order, "c-1", items)
+            .await;
+        let another = uuid::Uuid::now_v7();
+        self.publish_order_confirmed(another, "another-event", order, "c-1", items)
+            .await;
+        crate::eventually("all three handled", Duration::from_secs(15), || async {
+            (self.consumer_acked(ORDERS.name, consumer).await >= 3).then_some(())
+        })
+        .await;
+    }
+
     /// Publishes `orders.v1.order_confirmed` with id `event_id` at schema `version` with `data`,
     /// as the order service's relay would (creating its stream); `msg_id` is the `Nats-Msg-Id`.
     pub async fn publish_order_confirmed_data(

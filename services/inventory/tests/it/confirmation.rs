@@ -17,36 +17,11 @@ async fn order_confirmed_commits_the_reservation_once() {
         .await
         .expect("reserved");
 
-    let event_id = Uuid::now_v7();
-    app.publish_order_confirmed(
-        event_id,
-        &event_id.to_string(),
-        order,
-        "c-1",
-        &[("A", 2, 250)],
-    )
-    .await;
-    eventually("stock committed", Duration::from_secs(15), || async {
-        (app.stock("A").await == (8, 0)).then_some(())
-    })
-    .await;
-
     // the same event delivered again (past JetStream's duplicate window: a new Nats-Msg-Id) is
     // deduplicated by the inbox; another event for the same order finds it committed already
-    app.publish_order_confirmed(event_id, "redelivery-1", order, "c-1", &[("A", 2, 250)])
+    let committed = async || app.stock("A").await == (8, 0);
+    app.publish_order_confirmed_with_repeats(CONSUMER, order, &[("A", 2, 250)], committed)
         .await;
-    app.publish_order_confirmed(
-        Uuid::now_v7(),
-        "another-event",
-        order,
-        "c-1",
-        &[("A", 2, 250)],
-    )
-    .await;
-    eventually("all three handled", Duration::from_secs(15), || async {
-        (app.consumer_acked("ORDERS", CONSUMER).await >= 3).then_some(())
-    })
-    .await;
     assert_eq!(app.stock("A").await, (8, 0));
     assert_eq!(app.release(order).await, "COMMITTED");
 
