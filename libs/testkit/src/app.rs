@@ -199,6 +199,35 @@ impl<S: Service> TestApp<S> {
         .expect("stream events")
     }
 
+    /// Waits (up to 15 s) until `event_type` is published into `stream` (unprefixed), asserts that
+    /// it was published once, and returns that event.
+    pub async fn await_published_once(&self, stream: &str, event_type: &str) -> EventEnvelope {
+        let what = format!("{event_type} published into {stream}");
+        let mut events = eventually(&what, Duration::from_secs(15), || async {
+            let events = self.published(stream, event_type).await;
+            (!events.is_empty()).then_some(events)
+        })
+        .await;
+        assert_eq!(events.len(), 1, "{event_type} published more than once");
+        events.remove(0)
+    }
+
+    /// Publishes `orders.v1.order_confirmed` at schema version 1 for `order_id`, paid by
+    /// `customer_id`, of `items` (sku, quantity, unit price in cents), as the order service's relay
+    /// would; `msg_id` is the `Nats-Msg-Id`.
+    pub async fn publish_order_confirmed(
+        &self,
+        event_id: Uuid,
+        msg_id: &str,
+        order_id: Uuid,
+        customer_id: &str,
+        items: &[(&str, i64, i64)],
+    ) {
+        let data = crate::checks::order_confirmed_data(order_id, customer_id, items, 1);
+        self.publish_order_confirmed_data(event_id, 1, data, msg_id)
+            .await;
+    }
+
     /// A token that stops the service when cancelled (graceful shutdown).
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()

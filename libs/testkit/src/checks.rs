@@ -2,9 +2,11 @@
 //! its own: the platform's answers to bad requests on any `/v1` resource, the row-level security
 //! probe as the application role, and the order service's `order_confirmed` event as its participants consume it.
 
+use std::time::Duration;
+
 use http::Method;
 use longship_runtime::Service;
-use sqlx::{ConnectOptions, PgConnection};
+use sqlx::PgConnection;
 
 use crate::{HttpClient, HttpResponse, TestApp};
 
@@ -34,9 +36,7 @@ impl<S: Service> TestApp<S> {
 
     /// `PUT path` with a JSON `body`, asserting 200; the answer as JSON.
     pub async fn put_ok(&self, path: &str, body: &serde_json::Value) -> serde_json::Value {
-        let response = self.put_json(path, body).await;
-        assert_eq!(response.status, 200, "PUT {path}: {}", response.text());
-        response.json()
+        self.http.put_ok(path, body).await
     }
 
     /// A participant's saga command `M` for `order_id` as the order service sends it at `step` (the
@@ -56,18 +56,29 @@ impl<S: Service> TestApp<S> {
     }
 
     /// `GET path` as JSON, asserting 200.
-    #[allow(clippy::expect_used)] // reason: a test helper fails the test by panicking
     pub async fn get_ok(&self, path: &str) -> serde_json::Value {
-        let response = self.http.get(path).await.expect("GET");
-        assert_eq!(response.status, 200, "GET {path}: {}", response.text());
-        response.json()
+        self.http.get_ok(path).await
+    }
+
+    /// Asserts that `GET path` acting for `tenant` is 404 with the stable error `code` (a resource
+    /// that does not exist, or that exists only for another tenant).
+    #[allow(clippy::expect_used)] // reason: a test helper fails the test by panicking
+    pub async fn assert_not_found_for(&self, tenant: &str, path: &str, code: &str) {
+        let response = self.as_tenant(tenant).get(path).await.expect("GET");
+        assert_eq!(
+            (response.status.as_u16(), response.json()["code"].as_str()),
+            (404, Some(code)),
+            "GET {path} as {tenant}: {}",
+            response.text()
+        );
     }
 
     /// Asserts the platform's answers on the `/v1` resource at `path` (which takes a JSON `PUT`):
-    /// malformed JSON 400 `request.malformed_json`, another content type 415 (problem+json), no
-    /// credentials 401, a malformed tenant 400.
+    /// malformed JSON 400 `request.malformed_json`, JSON of the wrong shape (`wrong_shape`, e.g. a
+    /// field of another type) 422, another content type 415 (problem+json), no credentials 401, a
+    /// malformed tenant 400.
     #[allow(clippy::expect_used)] // reason: a test helper fails the test by panicking
-    pub async fn assert_rejects_bad_requests(&self, path: &str) {
+    pub async fn assert_rejects_bad_requests(&self, path: &str, wrong_shape: &serde_json::Value) {
         let send = async |content_type: &str, body: &'static str| {
             let headers = [("content-type", content_type)];
             let sent = self
@@ -78,6 +89,8 @@ impl<S: Service> TestApp<S> {
         let malformed = send("application/json", "{\"name\":").await;
         assert_eq!(malformed.status, 400, "{}", malformed.text());
         assert_eq!(malformed.json()["code"], "request.malformed_json");
+        let response = self.put_json(path, wrong_shape).await;
+        assert_eq!(response.status, 422, "{wrong_shape}: {}", response.text());
         let wrong_type = send("text/plain", "hello").await;
         assert_eq!(wrong_type.status, 415, "{}", wrong_type.text());
         assert_eq!(
@@ -95,22 +108,76 @@ impl<S: Service> TestApp<S> {
     /// security check expects to be hidden is really there).
     #[allow(clippy::expect_used)] // reason: a test helper fails the test by panicking
     pub async fn app_role_without_tenant(&self, table: &str, owner_rows: i64) -> PgConnection {
-        let mut conn = self
-            .db
-            .connect_options()
-            .connect()
-            .await
-            .expect("connect as the owner");
         let owner_sees: i64 = sqlx::query_scalar(count_rows(table))
-            .fetch_one(&mut conn)
+            .fetch_one(self.db.pool())
             .await
             .expect("count as the owner");
         assert_eq!(owner_sees, owner_rows, "rows of {table} the owner sees");
-        sqlx::query("SET ROLE longship_app")
-            .execute(&mut conn)
-            .await
-            .expect("set role");
-        conn
+        self.db.app_role_connection().await
+    }
+
+    /// Asserts that the service's `order_confirmed` consumer handles the event in each form a
+    /// consumer must read: the current version with unknown fields at every level (a newer
+    /// producer) and version 1 (upcast). For each form `hold(order)` prepares a new order that
+    /// the event settles (of `items`: sku, quantity, unit price in cents; paid by `c-1`), and
+    /// `settled(order)` tells when the consumer has handled it (polled up to 15 s).
+    pub async fn assert_order_confirmed_read_in_every_form(
+        &self,
+        items: &[(&str, i64, i64)],
+        hold: impl AsyncFn(uuid::Uuid),
+        settled: impl AsyncFn(uuid::Uuid) -> bool,
+    ) {
+        let settled = &settled;
+        for (version, msg_id) in [(2, "unknown-fields"), (1, "version-1")] {
+            let order = uuid::Uuid::now_v7();
+            hold(order).await;
+            let mut data = order_confirmed_data(order, "c-1", items, version);
+            if version >= 2 {
+                data = crate::event_schemas::with_unknown_fields(&data);
+                assert_eq!(data["items"][0]["x_unknown_number"], 42);
+            }
+            self.publish_order_confirmed_data(uuid::Uuid::now_v7(), version, data, msg_id)
+                .await;
+            let what = format!("order_confirmed ({msg_id}) handled");
+            crate::eventually(&what, Duration::from_secs(15), move || async move {
+                settled(order).await.then_some(())
+            })
+            .await;
+        }
+    }
+
+    /// Publishes `order`'s `order_confirmed` (of `items`: sku, quantity, unit price in cents; paid
+    /// by `c-1`) and waits until `settled()`; then publishes the same event again (a redelivery past
+    /// JetStream's duplicate window) and another event for the same order, and waits until the
+    /// service's consumer `consumer` acknowledged all three, so the caller can check that the
+    /// repeats changed nothing.
+    pub async fn publish_order_confirmed_with_repeats(
+        &self,
+        consumer: &str,
+        order: uuid::Uuid,
+        items: &[(&str, i64, i64)],
+        settled: impl AsyncFn() -> bool,
+    ) {
+        let event_id = uuid::Uuid::now_v7();
+        let first = event_id.to_string();
+        self.publish_order_confirmed(event_id, &first, order, "c-1", items)
+            .await;
+        let settled = &settled;
+        crate::eventually(
+            "order_confirmed handled",
+            Duration::from_secs(15),
+            move || async move { settled().await.then_some(()) },
+        )
+        .await;
+        self.publish_order_confirmed(event_id, "redelivery-1", order, "c-1", items)
+            .await;
+        let another = uuid::Uuid::now_v7();
+        self.publish_order_confirmed(another, "another-event", order, "c-1", items)
+            .await;
+        crate::eventually("all three handled", Duration::from_secs(15), || async {
+            (self.consumer_acked(ORDERS.name, consumer).await >= 3).then_some(())
+        })
+        .await;
     }
 
     /// Publishes `orders.v1.order_confirmed` with id `event_id` at schema `version` with `data`,
@@ -126,6 +193,35 @@ impl<S: Service> TestApp<S> {
         envelope.schema_version = version;
         self.publish(ORDERS, &envelope, msg_id).await;
     }
+}
+
+/// The data of an `orders.v1.order_confirmed` event at schema `version` for `order_id`, paid by
+/// `customer_id` in USD, of `items` (sku, quantity, unit price in cents) with their sum as
+/// `total_cents`; from version 2 on with `confirmed_at` (now).
+pub fn order_confirmed_data(
+    order_id: uuid::Uuid,
+    customer_id: &str,
+    items: &[(&str, i64, i64)],
+    version: u32,
+) -> serde_json::Value {
+    let total_cents: i64 = items
+        .iter()
+        .map(|(_, quantity, price)| quantity * price)
+        .sum();
+    let items: Vec<_> = items
+        .iter()
+        .map(|(sku, quantity, price)| {
+            serde_json::json!({"sku": sku, "quantity": quantity, "unit_price_cents": price})
+        })
+        .collect();
+    let mut data = serde_json::json!({
+        "order_id": order_id, "customer_id": customer_id, "currency": "USD",
+        "total_cents": total_cents, "items": items,
+    });
+    if version >= 2 {
+        data["confirmed_at"] = serde_json::json!(chrono::Utc::now());
+    }
+    data
 }
 
 /// Asserts that `conn` sees no row in any of `tables`.

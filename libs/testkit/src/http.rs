@@ -104,6 +104,25 @@ impl HttpClient {
         self.send(Method::POST, path, &[], None).await
     }
 
+    /// GET `path` as JSON, asserting 200.
+    #[allow(clippy::expect_used)] // reason: a test helper fails the test by panicking
+    pub async fn get_ok(&self, path: &str) -> serde_json::Value {
+        let response = self.get(path).await.expect("GET");
+        assert_eq!(response.status, 200, "GET {path}: {}", response.text());
+        response.json()
+    }
+
+    /// `PUT path` with a JSON `body`, asserting 200; the answer as JSON.
+    #[allow(clippy::expect_used)] // reason: a test helper fails the test by panicking
+    pub async fn put_ok(&self, path: &str, body: &serde_json::Value) -> serde_json::Value {
+        let response = self
+            .send_json(Method::PUT, path, &[], body)
+            .await
+            .expect("PUT");
+        assert_eq!(response.status, 200, "PUT {path}: {}", response.text());
+        response.json()
+    }
+
     /// Sends a JSON body with `method`.
     pub async fn send_json(
         &self,

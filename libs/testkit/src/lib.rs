@@ -93,15 +93,21 @@ macro_rules! snapshot_tests {
 #[doc(hidden)]
 pub use tonic::transport::Channel as __Channel;
 
+#[doc(hidden)]
+pub use uuid::Uuid as __Uuid;
+
 /// A service's typed test helpers, with what every service's are made of declared once:
 /// `TestApp` (the testkit's app of `$service`), the trait `$name` (its `app()`, a `grpc()` client
 /// `$client` on the app's channel, and the service's own helpers, `$($helpers)*`) and the trait's
-/// implementation for `TestApp`.
+/// implementation for `TestApp`. `steps(release, commit)` adds, for each saga command named, a
+/// helper of that name that sends it for an order as the order service does
+/// ([`TestApp::step_request`], the idempotency key `{order_id}:{step}`) and returns the answer's
+/// `outcome`.
 ///
 /// ```ignore
 /// longship_testkit::service_helpers! {
 ///     /// Typed requests to the inventory service.
-///     pub trait InventoryApp for inventory::Inventory, grpc InventoryServiceClient {
+///     pub trait InventoryApp for inventory::Inventory, grpc InventoryServiceClient, steps(release, commit) {
 ///         /// `GET /v1/products/{sku}` as JSON, asserting 200.
 ///         async fn product(&self, sku: &str) -> serde_json::Value {
 ///             self.app().get_ok(&format!("/v1/products/{sku}")).await
@@ -113,7 +119,7 @@ pub use tonic::transport::Channel as __Channel;
 macro_rules! service_helpers {
     (
         $(#[$meta:meta])*
-        pub trait $name:ident for $service:ty, grpc $client:ident {
+        pub trait $name:ident for $service:ty, grpc $client:ident $(, steps($($step:ident),+ $(,)?))? {
             $($helpers:tt)*
         }
     ) => {
@@ -130,6 +136,16 @@ macro_rules! service_helpers {
             fn grpc(&self) -> $client<$crate::__Channel> {
                 $client::new(self.app().grpc_channel())
             }
+
+            $($(
+                #[doc = concat!("gRPC `", stringify!($step), "` for `order_id` as the saga sends it, returning the outcome.")]
+                #[allow(clippy::expect_used)] // reason: a test helper fails the test by panicking
+                async fn $step(&self, order_id: $crate::__Uuid) -> String {
+                    let request = self.app().step_request(order_id, stringify!($step));
+                    let answer = self.grpc().$step(request).await.expect(stringify!($step));
+                    answer.into_inner().outcome
+                }
+            )+)?
 
             $($helpers)*
         }

@@ -98,6 +98,20 @@ impl TestDb {
             .unwrap_or_else(|e| fail(&format!("parsing {}: {e}", self.url)))
     }
 
+    /// A connection of its own (not the pool's) as the application role `longship_app`, with no
+    /// tenant set: what row-level security checks probe. Dropping it closes it, so whatever it
+    /// set never reaches another test.
+    pub async fn app_role_connection(&self) -> PgConnection {
+        let mut conn = PgConnection::connect_with(&self.connect_options())
+            .await
+            .unwrap_or_else(|e| fail(&format!("connecting to {}: {e}", self.name)));
+        sqlx::query("SET ROLE longship_app")
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|e| fail(&format!("SET ROLE longship_app: {e}")));
+        conn
+    }
+
     /// Drops the database (terminating its connections).
     pub async fn drop_db(self) {
         self.pool.close().await;

@@ -8,22 +8,14 @@ use longship_proto::inventory::v1 as pb;
 use tonic::Code;
 use uuid::Uuid;
 
-use crate::helpers::{InventoryApp, TestApp};
+use crate::helpers::{InventoryApp, TestApp, reserve_request};
 
 pub(crate) fn item(tenant: &str, order_id: Uuid, lines: &[(&str, u32)]) -> pb::ReserveBatchItem {
     pb::ReserveBatchItem {
         tenant_id: tenant.into(),
         request: Some(pb::ReserveRequest {
-            order_id: order_id.to_string(),
             idempotency_key: format!("{order_id}:ReserveStock"),
-            currency: "USD".into(),
-            lines: lines
-                .iter()
-                .map(|(sku, quantity)| pb::ReserveLine {
-                    sku: (*sku).into(),
-                    quantity: *quantity,
-                })
-                .collect(),
+            ..reserve_request(order_id, "USD", lines)
         }),
     }
 }

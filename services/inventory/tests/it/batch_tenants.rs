@@ -19,25 +19,11 @@ async fn stock_of(app: &TestApp, tenant: &str, sku: &str) -> (i64, i64) {
         .expect("product row")
 }
 
-async fn given_product_of(app: &TestApp, tenant: &str, sku: &str, price: i64, on_hand: i64) {
-    let put = app
-        .as_tenant(tenant)
-        .send_json(
-            http::Method::PUT,
-            &format!("/v1/products/{sku}"),
-            &[],
-            &serde_json::json!({"name": sku, "price_cents": price, "currency": "USD", "on_hand": on_hand}),
-        )
-        .await
-        .expect("PUT product");
-    assert_eq!(put.status, 200, "{}", put.text());
-}
-
 #[tokio::test]
 async fn one_transaction_keeps_each_order_to_its_tenant_where_skus_and_order_ids_collide() {
     let app = TestApp::spawn().await;
-    given_product_of(&app, "acme", "A", 100, 10).await;
-    given_product_of(&app, "globex", "A", 777, 3).await;
+    app.given_product_of("acme", "A", 100, 10).await;
+    app.given_product_of("globex", "A", 777, 3).await;
 
     let (shared, other) = (Uuid::now_v7(), Uuid::now_v7());
     let results = reserve_batch(
@@ -88,8 +74,8 @@ async fn one_transaction_keeps_each_order_to_its_tenant_where_skus_and_order_ids
 #[tokio::test]
 async fn a_mixed_batch_of_two_tenants_answers_each_item_as_a_single_reserve_would() {
     let app = TestApp::spawn().await;
-    given_product_of(&app, "acme", "A", 100, 5).await;
-    given_product_of(&app, "globex", "B", 300, 10).await;
+    app.given_product_of("acme", "A", 100, 5).await;
+    app.given_product_of("globex", "B", 300, 10).await;
 
     let repeated = Uuid::now_v7();
     app.reserve(repeated, "USD", &[("A", 1)])

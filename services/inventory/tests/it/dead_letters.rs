@@ -39,12 +39,9 @@ fn operator(app: &TestApp) -> longship_testkit::HttpClient {
 }
 
 async fn dead_letters(client: &longship_testkit::HttpClient, query: &str) -> Value {
-    let r = client
-        .get(&format!("/admin/v1/dead-letters{query}"))
+    client
+        .get_ok(&format!("/admin/v1/dead-letters{query}"))
         .await
-        .expect("list dead letters");
-    assert_eq!(r.status, 200, "{}", r.text());
-    r.json()
 }
 
 /// Reserves for a new order and publishes its `order_confirmed`, which the broken database
@@ -55,7 +52,7 @@ async fn poison(app: &TestApp) -> (Uuid, Value) {
         .await
         .expect("reserved");
     let event = Uuid::now_v7();
-    app.publish_order_confirmed(event, &event.to_string(), order, &[("A", 2, 250)])
+    app.publish_order_confirmed(event, &event.to_string(), order, "c-1", &[("A", 2, 250)])
         .await;
     let ops = operator(app);
     let letter = eventually(

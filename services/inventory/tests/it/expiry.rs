@@ -33,19 +33,10 @@ async fn an_unconfirmed_reservation_expires_and_cannot_be_reserved_again() {
     assert_eq!(code(&late), "inventory.reservation_released");
     assert_eq!(app.commit(expiring).await, "NOT_RESERVED");
 
-    let events = eventually(
-        "reservation_expired published",
-        Duration::from_secs(10),
-        || async {
-            let events = app
-                .published("INVENTORY", "inventory.v1.reservation_expired")
-                .await;
-            (!events.is_empty()).then_some(events)
-        },
-    )
-    .await;
-    assert_eq!(events.len(), 1);
-    assert_eq!(events[0].data["order_id"], expiring.to_string());
+    let event = app
+        .await_published_once("INVENTORY", "inventory.v1.reservation_expired")
+        .await;
+    assert_eq!(event.data["order_id"], expiring.to_string());
     app.stop().await;
 }
 

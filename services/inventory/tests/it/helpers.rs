@@ -11,7 +11,7 @@ pub use longship_testkit::{error_code as code, eventually};
 
 longship_testkit::service_helpers! {
     /// Typed requests to the inventory service.
-    pub trait InventoryApp for inventory::Inventory, grpc InventoryServiceClient {
+    pub trait InventoryApp for inventory::Inventory, grpc InventoryServiceClient, steps(release, commit) {
         /// `PUT /v1/products/{sku}`.
         async fn put_product(
             &self,
@@ -30,6 +30,13 @@ longship_testkit::service_helpers! {
         async fn given_product(&self, sku: &str, price_cents: i64, currency: &str, on_hand: i64) {
             let response = self.put_product(sku, price_cents, currency, on_hand).await;
             assert_eq!(response.status, 200, "{}", response.text());
+        }
+
+        /// Creates a product of `tenant` named after its sku, priced in USD, asserting success.
+        async fn given_product_of(&self, tenant: &str, sku: &str, price_cents: i64, on_hand: i64) {
+            let body = json!({"name": sku, "price_cents": price_cents, "currency": "USD", "on_hand": on_hand});
+            let path = format!("/v1/products/{sku}");
+            self.app().as_tenant(tenant).put_ok(&path, &body).await;
         }
 
         /// `GET /v1/products/{sku}` as JSON, asserting 200.
@@ -53,55 +60,32 @@ longship_testkit::service_helpers! {
             currency: &str,
             lines: &[(&str, u32)],
         ) -> Result<pb::ReserveResponse, Status> {
-            let request = pb::ReserveRequest {
-                order_id: order_id.to_string(),
-                idempotency_key: format!("{order_id}:reserve"),
-                currency: currency.into(),
-                lines: lines
-                    .iter()
-                    .map(|(sku, quantity)| pb::ReserveLine {
-                        sku: (*sku).into(),
-                        quantity: *quantity,
-                    })
-                    .collect(),
-            };
+            let request = reserve_request(order_id, currency, lines);
             self.grpc()
                 .reserve(self.app().request(request))
                 .await
                 .map(tonic::Response::into_inner)
         }
+    }
+}
 
-        /// gRPC Release, returning the outcome.
-        async fn release(&self, order_id: Uuid) -> String {
-            let request = self.app().step_request(order_id, "release");
-            let answer = self.grpc().release(request).await.expect("release");
-            answer.into_inner().outcome
-        }
-
-        /// gRPC Commit, returning the outcome.
-        async fn commit(&self, order_id: Uuid) -> String {
-            let request = self.app().step_request(order_id, "commit");
-            let answer = self.grpc().commit(request).await.expect("commit");
-            answer.into_inner().outcome
-        }
-
-        /// Publishes `orders.v1.order_confirmed` (schema version 1) as the order service's relay would;
-        /// `msg_id` is the `Nats-Msg-Id`.
-        async fn publish_order_confirmed(
-            &self,
-            event_id: Uuid,
-            msg_id: &str,
-            order_id: Uuid,
-            items: &[(&str, i64, i64)],
-        ) {
-            let total: i64 = items.iter().map(|(_, q, p)| q * p).sum();
-            let data = json!({
-                "order_id": order_id, "customer_id": "c-1", "currency": "USD", "total_cents": total,
-                "items": items.iter().map(|(sku, q, p)| json!({"sku": sku, "quantity": q, "unit_price_cents": p})).collect::<Vec<_>>(),
-            });
-            self.app()
-                .publish_order_confirmed_data(event_id, 1, data, msg_id)
-                .await;
-        }
+/// A Reserve of `lines` (sku, quantity) for `order_id` in `currency`, as the order service sends
+/// it (the idempotency key `{order_id}:reserve`).
+pub fn reserve_request(
+    order_id: Uuid,
+    currency: &str,
+    lines: &[(&str, u32)],
+) -> pb::ReserveRequest {
+    pb::ReserveRequest {
+        order_id: order_id.to_string(),
+        idempotency_key: format!("{order_id}:reserve"),
+        currency: currency.into(),
+        lines: lines
+            .iter()
+            .map(|(sku, quantity)| pb::ReserveLine {
+                sku: (*sku).into(),
+                quantity: *quantity,
+            })
+            .collect(),
     }
 }

@@ -8,23 +8,11 @@ use longship_testkit::{TestPki, assert_status, scratch_dir};
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 use uuid::Uuid;
 
-use crate::helpers::{InventoryApp, TestApp};
+use crate::helpers::{InventoryApp, TestApp, reserve_request};
 
-fn reserve_as(tenant: &str, sku: &str) -> tonic::Request<pb::ReserveRequest> {
-    let order_id = Uuid::new_v4();
-    let mut request = tonic::Request::new(pb::ReserveRequest {
-        order_id: order_id.to_string(),
-        idempotency_key: format!("{order_id}:reserve"),
-        currency: "USD".into(),
-        lines: vec![pb::ReserveLine {
-            sku: sku.into(),
-            quantity: 5,
-        }],
-    });
-    request
-        .metadata_mut()
-        .insert("x-tenant-id", tenant.parse().expect("tenant"));
-    request
+/// A Reserve of five units of `sku` for a new order, acting for the test tenant.
+fn reserve_five(app: &TestApp, sku: &str) -> tonic::Request<pb::ReserveRequest> {
+    app.request(reserve_request(Uuid::new_v4(), "USD", &[(sku, 5)]))
 }
 
 #[tokio::test]
@@ -33,13 +21,13 @@ async fn another_platform_service_cannot_reserve_stock_for_any_tenant() {
     app.given_product("SKU-1", 100, "USD", 10).await;
     // payment's valid certificate, a forged tenant: refused before the handler, nothing reserved
     let mut payment = InventoryServiceClient::new(app.grpc_channel_as(Some("payment")));
-    let refused = payment.reserve(reserve_as("acme", "SKU-1")).await;
+    let refused = payment.reserve(reserve_five(&app, "SKU-1")).await;
     assert_status(refused, tonic::Code::PermissionDenied, "peer.forbidden");
     assert_eq!(app.stock("SKU-1").await, (10, 0));
     // order may
     let mut order = InventoryServiceClient::new(app.grpc_channel_as(Some("order")));
     order
-        .reserve(reserve_as("acme", "SKU-1"))
+        .reserve(reserve_five(&app, "SKU-1"))
         .await
         .expect("order reserves");
     assert_eq!(app.stock("SKU-1").await, (10, 5));
@@ -52,7 +40,7 @@ async fn a_caller_without_a_certificate_is_unauthenticated_but_may_check_health(
     app.given_product("SKU-1", 100, "USD", 10).await;
     let channel = app.grpc_channel_as(None);
     let refused = InventoryServiceClient::new(channel.clone())
-        .reserve(reserve_as("acme", "SKU-1"))
+        .reserve(reserve_five(&app, "SKU-1"))
         .await;
     assert_status(
         refused,
@@ -70,7 +58,7 @@ async fn a_caller_without_a_certificate_is_unauthenticated_but_may_check_health(
         .expect("URL")
         .connect_lazy();
     let status = InventoryServiceClient::new(plain)
-        .reserve(reserve_as("acme", "SKU-1"))
+        .reserve(reserve_five(&app, "SKU-1"))
         .await
         .expect_err("plaintext is refused");
     assert_ne!(status.code(), tonic::Code::Ok);
@@ -100,7 +88,7 @@ async fn a_certificate_of_another_ca_is_refused_at_the_handshake() {
         .expect("TLS")
         .connect_lazy();
     let status = InventoryServiceClient::new(channel)
-        .reserve(reserve_as("acme", "SKU-1"))
+        .reserve(reserve_five(&app, "SKU-1"))
         .await
         .expect_err("refused");
     let _ = std::fs::remove_dir_all(&dir);

@@ -1,6 +1,7 @@
 //! `PUT` / `GET /v1/products/{sku}`: upsert, validation, tenancy and the platform's error shapes.
 
 use http::Method;
+use longship_testkit::TEST_TENANT;
 use serde_json::json;
 
 use crate::helpers::{InventoryApp, TestApp};
@@ -74,37 +75,18 @@ async fn invalid_fields_are_listed_in_a_422() {
     let response = app.put_product(&too_long, 1, "USD", 1).await;
     assert_eq!(response.status, 422);
     assert_eq!(response.json()["errors"][0]["field"], "sku");
-
-    // a body of the wrong shape is 422 too
-    let response = app
-        .http
-        .send_json(
-            Method::PUT,
-            "/v1/products/SKU-1",
-            &[],
-            &json!({"name": "x", "price_cents": "ten"}),
-        )
-        .await
-        .expect("PUT");
-    assert_eq!(response.status, 422);
     app.stop().await;
 }
 
 #[tokio::test]
 async fn unknown_and_other_tenants_products_are_404() {
     let app = TestApp::spawn().await;
-    let missing = app.http.get("/v1/products/NOPE").await.expect("GET");
-    assert_eq!(missing.status, 404);
-    assert_eq!(missing.json()["code"], "inventory.product_not_found");
-
+    let not_found = "inventory.product_not_found";
+    app.assert_not_found_for(TEST_TENANT, "/v1/products/NOPE", not_found)
+        .await;
     app.given_product("SKU-1", 100, "USD", 5).await;
-    let other = app
-        .as_tenant("globex")
-        .get("/v1/products/SKU-1")
-        .await
-        .expect("GET");
-    assert_eq!(other.status, 404);
-    assert_eq!(other.json()["code"], "inventory.product_not_found");
+    app.assert_not_found_for("globex", "/v1/products/SKU-1", not_found)
+        .await;
 
     // the other tenant may have its own SKU-1 without touching ours
     let body = json!({"name": "Theirs", "price_cents": 1, "currency": "EUR", "on_hand": 1});
@@ -121,7 +103,10 @@ async fn unknown_and_other_tenants_products_are_404() {
 #[tokio::test]
 async fn malformed_json_wrong_content_type_and_missing_credentials() {
     let app = TestApp::spawn().await;
-    app.assert_rejects_bad_requests("/v1/products/SKU-1").await;
+    // a body of the wrong shape is 422
+    let wrong_shape = json!({"name": "x", "price_cents": "ten"});
+    app.assert_rejects_bad_requests("/v1/products/SKU-1", &wrong_shape)
+        .await;
     app.stop().await;
 }
 

@@ -2,13 +2,13 @@
 //! contention.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use longship_proto::inventory::v1 as pb;
+use longship_testkit::assert_status;
 use tonic::Code;
 use uuid::Uuid;
 
-use crate::helpers::{InventoryApp, TestApp, code, eventually};
+use crate::helpers::{InventoryApp, TestApp, code};
 
 #[tokio::test]
 async fn reserve_holds_stock_returns_prices_and_announces_it() {
@@ -32,21 +32,12 @@ async fn reserve_holds_stock_returns_prices_and_announces_it() {
     assert_eq!(app.stock("B").await, (5, 1));
     assert_eq!(app.product("A").await["available"], 7);
 
-    let events = eventually(
-        "stock_reserved published",
-        Duration::from_secs(10),
-        || async {
-            let events = app
-                .published("INVENTORY", "inventory.v1.stock_reserved")
-                .await;
-            (!events.is_empty()).then_some(events)
-        },
-    )
-    .await;
-    assert_eq!(events.len(), 1);
-    assert_eq!(events[0].tenant_id.as_str(), "acme");
-    assert_eq!(events[0].data["order_id"], order.to_string());
-    assert_eq!(events[0].data["lines"][0]["unit_price_cents"], 250);
+    let event = app
+        .await_published_once("INVENTORY", "inventory.v1.stock_reserved")
+        .await;
+    assert_eq!(event.tenant_id.as_str(), "acme");
+    assert_eq!(event.data["order_id"], order.to_string());
+    assert_eq!(event.data["lines"][0]["unit_price_cents"], 250);
     app.stop().await;
 }
 
@@ -83,23 +74,16 @@ async fn unknown_sku_currency_mismatch_and_invalid_requests_are_refused() {
 
     let unknown = app
         .reserve(Uuid::now_v7(), "USD", &[("A", 1), ("NOPE", 1)])
-        .await
-        .expect_err("unknown");
-    assert_eq!(
-        (unknown.code(), code(&unknown)),
-        (Code::NotFound, "inventory.unknown_sku".into())
-    );
+        .await;
+    assert_status(unknown, Code::NotFound, "inventory.unknown_sku");
 
     let mismatch = app
         .reserve(Uuid::now_v7(), "USD", &[("A", 1), ("E", 1)])
-        .await
-        .expect_err("mismatch");
-    assert_eq!(
-        (mismatch.code(), code(&mismatch)),
-        (
-            Code::FailedPrecondition,
-            "inventory.currency_mismatch".into()
-        )
+        .await;
+    assert_status(
+        mismatch,
+        Code::FailedPrecondition,
+        "inventory.currency_mismatch",
     );
 
     for lines in [vec![("A", 1), ("A", 2)], vec![("A", 0)], vec![]] {
@@ -157,16 +141,11 @@ async fn release_returns_stock_is_idempotent_and_refuses_a_late_reserve() {
     assert_eq!(app.release(order).await, "ALREADY_RELEASED");
     assert_eq!(app.stock("A").await, (10, 0));
 
-    let late = app
-        .reserve(order, "USD", &[("A", 4)])
-        .await
-        .expect_err("late reserve");
-    assert_eq!(
-        (late.code(), code(&late)),
-        (
-            Code::FailedPrecondition,
-            "inventory.reservation_released".into()
-        )
+    let late = app.reserve(order, "USD", &[("A", 4)]).await;
+    assert_status(
+        late,
+        Code::FailedPrecondition,
+        "inventory.reservation_released",
     );
     assert_eq!(app.stock("A").await, (10, 0));
 

@@ -23,22 +23,6 @@ fn tenant(id: &str) -> TenantId {
     TenantId::parse(id).expect("tenant")
 }
 
-/// A product `sku` of `tenant` with `on_hand` units at 250 USD cents.
-async fn product_of(app: &TestApp, tenant: &str, sku: &str, on_hand: i64) {
-    let body = json!({"name": sku, "price_cents": 250, "currency": "USD", "on_hand": on_hand});
-    let r = app
-        .as_tenant(tenant)
-        .send_json(
-            http::Method::PUT,
-            &format!("/v1/products/{sku}"),
-            &[],
-            &body,
-        )
-        .await
-        .expect("put product");
-    assert_eq!(r.status, 200, "{}", r.text());
-}
-
 /// Reserves `quantity` of `sku` for `order` of `tenant`.
 async fn reserve_as(app: &TestApp, tenant: &str, order: Uuid, sku: &str, quantity: u32) {
     let request = pb::ReserveRequest {
@@ -95,8 +79,8 @@ fn result(outcome: CommitOutcome, found: Option<ReservationStatus>) -> CommitRes
 async fn one_statement_commits_each_tenants_own_reservations_of_a_shared_sku_with_the_one_by_one_outcomes()
  {
     let app = TestApp::spawn().await;
-    product_of(&app, "acme", "A", 10).await;
-    product_of(&app, "globex", "A", 20).await;
+    app.given_product_of("acme", "A", 250, 10).await;
+    app.given_product_of("globex", "A", 250, 20).await;
     let (acme_order, globex_order) = (Uuid::now_v7(), Uuid::now_v7());
     reserve_as(&app, "acme", acme_order, "A", 2).await;
     reserve_as(&app, "globex", globex_order, "A", 3).await;
@@ -201,8 +185,8 @@ async fn a_waiting_batch_of_two_tenants_commits_their_own_stock_and_a_bad_payloa
         .env("NATS_CONSUMER_MAX_DELIVER", "3")
         .spawn()
         .await;
-    product_of(&app, "acme", "A", 10).await;
-    product_of(&app, "globex", "A", 20).await;
+    app.given_product_of("acme", "A", 250, 10).await;
+    app.given_product_of("globex", "A", 250, 20).await;
     let orders = [Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7()];
     reserve_as(&app, "acme", orders[0], "A", 2).await;
     reserve_as(&app, "globex", orders[1], "A", 3).await;

@@ -1,6 +1,7 @@
 //! Tenant isolation: gRPC needs a tenant, tenants never see each other's stock, and Postgres
 //! row-level security hides every row from the app role without a tenant setting.
 
+use longship_testkit::assert_status;
 use longship_testkit::checks::assert_no_rows_visible;
 use sqlx::Connection;
 use tonic::Code;
@@ -8,7 +9,7 @@ use uuid::Uuid;
 
 use longship_proto::inventory::v1 as pb;
 
-use crate::helpers::{InventoryApp, TestApp, code};
+use crate::helpers::{InventoryApp, TestApp, code, reserve_request};
 
 #[tokio::test]
 async fn grpc_calls_need_a_tenant_and_see_only_its_products() {
@@ -37,33 +38,18 @@ async fn grpc_calls_need_a_tenant_and_see_only_its_products() {
         (10, 0, 10)
     );
 
-    let globex = longship_tenant::TenantId::parse("globex").expect("tenant");
-    let request = longship_tenant::grpc::with_tenant(
-        tonic::Request::new(pb::GetProductRequest { sku: "A".into() }),
-        &globex,
-    );
     let theirs = app
         .grpc()
-        .get_product(request)
-        .await
-        .expect_err("not theirs");
-    assert_eq!(
-        (theirs.code(), code(&theirs)),
-        (Code::NotFound, "inventory.product_not_found".into())
-    );
+        .get_product(app.request_as("globex", pb::GetProductRequest { sku: "A".into() }))
+        .await;
+    assert_status(theirs, Code::NotFound, "inventory.product_not_found");
 
-    let reserve = pb::ReserveRequest {
-        order_id: Uuid::now_v7().to_string(),
-        idempotency_key: "k".into(),
-        currency: "USD".into(),
-        lines: vec![pb::ReserveLine {
-            sku: "A".into(),
-            quantity: 1,
-        }],
-    };
-    let request = longship_tenant::grpc::with_tenant(tonic::Request::new(reserve), &globex);
-    let status = app.grpc().reserve(request).await.expect_err("not theirs");
-    assert_eq!(code(&status), "inventory.unknown_sku");
+    let reserve = reserve_request(Uuid::now_v7(), "USD", &[("A", 1)]);
+    let theirs = app.grpc().reserve(app.request_as("globex", reserve)).await;
+    assert_eq!(
+        code(&theirs.expect_err("not theirs")),
+        "inventory.unknown_sku"
+    );
     assert_eq!(app.stock("A").await, (10, 0));
     app.stop().await;
 }
@@ -109,15 +95,7 @@ async fn a_tenant_set_admits_the_rows_of_its_tenants_only() {
     app.reserve(Uuid::now_v7(), "USD", &[("A", 1)])
         .await
         .expect("reserved");
-    let body =
-        serde_json::json!({"name": "Theirs", "price_cents": 100, "currency": "USD", "on_hand": 5});
-    let theirs = app
-        .app()
-        .as_tenant("globex")
-        .send_json(http::Method::PUT, "/v1/products/A", &[], &body)
-        .await
-        .expect("PUT");
-    assert_eq!(theirs.status, 200, "{}", theirs.text());
+    app.given_product_of("globex", "A", 100, 5).await;
 
     let mut conn = app.app_role_without_tenant("products", 2).await;
     longship_testkit::checks::assert_tenant_set_admits_only_its_tenants(
@@ -135,15 +113,7 @@ async fn a_tenant_set_admits_the_rows_of_its_tenants_only() {
 async fn scoping_a_set_transaction_to_one_tenant_admits_that_tenant_only() {
     let app = TestApp::spawn().await;
     app.given_product("A", 100, "USD", 10).await;
-    let body =
-        serde_json::json!({"name": "Theirs", "price_cents": 100, "currency": "USD", "on_hand": 5});
-    let theirs = app
-        .app()
-        .as_tenant("globex")
-        .send_json(http::Method::PUT, "/v1/products/A", &[], &body)
-        .await
-        .expect("PUT");
-    assert_eq!(theirs.status, 200, "{}", theirs.text());
+    app.given_product_of("globex", "A", 100, 5).await;
     let tenants = [longship_testkit::TEST_TENANT, "globex"]
         .map(|t| longship_tenant::TenantId::parse(t).expect("tenant"));
 

@@ -40,12 +40,7 @@ fn code(r: &longship_testkit::HttpResponse) -> (u16, String) {
 }
 
 async fn saga(client: &HttpClient, id: &str) -> Value {
-    let r = client
-        .get(&format!("/admin/v1/sagas/{id}"))
-        .await
-        .expect("get saga");
-    assert_eq!(r.status, 200, "{}", r.text());
-    r.json()
+    client.get_ok(&format!("/admin/v1/sagas/{id}")).await
 }
 
 async fn place(p: &Platform, tenant: &str) -> String {

@@ -232,26 +232,15 @@ impl Platform {
         currency: &str,
         on_hand: i64,
     ) {
-        let r = self
-            .inventory(tenant)
-            .send_json(http::Method::PUT, &format!("/v1/products/{sku}"), &[], &serde_json::json!({"name": sku, "price_cents": price, "currency": currency, "on_hand": on_hand}))
-            .await
-            .expect("seed product");
-        assert_eq!(r.status, 200, "seed product: {}", r.text());
+        let body = serde_json::json!({"name": sku, "price_cents": price, "currency": currency, "on_hand": on_hand});
+        let path = format!("/v1/products/{sku}");
+        self.inventory(tenant).put_ok(&path, &body).await;
     }
 
     pub async fn seed_account(&self, tenant: &str, customer: &str, balance: i64, currency: &str) {
-        let r = self
-            .payments(tenant)
-            .send_json(
-                http::Method::PUT,
-                &format!("/v1/accounts/{customer}"),
-                &[],
-                &serde_json::json!({"balance_cents": balance, "currency": currency}),
-            )
-            .await
-            .expect("seed account");
-        assert_eq!(r.status, 200, "seed account: {}", r.text());
+        let body = serde_json::json!({"balance_cents": balance, "currency": currency});
+        let path = format!("/v1/accounts/{customer}");
+        self.payments(tenant).put_ok(&path, &body).await;
     }
 
     pub async fn place(
@@ -274,12 +263,7 @@ impl Platform {
         let client = self.orders(tenant);
         let deadline = tokio::time::Instant::now() + within;
         loop {
-            let r = client
-                .get(&format!("/v1/orders/{id}"))
-                .await
-                .expect("get order");
-            assert_eq!(r.status, 200, "{}", r.text());
-            let order = r.json();
+            let order = client.get_ok(&format!("/v1/orders/{id}")).await;
             if order["status"] != "PENDING" {
                 return order;
             }

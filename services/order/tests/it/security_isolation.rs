@@ -12,6 +12,7 @@ use longship_proto::payment::v1 as pay;
 use longship_proto::payment::v1::payment_service_client::PaymentServiceClient;
 use longship_tenant::TenantId;
 use longship_tenant::grpc::with_tenant;
+use longship_testkit::checks::assert_tenant_set_admits_only_its_tenants;
 use longship_testkit::{HttpClient, HttpResponse};
 use serde_json::{Value, json};
 
@@ -48,17 +49,11 @@ impl OwnedByA {
 
 /// A: one product, one account and one CONFIRMED order whose stock is committed and payment captured.
 async fn seed_tenant_a(p: &Platform) -> OwnedByA {
-    let r = p
-        .inventory(A)
-        .send_json(
-            http::Method::PUT,
-            &format!("/v1/products/{A_SKU}"),
-            &[],
-            &json!({"name": A_PRODUCT_NAME, "price_cents": 4242, "currency": "USD", "on_hand": 50}),
-        )
-        .await
-        .expect("seed product");
-    assert_eq!(r.status, 200, "{}", r.text());
+    let product =
+        json!({"name": A_PRODUCT_NAME, "price_cents": 4242, "currency": "USD", "on_hand": 50});
+    p.inventory(A)
+        .put_ok(&format!("/v1/products/{A_SKU}"), &product)
+        .await;
     p.seed_account(A, A_CUSTOMER, A_BALANCE, "USD").await;
     let r = p
         .place(A, order_body(A_CUSTOMER, "USD", &[(A_SKU, 3)]), Some(A_KEY))
@@ -561,23 +556,13 @@ async fn b_reads_nothing_of_a(
         ))
         .await;
     assert_eq!(code(r), Some(tonic::Code::NotFound));
-    let r = orders
-        .get_order(as_tenant(
-            ord::GetOrderRequest {
-                id: a_order.to_owned(),
-            },
-            B,
-        ))
-        .await;
+    let get_order = |t| {
+        let id = a_order.to_owned();
+        as_tenant(ord::GetOrderRequest { id }, t)
+    };
+    let r = orders.get_order(get_order(B)).await;
     assert_eq!(code(r), Some(tonic::Code::NotFound));
-    let r = orders
-        .get_order(as_tenant(
-            ord::GetOrderRequest {
-                id: a_order.to_owned(),
-            },
-            A,
-        ))
-        .await;
+    let r = orders.get_order(get_order(A)).await;
     assert!(r.is_ok(), "A reads its own order over gRPC: {r:?}");
 }
 
@@ -651,32 +636,28 @@ async fn rls_hides_every_tenant_table(p: &Platform) {
         (&p.payments_db, "payment_tombstones"),
     ];
     for (db, table) in tables {
-        let mut conn = db.pool().acquire().await.expect("conn");
-        sqlx::query("SET ROLE longship_app")
-            .execute(&mut *conn)
-            .await
-            .expect("set role");
+        let mut conn = db.app_role_connection().await;
         let mut visible = Vec::new();
         for setting in [None, Some(B), Some(A)] {
             let set = match setting {
                 None => sqlx::query("RESET app.tenant_id"),
                 Some(t) => sqlx::query("SELECT set_config('app.tenant_id', $1, false)").bind(t),
             };
-            set.execute(&mut *conn).await.expect("tenant setting");
+            set.execute(&mut conn).await.expect("tenant setting");
             // every row of any tenant (none set) or of another tenant than the one set; B may have
             // rows of its own (its Release and Void above left tombstones)
             let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
                 "SELECT count(*) FROM {table} WHERE tenant_id IS DISTINCT FROM $1"
             )))
             .bind(setting)
-            .fetch_one(&mut *conn)
+            .fetch_one(&mut conn)
             .await
             .expect("count");
             let own: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
                 "SELECT count(*) FROM {table} WHERE tenant_id = $1"
             )))
             .bind(setting)
-            .fetch_one(&mut *conn)
+            .fetch_one(&mut conn)
             .await
             .expect("count");
             visible.push((n, own));
@@ -691,43 +672,29 @@ async fn rls_hides_every_tenant_table(p: &Platform) {
         // as B, A's rows can be neither changed nor deleted, and no row can be written in A's name
         sqlx::query("SELECT set_config('app.tenant_id', $1, false)")
             .bind(B)
-            .execute(&mut *conn)
+            .execute(&mut conn)
             .await
             .expect("set tenant");
         let updated = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE {table} SET tenant_id = tenant_id WHERE tenant_id = '{A}'"
         )))
-        .execute(&mut *conn)
+        .execute(&mut conn)
         .await
         .expect("update");
         assert_eq!(updated.rows_affected(), 0, "{table}: B updated A's rows");
         let deleted = sqlx::query(sqlx::AssertSqlSafe(format!(
             "DELETE FROM {table} WHERE tenant_id = '{A}'"
         )))
-        .execute(&mut *conn)
+        .execute(&mut conn)
         .await
         .expect("delete");
         assert_eq!(deleted.rows_affected(), 0, "{table}: B deleted A's rows");
         // a tenant set (the batch paths) admits its tenants' rows and no other's
         sqlx::query("RESET app.tenant_id")
-            .execute(&mut *conn)
+            .execute(&mut conn)
             .await
             .expect("reset");
-        longship_testkit::checks::assert_tenant_set_admits_only_its_tenants(
-            &mut conn,
-            &[table],
-            A,
-            B,
-        )
-        .await;
-        sqlx::query("RESET ROLE")
-            .execute(&mut *conn)
-            .await
-            .expect("reset role");
-        sqlx::query("RESET app.tenant_id")
-            .execute(&mut *conn)
-            .await
-            .expect("reset");
+        assert_tenant_set_admits_only_its_tenants(&mut conn, &[table], A, B).await;
     }
     // a row in A's name cannot be inserted under B's setting (WITH CHECK)
     let mut conn = p.payments_db.pool().acquire().await.expect("conn");

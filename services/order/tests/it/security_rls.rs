@@ -4,6 +4,7 @@
 //! (`longship_worker`: the saga engine, relays, consumers) sees every tenant's rows.
 
 use longship_testkit::TestDb;
+use longship_testkit::checks::assert_tenant_set_admits_only_its_tenants;
 
 use crate::harness::Platform;
 
@@ -59,22 +60,8 @@ pub async fn rls_covers_the_platform_tables(p: &Platform, a: &str, b: &str) {
         (&p.inventory_db, "inbox"),
         (&p.payments_db, "outbox"),
     ] {
-        let mut conn = db.pool().acquire().await.expect("conn");
-        sqlx::query("SET ROLE longship_app")
-            .execute(&mut *conn)
-            .await
-            .expect("set role");
-        longship_testkit::checks::assert_tenant_set_admits_only_its_tenants(
-            &mut conn,
-            &[table],
-            a,
-            b,
-        )
-        .await;
-        sqlx::query("RESET ROLE")
-            .execute(&mut *conn)
-            .await
-            .expect("reset role");
+        let mut conn = db.app_role_connection().await;
+        assert_tenant_set_admits_only_its_tenants(&mut conn, &[table], a, b).await;
     }
     let saga_id: uuid::Uuid =
         sqlx::query_scalar("SELECT id FROM saga WHERE tenant_id = $1 LIMIT 1")

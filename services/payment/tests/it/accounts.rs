@@ -2,6 +2,7 @@
 //! the platform's error shapes.
 
 use http::Method;
+use longship_testkit::TEST_TENANT;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -34,37 +35,22 @@ async fn invalid_fields_are_listed_in_a_422() {
         .expect("PUT");
     let fields = response.invalid_fields();
     assert_eq!(fields, ["customer_id", "balance_cents", "currency"]);
-
-    let wrong_shape = app
-        .http
-        .send_json(
-            Method::PUT,
-            "/v1/accounts/c-1",
-            &[],
-            &json!({"balance_cents": "lots"}),
-        )
-        .await
-        .expect("PUT");
-    assert_eq!(wrong_shape.status, 422);
     app.stop().await;
 }
 
 #[tokio::test]
 async fn unknown_and_other_tenants_accounts_are_404_and_bad_requests_are_refused() {
     let app = TestApp::spawn().await;
-    let missing = app.http.get("/v1/accounts/nobody").await.expect("GET");
-    assert_eq!(missing.status, 404);
-    assert_eq!(missing.json()["code"], "payment.account_not_found");
-
+    let not_found = "payment.account_not_found";
+    app.assert_not_found_for(TEST_TENANT, "/v1/accounts/nobody", not_found)
+        .await;
     app.given_account("c-1", 100, "USD").await;
-    let other = app
-        .as_tenant("globex")
-        .get("/v1/accounts/c-1")
-        .await
-        .expect("GET");
-    assert_eq!(other.status, 404);
+    app.assert_not_found_for("globex", "/v1/accounts/c-1", not_found)
+        .await;
 
-    app.assert_rejects_bad_requests("/v1/accounts/c-1").await;
+    let wrong_shape = json!({"balance_cents": "lots"});
+    app.assert_rejects_bad_requests("/v1/accounts/c-1", &wrong_shape)
+        .await;
     app.stop().await;
 }
 

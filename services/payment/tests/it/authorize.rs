@@ -1,12 +1,12 @@
 //! gRPC Authorize: holds, declines recorded and answered again, validation, contention.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
+use longship_testkit::assert_status;
 use tonic::Code;
 use uuid::Uuid;
 
-use crate::helpers::{PaymentApp, TestApp, code, eventually};
+use crate::helpers::{PaymentApp, TestApp, code};
 
 #[tokio::test]
 async fn authorize_holds_funds_and_a_repeat_returns_the_same_payment() {
@@ -35,20 +35,11 @@ async fn authorize_holds_funds_and_a_repeat_returns_the_same_payment() {
     assert_eq!(again, payment);
     assert_eq!(app.funds("c-1").await, (1_000, 400));
 
-    let events = eventually(
-        "payment_authorized published",
-        Duration::from_secs(10),
-        || async {
-            let events = app
-                .published("PAYMENTS", "payments.v1.payment_authorized")
-                .await;
-            (!events.is_empty()).then_some(events)
-        },
-    )
-    .await;
-    assert_eq!(events.len(), 1);
-    assert_eq!(events[0].data["payment_id"], payment.id);
-    assert_eq!(events[0].data["amount_cents"], 400);
+    let event = app
+        .await_published_once("PAYMENTS", "payments.v1.payment_authorized")
+        .await;
+    assert_eq!(event.data["payment_id"], payment.id);
+    assert_eq!(event.data["amount_cents"], 400);
     app.stop().await;
 }
 
@@ -60,14 +51,8 @@ async fn insufficient_funds_decline_is_recorded_and_answered_again() {
         .await
         .expect("first hold");
     let order = Uuid::now_v7();
-    let declined = app
-        .authorize(order, "c-1", 301, "USD")
-        .await
-        .expect_err("declined");
-    assert_eq!(
-        (declined.code(), code(&declined)),
-        (Code::FailedPrecondition, "payment.declined".into())
-    );
+    let declined = app.authorize(order, "c-1", 301, "USD").await;
+    assert_status(declined, Code::FailedPrecondition, "payment.declined");
     assert_eq!(app.funds("c-1").await, (1_000, 700));
     assert_eq!(app.payment_statuses(order).await, ["DECLINED"]);
 
@@ -81,19 +66,10 @@ async fn insufficient_funds_decline_is_recorded_and_answered_again() {
     assert_eq!(app.funds("c-1").await, (5_000, 700));
     assert_eq!(app.payment_statuses(order).await, ["DECLINED"]);
 
-    let events = eventually(
-        "payment_declined published",
-        Duration::from_secs(10),
-        || async {
-            let events = app
-                .published("PAYMENTS", "payments.v1.payment_declined")
-                .await;
-            (!events.is_empty()).then_some(events)
-        },
-    )
-    .await;
-    assert_eq!(events.len(), 1);
-    assert_eq!(events[0].data["reason"], "insufficient_funds");
+    let event = app
+        .await_published_once("PAYMENTS", "payments.v1.payment_declined")
+        .await;
+    assert_eq!(event.data["reason"], "insufficient_funds");
     app.stop().await;
 }
 
@@ -116,13 +92,11 @@ async fn unknown_accounts_other_currencies_and_invalid_amounts_are_refused() {
     assert_eq!(app.payment_statuses(order).await, ["DECLINED"]);
 
     let order = Uuid::now_v7();
-    let mismatch = app
-        .authorize(order, "c-1", 100, "USD")
-        .await
-        .expect_err("mismatch");
-    assert_eq!(
-        (mismatch.code(), code(&mismatch)),
-        (Code::FailedPrecondition, "payment.currency_mismatch".into())
+    let mismatch = app.authorize(order, "c-1", 100, "USD").await;
+    assert_status(
+        mismatch,
+        Code::FailedPrecondition,
+        "payment.currency_mismatch",
     );
     let repeat = app
         .authorize(order, "c-1", 100, "USD")

@@ -24,25 +24,11 @@ async fn funds_of(app: &TestApp, tenant: &str, customer: &str) -> (i64, i64) {
     .expect("account row")
 }
 
-async fn given_account_of(app: &TestApp, tenant: &str, customer: &str, balance: i64) {
-    let put = app
-        .as_tenant(tenant)
-        .send_json(
-            http::Method::PUT,
-            &format!("/v1/accounts/{customer}"),
-            &[],
-            &serde_json::json!({"balance_cents": balance, "currency": "USD"}),
-        )
-        .await
-        .expect("PUT account");
-    assert_eq!(put.status, 200, "{}", put.text());
-}
-
 #[tokio::test]
 async fn one_transaction_keeps_each_order_to_its_tenant_where_customers_and_order_ids_collide() {
     let app = TestApp::spawn().await;
-    given_account_of(&app, "acme", "c", 1_000).await;
-    given_account_of(&app, "globex", "c", 50).await;
+    app.given_account_of("acme", "c", 1_000).await;
+    app.given_account_of("globex", "c", 50).await;
 
     let (shared, other) = (Uuid::now_v7(), Uuid::now_v7());
     let results = authorize_batch(
@@ -106,9 +92,9 @@ async fn one_transaction_keeps_each_order_to_its_tenant_where_customers_and_orde
 #[tokio::test]
 async fn a_mixed_batch_of_two_tenants_answers_each_item_as_a_single_authorize_would() {
     let app = TestApp::spawn().await;
-    given_account_of(&app, "acme", "rich", 10_000).await;
-    given_account_of(&app, "acme", "poor", 100).await;
-    given_account_of(&app, "globex", "g", 5_000).await;
+    app.given_account_of("acme", "rich", 10_000).await;
+    app.given_account_of("acme", "poor", 100).await;
+    app.given_account_of("globex", "g", 5_000).await;
 
     let repeated = Uuid::now_v7();
     let first = app
@@ -168,7 +154,7 @@ async fn batches_over_the_same_customers_in_opposite_orders_do_not_deadlock() {
     let customers = ["c1", "c2", "c3", "c4", "c5", "c6"];
     for tenant in ["acme", "globex"] {
         for c in customers {
-            given_account_of(&app, tenant, c, 1_000_000).await;
+            app.given_account_of(tenant, c, 1_000_000).await;
         }
     }
     let forward: Vec<(&str, &str)> = ["acme", "globex"]

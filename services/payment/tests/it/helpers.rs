@@ -11,7 +11,7 @@ pub use longship_testkit::{error_code as code, eventually};
 
 longship_testkit::service_helpers! {
     /// Typed requests to the payment service.
-    pub trait PaymentApp for payment::Payment, grpc PaymentServiceClient {
+    pub trait PaymentApp for payment::Payment, grpc PaymentServiceClient, steps(void) {
         /// `PUT /v1/accounts/{customer_id}`.
         async fn put_account(
             &self,
@@ -29,6 +29,13 @@ longship_testkit::service_helpers! {
         async fn given_account(&self, customer_id: &str, balance_cents: i64, currency: &str) {
             let response = self.put_account(customer_id, balance_cents, currency).await;
             assert_eq!(response.status, 200, "{}", response.text());
+        }
+
+        /// Creates an account of `tenant` holding `balance_cents` USD cents, asserting success.
+        async fn given_account_of(&self, tenant: &str, customer_id: &str, balance_cents: i64) {
+            let body = json!({"balance_cents": balance_cents, "currency": "USD"});
+            let path = format!("/v1/accounts/{customer_id}");
+            self.app().as_tenant(tenant).put_ok(&path, &body).await;
         }
 
         /// `(balance_cents, held_cents)` of an account, read over HTTP.
@@ -65,24 +72,11 @@ longship_testkit::service_helpers! {
             amount_cents: i64,
             currency: &str,
         ) -> Result<pb::Payment, Status> {
-            let request = pb::AuthorizeRequest {
-                order_id: order_id.to_string(),
-                idempotency_key: format!("{order_id}:authorize"),
-                customer_id: customer_id.into(),
-                amount_cents,
-                currency: currency.into(),
-            };
+            let request = authorize_request(order_id, customer_id, amount_cents, currency);
             self.grpc()
                 .authorize(self.app().request(request))
                 .await
                 .map(tonic::Response::into_inner)
-        }
-
-        /// gRPC Void, returning the outcome.
-        async fn void(&self, order_id: Uuid) -> String {
-            let request = self.app().step_request(order_id, "void");
-            let answer = self.grpc().void(request).await.expect("void");
-            answer.into_inner().outcome
         }
 
         /// gRPC Capture.
@@ -91,25 +85,22 @@ longship_testkit::service_helpers! {
             let answer = self.grpc().capture(request).await;
             answer.map(tonic::Response::into_inner)
         }
+    }
+}
 
-        /// Publishes `orders.v1.order_confirmed` (schema version 1) as the order service's relay would;
-        /// `msg_id` is the `Nats-Msg-Id`.
-        async fn publish_order_confirmed(
-            &self,
-            event_id: Uuid,
-            msg_id: &str,
-            order_id: Uuid,
-            customer_id: &str,
-            total_cents: i64,
-        ) {
-            let data = json!({
-                "order_id": order_id, "customer_id": customer_id, "currency": "USD",
-                "total_cents": total_cents,
-                "items": [{"sku": "SKU-1", "quantity": 1, "unit_price_cents": total_cents}],
-            });
-            self.app()
-                .publish_order_confirmed_data(event_id, 1, data, msg_id)
-                .await;
-        }
+/// An Authorize of `amount_cents` in `currency` from `customer_id` for `order_id`, as the order
+/// service sends it (the idempotency key `{order_id}:authorize`).
+pub fn authorize_request(
+    order_id: Uuid,
+    customer_id: &str,
+    amount_cents: i64,
+    currency: &str,
+) -> pb::AuthorizeRequest {
+    pb::AuthorizeRequest {
+        order_id: order_id.to_string(),
+        idempotency_key: format!("{order_id}:authorize"),
+        customer_id: customer_id.into(),
+        amount_cents,
+        currency: currency.into(),
     }
 }

@@ -2,27 +2,11 @@
 //! platform service or a caller without a certificate is refused before any handler runs, and the
 //! `x-tenant-id` it sends never moves money.
 
-use longship_proto::payment::v1 as pb;
 use longship_proto::payment::v1::payment_service_client::PaymentServiceClient;
 use longship_testkit::assert_status;
 use uuid::Uuid;
 
-use crate::helpers::{PaymentApp, TestApp};
-
-fn authorize_as(tenant: &str, customer: &str) -> tonic::Request<pb::AuthorizeRequest> {
-    let order_id = Uuid::new_v4();
-    let mut request = tonic::Request::new(pb::AuthorizeRequest {
-        order_id: order_id.to_string(),
-        idempotency_key: format!("{order_id}:authorize"),
-        customer_id: customer.into(),
-        amount_cents: 1_000,
-        currency: "USD".into(),
-    });
-    request
-        .metadata_mut()
-        .insert("x-tenant-id", tenant.parse().expect("tenant"));
-    request
-}
+use crate::helpers::{PaymentApp, TestApp, authorize_request};
 
 #[tokio::test]
 async fn only_the_order_service_moves_money() {
@@ -30,7 +14,9 @@ async fn only_the_order_service_moves_money() {
     app.given_account("c-1", 5_000, "USD").await;
     for caller in [Some("inventory"), Some("payment"), None] {
         let mut client = PaymentServiceClient::new(app.grpc_channel_as(caller));
-        let refused = client.authorize(authorize_as("acme", "c-1")).await;
+        let refused = client
+            .authorize(app.request(authorize_request(Uuid::new_v4(), "c-1", 1_000, "USD")))
+            .await;
         let (code, error) = match caller {
             Some(_) => (tonic::Code::PermissionDenied, "peer.forbidden"),
             None => (tonic::Code::Unauthenticated, "peer.unauthenticated"),
@@ -40,7 +26,7 @@ async fn only_the_order_service_moves_money() {
     }
     let mut order = PaymentServiceClient::new(app.grpc_channel_as(Some("order")));
     order
-        .authorize(authorize_as("acme", "c-1"))
+        .authorize(app.request(authorize_request(Uuid::new_v4(), "c-1", 1_000, "USD")))
         .await
         .expect("order authorizes");
     assert_eq!(app.funds("c-1").await, (5_000, 1_000));

@@ -6,28 +6,12 @@ use longship_proto::payment::v1 as pb;
 use longship_tenant::TenantId;
 use payment::events::PaymentEvent;
 use payment::store::{self, Capture, CaptureItem, Payment};
-use serde_json::json;
 use uuid::Uuid;
 
 use crate::helpers::{PaymentApp, TestApp};
 
 fn tenant(id: &str) -> TenantId {
     TenantId::parse(id).expect("tenant")
-}
-
-/// An account of `tenant` for `customer` holding `balance` USD cents.
-async fn account_of(app: &TestApp, tenant: &str, customer: &str, balance: i64) {
-    let r = app
-        .as_tenant(tenant)
-        .send_json(
-            http::Method::PUT,
-            &format!("/v1/accounts/{customer}"),
-            &[],
-            &json!({"balance_cents": balance, "currency": "USD"}),
-        )
-        .await
-        .expect("put account");
-    assert_eq!(r.status, 200, "{}", r.text());
 }
 
 /// Authorizes `amount` for `order` of `tenant`, paid by `customer`.
@@ -86,8 +70,8 @@ fn captured(outcome: &Capture) -> &Payment {
 async fn one_statement_captures_each_tenants_own_payments_of_a_shared_customer_id_with_the_one_by_one_outcomes()
  {
     let app = TestApp::spawn().await;
-    account_of(&app, "acme", "c-1", 1_000).await;
-    account_of(&app, "globex", "c-1", 5_000).await;
+    app.given_account_of("acme", "c-1", 1_000).await;
+    app.given_account_of("globex", "c-1", 5_000).await;
     let (acme_1, acme_2, globex_1) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
     authorize_as(&app, "acme", acme_1, "c-1", 300).await;
     authorize_as(&app, "acme", acme_2, "c-1", 200).await;

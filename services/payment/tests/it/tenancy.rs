@@ -2,12 +2,13 @@
 //! row-level security hides every row from the app role without a tenant setting.
 
 use longship_proto::payment::v1 as pb;
+use longship_testkit::assert_status;
 use longship_testkit::checks::assert_no_rows_visible;
 use sqlx::Connection;
 use tonic::Code;
 use uuid::Uuid;
 
-use crate::helpers::{PaymentApp, TestApp, code};
+use crate::helpers::{PaymentApp, TestApp, authorize_request, code};
 
 #[tokio::test]
 async fn grpc_calls_need_a_tenant_and_see_only_its_accounts() {
@@ -34,37 +35,19 @@ async fn grpc_calls_need_a_tenant_and_see_only_its_accounts() {
         (1_000, 0, 1_000)
     );
 
-    let globex = longship_tenant::TenantId::parse("globex").expect("tenant");
     let theirs = app
         .grpc()
-        .get_account(longship_tenant::grpc::with_tenant(
-            tonic::Request::new(request()),
-            &globex,
-        ))
-        .await
-        .expect_err("not theirs");
-    assert_eq!(
-        (theirs.code(), code(&theirs)),
-        (Code::NotFound, "payment.account_not_found".into())
-    );
+        .get_account(app.request_as("globex", request()))
+        .await;
+    assert_status(theirs, Code::NotFound, "payment.account_not_found");
 
     // another tenant cannot spend our customer's money: for them the account does not exist
-    let authorize = pb::AuthorizeRequest {
-        order_id: Uuid::now_v7().to_string(),
-        idempotency_key: "k".into(),
-        customer_id: "c-1".into(),
-        amount_cents: 100,
-        currency: "USD".into(),
-    };
-    let declined = app
+    let authorize = authorize_request(Uuid::now_v7(), "c-1", 100, "USD");
+    let theirs = app
         .grpc()
-        .authorize(longship_tenant::grpc::with_tenant(
-            tonic::Request::new(authorize),
-            &globex,
-        ))
-        .await
-        .expect_err("declined");
-    assert_eq!(code(&declined), "payment.declined");
+        .authorize(app.request_as("globex", authorize))
+        .await;
+    assert_eq!(code(&theirs.expect_err("declined")), "payment.declined");
     assert_eq!(app.funds("c-1").await, (1_000, 0));
     app.stop().await;
 }
@@ -138,14 +121,7 @@ async fn a_tenant_set_admits_the_rows_of_its_tenants_only() {
         .await
         .expect("authorized");
     assert_eq!(app.void(Uuid::now_v7()).await, "TOMBSTONED");
-    let body = serde_json::json!({"balance_cents": 500, "currency": "USD"});
-    let theirs = app
-        .app()
-        .as_tenant("globex")
-        .send_json(http::Method::PUT, "/v1/accounts/c-1", &[], &body)
-        .await
-        .expect("PUT");
-    assert_eq!(theirs.status, 200, "{}", theirs.text());
+    app.given_account_of("globex", "c-1", 500).await;
 
     let mut conn = app.app_role_without_tenant("accounts", 2).await;
     longship_testkit::checks::assert_tenant_set_admits_only_its_tenants(
