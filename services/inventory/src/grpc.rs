@@ -10,7 +10,6 @@ use longship_proto::inventory::v1::inventory_service_server::InventoryService;
 use longship_runtime::grpc::Rpc;
 use longship_runtime::participant;
 use longship_tenant::grpc::tenant_of;
-use pb::{ReserveBatchRequest, ReserveBatchResponse};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -95,8 +94,8 @@ impl InventoryService for InventoryGrpc {
     /// Every item answered on its own: a malformed item is refused alone.
     async fn reserve_batch(
         &self,
-        request: Request<ReserveBatchRequest>,
-    ) -> Rpc<ReserveBatchResponse> {
+        request: Request<pb::ReserveBatchRequest>,
+    ) -> Rpc<pb::ReserveBatchResponse> {
         let run = |valid| self.0.reserve_batch(valid);
         participant::answer_batch(request, reserve_order, run, reserved_response, status).await
     }

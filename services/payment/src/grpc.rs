@@ -10,7 +10,6 @@ use longship_proto::payment::v1::payment_service_server::PaymentService;
 use longship_runtime::grpc::Rpc;
 use longship_runtime::participant;
 use longship_tenant::grpc::tenant_of;
-use pb::{AuthorizeBatchRequest, AuthorizeBatchResponse};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -68,8 +67,8 @@ impl PaymentService for PaymentGrpc {
     /// Every item answered on its own: a malformed item is refused alone.
     async fn authorize_batch(
         &self,
-        request: Request<AuthorizeBatchRequest>,
-    ) -> Rpc<AuthorizeBatchResponse> {
+        request: Request<pb::AuthorizeBatchRequest>,
+    ) -> Rpc<pb::AuthorizeBatchResponse> {
         let run = |valid| self.0.authorize_batch(valid);
         participant::answer_batch(request, authorize_command, run, to_proto, status).await
     }
