@@ -15,6 +15,10 @@ use tonic::service::Routes;
 
 use crate::connections::GrpcLimits;
 
+/// What a unary gRPC method answers: its message, or a status. (`async fn get_item(&self, request:
+/// Request<pb::GetItemRequest>) -> Rpc<pb::Item>`.)
+pub type Rpc<T> = Result<tonic::Response<T>, tonic::Status>;
+
 /// The health check every service serves.
 pub const HEALTH_CHECK: &str = "/grpc.health.v1.Health/Check";
 

@@ -1,27 +1,71 @@
-//! The server side of a saga participant's gRPC commands: the order id a command names
-//! ([`order_id`]), business refusals as typed details ([`refused_status`]), and batched commands
-//! (`ReserveBatch`, `AuthorizeBatch`, a new service's own): at most [`MAX_BATCH`] items a call, each
-//! item answered on its own and in the batch's order, a malformed item refused alone with the
+//! The server side of a saga participant's gRPC commands: the tenant and order a command names
+//! ([`order_of`]), the answer of a command that answers with its outcome ([`outcome`]), business
+//! refusals as typed details ([`refused_status`]), and batched commands (`ReserveBatch`,
+//! `AuthorizeBatch`, a new service's own, [`answer_batch`]): at most [`MAX_BATCH`] items a call,
+//! each item answered on its own and in the batch's order, a malformed item refused alone with the
 //! `ItemError` the single call would have answered as its status.
 //!
-//! Every service proto declares its `ItemError` with the same fields and numbers (`int32 code = 1;
-//! string error_code = 2; string message = 3; Refusal refusal = 4;`) and its `RefusalDetail` as
-//! `Refusal refusal = 1;`, so one function builds the item error of any of them ([`item_error`]).
+//! Every service proto declares these messages with the same fields and numbers, so one function
+//! builds the message of any of them:
+//! - a command's answer that is its outcome (`ReleaseResponse`, `VoidResponse`, ...): `string
+//!   order_id = 1; string outcome = 2;`
+//! - `ItemError`: `int32 code = 1; string error_code = 2; string message = 3; Refusal refusal = 4;`
+//!   and `RefusalDetail`: `Refusal refusal = 1;`
+//! - a batch's answer (`ReserveBatchResponse`, ...): `repeated <Batch>Result results = 1;`, each
+//!   result `oneof outcome { <the single call's answer> <answered> = 1; ItemError error = 2; }`.
 
 use std::future::Future;
 
 use longship_errors::Error;
 use longship_tenant::TenantId;
+use longship_tenant::grpc::tenant_of;
 use prost::Message;
+use tonic::{Request, Response, Status};
 use uuid::Uuid;
+
+use crate::grpc::Rpc;
 
 /// The order id a command names, parsed (422 `order_id` `format` unless a UUID) and recorded on the
 /// call span (`order_id`).
 pub fn order_id(raw: &str) -> Result<Uuid, Error> {
-    let id = Uuid::parse_str(raw)
-        .map_err(|_| Error::invalid_field("order_id", "format", "must be a UUID"))?;
+    let id = parse_order_id(raw)?;
     tracing::Span::current().record("order_id", raw);
     Ok(id)
+}
+
+fn parse_order_id(raw: &str) -> Result<Uuid, Error> {
+    Uuid::parse_str(raw).map_err(|_| Error::invalid_field("order_id", "format", "must be a UUID"))
+}
+
+/// The tenant a command runs for (`x-tenant-id`, see [`tenant_of`]) and the order it names
+/// (`order_id`, its `order_id` field: see [`order_id`]).
+#[allow(clippy::result_large_err)] // reason: tonic's Status is the error type of every handler
+pub fn order_of<T>(request: &Request<T>, order_id: &str) -> Result<(TenantId, Uuid), Status> {
+    let tenant = tenant_of(request)?;
+    Ok((tenant, self::order_id(order_id)?))
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct WireOutcome {
+    #[prost(string, tag = "1")]
+    order_id: String,
+    #[prost(string, tag = "2")]
+    outcome: String,
+}
+
+/// The answer `M` of a command that answers with its outcome (`Release`, `Commit`, `Void`, a new
+/// service's `Cancel`): the order it names and the outcome's name.
+pub fn outcome<M: Message + Default>(order_id: Uuid, outcome: &str) -> Rpc<M> {
+    let wire = WireOutcome {
+        order_id: order_id.to_string(),
+        outcome: outcome.to_owned(),
+    };
+    Ok(Response::new(reencoded(&wire)?))
+}
+
+/// `wire` as the service proto's message `M` of the same fields and numbers.
+fn reencoded<M: Message + Default>(wire: &impl Message) -> Result<M, Error> {
+    M::decode(wire.encode_to_vec().as_slice()).map_err(Error::internal)
 }
 
 /// The most items one batch may carry.
@@ -85,6 +129,102 @@ where
         results[at] = Some(answer(result));
     }
     results
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct WireBatchResponse {
+    #[prost(message, repeated, tag = "1")]
+    results: Vec<WireBatchResult>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct WireBatchResult {
+    #[prost(oneof = "WireItemOutcome", tags = "1, 2")]
+    outcome: Option<WireItemOutcome>,
+}
+
+/// An item's outcome: its answer (the encoded message, which is a message field's wire form) or
+/// its `ItemError`.
+#[derive(Clone, PartialEq, prost::Oneof)]
+enum WireItemOutcome {
+    #[prost(bytes, tag = "1")]
+    Answered(Vec<u8>),
+    #[prost(message, tag = "2")]
+    Error(WireItemError),
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct WireBatchRequest {
+    #[prost(message, repeated, tag = "1")]
+    items: Vec<WireBatchItem>,
+}
+
+/// A batch item: its tenant and its command (the encoded message, as in [`WireItemOutcome`]).
+#[derive(Clone, PartialEq, prost::Message)]
+struct WireBatchItem {
+    #[prost(string, tag = "1")]
+    tenant_id: String,
+    #[prost(bytes = "vec", optional, tag = "2")]
+    request: Option<Vec<u8>>,
+}
+
+/// What every command naming its order starts with.
+#[derive(Clone, PartialEq, prost::Message)]
+struct WireOrderCommand {
+    #[prost(string, tag = "1")]
+    order_id: String,
+}
+
+/// A batch item's tenant ([`item_tenant`]), its command `R` ([`required`]) and the order the
+/// command names (422 `order_id` `format` unless a UUID; not recorded on the call's span, which is
+/// the whole batch's).
+fn batch_item<R: Message + Default>(item: WireBatchItem) -> Result<(TenantId, R, Uuid), Error> {
+    let tenant = item_tenant(&item.tenant_id)?;
+    let bytes = required(item.request)?;
+    let order = WireOrderCommand::decode(bytes.as_slice()).map_err(Error::internal)?;
+    let command = R::decode(bytes.as_slice()).map_err(Error::internal)?;
+    Ok((tenant, command, parse_order_id(&order.order_id)?))
+}
+
+/// Answers a batched command `request` (`ReserveBatch`, `AuthorizeBatch`, a new service's own) with
+/// the proto's batch answer `M`. More than [`MAX_BATCH`] items refuse the call ([`check_size`]);
+/// otherwise every item is answered on its own ([`answer_each`]): its command `R` is made the
+/// service's command by `command` (with the order it names), the well-formed ones are `run`
+/// together, an answer becomes the single call's answer message (`answered`), a failure the
+/// `ItemError` of the status the single call would have answered (`status`, which attaches the
+/// service's typed refusal).
+pub async fn answer_batch<M, Q, R, C, T, A, Fut>(
+    request: Request<Q>,
+    command: impl Fn(R, Uuid) -> C,
+    run: impl FnOnce(Vec<(TenantId, C)>) -> Fut,
+    answered: impl Fn(T) -> A,
+    status: impl Fn(Error) -> Status,
+) -> Rpc<M>
+where
+    M: Message + Default,
+    Q: Message,
+    R: Message + Default,
+    A: Message,
+    Fut: Future<Output = Vec<Result<T, Error>>>,
+{
+    let items: WireBatchRequest = reencoded(request.get_ref())?;
+    check_size(items.items.len()).map_err(&status)?;
+    let parse = |item| {
+        let (tenant, r, order_id) = batch_item::<R>(item)?;
+        Ok((tenant, command(r, order_id)))
+    };
+    let answer = |result: Result<T, Error>| match result {
+        Ok(answer) => WireItemOutcome::Answered(answered(answer).encode_to_vec()),
+        Err(e) => WireItemOutcome::Error(item_error(&status(e))),
+    };
+    let outcomes = answer_each(items.items, parse, run, answer)
+        .await
+        .into_iter();
+    let results = outcomes.map(|outcome| WireBatchResult { outcome });
+    let wire = WireBatchResponse {
+        results: results.collect(),
+    };
+    Ok(Response::new(reencoded(&wire)?))
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -168,6 +308,133 @@ mod tests {
             longship_errors::PlatformCode::Internal.as_str()
         );
         assert_eq!(e.refusal, 0);
+    }
+
+    #[test]
+    fn every_service_outcome_answer_is_built_and_the_order_is_read() {
+        let id = Uuid::now_v7();
+        let answer: inventory::ReleaseResponse =
+            outcome(id, "RELEASED").expect("built").into_inner();
+        assert_eq!(
+            (answer.order_id, answer.outcome),
+            (id.to_string(), "RELEASED".into())
+        );
+        let answer: payment::VoidResponse = outcome(id, "VOIDED").expect("built").into_inner();
+        assert_eq!(
+            (answer.order_id, answer.outcome),
+            (id.to_string(), "VOIDED".into())
+        );
+
+        let mut request = Request::new(payment::VoidRequest {
+            order_id: id.to_string(),
+            idempotency_key: "k".into(),
+        });
+        let tenant = TenantId::parse("acme").expect("valid");
+        request.extensions_mut().insert(tenant.clone());
+        let order_id = &request.get_ref().order_id;
+        assert_eq!(order_of(&request, order_id).expect("read"), (tenant, id));
+        let refused = order_of(&request, "nope").expect_err("not a UUID");
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    }
+
+    fn reserve_item(tenant_id: &str, order_id: Option<String>) -> inventory::ReserveBatchItem {
+        inventory::ReserveBatchItem {
+            tenant_id: tenant_id.into(),
+            request: order_id.map(|order_id| inventory::ReserveRequest {
+                order_id,
+                currency: "USD".into(),
+                ..Default::default()
+            }),
+        }
+    }
+
+    fn answered(order_id: Uuid) -> payment::Payment {
+        payment::Payment {
+            order_id: order_id.to_string(),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_answered_item_by_item_as_the_services_proto() {
+        use inventory::reserve_batch_result::Outcome;
+        let id = Uuid::now_v7();
+        let items = vec![
+            reserve_item("acme", Some(id.to_string())),
+            reserve_item("ACME!", Some(id.to_string())),
+            reserve_item("acme", None),
+            reserve_item("acme", Some("nope".into())),
+            reserve_item("globex", Some(id.to_string())),
+        ];
+        let request = Request::new(inventory::ReserveBatchRequest { items });
+        let command = |r: inventory::ReserveRequest, order_id: Uuid| (r.currency, order_id);
+        let run = |valid: Vec<(TenantId, (String, Uuid))>| async move {
+            let tenants: Vec<&str> = valid.iter().map(|(t, _)| t.as_str()).collect();
+            assert_eq!(tenants, ["acme", "globex"]);
+            assert!(
+                valid
+                    .iter()
+                    .all(|(_, command)| *command == ("USD".into(), id))
+            );
+            vec![
+                Ok(id),
+                Err(Error::bad_request("inventory.unknown_sku", "unknown")),
+            ]
+        };
+        let answer = |order_id: Uuid| inventory::ReserveResponse {
+            order_id: order_id.to_string(),
+            ..Default::default()
+        };
+        let refusal = |e: Error| {
+            let unknown = e.code() == "inventory.unknown_sku";
+            let detail = unknown.then_some(inventory::Refusal::UnknownSku as i32);
+            refused_status(e, detail)
+        };
+        let batch: inventory::ReserveBatchResponse =
+            answer_batch(request, command, run, answer, refusal)
+                .await
+                .expect("answered")
+                .into_inner();
+        let outcomes: Vec<_> = batch.results.into_iter().map(|r| r.outcome).collect();
+        let Some(Outcome::Reserved(reserved)) = &outcomes[0] else {
+            panic!("{outcomes:?}")
+        };
+        assert_eq!(reserved.order_id, id.to_string());
+        let codes: Vec<String> = outcomes[1..]
+            .iter()
+            .map(|o| match o {
+                Some(Outcome::Error(e)) => format!("{} {}", e.error_code, e.refusal),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        let refused = format!(
+            "inventory.unknown_sku {}",
+            inventory::Refusal::UnknownSku as i32
+        );
+        assert_eq!(
+            codes,
+            [
+                "tenant.invalid 0".to_owned(),
+                "request.invalid 0".to_owned(),
+                "request.invalid 0".to_owned(),
+                refused
+            ]
+        );
+
+        let too_many = payment::AuthorizeBatchRequest {
+            items: vec![payment::AuthorizeBatchItem::default(); MAX_BATCH + 1],
+        };
+        let run = |_: Vec<(TenantId, Uuid)>| async { Vec::<Result<Uuid, Error>>::new() };
+        let refused = answer_batch::<payment::AuthorizeBatchResponse, _, _, _, _, _, _>(
+            Request::new(too_many),
+            |_: payment::AuthorizeRequest, order_id| order_id,
+            run,
+            answered,
+            tonic::Status::from,
+        )
+        .await
+        .expect_err("too many");
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument);
     }
 
     #[test]

@@ -7,13 +7,14 @@ use std::sync::Arc;
 use longship_errors::{Error, ErrorCode};
 use longship_proto::inventory::v1 as pb;
 use longship_proto::inventory::v1::inventory_service_server::InventoryService;
+use longship_runtime::grpc::Rpc;
 use longship_runtime::participant;
-use longship_tenant::TenantId;
 use longship_tenant::grpc::tenant_of;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::domain::{InventoryCode, RequestedLine};
+use crate::store::{Product, Reserved};
 use crate::usecases::{ReserveOrder, Stock};
 
 /// The inventory gRPC service.
@@ -37,16 +38,9 @@ fn status(error: Error) -> Status {
     participant::refused_status(error, detail.map(|r| r as i32))
 }
 
-/// A batch item's order, as the adapters receive it (its tenant parsed like `x-tenant-id`).
-fn batch_item(item: pb::ReserveBatchItem) -> Result<(TenantId, ReserveOrder), Error> {
-    let tenant = participant::item_tenant(&item.tenant_id)?;
-    Ok((tenant, reserve_order(participant::required(item.request)?)?))
-}
-
-fn reserve_order(r: pb::ReserveRequest) -> Result<ReserveOrder, Error> {
-    Ok(ReserveOrder {
-        order_id: Uuid::parse_str(&r.order_id)
-            .map_err(|_| Error::invalid_field("order_id", "format", "must be a UUID"))?,
+fn reserve_order(r: pb::ReserveRequest, order_id: Uuid) -> ReserveOrder {
+    ReserveOrder {
+        order_id,
         idempotency_key: r.idempotency_key,
         currency: r.currency,
         lines: r
@@ -57,10 +51,10 @@ fn reserve_order(r: pb::ReserveRequest) -> Result<ReserveOrder, Error> {
                 quantity: i64::from(l.quantity),
             })
             .collect(),
-    })
+    }
 }
 
-fn reserved_response(reserved: crate::store::Reserved) -> pb::ReserveResponse {
+fn reserved_response(reserved: Reserved) -> pb::ReserveResponse {
     pb::ReserveResponse {
         order_id: reserved.order_id.to_string(),
         currency: reserved.currency,
@@ -76,120 +70,57 @@ fn reserved_response(reserved: crate::store::Reserved) -> pb::ReserveResponse {
     }
 }
 
-impl InventoryGrpc {
-    /// Every item answered on its own: a malformed item is refused alone.
-    async fn reserve_batch(&self, r: pb::ReserveBatchRequest) -> pb::ReserveBatchResponse {
-        use pb::reserve_batch_result::Outcome;
-        let outcomes = participant::answer_each(
-            r.items,
-            batch_item,
-            |valid| self.0.reserve_batch(valid),
-            |answer| match answer {
-                Ok(reserved) => Outcome::Reserved(reserved_response(reserved)),
-                Err(e) => Outcome::Error(participant::item_error(&status(e))),
-            },
-        );
-        let results = outcomes.await.into_iter();
-        let results = results.map(|outcome| pb::ReserveBatchResult { outcome });
-        pb::ReserveBatchResponse {
-            results: results.collect(),
-        }
-    }
-
-    async fn reserve(
-        &self,
-        tenant: &TenantId,
-        r: pb::ReserveRequest,
-    ) -> Result<pb::ReserveResponse, Error> {
-        let order = ReserveOrder {
-            order_id: participant::order_id(&r.order_id)?,
-            idempotency_key: r.idempotency_key,
-            currency: r.currency,
-            lines: r
-                .lines
-                .iter()
-                .map(|l| RequestedLine {
-                    sku: l.sku.clone(),
-                    quantity: i64::from(l.quantity),
-                })
-                .collect(),
-        };
-        let reserved = self.0.reserve(tenant, order).await?;
-        Ok(reserved_response(reserved))
-    }
-
-    async fn product(&self, tenant: &TenantId, sku: &str) -> Result<pb::Product, Error> {
-        let product = self.0.product(tenant, sku).await?;
-        Ok(pb::Product {
-            available: product.available(),
-            sku: product.sku,
-            name: product.name,
-            price_cents: product.price_cents,
-            currency: product.currency,
-            on_hand: product.on_hand,
-            reserved: product.reserved,
-        })
+fn product_response(product: Product) -> pb::Product {
+    pb::Product {
+        available: product.available(),
+        sku: product.sku,
+        name: product.name,
+        price_cents: product.price_cents,
+        currency: product.currency,
+        on_hand: product.on_hand,
+        reserved: product.reserved,
     }
 }
 
 #[tonic::async_trait]
 impl InventoryService for InventoryGrpc {
-    async fn reserve(
-        &self,
-        request: Request<pb::ReserveRequest>,
-    ) -> Result<Response<pb::ReserveResponse>, Status> {
-        let tenant = tenant_of(&request)?;
-        InventoryGrpc::reserve(self, &tenant, request.into_inner())
-            .await
-            .map(Response::new)
-            .map_err(status)
+    async fn reserve(&self, request: Request<pb::ReserveRequest>) -> Rpc<pb::ReserveResponse> {
+        let (tenant, order_id) = participant::order_of(&request, &request.get_ref().order_id)?;
+        let order = reserve_order(request.into_inner(), order_id);
+        let reserved = self.0.reserve(&tenant, order).await.map_err(status)?;
+        Ok(Response::new(reserved_response(reserved)))
     }
 
+    /// Every item answered on its own: a malformed item is refused alone.
     async fn reserve_batch(
         &self,
         request: Request<pb::ReserveBatchRequest>,
-    ) -> Result<Response<pb::ReserveBatchResponse>, Status> {
-        let batch = request.into_inner();
-        participant::check_size(batch.items.len()).map_err(status)?;
-        Ok(Response::new(
-            InventoryGrpc::reserve_batch(self, batch).await,
-        ))
+    ) -> Rpc<pb::ReserveBatchResponse> {
+        let run = |valid| self.0.reserve_batch(valid);
+        participant::answer_batch(request, reserve_order, run, reserved_response, status).await
     }
 
-    async fn release(
-        &self,
-        request: Request<pb::ReleaseRequest>,
-    ) -> Result<Response<pb::ReleaseResponse>, Status> {
-        let tenant = tenant_of(&request)?;
-        let id = participant::order_id(&request.get_ref().order_id).map_err(status)?;
-        let outcome = self.0.release(&tenant, id).await.map_err(status)?;
-        Ok(Response::new(pb::ReleaseResponse {
-            order_id: id.to_string(),
-            outcome: outcome.as_str().to_owned(),
-        }))
+    async fn release(&self, request: Request<pb::ReleaseRequest>) -> Rpc<pb::ReleaseResponse> {
+        let (tenant, id) = participant::order_of(&request, &request.get_ref().order_id)?;
+        participant::outcome(
+            id,
+            self.0.release(&tenant, id).await.map_err(status)?.as_str(),
+        )
     }
 
-    async fn commit(
-        &self,
-        request: Request<pb::CommitRequest>,
-    ) -> Result<Response<pb::CommitResponse>, Status> {
-        let tenant = tenant_of(&request)?;
-        let id = participant::order_id(&request.get_ref().order_id).map_err(status)?;
-        let outcome = self.0.commit(&tenant, id).await.map_err(status)?;
-        Ok(Response::new(pb::CommitResponse {
-            order_id: id.to_string(),
-            outcome: outcome.as_str().to_owned(),
-        }))
+    async fn commit(&self, request: Request<pb::CommitRequest>) -> Rpc<pb::CommitResponse> {
+        let (tenant, id) = participant::order_of(&request, &request.get_ref().order_id)?;
+        participant::outcome(
+            id,
+            self.0.commit(&tenant, id).await.map_err(status)?.as_str(),
+        )
     }
 
-    async fn get_product(
-        &self,
-        request: Request<pb::GetProductRequest>,
-    ) -> Result<Response<pb::Product>, Status> {
+    async fn get_product(&self, request: Request<pb::GetProductRequest>) -> Rpc<pb::Product> {
         let tenant = tenant_of(&request)?;
-        self.product(&tenant, &request.get_ref().sku)
-            .await
-            .map(Response::new)
+        let product = self.0.product(&tenant, &request.get_ref().sku).await;
+        product
+            .map(|p| Response::new(product_response(p)))
             .map_err(status)
     }
 }

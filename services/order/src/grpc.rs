@@ -2,6 +2,7 @@
 
 use longship_proto::order::v1 as proto;
 use longship_proto::order::v1::order_service_server::OrderService;
+use longship_runtime::grpc::Rpc;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -35,10 +36,7 @@ fn to_proto(order: OrderView) -> proto::Order {
 
 #[tonic::async_trait]
 impl OrderService for OrderGrpc {
-    async fn place_order(
-        &self,
-        request: Request<proto::PlaceOrderRequest>,
-    ) -> Result<Response<proto::Order>, Status> {
+    async fn place_order(&self, request: Request<proto::PlaceOrderRequest>) -> Rpc<proto::Order> {
         let tenant = longship_tenant::grpc::tenant_of(&request)?;
         let message = request.into_inner();
         let key = (!message.idempotency_key.is_empty()).then_some(message.idempotency_key.as_str());
@@ -58,10 +56,7 @@ impl OrderService for OrderGrpc {
         Ok(Response::new(to_proto(placed.order)))
     }
 
-    async fn get_order(
-        &self,
-        request: Request<proto::GetOrderRequest>,
-    ) -> Result<Response<proto::Order>, Status> {
+    async fn get_order(&self, request: Request<proto::GetOrderRequest>) -> Rpc<proto::Order> {
         let tenant = longship_tenant::grpc::tenant_of(&request)?;
         let id = Uuid::parse_str(&request.get_ref().id)
             .map_err(|_| Status::from(longship_errors::Error::from_code(OrderCode::InvalidId)))?;
