@@ -3,17 +3,13 @@
 //! outcomes of a one-by-one capture.
 
 use longship_proto::payment::v1 as pb;
-use longship_tenant::TenantId;
-use payment::events::PaymentEvent;
-use payment::store::{self, Capture, CaptureItem, Payment};
+use longship_testkit::batches::{outbox_events, set_item, tenant};
+use payment::events::{PAYMENT_CAPTURED, PaymentEvent};
+use payment::store::{self, Capture, Payment};
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::helpers::{PaymentApp, TestApp};
-
-fn tenant(id: &str) -> TenantId {
-    TenantId::parse(id).expect("tenant")
-}
 
 /// An account of `tenant` for `customer` holding `balance` USD cents.
 async fn account_of(app: &TestApp, tenant: &str, customer: &str, balance: i64) {
@@ -57,24 +53,6 @@ async fn funds_of(app: &TestApp, tenant: &str, customer: &str) -> (i64, i64) {
     .expect("funds")
 }
 
-/// `payment_captured` events in the outbox: (tenant, payload as written).
-async fn captured_events(app: &TestApp) -> Vec<(String, serde_json::Value)> {
-    sqlx::query_as(
-        "SELECT tenant_id, payload FROM outbox WHERE event_type = 'payments.v1.payment_captured' ORDER BY seq",
-    )
-    .fetch_all(app.db.pool())
-    .await
-    .expect("outbox")
-}
-
-fn item(tenant_id: &str, order_id: Uuid) -> CaptureItem {
-    CaptureItem {
-        tenant: tenant(tenant_id),
-        key: order_id,
-        traceparent: None,
-    }
-}
-
 fn captured(outcome: &Capture) -> &Payment {
     match outcome {
         Capture::Captured(p) | Capture::AlreadyCaptured(p) => p,
@@ -103,14 +81,14 @@ async fn one_statement_captures_each_tenants_own_payments_of_a_shared_customer_i
     let outcomes = store::capture_many(
         &mut tx,
         &[
-            item("acme", acme_1),
-            item("globex", globex_1),
-            item("acme", acme_2),
-            item("acme", acme_1),
-            item("acme", voided),
-            item("globex", Uuid::now_v7()),
+            set_item("acme", acme_1),
+            set_item("globex", globex_1),
+            set_item("acme", acme_2),
+            set_item("acme", acme_1),
+            set_item("acme", voided),
+            set_item("globex", Uuid::now_v7()),
             // acme's order under globex's name: globex has no such payment
-            item("globex", acme_1),
+            set_item("globex", acme_1),
         ],
     )
     .await
@@ -150,7 +128,7 @@ async fn one_statement_captures_each_tenants_own_payments_of_a_shared_customer_i
         "globex's own money left"
     );
 
-    let events = captured_events(&app).await;
+    let events = outbox_events(app.db.pool(), PAYMENT_CAPTURED).await;
     assert_eq!(events.len(), 3, "one event per capture");
     for (outcome, owner) in outcomes[..3].iter().zip(["acme", "globex", "acme"]) {
         let payment = captured(outcome);
