@@ -1,14 +1,13 @@
 //! What the tests of batched commands and set-based consumers share, whatever the service: tenants
-//! and set items by name, a batch item's error read from any service proto's `ItemError`, the
-//! events a set statement wrote, and the check that batches locking the same rows in opposite
-//! orders finish (no deadlock).
+//! and set items by name, the events a set statement wrote, and the check that batches locking the
+//! same rows in opposite orders finish (no deadlock). A batch item's error reads with
+//! `longship_runtime::participant::read_item_error`.
 
 use std::future::Future;
 use std::time::Duration;
 
 use longship_messaging::SetItem;
 use longship_tenant::TenantId;
-use prost::Message;
 use sqlx::PgPool;
 
 /// The tenant `id` (a valid one).
@@ -24,26 +23,6 @@ pub fn set_item<K>(tenant_id: &str, key: K) -> SetItem<K> {
         key,
         traceparent: None,
     }
-}
-
-/// What every service proto's `ItemError` carries (`int32 code = 1; string error_code = 2;
-/// string message = 3; Refusal refusal = 4;`).
-#[derive(Clone, PartialEq, prost::Message)]
-struct WireItemError {
-    #[prost(int32, tag = "1")]
-    code: i32,
-    #[prost(string, tag = "2")]
-    error_code: String,
-    #[prost(int32, tag = "4")]
-    refusal: i32,
-}
-
-/// A batch item's error (any service proto's `ItemError`): its gRPC code, stable error code and
-/// refusal (the number of the proto's `Refusal` value, 0 when none).
-#[allow(clippy::expect_used)] // reason: a test helper fails the test by panicking
-pub fn item_error<M: Message>(error: &M) -> (tonic::Code, String, i32) {
-    let wire = WireItemError::decode(error.encode_to_vec().as_slice()).expect("an ItemError");
-    (tonic::Code::from(wire.code), wire.error_code, wire.refusal)
 }
 
 /// The events of `event_type` in the outbox, oldest first: (tenant, payload as written).

@@ -57,7 +57,7 @@ pub(crate) fn refused(result: &pb::ReserveBatchResult) -> (Code, String, pb::Ref
     let Some(pb::reserve_batch_result::Outcome::Error(e)) = &result.outcome else {
         panic!("expected a refusal, got {result:?}");
     };
-    let (code, error_code, refusal) = longship_testkit::batches::item_error(e);
+    let (code, error_code, refusal) = longship_runtime::participant::read_item_error(e);
     let refusal = pb::Refusal::try_from(refusal).unwrap_or(pb::Refusal::Unspecified);
     (code, error_code, refusal)
 }
