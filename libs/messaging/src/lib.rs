@@ -20,7 +20,8 @@
 //!   are retried with backoff and poison messages go to a dead-letter subject. A consumer may
 //!   handle the events waiting together in one transaction ([`ConsumerSpec::batched`]), and serve
 //!   them as a set: one inbox statement for the batch, the newly claimed events handed over at
-//!   once ([`ConsumerSpec::set_based`], [`Consumer::consume_many`]).
+//!   once ([`ConsumerSpec::set_based`], [`Consumer::consume_many`]); a [`SetConsumer`] says only
+//!   its one set statement and its report, and serves batches and single events alike.
 //!
 //! # Delivery guarantees
 //!
@@ -59,6 +60,7 @@ mod naming;
 pub mod outbox;
 mod producer;
 pub mod schemas;
+mod set_consumer;
 mod set_items;
 mod spec;
 mod start;
@@ -76,7 +78,8 @@ pub use outbox::{
     EnqueueError, OutboxError, OutboxRelay, OutboxRow, RelayConfig, RelayWake, enqueue,
 };
 pub use schemas::{ConsumedPayload, PayloadError, PublishedSchema};
-pub use set_items::{EventColumns, SetItem, first_of_each};
+pub use set_consumer::{SET_BATCH, SetConsumer};
+pub use set_items::{EventColumns, SetItem, SetQuery, fetch_per_item, first_of_each};
 pub use start::ConsumerStart;
 pub use streams::{
     DEAD_LETTER_MIN_AGE, StreamError, StreamSettings, ensure_dead_letter_stream, ensure_stream,

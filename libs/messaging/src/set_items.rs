@@ -1,12 +1,16 @@
 //! The items of a set-based batch (a consumer's `consume_many`): each event's tenant, the key of
 //! the row it acts on (an order id, say) and the trace context to store with what it writes, and
 //! the plumbing every set-based statement needs around them: each `(tenant, key)` once, and the
-//! columns to bind beside `unnest` for one new event per item.
+//! columns to bind beside `unnest` for one new event per item, and the statement run with them
+//! ([`fetch_per_item`]).
 
 use std::collections::HashMap;
 use std::hash::Hash;
 
 use longship_tenant::TenantId;
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::query::QueryAs;
+use sqlx::{PgConnection, Postgres};
 use uuid::Uuid;
 
 use crate::Delivered;
@@ -77,6 +81,48 @@ impl<'a, K: Clone> EventColumns<'a, K> {
             traceparents: items.iter().map(|i| i.traceparent.as_deref()).collect(),
         }
     }
+}
+
+/// A set statement's query, as [`fetch_per_item`] hands it over to bind the statement's own
+/// parameters.
+pub type SetQuery<'q, O> = QueryAs<'q, Postgres, O, PgArguments>;
+
+/// Runs the set statement `sql` over `items` (each `(tenant, key)` once, writing one event each)
+/// and answers its rows, one per item in the items' order: binds the items' [`EventColumns`] as
+/// `$1` to `$4` and `event_type` as `$5`, then `bind` binds the statement's own parameters from
+/// `$6` on. A statement that answers another number of rows than it was given items fails
+/// (`sqlx::Error::Decode`): no row could be matched to its item then.
+pub async fn fetch_per_item<'q, K, O>(
+    conn: &mut PgConnection,
+    sql: &'static str,
+    items: &[&'q SetItem<K>],
+    event_type: &'q str,
+    bind: impl FnOnce(SetQuery<'q, O>) -> SetQuery<'q, O>,
+) -> Result<Vec<O>, sqlx::Error>
+where
+    K: Clone,
+    Vec<K>: sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres> + 'q,
+    O: for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
+{
+    let columns = EventColumns::of(items);
+    let query = sqlx::query_as(sql)
+        .bind(columns.tenants)
+        .bind(columns.keys)
+        .bind(columns.event_ids)
+        .bind(columns.traceparents)
+        .bind(event_type);
+    let rows = bind(query).fetch_all(conn).await?;
+    if rows.len() != items.len() {
+        return Err(sqlx::Error::Decode(
+            format!(
+                "a set statement of {} items answered {} rows",
+                items.len(),
+                rows.len()
+            )
+            .into(),
+        ));
+    }
+    Ok(rows)
 }
 
 #[cfg(test)]

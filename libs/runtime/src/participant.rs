@@ -262,6 +262,13 @@ pub fn item_error<M: prost::Message + Default>(status: &tonic::Status) -> M {
     M::decode(wire.encode_to_vec().as_slice()).unwrap_or_default()
 }
 
+/// What an `ItemError` `M` of any service proto says (as [`item_error`] wrote it): its gRPC code,
+/// stable error code and refusal (the number of the proto's `Refusal` value, 0 when none).
+pub fn read_item_error<M: prost::Message>(error: &M) -> (tonic::Code, String, i32) {
+    let wire = WireItemError::decode(error.encode_to_vec().as_slice()).unwrap_or_default();
+    (tonic::Code::from(wire.code), wire.error_code, wire.refusal)
+}
+
 /// `error` as a status, with the typed refusal `refusal` (a `Refusal` enum value of the service's
 /// proto) attached as its `RefusalDetail` when it is a business refusal.
 pub fn refused_status(error: Error, refusal: Option<i32>) -> tonic::Status {
@@ -299,6 +306,14 @@ mod tests {
             ("payment.declined", "declined")
         );
         assert_eq!(e.refusal, payment::Refusal::Declined as i32);
+        assert_eq!(
+            read_item_error(&e),
+            (
+                tonic::Code::InvalidArgument,
+                "payment.declined".to_owned(),
+                payment::Refusal::Declined as i32
+            )
+        );
 
         let plain = tonic::Status::from(Error::from_code(longship_errors::PlatformCode::Internal));
         let e: inventory::ItemError = item_error(&plain);

@@ -1,11 +1,15 @@
 //! Commands of several tenants answered as one batch: one transaction for every item whatever its
 //! tenant (a tenant set, [`crate::begin_set`]), falling back to the items one by one when that
-//! transaction fails as a whole.
+//! transaction fails as a whole; and the plumbing of the set statements such a batch runs: its
+//! items in (tenant, key) order ([`key_order`]), the rows they name locked in that order
+//! ([`lock_rows`]).
 
 use std::collections::HashSet;
 use std::future::Future;
 
 use longship_errors::Error;
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
 use crate::TenantId;
@@ -16,7 +20,8 @@ use crate::TenantId;
 /// - The valid items, each `(tenant, key(item))` once, go to `set` together (all tenants in one
 ///   call, in the batch's order), which answers them in that order or fails as a whole (`Err`: it
 ///   wrote nothing); then each of them is handed to `one` in turn. A single valid item goes to
-///   `one` directly.
+///   `one` directly. A set that fails counts on the `fallbacks` counter (a metric the service
+///   registers).
 /// - An item whose `(tenant, key)` came earlier in the batch (the same order twice) is handed to
 ///   `one` after the set, so it is answered as the repeat of a single call would be.
 ///
@@ -24,6 +29,7 @@ use crate::TenantId;
 /// left unanswered.
 pub async fn in_one_set<I, T, V, K, S, SFut, O, OFut>(
     what: &'static str,
+    fallbacks: &'static str,
     items: Vec<(TenantId, I)>,
     validate: V,
     key: K,
@@ -71,6 +77,7 @@ where
                 first.clear();
             }
             Err(e) => {
+                metrics::counter!(fallbacks).increment(1);
                 tracing::warn!(error = %e, items = first.len(), "batched {what} failed as a whole; answering one by one");
             }
         }
@@ -98,6 +105,55 @@ pub fn tenants_of<I>(items: &[(TenantId, I)]) -> Vec<TenantId> {
     tenants
 }
 
+/// The positions of `items` in (tenant, `key`) order: the order a batch claims its items' rows in,
+/// the same in every batch, so batches and single commands cannot deadlock.
+pub fn key_order<I, K: Ord>(items: &[(TenantId, I)], key: impl Fn(&I) -> K) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by(|&a, &b| (&items[a].0, key(&items[a].1)).cmp(&(&items[b].0, key(&items[b].1))));
+    order
+}
+
+/// Locks the rows of `table` that `wanted` names (`(tenant, key)` pairs, matched on `tenant_id`
+/// and `key_column`; sorted and deduplicated here, so every batch locks them in (tenant, key)
+/// byte order) with `FOR UPDATE`, in one statement, and reads `columns` of each as an `R`, with
+/// its tenant. A pair with no row is left out. `table`, `key_column` and `columns` are SQL text
+/// (the caller's constants, never input).
+pub async fn lock_rows<R>(
+    conn: &mut PgConnection,
+    table: &'static str,
+    key_column: &'static str,
+    columns: &'static str,
+    mut wanted: Vec<(&str, &str)>,
+) -> Result<Vec<(TenantId, R)>, sqlx::Error>
+where
+    R: for<'r> sqlx::FromRow<'r, PgRow>,
+{
+    wanted.sort_unstable();
+    wanted.dedup();
+    let (tenants, keys): (Vec<&str>, Vec<&str>) = wanted.into_iter().unzip();
+    let sql = format!(
+        "SELECT u.tenant_id, q.*
+         FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS u(tenant_id, key, n)
+         CROSS JOIN LATERAL (
+             SELECT {columns} FROM {table}
+             WHERE tenant_id = u.tenant_id AND {key_column} = u.key FOR UPDATE
+         ) AS q
+         ORDER BY u.n"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(&tenants)
+        .bind(&keys)
+        .fetch_all(conn)
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let tenant: &str = row.try_get("tenant_id")?;
+            let tenant = TenantId::parse(tenant).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+            Ok((tenant, R::from_row(row)?))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,6 +176,7 @@ mod tests {
         let ones = std::cell::RefCell::new(Vec::new());
         let answers = in_one_set(
             "Test",
+            "test_batch_fallbacks_total",
             items,
             |(_, n): &(Uuid, i32)| {
                 if *n < 0 {
@@ -157,6 +214,7 @@ mod tests {
         ];
         let answers = in_one_set(
             "Test",
+            "test_batch_fallbacks_total",
             items,
             |_| Ok(()),
             |id| *id,
@@ -168,6 +226,16 @@ mod tests {
         .await;
         let answers: Vec<Option<u8>> = answers.into_iter().map(Result::ok).collect();
         assert_eq!(answers, [Some(4), Some(6)]);
+    }
+
+    #[test]
+    fn items_are_ordered_by_tenant_then_key() {
+        let items = vec![
+            (tenant("globex"), 1),
+            (tenant("acme"), 2),
+            (tenant("acme"), 1),
+        ];
+        assert_eq!(key_order(&items, |k| *k), [2, 1, 0]);
     }
 
     #[test]

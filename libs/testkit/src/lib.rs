@@ -6,7 +6,8 @@
 //! `tests/browser/` against a service started in-process; [`tools`] hands `/metrics` and
 //! `/openapi.json` to promtool and openapi-spec-validator; [`otlp`] receives exported spans.
 //! [`snapshot`] compares generated or served JSON (OpenAPI, event schemas) with its committed file;
-//! [`event_schemas`] validates published events against the committed schemas.
+//! [`event_schemas`] validates published events against the committed schemas. [`batches`] has
+//! what the tests of batched commands and set-based consumers share.
 //!
 //! Infrastructure is found, in order, from `TEST_DATABASE_URL` / `TEST_NATS_URL`, then the local
 //! defaults (`postgres://postgres@127.0.0.1:5432/postgres`, `nats://127.0.0.1:4222`), then
@@ -14,6 +15,7 @@
 //! test fails with one message saying what to start: tests never skip silently.
 
 mod app;
+pub mod batches;
 pub mod browser;
 pub mod checks;
 pub mod event_schemas;

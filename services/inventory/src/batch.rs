@@ -43,10 +43,7 @@ pub async fn reserve_many(
     ttl_secs: f64,
 ) -> Result<Vec<Result<Reserved, Error>>, Error> {
     // claims in (tenant, order id) order (the lock order of claims across batches)
-    let mut order: Vec<usize> = (0..commands.len()).collect();
-    order.sort_by(|&a, &b| {
-        (&commands[a].0, commands[a].1.order_id).cmp(&(&commands[b].0, commands[b].1.order_id))
-    });
+    let order = longship_tenant::batch::key_order(commands, |c| c.order_id);
     let tenants: Vec<&str> = order.iter().map(|&i| commands[i].0.as_str()).collect();
     let ids: Vec<Uuid> = order.iter().map(|&i| commands[i].1.order_id).collect();
     let currencies: Vec<&str> = order
@@ -86,7 +83,7 @@ pub async fn reserve_many(
         return Ok(answers.into_iter().map(finished).collect());
     }
 
-    let mut wanted: Vec<(&str, &str)> = order
+    let wanted: Vec<(&str, &str)> = order
         .iter()
         .filter(|&&i| claimed.contains_key(&key(&commands[i])))
         .flat_map(|&i| {
@@ -98,29 +95,16 @@ pub async fn reserve_many(
                 .map(move |l| (tenant, l.sku.as_str()))
         })
         .collect();
-    wanted.sort_unstable();
-    wanted.dedup();
-    let (want_tenants, want_skus): (Vec<&str>, Vec<&str>) = wanted.into_iter().unzip();
     let mut products: HashMap<TenantId, Vec<ProductStock>> = HashMap::new();
-    let rows = sqlx::query_as::<_, TenantStockRow>(
-        "SELECT u.tenant_id, q.sku, q.currency, q.price_cents, q.on_hand, q.reserved
-         FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS u(tenant_id, sku, n)
-         CROSS JOIN LATERAL (
-             SELECT sku, currency, price_cents, on_hand, reserved FROM products
-             WHERE tenant_id = u.tenant_id AND sku = u.sku FOR UPDATE
-         ) AS q
-         ORDER BY u.n",
-    )
-    .bind(&want_tenants)
-    .bind(&want_skus)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(store::db_error)?;
-    for row in rows {
+    let locked: Vec<(TenantId, StockRow)> =
+        longship_tenant::batch::lock_rows(&mut *conn, "products", "sku", STOCK_COLUMNS, wanted)
+            .await
+            .map_err(store::db_error)?;
+    for (tenant, stock) in locked {
         products
-            .entry(tenant_id(&row.tenant_id)?)
+            .entry(tenant)
             .or_default()
-            .push(ProductStock::from(row.stock));
+            .push(ProductStock::from(stock));
     }
 
     // plan the claimed orders one after the other, each against what the earlier ones took
@@ -165,13 +149,8 @@ fn tenant_id(raw: &str) -> Result<TenantId, Error> {
     TenantId::parse(raw).map_err(Error::internal)
 }
 
-/// A locked product and its tenant.
-#[derive(sqlx::FromRow)]
-struct TenantStockRow {
-    tenant_id: String,
-    #[sqlx(flatten)]
-    stock: StockRow,
-}
+/// The columns of a [`StockRow`].
+const STOCK_COLUMNS: &str = "sku, currency, price_cents, on_hand, reserved";
 
 fn finished(answer: Option<Result<Reserved, Error>>) -> Result<Reserved, Error> {
     answer.unwrap_or_else(|| {

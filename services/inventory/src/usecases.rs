@@ -93,16 +93,11 @@ impl Stock {
     ) -> Vec<Result<Reserved, Error>> {
         longship_tenant::batch::in_one_set(
             "Reserve",
+            crate::metrics::BATCH_FALLBACKS.name,
             orders,
             |order| domain::validate_reserve(&order.currency, &order.lines),
             |order| order.order_id,
-            |batch| async move {
-                let answers = self.reserve_set(&batch).await;
-                if answers.is_err() {
-                    metrics::counter!("inventory_batch_fallbacks_total").increment(1);
-                }
-                answers
-            },
+            |batch| async move { self.reserve_set(&batch).await },
             |tenant, order| async move { self.reserve(&tenant, order).await },
         )
         .await

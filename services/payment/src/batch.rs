@@ -53,38 +53,25 @@ pub async fn authorize_many(
     conn: &mut PgConnection,
     commands: &[(TenantId, AuthorizeCommand)],
 ) -> Result<Vec<Authorization>, Error> {
-    let mut order: Vec<usize> = (0..commands.len()).collect();
-    order.sort_by(|&a, &b| {
-        (&commands[a].0, commands[a].1.order_id).cmp(&(&commands[b].0, commands[b].1.order_id))
-    });
+    let order = longship_tenant::batch::key_order(commands, |c| c.order_id);
     let existing = existing(&mut *conn, commands, &order).await?;
-    let mut wanted: Vec<(&str, &str)> = commands
+    let wanted: Vec<(&str, &str)> = commands
         .iter()
         .map(|(t, c)| (t.as_str(), c.customer_id.as_str()))
         .collect();
-    wanted.sort_unstable();
-    wanted.dedup();
-    let (tenants, customers): (Vec<&str>, Vec<&str>) = wanted.into_iter().unzip();
-    let mut accounts: HashMap<(String, String), AccountRow> = HashMap::new();
-    for row in sqlx::query(
-        "SELECT u.tenant_id, a.customer_id, a.currency, a.balance_cents, a.held_cents
-         FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS u(tenant_id, customer_id, n)
-         CROSS JOIN LATERAL (
-             SELECT customer_id, currency, balance_cents, held_cents FROM accounts
-             WHERE tenant_id = u.tenant_id AND customer_id = u.customer_id FOR UPDATE
-         ) AS a
-         ORDER BY u.n",
+    let locked: Vec<(TenantId, AccountRow)> = longship_tenant::batch::lock_rows(
+        &mut *conn,
+        "accounts",
+        "customer_id",
+        ACCOUNT_COLUMNS,
+        wanted,
     )
-    .bind(&tenants)
-    .bind(&customers)
-    .fetch_all(&mut *conn)
     .await
-    .map_err(store::db_error)?
-    {
-        let tenant: String = row.try_get("tenant_id").map_err(store::db_error)?;
-        let account = AccountRow::from_row(&row).map_err(store::db_error)?;
-        accounts.insert((tenant, account.customer_id.clone()), account);
-    }
+    .map_err(store::db_error)?;
+    let mut accounts: HashMap<(TenantId, String), AccountRow> = locked
+        .into_iter()
+        .map(|(tenant, account)| ((tenant, account.customer_id.clone()), account))
+        .collect();
 
     let mut answers: Vec<Option<Authorization>> = (0..commands.len()).map(|_| None).collect();
     let mut write = Write::default();
@@ -96,8 +83,7 @@ pub async fn authorize_many(
             )),
             Some(Existing::Payment(payment)) => replay(payment)?,
             None => {
-                let account =
-                    accounts.get_mut(&(tenant.as_str().to_owned(), command.customer_id.clone()));
+                let account = accounts.get_mut(&(tenant.clone(), command.customer_id.clone()));
                 let decision = domain::authorize(
                     account.as_ref().map(|a| a.domain()).as_ref(),
                     &command.currency,
@@ -142,6 +128,9 @@ fn replay(existing: &Payment) -> Result<Authorization, Error> {
         _ => Authorization::Approved(existing.clone()),
     })
 }
+
+/// The columns of an [`AccountRow`].
+const ACCOUNT_COLUMNS: &str = "customer_id, currency, balance_cents, held_cents";
 
 enum Existing {
     Tombstoned,

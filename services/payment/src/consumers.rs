@@ -1,72 +1,57 @@
 //! The consumer adapter: `orders.v1.order_confirmed` captures the order's payment.
 
-use longship_messaging::{Consumer, ConsumerSpec, Delivered, HandlerError};
-use longship_tenant::TenantId;
+use longship_messaging::{HandlerError, SetConsumer, SetItem};
 use sqlx::PgConnection;
+use uuid::Uuid;
 
 use crate::events::{self, OrderConfirmed};
-use crate::store::{self, Capture, CaptureItem};
+use crate::store::{self, Capture};
 
 /// The durable consumer capturing payments on `order_confirmed`.
 pub const ORDER_CONFIRMED_CONSUMER: &str = "payment-order-confirmed";
 
 /// Captures the order's payment when the order service confirms the order.
+///
+/// The captures that wait together share a transaction and one statement
+/// ([`store::capture_many`]), whatever their tenants; an event handled alone runs it as a set of
+/// one. A batch that would wait on a lock (an Authorize on the same account, another replica's
+/// batch) gives way and is handled event by event.
 #[derive(Debug, Clone, Default)]
 pub struct CaptureOnOrderConfirmed;
 
 #[async_trait::async_trait]
-impl Consumer for CaptureOnOrderConfirmed {
+impl SetConsumer for CaptureOnOrderConfirmed {
     type Event = OrderConfirmed;
-    const EVENT_TYPE: &'static str = events::ORDER_CONFIRMED;
+    type Key = Uuid;
+    type Outcome = Capture;
+    const EVENT: &'static str = events::ORDER_CONFIRMED;
+    const DURABLE_NAME: &'static str = ORDER_CONFIRMED_CONSUMER;
+    const STREAM: &'static str = "ORDERS";
 
-    /// The captures that wait together share a transaction and one statement
-    /// ([`store::capture_many`]), whatever their tenants; a batch that would wait on a lock (an
-    /// Authorize on the same account, another replica's batch) gives way and is handled event by
-    /// event.
-    fn spec(&self) -> ConsumerSpec {
-        ConsumerSpec::new(ORDER_CONFIRMED_CONSUMER, "ORDERS", Self::EVENT_TYPE)
-            .batched(32)
-            .set_based()
+    fn key(confirmed: &OrderConfirmed) -> Uuid {
+        confirmed.order_id
     }
 
-    async fn consume(
+    async fn apply(
         &self,
         tx: &mut PgConnection,
-        tenant: &TenantId,
-        confirmed: OrderConfirmed,
-    ) -> Result<(), HandlerError> {
-        let outcome = store::capture(tx, tenant, confirmed.order_id)
+        items: &[SetItem<Uuid>],
+    ) -> Result<Vec<Capture>, HandlerError> {
+        store::capture_many(tx, items)
             .await
-            .map_err(HandlerError::with_sources)?;
-        log_capture(&confirmed, &outcome);
-        Ok(())
+            .map_err(HandlerError::with_sources)
     }
 
-    async fn consume_many(
-        &self,
-        tx: &mut PgConnection,
-        events: Vec<Delivered<OrderConfirmed>>,
-    ) -> Result<(), HandlerError> {
-        let items: Vec<CaptureItem> = events.iter().map(|d| d.item(d.event.order_id)).collect();
-        let outcomes = store::capture_many(tx, &items)
-            .await
-            .map_err(HandlerError::with_sources)?;
-        for (delivered, outcome) in events.iter().zip(outcomes) {
-            delivered.span.in_scope(|| {
-                if let Capture::NotCapturable(payment) = &outcome {
-                    store::not_capturable(delivered.event.order_id, payment.as_ref());
-                }
-                log_capture(&delivered.event, &outcome);
-            });
-        }
-        Ok(())
-    }
-}
-
-/// A captured payment's log line, with a warning when the amount held differs from the confirmed
-/// order's total.
-fn log_capture(confirmed: &OrderConfirmed, outcome: &Capture) {
-    if let Capture::Captured(payment) = outcome {
+    /// A captured payment's log line, with a warning when the amount held differs from the
+    /// confirmed order's total; a capture that found nothing authorized is logged and counted.
+    fn report(&self, confirmed: &OrderConfirmed, outcome: &Capture) {
+        let payment = match outcome {
+            Capture::NotCapturable(payment) => {
+                return store::not_capturable(confirmed.order_id, payment.as_ref());
+            }
+            Capture::AlreadyCaptured(_) => return,
+            Capture::Captured(payment) => payment,
+        };
         if payment.amount_cents != confirmed.total_cents || payment.currency != confirmed.currency {
             tracing::warn!(
                 order_id = %confirmed.order_id,

@@ -88,6 +88,7 @@ impl Funds {
     ) -> Vec<Result<Payment, Error>> {
         longship_tenant::batch::in_one_set(
             "Authorize",
+            crate::metrics::BATCH_FALLBACKS.name,
             commands,
             |command| {
                 domain::validate_authorize(
@@ -97,13 +98,7 @@ impl Funds {
                 )
             },
             |command| command.order_id,
-            |batch| async move {
-                let answers = self.authorize_set(&batch).await;
-                if answers.is_err() {
-                    metrics::counter!("payment_batch_fallbacks_total").increment(1);
-                }
-                answers
-            },
+            |batch| async move { self.authorize_set(&batch).await },
             |tenant, command| async move { self.authorize(&tenant, command).await },
         )
         .await

@@ -5,7 +5,7 @@
 //! the events by the reservation's tenant.
 
 use longship_errors::Error;
-use longship_messaging::{EventColumns, SetItem, first_of_each};
+use longship_messaging::{SetItem, fetch_per_item, first_of_each};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -62,8 +62,8 @@ async fn lock_and_commit(
     conn: &mut PgConnection,
     items: &[&CommitItem],
 ) -> Result<Vec<Option<ReservationStatus>>, Error> {
-    let columns = EventColumns::of(items);
-    let rows: Vec<(i64, Option<String>)> = sqlx::query_as(
+    let rows: Vec<(i64, Option<String>)> = fetch_per_item(
+        conn,
         "WITH item AS (
              SELECT * FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::text[])
                  WITH ORDINALITY AS u(tenant_id, order_id, event_id, traceparent, n)
@@ -101,24 +101,16 @@ async fn lock_and_commit(
          SELECT item.n, r.status
          FROM item LEFT JOIN r ON r.tenant_id = item.tenant_id AND r.order_id = item.order_id
          ORDER BY item.n",
+        items,
+        events::STOCK_COMMITTED,
+        |query| {
+            query
+                .bind(ReservationStatus::Reserved.as_str())
+                .bind(ReservationStatus::Committed.as_str())
+        },
     )
-    .bind(columns.tenants)
-    .bind(columns.keys)
-    .bind(columns.event_ids)
-    .bind(columns.traceparents)
-    .bind(events::STOCK_COMMITTED)
-    .bind(ReservationStatus::Reserved.as_str())
-    .bind(ReservationStatus::Committed.as_str())
-    .fetch_all(conn)
     .await
     .map_err(db_error)?;
-    if rows.len() != items.len() {
-        return Err(Error::internal(std::io::Error::other(format!(
-            "a stock commit of {} orders answered {} rows",
-            items.len(),
-            rows.len()
-        ))));
-    }
     rows.into_iter()
         .map(|(_, status)| {
             status

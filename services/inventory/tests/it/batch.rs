@@ -2,8 +2,6 @@
 //! success, a malformed item), tenants kept apart inside one batch, and batches that lock
 //! overlapping products in opposite orders finishing without deadlock.
 
-use std::time::Duration;
-
 use longship_proto::inventory::v1 as pb;
 use tonic::Code;
 use uuid::Uuid;
@@ -48,14 +46,12 @@ pub(crate) fn reserved(result: &pb::ReserveBatchResult) -> Vec<(String, u32, i64
 }
 
 pub(crate) fn refused(result: &pb::ReserveBatchResult) -> (Code, String, pb::Refusal) {
-    match &result.outcome {
-        Some(pb::reserve_batch_result::Outcome::Error(e)) => (
-            Code::from(e.code),
-            e.error_code.clone(),
-            pb::Refusal::try_from(e.refusal).unwrap_or(pb::Refusal::Unspecified),
-        ),
-        other => panic!("expected a refusal, got {other:?}"),
-    }
+    let Some(pb::reserve_batch_result::Outcome::Error(e)) = &result.outcome else {
+        panic!("expected a refusal, got {result:?}");
+    };
+    let (code, error_code, refusal) = longship_runtime::participant::read_item_error(e);
+    let refusal = pb::Refusal::try_from(refusal).unwrap_or(pb::Refusal::Unspecified);
+    (code, error_code, refusal)
 }
 
 #[tokio::test]
@@ -261,17 +257,7 @@ async fn batches_locking_the_same_products_in_opposite_orders_do_not_deadlock() 
             }
         }
     };
-    let both = async {
-        tokio::join!(
-            run(forward.clone()),
-            run(backward.clone()),
-            run(forward),
-            run(backward)
-        )
-    };
-    tokio::time::timeout(Duration::from_secs(60), both)
-        .await
-        .expect("four concurrent batch streams finish (a deadlock would hang or fail them)");
+    longship_testkit::batches::opposite_orders_finish(forward, backward, run).await;
     for sku in skus {
         assert_eq!(
             app.stock(sku).await,

@@ -6,11 +6,11 @@
 use std::time::Duration;
 
 use inventory::domain::{CommitOutcome, ReservationStatus};
-use inventory::events::StockMoved;
-use inventory::store::{self, CommitItem, CommitResult};
+use inventory::events::{STOCK_COMMITTED, StockMoved};
+use inventory::store::{self, CommitResult};
 use longship_messaging::{EventEnvelope, Naming, StreamSettings};
 use longship_proto::inventory::v1 as pb;
-use longship_tenant::TenantId;
+use longship_testkit::batches::{outbox_events, set_item, tenant};
 use longship_testkit::checks::{ORDER_CONFIRMED, ORDERS};
 use serde_json::json;
 use uuid::Uuid;
@@ -18,10 +18,6 @@ use uuid::Uuid;
 use crate::helpers::{InventoryApp, TestApp, eventually};
 
 const CONSUMER: &str = "inventory-order-confirmed";
-
-fn tenant(id: &str) -> TenantId {
-    TenantId::parse(id).expect("tenant")
-}
 
 /// Reserves `quantity` of `sku` for `order` of `tenant`.
 async fn reserve_as(app: &TestApp, tenant: &str, order: Uuid, sku: &str, quantity: u32) {
@@ -52,23 +48,11 @@ async fn stock_of(app: &TestApp, tenant: &str, sku: &str) -> (i64, i64) {
 
 /// `stock_committed` events in the outbox: (tenant, payload).
 async fn committed_events(app: &TestApp) -> Vec<(String, StockMoved)> {
-    let rows: Vec<(String, serde_json::Value)> = sqlx::query_as(
-        "SELECT tenant_id, payload FROM outbox WHERE event_type = 'inventory.v1.stock_committed' ORDER BY seq",
-    )
-    .fetch_all(app.db.pool())
-    .await
-    .expect("outbox");
-    rows.into_iter()
+    outbox_events(app.db.pool(), STOCK_COMMITTED)
+        .await
+        .into_iter()
         .map(|(t, p)| (t, serde_json::from_value(p).expect("a StockMoved payload")))
         .collect()
-}
-
-fn item(tenant_id: &str, order_id: Uuid) -> CommitItem {
-    CommitItem {
-        tenant: tenant(tenant_id),
-        key: order_id,
-        traceparent: None,
-    }
 }
 
 fn result(outcome: CommitOutcome, found: Option<ReservationStatus>) -> CommitResult {
@@ -96,13 +80,13 @@ async fn one_statement_commits_each_tenants_own_reservations_of_a_shared_sku_wit
     let results = store::commit_many(
         &mut tx,
         &[
-            item("acme", acme_order),
-            item("globex", globex_order),
-            item("acme", acme_order),
-            item("globex", unknown),
-            item("acme", released),
+            set_item("acme", acme_order),
+            set_item("globex", globex_order),
+            set_item("acme", acme_order),
+            set_item("globex", unknown),
+            set_item("acme", released),
             // acme's order under globex's name: globex has no such reservation
-            item("globex", acme_order),
+            set_item("globex", acme_order),
         ],
     )
     .await
@@ -152,7 +136,10 @@ async fn one_statement_commits_each_tenants_own_reservations_of_a_shared_sku_wit
         .expect("begin");
     let again = store::commit_many(
         &mut tx,
-        &[item("globex", globex_order), item("acme", acme_order)],
+        &[
+            set_item("globex", globex_order),
+            set_item("acme", acme_order),
+        ],
     )
     .await
     .expect("commit_many");

@@ -5,7 +5,7 @@
 //! customer_id)`, the events by the payment's tenant.
 
 use longship_errors::Error;
-use longship_messaging::{EventColumns, SetItem, first_of_each};
+use longship_messaging::{SetItem, fetch_per_item, first_of_each};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -83,8 +83,8 @@ async fn lock_and_capture(
     conn: &mut PgConnection,
     items: &[&CaptureItem],
 ) -> Result<Vec<Option<Payment>>, Error> {
-    let columns = EventColumns::of(items);
-    let rows: Vec<FoundRow> = sqlx::query_as(
+    let rows: Vec<FoundRow> = fetch_per_item(
+        conn,
         "WITH item AS (
              SELECT * FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::text[])
                  WITH ORDINALITY AS u(tenant_id, order_id, event_id, traceparent, n)
@@ -128,23 +128,15 @@ async fn lock_and_capture(
                 p.decline_reason
          FROM item LEFT JOIN p ON p.tenant_id = item.tenant_id AND p.order_id = item.order_id
          ORDER BY item.n",
+        items,
+        events::PAYMENT_CAPTURED,
+        |query| {
+            query
+                .bind(PaymentStatus::Authorized.as_str())
+                .bind(PaymentStatus::Captured.as_str())
+        },
     )
-    .bind(columns.tenants)
-    .bind(columns.keys)
-    .bind(columns.event_ids)
-    .bind(columns.traceparents)
-    .bind(events::PAYMENT_CAPTURED)
-    .bind(PaymentStatus::Authorized.as_str())
-    .bind(PaymentStatus::Captured.as_str())
-    .fetch_all(conn)
     .await
     .map_err(db_error)?;
-    if rows.len() != items.len() {
-        return Err(Error::internal(std::io::Error::other(format!(
-            "a capture of {} orders answered {} rows",
-            items.len(),
-            rows.len()
-        ))));
-    }
     Ok(rows.into_iter().map(FoundRow::payment).collect())
 }

@@ -50,14 +50,12 @@ pub(crate) fn authorized(result: &pb::AuthorizeBatchResult) -> &pb::Payment {
 }
 
 pub(crate) fn refused(result: &pb::AuthorizeBatchResult) -> (Code, String, pb::Refusal) {
-    match &result.outcome {
-        Some(pb::authorize_batch_result::Outcome::Error(e)) => (
-            Code::from(e.code),
-            e.error_code.clone(),
-            pb::Refusal::try_from(e.refusal).unwrap_or(pb::Refusal::Unspecified),
-        ),
-        other => panic!("expected a refusal, got {other:?}"),
-    }
+    let Some(pb::authorize_batch_result::Outcome::Error(e)) = &result.outcome else {
+        panic!("expected a refusal, got {result:?}");
+    };
+    let (code, error_code, refusal) = longship_runtime::participant::read_item_error(e);
+    let refusal = pb::Refusal::try_from(refusal).unwrap_or(pb::Refusal::Unspecified);
+    (code, error_code, refusal)
 }
 
 #[tokio::test]

@@ -3,8 +3,6 @@
 //! tenants answers every item as a single Authorize of its tenant would, and concurrent batches
 //! over the same customers in opposite orders finish without deadlock.
 
-use std::time::Duration;
-
 use longship_proto::payment::v1 as pb;
 use tonic::Code;
 use uuid::Uuid;
@@ -184,17 +182,7 @@ async fn batches_over_the_same_customers_in_opposite_orders_do_not_deadlock() {
             }
         }
     };
-    let all = async {
-        tokio::join!(
-            run(forward.clone()),
-            run(backward.clone()),
-            run(forward),
-            run(backward)
-        )
-    };
-    tokio::time::timeout(Duration::from_secs(60), all)
-        .await
-        .expect("four concurrent batch streams finish (a deadlock would hang or fail them)");
+    longship_testkit::batches::opposite_orders_finish(forward, backward, run).await;
     for tenant in ["acme", "globex"] {
         for c in customers {
             assert_eq!(

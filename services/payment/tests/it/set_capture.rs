@@ -3,16 +3,12 @@
 //! outcomes of a one-by-one capture.
 
 use longship_proto::payment::v1 as pb;
-use longship_tenant::TenantId;
-use payment::events::PaymentEvent;
-use payment::store::{self, Capture, CaptureItem, Payment};
+use longship_testkit::batches::{outbox_events, set_item, tenant};
+use payment::events::{PAYMENT_CAPTURED, PaymentEvent};
+use payment::store::{self, Capture, Payment};
 use uuid::Uuid;
 
 use crate::helpers::{PaymentApp, TestApp};
-
-fn tenant(id: &str) -> TenantId {
-    TenantId::parse(id).expect("tenant")
-}
 
 /// Authorizes `amount` for `order` of `tenant`, paid by `customer`.
 async fn authorize_as(app: &TestApp, tenant: &str, order: Uuid, customer: &str, amount: i64) {
@@ -39,24 +35,6 @@ async fn funds_of(app: &TestApp, tenant: &str, customer: &str) -> (i64, i64) {
     .fetch_one(app.db.pool())
     .await
     .expect("funds")
-}
-
-/// `payment_captured` events in the outbox: (tenant, payload as written).
-async fn captured_events(app: &TestApp) -> Vec<(String, serde_json::Value)> {
-    sqlx::query_as(
-        "SELECT tenant_id, payload FROM outbox WHERE event_type = 'payments.v1.payment_captured' ORDER BY seq",
-    )
-    .fetch_all(app.db.pool())
-    .await
-    .expect("outbox")
-}
-
-fn item(tenant_id: &str, order_id: Uuid) -> CaptureItem {
-    CaptureItem {
-        tenant: tenant(tenant_id),
-        key: order_id,
-        traceparent: None,
-    }
 }
 
 fn captured(outcome: &Capture) -> &Payment {
@@ -87,14 +65,14 @@ async fn one_statement_captures_each_tenants_own_payments_of_a_shared_customer_i
     let outcomes = store::capture_many(
         &mut tx,
         &[
-            item("acme", acme_1),
-            item("globex", globex_1),
-            item("acme", acme_2),
-            item("acme", acme_1),
-            item("acme", voided),
-            item("globex", Uuid::now_v7()),
+            set_item("acme", acme_1),
+            set_item("globex", globex_1),
+            set_item("acme", acme_2),
+            set_item("acme", acme_1),
+            set_item("acme", voided),
+            set_item("globex", Uuid::now_v7()),
             // acme's order under globex's name: globex has no such payment
-            item("globex", acme_1),
+            set_item("globex", acme_1),
         ],
     )
     .await
@@ -134,7 +112,7 @@ async fn one_statement_captures_each_tenants_own_payments_of_a_shared_customer_i
         "globex's own money left"
     );
 
-    let events = captured_events(&app).await;
+    let events = outbox_events(app.db.pool(), PAYMENT_CAPTURED).await;
     assert_eq!(events.len(), 3, "one event per capture");
     for (outcome, owner) in outcomes[..3].iter().zip(["acme", "globex", "acme"]) {
         let payment = captured(outcome);
