@@ -26,7 +26,7 @@ impl SetConsumer for CaptureOnOrderConfirmed {
     type Outcome = Capture;
     const EVENT: &'static str = events::ORDER_CONFIRMED;
     const DURABLE_NAME: &'static str = ORDER_CONFIRMED_CONSUMER;
-    const STREAM: &'static str = "ORDERS";
+    const STREAM: &'static str = longship_contracts::ORDERS.name;
 
     fn key(confirmed: &OrderConfirmed) -> Uuid {
         confirmed.order_id
