@@ -12,16 +12,18 @@
 //!   committed rows, waits for JetStream's ack and marks them sent; a [`RelayWake`] wakes it after a
 //!   commit.
 //! - [`schemas`]: a producer's [`PublishedSchema`]s (JSON Schemas generated from the payload
-//!   types, kept in `schemas/events/`), and [`ConsumedPayload`]: the schema versions a consumer
-//!   accepts, older payloads upcast ([`EventEnvelope::read`]).
+//!   types, kept in `schemas/events/`), the [`EventContract`] of an event its consumers share (name,
+//!   stream, schema versions), and [`ConsumedPayload`]: a consumer's view of a contract's event,
+//!   older payloads upcast ([`EventEnvelope::read`]).
 //! - [`SCHEMA`]: the `outbox` and `inbox` tables, owned by this library.
 //! - [`consumer::run_consumer`]: durable pull consumers with explicit ack whose handler runs in a
 //!   tenant-scoped transaction together with the `inbox` row, so redeliveries are no-ops; failures
 //!   are retried with backoff and poison messages go to a dead-letter subject. A consumer may
 //!   handle the events waiting together in one transaction ([`ConsumerSpec::batched`]), and serve
 //!   them as a set: one inbox statement for the batch, the newly claimed events handed over at
-//!   once ([`ConsumerSpec::set_based`], [`Consumer::consume_many`]); a [`SetConsumer`] says only
-//!   its one set statement and its report, and serves batches and single events alike.
+//!   once ([`ConsumerSpec::set_based`], [`Consumer::consume_many`]); a [`SetConsumer`] is a value
+//!   that says only its durable name, its key, its one set statement and its report, and serves
+//!   batches and single events alike.
 //!
 //! # Delivery guarantees
 //!
@@ -77,8 +79,8 @@ pub use naming::{Naming, StreamSpec};
 pub use outbox::{
     EnqueueError, OutboxError, OutboxRelay, OutboxRow, RelayConfig, RelayWake, enqueue,
 };
-pub use schemas::{ConsumedPayload, PayloadError, PublishedSchema};
-pub use set_consumer::{SET_BATCH, SetConsumer};
+pub use schemas::{ConsumedPayload, EventContract, PayloadError, PublishedSchema};
+pub use set_consumer::{SET_BATCH, SetConsumer, SetStatement};
 pub use set_items::{EventColumns, SetItem, SetQuery, fetch_per_item, first_of_each};
 pub use start::ConsumerStart;
 pub use streams::{

@@ -4,9 +4,10 @@
 //! declaring each event once with [`published_events!`](crate::published_events);
 //! the JSON Schema of each is generated from the payload's Rust type (`#[derive(JsonSchema)]`),
 //! kept in the repository as `schemas/events/<service>/<type>.json` and compared with the previous
-//! release by `just check-compat`. A consumer reads a payload through [`ConsumedPayload`]: it
-//! declares the schema versions it accepts and upcasts older ones to the shape it reads, so a
-//! producer may move to a new version while payloads of the old one are still in the stream.
+//! release by `just check-compat`. A consumer reads a payload through [`ConsumedPayload`]: its
+//! view names the event's [`EventContract`] (the schema versions there are) and upcasts older ones
+//! to the shape it reads, so a producer may move to a new version while payloads of the old one
+//! are still in the stream.
 //! Unknown fields are ignored at every level (no `deny_unknown_fields` on payload types).
 
 use schemars::{JsonSchema, Schema};
@@ -50,34 +51,87 @@ impl PublishedSchema {
     }
 }
 
-/// Declares the event types a service publishes, each once: its type name as a `&str` constant,
-/// and a `published_schemas()` that lists every one with its payload's schema and version (what
+/// Declares the event types a service publishes, each once, grouped by the payload type that
+/// carries them and its schema version: each type name as a `&str` constant, and a
+/// `published_schemas()` that lists every one with its payload's schema and version (what
 /// `schemas/events/<service>/` holds and `just check-compat` compares):
 ///
 /// ```
 /// # #[derive(schemars::JsonSchema)]
 /// # struct ItemCreated { name: String }
+/// # #[derive(schemars::JsonSchema)]
+/// # struct ItemMoved { to: String }
 /// longship_messaging::published_events! {
-///     /// An item was created.
-///     ITEM_CREATED: ItemCreated = "shop.v1.item_created", version 1;
+///     ItemCreated, version 1 => {
+///         /// An item was created.
+///         ITEM_CREATED = "shop.v1.item_created";
+///     }
+///     ItemMoved, version 2 => {
+///         /// An item moved to another shelf.
+///         ITEM_MOVED = "shop.v1.item_moved";
+///         /// An item came back to its shelf.
+///         ITEM_RETURNED = "shop.v1.item_returned";
+///     }
 /// }
 /// assert_eq!(ITEM_CREATED, "shop.v1.item_created");
 /// assert_eq!(published_schemas()[0].version, 1);
+/// assert_eq!(published_schemas()[2].event_type, ITEM_RETURNED);
 /// ```
 ///
-/// The type name may be another crate's constant (an event whose name its consumers share).
+/// The type name may be another crate's constant (an event whose name its consumers share, e.g.
+/// an [`EventContract`]'s `name`).
 #[macro_export]
 macro_rules! published_events {
     (
-        $( $(#[$meta:meta])* $name:ident: $payload:ty = $event_type:expr, version $version:expr; )+
+        $( $payload:ty, version $version:expr => {
+            $( $(#[$meta:meta])* $name:ident = $event_type:expr; )+
+        } )+
     ) => {
-        $( $(#[$meta])* pub const $name: &str = $event_type; )+
+        $( $( $(#[$meta])* pub const $name: &str = $event_type; )+ )+
 
         /// Every event type this service publishes, with its payload's schema and version.
         pub fn published_schemas() -> ::std::vec::Vec<$crate::PublishedSchema> {
-            ::std::vec![ $( $crate::PublishedSchema::of::<$payload>($name, $version), )+ ]
+            ::std::vec![ $( $( $crate::PublishedSchema::of::<$payload>($name, $version), )+ )+ ]
         }
     };
+}
+
+/// An event type as its consumers know it, declared once by its producer's side (the names that
+/// cross service boundaries live in `longship-contracts`): its type name, the stream that carries
+/// it, the schema versions published so far and the times each later version added. A consumer's
+/// payload names the contract it reads ([`ConsumedPayload::EVENT`]); its consumer's subscription
+/// and the reading of older versions follow from it.
+#[derive(Debug, Clone, Copy)]
+pub struct EventContract {
+    /// `<service>.v<N>.<event>`.
+    pub name: &'static str,
+    /// The stream it is published on.
+    pub stream: crate::StreamSpec,
+    /// Its schema versions, oldest first; the last one is the one published now.
+    pub versions: &'static [u32],
+    /// Times added in a later version, `(the version that added it, the field)`: a payload of an
+    /// older version takes its event's own time (`occurred_at`) for them.
+    pub event_time_fields: &'static [(u32, &'static str)],
+}
+
+impl EventContract {
+    /// The event `name` on `stream`, with schema version 1 only.
+    pub const fn new(name: &'static str, stream: crate::StreamSpec) -> EventContract {
+        EventContract {
+            name,
+            stream,
+            versions: &[1],
+            event_time_fields: &[],
+        }
+    }
+
+    /// The schema version published now (the newest).
+    pub const fn version(&self) -> u32 {
+        match self.versions.last() {
+            Some(version) => *version,
+            None => 1,
+        }
+    }
 }
 
 /// Why an event's payload cannot be read.
@@ -116,32 +170,30 @@ pub enum PayloadError {
     },
 }
 
-/// A payload a consumer reads, with the schema versions it accepts. The type has the shape of
-/// the newest accepted version; [`ConsumedPayload::upcast`] brings older payloads to that shape.
+/// A payload a consumer reads: its own view of an event (the fields it needs), of the shape of
+/// the event's newest schema version; [`ConsumedPayload::upcast`] brings older payloads to that
+/// shape.
 pub trait ConsumedPayload: DeserializeOwned {
-    /// The schema versions this consumer reads, oldest first; the last one is the type's shape.
-    const VERSIONS: &'static [u32];
+    /// The event it is a view of: its name, stream and schema versions (the versions it accepts).
+    const EVENT: EventContract;
 
-    /// Turns `data`, a payload of the older schema `version` (one of [`Self::VERSIONS`]), into
+    /// Turns `data`, a payload of the older schema `version` (one of the event's versions), into
     /// the newest version's shape; `envelope` is the event it came in. The default fills in the
-    /// [`Self::EVENT_TIME_FIELDS`] added after `version` and accepts the rest unchanged (versions
-    /// that only added optional fields).
+    /// event's [`EventContract::event_time_fields`] added after `version` and accepts the rest
+    /// unchanged (versions that only added optional fields).
     fn upcast(
         version: u32,
         data: serde_json::Value,
         envelope: &EventEnvelope,
     ) -> Result<serde_json::Value, String> {
-        Self::EVENT_TIME_FIELDS
+        Self::EVENT
+            .event_time_fields
             .iter()
             .filter(|(added_in, _)| *added_in > version)
             .try_fold(data, |data, (_, field)| {
                 with_field(data, field, envelope.occurred_at)
             })
     }
-
-    /// Times added in a later version, `(the version that added it, the field)`: a payload of an
-    /// older version takes its event's own time (`occurred_at`) for them.
-    const EVENT_TIME_FIELDS: &'static [(u32, &'static str)] = &[];
 }
 
 /// For an upcast: `data` (an object) with `field` set to `value` when it lacks it; the usual step
@@ -165,12 +217,12 @@ impl EventEnvelope {
     /// The payload read as `T`: refused when its schema version is not one `T` accepts,
     /// upcast when it is an older one.
     pub fn read<T: ConsumedPayload>(&self) -> Result<T, PayloadError> {
-        let newest = T::VERSIONS.last().copied().unwrap_or(1);
-        if !T::VERSIONS.contains(&self.schema_version) {
+        let newest = T::EVENT.version();
+        if !T::EVENT.versions.contains(&self.schema_version) {
             return Err(PayloadError::UnsupportedVersion {
                 event_type: self.event_type.clone(),
                 version: self.schema_version,
-                accepted: T::VERSIONS,
+                accepted: T::EVENT.versions,
             });
         }
         let data = if self.schema_version == newest {
@@ -210,8 +262,12 @@ mod tests {
     }
 
     impl ConsumedPayload for Confirmed {
-        const VERSIONS: &'static [u32] = &[1, 2];
-        const EVENT_TIME_FIELDS: &'static [(u32, &'static str)] = &[(2, "confirmed_at")];
+        const EVENT: EventContract = EventContract {
+            name: "orders.v1.order_confirmed",
+            stream: crate::StreamSpec::new("ORDERS", "orders"),
+            versions: &[1, 2],
+            event_time_fields: &[(2, "confirmed_at")],
+        };
     }
 
     fn envelope(version: u32, data: serde_json::Value) -> EventEnvelope {

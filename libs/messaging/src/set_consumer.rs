@@ -1,12 +1,14 @@
-//! A set-based consumer: it names the row each event acts on ([`SetConsumer::key`]), one set
-//! statement over many such items ([`SetConsumer::apply`]) and what to say about each event's
-//! outcome ([`SetConsumer::report`]). Every `SetConsumer` is a [`Consumer`]: a batch runs the
+//! A set-based consumer, declared as a value: its durable consumer's name, the row each event acts
+//! on ([`SetConsumer::new`]'s `key`), one set statement over many such items and what to say about
+//! each event's outcome. The event it subscribes to, and the stream, come from its payload's
+//! [`EventContract`](crate::EventContract). Every `SetConsumer` is a [`Consumer`]: a batch runs the
 //! statement once for all its events, each event reported inside its own span, and an event
 //! handled alone (a batch that gave way, a redriven dead letter) runs the same statement as a set
 //! of one, in the transaction of its own tenant.
 
 use std::hash::Hash;
 
+use futures::future::BoxFuture;
 use longship_tenant::TenantId;
 use sqlx::PgConnection;
 
@@ -16,69 +18,84 @@ use crate::{Consumer, ConsumerSpec, Delivered, HandlerError, SetItem};
 /// The most events a set-based consumer's batch takes by default.
 pub const SET_BATCH: usize = 32;
 
-/// A consumer whose work for any number of events is one set statement.
-#[async_trait::async_trait]
-pub trait SetConsumer: Send + Sync + 'static {
-    /// The payload it reads.
-    type Event: ConsumedPayload + Send + Sync;
-    /// The key of the row an event acts on (e.g. its order id).
-    type Key: Clone + Eq + Hash + Send + Sync;
-    /// What the statement found and did for one item.
-    type Outcome: Send;
+/// A set statement: the work of every item at once, in the caller's transaction (which admits the
+/// rows of every item's tenant, so key each item's rows by its own tenant), one outcome per item,
+/// in order. An `Err` rolls the whole batch back. Usually a store function, boxed:
+/// `|tx, items| Box::pin(store::commit_many(tx, items))`.
+pub type SetStatement<K, O> = for<'a> fn(
+    &'a mut PgConnection,
+    &'a [SetItem<K>],
+) -> BoxFuture<'a, Result<Vec<O>, longship_errors::Error>>;
 
-    /// The event type it handles (`<service>.v1.<event>`).
-    const EVENT: &'static str;
-    /// Its durable consumer's name.
-    const DURABLE_NAME: &'static str;
-    /// The stream it reads (unprefixed, e.g. `ORDERS`).
-    const STREAM: &'static str;
+/// A consumer whose work for any number of events of payload `E` is one set statement over
+/// their keys `K`, with an outcome `O` per event.
+pub struct SetConsumer<E, K, O> {
+    durable_name: &'static str,
+    key: fn(&E) -> K,
+    apply: SetStatement<K, O>,
+    report: fn(&E, &O),
+}
 
-    /// Its durable consumer's settings: batched ([`SET_BATCH`]) and set-based.
-    fn spec(&self) -> ConsumerSpec {
-        ConsumerSpec::new(Self::DURABLE_NAME, Self::STREAM, Self::EVENT)
-            .batched(SET_BATCH)
-            .set_based()
+impl<E, K, O> SetConsumer<E, K, O> {
+    /// The durable consumer `durable_name` of `E`'s event: `key` names the row an event acts on
+    /// (e.g. its order id), `apply` is the set statement, `report` logs (and counts) what happened
+    /// for one event, inside the event's span.
+    pub const fn new(
+        durable_name: &'static str,
+        key: fn(&E) -> K,
+        apply: SetStatement<K, O>,
+        report: fn(&E, &O),
+    ) -> SetConsumer<E, K, O> {
+        SetConsumer {
+            durable_name,
+            key,
+            apply,
+            report,
+        }
     }
 
-    /// The row `event` acts on.
-    fn key(event: &Self::Event) -> Self::Key;
-
-    /// Does the work of every item at once, in the caller's transaction (which admits the rows of
-    /// every item's tenant, so key each item's rows by its own tenant): one outcome per item, in
-    /// order. An `Err` rolls the whole batch back.
+    /// Runs the set statement over `items`, holding it to one outcome per item.
     async fn apply(
         &self,
         tx: &mut PgConnection,
-        items: &[SetItem<Self::Key>],
-    ) -> Result<Vec<Self::Outcome>, HandlerError>;
-
-    /// Logs (and counts) what happened for one event; runs inside the event's span.
-    fn report(&self, event: &Self::Event, outcome: &Self::Outcome);
+        items: &[SetItem<K>],
+    ) -> Result<Vec<O>, HandlerError> {
+        let outcomes = (self.apply)(tx, items)
+            .await
+            .map_err(HandlerError::with_sources)?;
+        answered(outcomes, items.len())
+    }
 }
 
 #[async_trait::async_trait]
-impl<S: SetConsumer> Consumer for S {
-    type Event = S::Event;
-    const EVENT_TYPE: &'static str = S::EVENT;
+impl<E, K, O> Consumer for SetConsumer<E, K, O>
+where
+    E: ConsumedPayload + Send + Sync + 'static,
+    K: Clone + Eq + Hash + Send + Sync + 'static,
+    O: Send + 'static,
+{
+    type Event = E;
 
+    /// Batched ([`SET_BATCH`]) and set-based, on the stream of `E`'s event.
     fn spec(&self) -> ConsumerSpec {
-        SetConsumer::spec(self)
+        ConsumerSpec::new(self.durable_name, E::EVENT.stream.name, E::EVENT.name)
+            .batched(SET_BATCH)
+            .set_based()
     }
 
     async fn consume(
         &self,
         tx: &mut PgConnection,
         tenant: &TenantId,
-        event: S::Event,
+        event: E,
     ) -> Result<(), HandlerError> {
         let item = SetItem {
             tenant: tenant.clone(),
-            key: S::key(&event),
+            key: (self.key)(&event),
             traceparent: longship_telemetry::propagation::current_traceparent(),
         };
-        let outcomes = answered(self.apply(tx, std::slice::from_ref(&item)).await?, 1)?;
-        for outcome in &outcomes {
-            self.report(&event, outcome);
+        for outcome in self.apply(tx, std::slice::from_ref(&item)).await? {
+            (self.report)(&event, &outcome);
         }
         Ok(())
     }
@@ -86,14 +103,17 @@ impl<S: SetConsumer> Consumer for S {
     async fn consume_many(
         &self,
         tx: &mut PgConnection,
-        events: Vec<Delivered<S::Event>>,
+        events: Vec<Delivered<E>>,
     ) -> Result<(), HandlerError> {
-        let items: Vec<SetItem<S::Key>> = events.iter().map(|d| d.item(S::key(&d.event))).collect();
-        let outcomes = answered(self.apply(tx, &items).await?, items.len())?;
+        let items: Vec<SetItem<K>> = events
+            .iter()
+            .map(|d| d.item((self.key)(&d.event)))
+            .collect();
+        let outcomes = self.apply(tx, &items).await?;
         for (delivered, outcome) in events.iter().zip(outcomes) {
             delivered
                 .span
-                .in_scope(|| self.report(&delivered.event, &outcome));
+                .in_scope(|| (self.report)(&delivered.event, &outcome));
         }
         Ok(())
     }

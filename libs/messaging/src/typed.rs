@@ -19,8 +19,8 @@ pub trait Consumer: Send + Sync + 'static {
     /// The payload it reads.
     type Event: ConsumedPayload + Send;
 
-    /// The event type it handles (`<service>.v1.<event>`).
-    const EVENT_TYPE: &'static str;
+    /// The event type it handles (`<service>.v1.<event>`): its payload's event.
+    const EVENT_TYPE: &'static str = <Self::Event as ConsumedPayload>::EVENT.name;
 
     /// Its durable consumer's settings.
     fn spec(&self) -> ConsumerSpec;

@@ -10,9 +10,11 @@ use sqlx::PgConnection;
 
 use crate::{HttpClient, HttpResponse, TestApp};
 
-/// The order service's stream, where `order_confirmed` comes from, and that event's type, which
-/// the saga's participants consume.
-pub use longship_contracts::{ORDER_CONFIRMED, ORDERS};
+/// The order service's stream, where `order_confirmed` comes from.
+pub use longship_contracts::ORDERS;
+
+/// The type of `order_confirmed`, which the saga's participants consume.
+pub const ORDER_CONFIRMED: &str = longship_contracts::ORDER_CONFIRMED.name;
 
 /// What every participant's saga command request is (`string order_id = 1; string
 /// idempotency_key = 2;`: Release, Commit, Void, Capture, a new service's Cancel).

@@ -44,7 +44,7 @@ async fn wire(shell: &mut Shell, config: Config) -> Result<(), WireError> {
     // each command reads its tenant itself: from `x-tenant-id` (refused without it), or per item
     // in a batch
     shell.grpc(GrpcAccess::Services(&["order"]), commands);
-    shell.consumer(consumers::CommitOnOrderConfirmed);
+    shell.consumer(consumers::ON_ORDER_CONFIRMED);
     let sweeper = expiry::ExpirySweeper::new(
         shell.worker_pool().clone(),
         shell.relay(),

@@ -9,18 +9,20 @@ use uuid::Uuid;
 use crate::domain::OrderLine;
 
 longship_messaging::published_events! {
-    /// An order was accepted (PENDING).
-    ORDER_PLACED: OrderPlaced = "orders.v1.order_placed", version 1;
-    /// Stock and funds are held; the order is final. Inventory commits stock, payment captures
-    /// (the name they consume it by is shared through `longship_contracts`).
-    ORDER_CONFIRMED: OrderConfirmed = longship_contracts::ORDER_CONFIRMED, version ORDER_CONFIRMED_VERSION;
-    /// The order was cancelled and everything held was released.
-    ORDER_CANCELLED: OrderCancelled = "orders.v1.order_cancelled", version 1;
+    OrderPlaced, version 1 => {
+        /// An order was accepted (PENDING).
+        ORDER_PLACED = "orders.v1.order_placed";
+    }
+    OrderConfirmed, version longship_contracts::ORDER_CONFIRMED.version() => {
+        /// Stock and funds are held; the order is final. Inventory commits stock, payment
+        /// captures (its contract, with its schema versions, is `longship_contracts`'s).
+        ORDER_CONFIRMED = longship_contracts::ORDER_CONFIRMED.name;
+    }
+    OrderCancelled, version 1 => {
+        /// The order was cancelled and everything held was released.
+        ORDER_CANCELLED = "orders.v1.order_cancelled";
+    }
 }
-
-/// The schema version of [`OrderConfirmed`]: 2 added `confirmed_at` (consumers upcast version 1
-/// payloads, which lack it, with the event's time).
-pub const ORDER_CONFIRMED_VERSION: u32 = 2;
 
 /// Payload of `orders.v1.order_placed`.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

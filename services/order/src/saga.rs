@@ -295,7 +295,11 @@ impl LocalAction<PlaceOrderData> for ConfirmOrder {
 fn confirmed_event(ctx: &StepContext, data: &PlaceOrderData) -> Result<OutboxRow, StepError> {
     NewEvent::new(events::ORDER_CONFIRMED, &ctx.tenant, &data.confirmed())
         .map_err(OutboxError::from)
-        .and_then(|e| OutboxRow::from_event(e.with_schema_version(events::ORDER_CONFIRMED_VERSION)))
+        .and_then(|e| {
+            OutboxRow::from_event(
+                e.with_schema_version(longship_contracts::ORDER_CONFIRMED.version()),
+            )
+        })
         .map_err(|e| StepError::Transient(e.to_string()))
 }
 

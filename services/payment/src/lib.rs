@@ -42,7 +42,7 @@ async fn wire(shell: &mut Shell, _config: Config) -> Result<(), WireError> {
     // each command reads its tenant itself: from `x-tenant-id` (refused without it), or per item
     // in a batch
     shell.grpc(GrpcAccess::Services(&["order"]), commands);
-    shell.consumer(consumers::CaptureOnOrderConfirmed);
+    shell.consumer(consumers::ON_ORDER_CONFIRMED);
     Ok(())
 }
 

@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use longship_messaging::{
-    ConsumedPayload, Consumer, ConsumerSpec, Delivered, EventEnvelope, HandlerError,
+    ConsumedPayload, Consumer, ConsumerSpec, Delivered, EventContract, EventEnvelope, HandlerError,
+    StreamSpec,
 };
 use longship_tenant::TenantId;
 use serde::Deserialize;
@@ -26,7 +27,10 @@ struct Placed {
 }
 
 impl ConsumedPayload for Placed {
-    const VERSIONS: &'static [u32] = &[1];
+    const EVENT: EventContract = EventContract::new(
+        "orders.v1.order_placed",
+        StreamSpec::new("ORDERS", "orders"),
+    );
 }
 
 /// What a test consumer saw: the sizes of the sets it got, and its one-by-one calls.
@@ -69,7 +73,6 @@ struct SetRecorder {
 #[async_trait::async_trait]
 impl Consumer for SetRecorder {
     type Event = Placed;
-    const EVENT_TYPE: &'static str = "orders.v1.order_placed";
 
     fn spec(&self) -> ConsumerSpec {
         Harness::consumer_spec(self.name, 3).batched(16).set_based()
@@ -106,7 +109,6 @@ struct PerEventRecorder;
 #[async_trait::async_trait]
 impl Consumer for PerEventRecorder {
     type Event = Placed;
-    const EVENT_TYPE: &'static str = "orders.v1.order_placed";
 
     fn spec(&self) -> ConsumerSpec {
         Harness::consumer_spec("per-event", 3)
