@@ -4,10 +4,10 @@
 //! binary's `main` ([`service_main!`]), a service's declaration ([`service!`]), typed configuration from the environment ([`config`]),
 //! telemetry, Postgres and NATS connections ([`db`], [`nats`]), the platform's and the libraries'
 //! schemas applied before the service's migrations, the HTTP server with the platform routes and
-//! middleware ([`http`]), the gRPC server with the health service ([`grpc`]), readiness
-//! ([`Readiness`]), per-tenant limits on the public API ([`tenant_limit`]), and a graceful drain
-//! that stops and joins everything it started ([`App::run`]). Tests build a service on port 0 with
-//! [`App::build`].
+//! middleware ([`http`]), the use cases' tenant transactions ([`TenantDb`]), the gRPC server with
+//! the health service ([`grpc`]), readiness ([`Readiness`]), per-tenant limits on the public API
+//! ([`tenant_limit`]), and a graceful drain that stops and joins everything it started
+//! ([`App::run`]). Tests build a service on port 0 with [`App::build`].
 
 mod admin;
 pub mod config;
@@ -28,6 +28,7 @@ mod readiness;
 mod secret;
 mod service;
 pub mod shutdown;
+mod tenant_db;
 pub mod tenant_limit;
 
 pub use config::{CommonConfig, ConfigError, Env, ServiceDefaults};
@@ -42,6 +43,7 @@ pub use platform::{Platform, StartError, migrate_with_retry};
 pub use readiness::Readiness;
 pub use secret::Secret;
 pub use service::{App, Service, ServiceConfig, Shell, WireError, migrate};
+pub use tenant_db::TenantDb;
 pub use tokio_util::sync::CancellationToken;
 
 /// What [`service!`] expands to refers to (not part of the API).

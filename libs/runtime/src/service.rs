@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::db::Migrations;
 use crate::platform::{Platform, StartError};
-use crate::{CommonConfig, ConfigError, Env, ServiceDefaults};
+use crate::{CommonConfig, ConfigError, Env, ServiceDefaults, TenantDb};
 
 /// A Longship service: its name and defaults, its own settings, its schema, its streams, and how
 /// its parts are wired. The runtime does the rest.
@@ -156,6 +156,12 @@ impl Shell {
     /// engine and the consumers are given it once and call it themselves).
     pub fn relay(&self) -> RelayWake {
         self.relay.waker()
+    }
+
+    /// What the use cases behind the API and the gRPC services run on: the request [`Shell::pool`]
+    /// and the [`Shell::relay`] waker, as one [`TenantDb`].
+    pub fn tenant_db(&self) -> TenantDb {
+        TenantDb::new(self.pool().clone(), self.relay())
     }
 
     /// Stream and subject names (with the environment's prefix).

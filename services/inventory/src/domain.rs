@@ -4,6 +4,7 @@
 use longship_errors::{Error, Fields};
 use longship_saga::hold::Held;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 longship_errors::error_codes! {
     /// The inventory service's own error codes (the platform's are `longship_errors::PlatformCode`).
@@ -17,18 +18,31 @@ pub const MAX_LINES: usize = 100;
 
 pub use longship_errors::fields::{is_valid_currency, is_valid_sku};
 
-/// What a client asks to store for one product.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a client asks to store for one product: the body of `PUT /v1/products/{sku}` and the sku
+/// its path names.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, ToSchema)]
+#[schema(as = PutProductRequest, description = "The body of `PUT /v1/products/{sku}`.")]
 pub struct ProductInput {
-    /// The sku (from the path).
+    /// The sku (from the path, not the body).
+    #[serde(skip_deserializing)]
     pub sku: String,
-    /// Display name, 1-200 characters.
+    /// Display name, 1-200 characters, not blank, no control characters.
+    #[schema(
+        example = "Blue widget",
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub name: String,
-    /// Unit price in the currency's minor unit.
+    /// Unit price in the currency's minor unit (>= 1: a product that costs nothing could never be
+    /// paid for).
+    #[schema(example = 1250, minimum = 1)]
     pub price_cents: i64,
-    /// ISO 4217 code.
+    /// ISO 4217 code (3 upper-case letters).
+    #[schema(example = "USD", pattern = "^[A-Z]{3}$")]
     pub currency: String,
-    /// Units in the warehouse.
+    /// Units in the warehouse (>= 0 and not below the units currently reserved).
+    #[schema(example = 100, minimum = 0)]
     pub on_hand: i64,
 }
 

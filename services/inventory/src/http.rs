@@ -15,29 +15,6 @@ use crate::domain::ProductInput;
 use crate::store::Product;
 use crate::usecases::Stock;
 
-/// The body of `PUT /v1/products/{sku}`.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-pub struct PutProductRequest {
-    /// Display name, 1-200 characters, not blank, no control characters.
-    #[schema(
-        example = "Blue widget",
-        min_length = 1,
-        max_length = 200,
-        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
-    )]
-    pub name: String,
-    /// Unit price in the currency's minor unit (>= 1: a product that costs nothing could never be
-    /// paid for).
-    #[schema(example = 1250, minimum = 1)]
-    pub price_cents: i64,
-    /// ISO 4217 code (3 upper-case letters).
-    #[schema(example = "USD", pattern = "^[A-Z]{3}$")]
-    pub currency: String,
-    /// Units in the warehouse (>= 0 and not below the units currently reserved).
-    #[schema(example = 100, minimum = 0)]
-    pub on_hand: i64,
-}
-
 /// A product with its stock.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ProductView {
@@ -79,7 +56,7 @@ impl From<Product> for ProductView {
         description = "Products and their stock."
     ),
     paths(put_product, get_product),
-    components(schemas(PutProductRequest, ProductView, ProblemDetails))
+    components(schemas(ProductInput, ProductView, ProblemDetails))
 )]
 pub struct ApiDoc;
 
@@ -96,7 +73,7 @@ pub fn routes(stock: Arc<Stock>) -> Router {
     path = "/v1/products/{sku}",
     tag = "products",
     params(("sku" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", description = "The sku, [A-Za-z0-9._-]{1,64}")),
-    request_body(content = PutProductRequest, example = json!({"name": "Blue widget", "price_cents": 1250, "currency": "USD", "on_hand": 100})),
+    request_body(content = ProductInput, example = json!({"name": "Blue widget", "price_cents": 1250, "currency": "USD", "on_hand": 100})),
     responses(
         (status = 200, description = "The stored product", body = ProductView, example = json!({"sku": "SKU-1", "name": "Blue widget", "price_cents": 1250, "currency": "USD", "on_hand": 100, "reserved": 2, "available": 98})),
         (status = 409, description = "on_hand below the reserved units (`inventory.on_hand_below_reserved`)", body = ProblemDetails, content_type = "application/problem+json"),
@@ -107,15 +84,9 @@ async fn put_product(
     State(stock): State<Arc<Stock>>,
     Tenant(tenant): Tenant,
     Path(sku): Path<String>,
-    Json(body): Json<PutProductRequest>,
+    Json(body): Json<ProductInput>,
 ) -> Result<Json<ProductView>, Error> {
-    let input = ProductInput {
-        sku,
-        name: body.name,
-        price_cents: body.price_cents,
-        currency: body.currency,
-        on_hand: body.on_hand,
-    };
+    let input = ProductInput { sku, ..body };
     Ok(Json(stock.put_product(&tenant, input).await?.into()))
 }
 

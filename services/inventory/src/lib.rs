@@ -37,8 +37,10 @@ longship_runtime::service! {
 /// order service may send them), the stock commit on `order_confirmed`, and the expiry sweep.
 async fn wire(shell: &mut Shell, config: Config) -> Result<(), WireError> {
     metrics::register();
-    let (pool, relay) = (shell.pool().clone(), shell.relay());
-    let stock = Arc::new(usecases::Stock::new(pool, relay, config.reservation_ttl));
+    let stock = Arc::new(usecases::Stock::new(
+        shell.tenant_db(),
+        config.reservation_ttl,
+    ));
     shell.api(http::routes(Arc::clone(&stock)), http::ApiDoc::openapi());
     let commands = InventoryServiceServer::new(grpc::InventoryGrpc(stock));
     // each command reads its tenant itself: from `x-tenant-id` (refused without it), or per item

@@ -5,9 +5,8 @@
 use std::time::Duration;
 
 use longship_errors::Error;
-use longship_messaging::RelayWake;
+use longship_runtime::TenantDb;
 use longship_tenant::TenantId;
-use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::domain::{
@@ -15,11 +14,10 @@ use crate::domain::{
 };
 use crate::store::{self, Product, ReserveCommand, Reserved};
 
-/// The use cases over the service's pool and relay.
+/// The use cases over the service's database.
 #[derive(Debug, Clone)]
 pub struct Stock {
-    pool: PgPool,
-    relay: RelayWake,
+    db: TenantDb,
     reservation_ttl: Duration,
 }
 
@@ -38,10 +36,9 @@ pub struct ReserveOrder {
 
 impl Stock {
     /// The use cases; reservations hold stock for `reservation_ttl` unless committed or released.
-    pub fn new(pool: PgPool, relay: RelayWake, reservation_ttl: Duration) -> Stock {
+    pub fn new(db: TenantDb, reservation_ttl: Duration) -> Stock {
         Stock {
-            pool,
-            relay,
+            db,
             reservation_ttl,
         }
     }
@@ -54,13 +51,13 @@ impl Stock {
     ) -> Result<Product, Error> {
         domain::validate_product(&input)?;
         let upsert = async |tx: &mut _| store::upsert_product(tx, tenant, &input).await;
-        longship_tenant::transact(&self.pool, tenant, upsert).await
+        self.db.transact(tenant, upsert).await
     }
 
     /// One product of the tenant.
     pub async fn product(&self, tenant: &TenantId, sku: &str) -> Result<Product, Error> {
         let find = async |tx: &mut _| store::find_product(tx, tenant, sku).await;
-        let product = longship_tenant::transact(&self.pool, tenant, find).await?;
+        let product = self.db.transact(tenant, find).await?;
         product
             .ok_or_else(|| Error::coded(InventoryCode::ProductNotFound, "no product with this sku"))
     }
@@ -75,11 +72,8 @@ impl Stock {
             lines: order.lines,
             ttl: self.reservation_ttl,
         };
-        let mut tx = longship_tenant::begin(&self.pool, tenant).await?;
-        let reserved = store::reserve(&mut tx, tenant, &command).await?;
-        tx.commit().await?;
-        self.relay.wake();
-        Ok(reserved)
+        let reserve = async |tx: &mut _| store::reserve(tx, tenant, &command).await;
+        self.db.transact_publishing(tenant, reserve).await
     }
 
     /// Reserves for many orders, of one tenant or several, answering each as [`Stock::reserve`]
@@ -112,12 +106,12 @@ impl Stock {
             .map(|(t, o)| (t.clone(), self.command(o.clone())))
             .collect();
         let tenants = longship_tenant::batch::tenants_of(&commands);
-        let mut tx = longship_tenant::begin_set(&self.pool, &tenants).await?;
+        let mut tx = longship_tenant::begin_set(self.db.pool(), &tenants).await?;
         let answers =
             crate::batch::reserve_many(&mut tx, &commands, self.reservation_ttl.as_secs_f64())
                 .await?;
         tx.commit().await?;
-        self.relay.wake();
+        self.db.wake_relay();
         Ok(answers)
     }
 
@@ -138,16 +132,12 @@ impl Stock {
         order_id: Uuid,
     ) -> Result<ReleaseOutcome, Error> {
         let release = async |tx: &mut _| store::release(tx, tenant, order_id).await;
-        let outcome = longship_tenant::transact(&self.pool, tenant, release).await?;
-        self.relay.wake();
-        Ok(outcome)
+        self.db.transact_publishing(tenant, release).await
     }
 
     /// Commits the order's reservation (idempotent).
     pub async fn commit(&self, tenant: &TenantId, order_id: Uuid) -> Result<CommitOutcome, Error> {
         let commit = async |tx: &mut _| store::commit(tx, tenant, order_id).await;
-        let outcome = longship_tenant::transact(&self.pool, tenant, commit).await?;
-        self.relay.wake();
-        Ok(outcome)
+        self.db.transact_publishing(tenant, commit).await
     }
 }

@@ -64,11 +64,7 @@ async fn wire(shell: &mut Shell, config: Config) -> Result<(), WireError> {
         shell.relay(),
         shell.shutdown(),
     );
-    let orders = Arc::new(usecases::Orders::new(
-        shell.pool().clone(),
-        sagas.clone(),
-        shell.relay(),
-    ));
+    let orders = Arc::new(usecases::Orders::new(shell.tenant_db(), sagas.clone()));
     shell.api(http::routes(Arc::clone(&orders)), http::ApiDoc::openapi());
     // the operators' saga routes (the platform's admin API has the rest)
     shell.admin(

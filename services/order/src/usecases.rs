@@ -2,10 +2,10 @@
 //! one tenant-scoped transaction over the store, and answers with the API's view.
 
 use longship_errors::{Error, PlatformCode};
-use longship_messaging::{OutboxRow, RelayWake};
+use longship_messaging::OutboxRow;
+use longship_runtime::TenantDb;
 use longship_saga::{SagaEngine, SagaView};
 use longship_tenant::TenantId;
-use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::api::OrderView;
@@ -14,12 +14,11 @@ use crate::events;
 use crate::saga::PlaceOrderData;
 use crate::store;
 
-/// The use cases over the service's pool, its saga engine and its relay.
+/// The use cases over the service's database and its saga engine.
 #[derive(Debug, Clone)]
 pub struct Orders {
-    pool: PgPool,
+    db: TenantDb,
     sagas: SagaEngine<PlaceOrderData>,
-    relay: RelayWake,
 }
 
 /// What placing an order produced.
@@ -40,9 +39,9 @@ fn internal(e: impl std::fmt::Display) -> Error {
 }
 
 impl Orders {
-    /// The use cases; `relay` is woken after each commit that enqueued an event.
-    pub fn new(pool: PgPool, sagas: SagaEngine<PlaceOrderData>, relay: RelayWake) -> Orders {
-        Orders { pool, sagas, relay }
+    /// The use cases; `db`'s relay is woken after each commit that enqueued an event.
+    pub fn new(db: TenantDb, sagas: SagaEngine<PlaceOrderData>) -> Orders {
+        Orders { db, sagas }
     }
 
     /// Places an order: one statement writes the order (PENDING), its saga and `order_placed`;
@@ -94,16 +93,13 @@ impl Orders {
             request_hash: &fingerprint,
         };
         // one statement, its own transaction: committed when it answers
-        let Some(created_at) = store::insert_order(&self.pool, &new, event, saga)
+        let Some(created_at) = store::insert_order(self.db.pool(), &new, event, saga)
             .await
             .map_err(db)?
         else {
             // the key is taken (possibly by a request that just committed): answer with its order
-            let mut tx = longship_tenant::begin(&self.pool, tenant)
-                .await
-                .map_err(db)?;
-            let order = self.replay(&mut tx, tenant, key, &fingerprint).await?;
-            tx.commit().await.map_err(db)?;
+            let replay = async |tx: &mut _| self.replay(tx, tenant, key, &fingerprint).await;
+            let order = self.db.transact(tenant, replay).await?;
             metrics::counter!("orders_idempotent_replays_total").increment(1);
             return Ok(Placed {
                 order,
@@ -124,7 +120,7 @@ impl Orders {
             saga: Some(SagaView::starting(started.version(), started.progress())),
         };
         self.sagas.launch(started);
-        self.relay.wake();
+        self.db.wake_relay();
         metrics::counter!("orders_placed_total").increment(1);
         Ok(Placed {
             order,
@@ -163,11 +159,8 @@ impl Orders {
     /// One order of the tenant (404 for unknown and for other tenants' orders alike).
     pub async fn get_order(&self, tenant: &TenantId, id: Uuid) -> Result<OrderView, Error> {
         tracing::Span::current().record("order_id", id.to_string());
-        let mut tx = longship_tenant::begin(&self.pool, tenant)
-            .await
-            .map_err(db)?;
-        let order = store::get_order(&mut tx, tenant, id).await.map_err(db)?;
-        tx.commit().await.map_err(db)?;
+        let find = async |tx: &mut _| store::get_order(tx, tenant, id).await.map_err(db);
+        let order = self.db.transact(tenant, find).await?;
         order
             .map(OrderView::from)
             .ok_or_else(|| Error::coded(OrderCode::NotFound, "no such order"))
@@ -181,13 +174,11 @@ impl Orders {
         cursor: Option<Uuid>,
         limit: i64,
     ) -> Result<Vec<OrderView>, Error> {
-        let mut tx = longship_tenant::begin(&self.pool, tenant)
-            .await
-            .map_err(db)?;
-        let orders = store::list_orders(&mut tx, tenant, status, cursor, limit)
-            .await
-            .map_err(db)?;
-        tx.commit().await.map_err(db)?;
+        let list = async |tx: &mut _| {
+            let orders = store::list_orders(tx, tenant, status, cursor, limit).await;
+            orders.map_err(db)
+        };
+        let orders = self.db.transact(tenant, list).await?;
         Ok(orders.into_iter().map(OrderView::from).collect())
     }
 }

@@ -3,6 +3,8 @@
 
 use longship_errors::{Error, Fields};
 use longship_saga::hold::Held;
+use serde::Deserialize;
+use utoipa::ToSchema;
 
 longship_errors::error_codes! {
     /// The payment service's own error codes (the platform's are `longship_errors::PlatformCode`).
@@ -11,14 +13,22 @@ longship_errors::error_codes! {
 
 pub use longship_errors::fields::{is_valid_currency, is_valid_customer_id};
 
-/// What a client asks to store for one account.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a client asks to store for one account: the body of `PUT /v1/accounts/{customer_id}` and
+/// the customer its path names.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, ToSchema)]
+#[schema(
+    as = PutAccountRequest,
+    description = "The body of `PUT /v1/accounts/{customer_id}`."
+)]
 pub struct AccountInput {
-    /// The customer (from the path).
+    /// The customer (from the path, not the body).
+    #[serde(skip_deserializing)]
     pub customer_id: String,
-    /// The new balance in the currency's minor unit.
+    /// The balance in the currency's minor unit (>= 0 and not below the held amount).
+    #[schema(example = 100_000, minimum = 0)]
     pub balance_cents: i64,
-    /// ISO 4217 code.
+    /// ISO 4217 code (3 upper-case letters); cannot change while money is held.
+    #[schema(example = "USD", pattern = "^[A-Z]{3}$")]
     pub currency: String,
 }
 

@@ -16,17 +16,6 @@ use crate::domain::AccountInput;
 use crate::store::{AccountRow, Payment};
 use crate::usecases::Funds;
 
-/// The body of `PUT /v1/accounts/{customer_id}`.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-pub struct PutAccountRequest {
-    /// The balance in the currency's minor unit (>= 0 and not below the held amount).
-    #[schema(example = 100_000, minimum = 0)]
-    pub balance_cents: i64,
-    /// ISO 4217 code (3 upper-case letters); cannot change while money is held.
-    #[schema(example = "USD", pattern = "^[A-Z]{3}$")]
-    pub currency: String,
-}
-
 /// An account and its money.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AccountView {
@@ -108,13 +97,7 @@ pub struct PaymentsQuery {
         description = "Customer accounts and payments."
     ),
     paths(put_account, get_account, list_payments),
-    components(schemas(
-        PutAccountRequest,
-        AccountView,
-        PaymentView,
-        PaymentList,
-        ProblemDetails
-    ))
+    components(schemas(AccountInput, AccountView, PaymentView, PaymentList, ProblemDetails))
 )]
 pub struct ApiDoc;
 
@@ -135,7 +118,7 @@ pub fn routes(funds: Arc<Funds>) -> Router {
     path = "/v1/accounts/{customer_id}",
     tag = "accounts",
     params(("customer_id" = String, Path, min_length = 1, max_length = 64, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$", description = "The customer, 1-64 characters, no control characters")),
-    request_body(content = PutAccountRequest, example = json!({"balance_cents": 100000, "currency": "USD"})),
+    request_body(content = AccountInput, example = json!({"balance_cents": 100000, "currency": "USD"})),
     responses(
         (status = 200, description = "The stored account", body = AccountView, example = json!({"customer_id": "c-1", "currency": "USD", "balance_cents": 100000, "held_cents": 2500, "available_cents": 97500})),
         (status = 409, description = "Balance below the held amount (`payment.balance_below_held`) or a currency change while money is held (`payment.currency_change_with_hold`)", body = ProblemDetails, content_type = "application/problem+json"),
@@ -146,12 +129,11 @@ async fn put_account(
     State(funds): State<Arc<Funds>>,
     Tenant(tenant): Tenant,
     Path(customer_id): Path<String>,
-    Json(body): Json<PutAccountRequest>,
+    Json(body): Json<AccountInput>,
 ) -> Result<Json<AccountView>, Error> {
     let input = AccountInput {
         customer_id,
-        balance_cents: body.balance_cents,
-        currency: body.currency,
+        ..body
     };
     Ok(Json(funds.put_account(&tenant, input).await?.into()))
 }

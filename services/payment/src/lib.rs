@@ -36,7 +36,7 @@ longship_runtime::service! {
 /// order service may send them), and the capture on `order_confirmed`.
 async fn wire(shell: &mut Shell, _config: Config) -> Result<(), WireError> {
     metrics::register();
-    let funds = Arc::new(usecases::Funds::new(shell.pool().clone(), shell.relay()));
+    let funds = Arc::new(usecases::Funds::new(shell.tenant_db()));
     shell.api(http::routes(Arc::clone(&funds)), http::ApiDoc::openapi());
     let commands = PaymentServiceServer::new(grpc::PaymentGrpc(funds));
     // each command reads its tenant itself: from `x-tenant-id` (refused without it), or per item

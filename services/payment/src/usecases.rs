@@ -3,25 +3,23 @@
 //! enqueued an event.
 
 use longship_errors::Error;
-use longship_messaging::RelayWake;
+use longship_runtime::TenantDb;
 use longship_tenant::TenantId;
-use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::domain::{self, AccountInput, PaymentCode, VoidOutcome};
 use crate::store::{self, AccountRow, Authorization, AuthorizeCommand, Capture, Payment};
 
-/// The use cases over the service's pool and relay.
+/// The use cases over the service's database.
 #[derive(Debug, Clone)]
 pub struct Funds {
-    pool: PgPool,
-    relay: RelayWake,
+    db: TenantDb,
 }
 
 impl Funds {
     /// The use cases.
-    pub fn new(pool: PgPool, relay: RelayWake) -> Funds {
-        Funds { pool, relay }
+    pub fn new(db: TenantDb) -> Funds {
+        Funds { db }
     }
 
     /// Creates or updates an account, setting its balance.
@@ -32,13 +30,13 @@ impl Funds {
     ) -> Result<AccountRow, Error> {
         domain::validate_account(&input)?;
         let upsert = async |tx: &mut _| store::upsert_account(tx, tenant, &input).await;
-        longship_tenant::transact(&self.pool, tenant, upsert).await
+        self.db.transact(tenant, upsert).await
     }
 
     /// One account of the tenant.
     pub async fn account(&self, tenant: &TenantId, customer_id: &str) -> Result<AccountRow, Error> {
         let find = async |tx: &mut _| store::find_account(tx, tenant, customer_id).await;
-        let account = longship_tenant::transact(&self.pool, tenant, find).await?;
+        let account = self.db.transact(tenant, find).await?;
         account.ok_or_else(|| {
             Error::coded(PaymentCode::AccountNotFound, "no account for this customer")
         })
@@ -51,8 +49,7 @@ impl Funds {
         order_id: Uuid,
     ) -> Result<Vec<Payment>, Error> {
         let find = async |tx: &mut _| store::payments_for_order(tx, tenant, order_id).await;
-        let payments = longship_tenant::transact(&self.pool, tenant, find).await?;
-        Ok(payments)
+        self.db.transact(tenant, find).await
     }
 
     /// Holds funds for the order, or declines (the decline is recorded too); idempotent by order.
@@ -66,11 +63,11 @@ impl Funds {
             command.amount_cents,
             &command.currency,
         )?;
-        let mut tx = store::OrderTx::begin(&self.pool, tenant, command.order_id).await?;
+        let mut tx = store::OrderTx::begin(self.db.pool(), tenant, command.order_id).await?;
         let authorization = store::authorize(&mut tx, &command).await?;
         // a decline is recorded too: commit first, answer the refusal after
         tx.commit().await?;
-        self.relay.wake();
+        self.db.wake_relay();
         match authorization {
             Authorization::Approved(payment) => Ok(payment),
             Authorization::Refused(err) => Err(err),
@@ -114,13 +111,13 @@ impl Funds {
             .collect();
         let lock = crate::batch::lock_orders(&orders);
         let tenants = longship_tenant::batch::tenants_of(commands);
-        let mut tx = longship_tenant::begin_set_then(&self.pool, &tenants, &lock)
+        let mut tx = longship_tenant::begin_set_then(self.db.pool(), &tenants, &lock)
             .await
             .map_err(store::db_error)?;
         let answers = crate::batch::authorize_many(&mut tx, commands).await?;
         // declines are recorded too: commit first, answer the refusals after
         tx.commit().await.map_err(store::db_error)?;
-        self.relay.wake();
+        self.db.wake_relay();
         Ok(answers
             .into_iter()
             .map(|a| match a {
@@ -132,18 +129,17 @@ impl Funds {
 
     /// Releases the order's hold (idempotent; a tombstone when nothing was authorized).
     pub async fn void(&self, tenant: &TenantId, order_id: Uuid) -> Result<VoidOutcome, Error> {
-        let mut tx = store::OrderTx::begin(&self.pool, tenant, order_id).await?;
+        let mut tx = store::OrderTx::begin(self.db.pool(), tenant, order_id).await?;
         let outcome = store::void(&mut tx).await?;
         tx.commit().await?;
-        self.relay.wake();
+        self.db.wake_relay();
         Ok(outcome)
     }
 
     /// Captures the order's authorized payment (idempotent).
     pub async fn capture(&self, tenant: &TenantId, order_id: Uuid) -> Result<Payment, Error> {
         let capture = async |tx: &mut _| store::capture(tx, tenant, order_id).await;
-        let captured = longship_tenant::transact(&self.pool, tenant, capture).await?;
-        self.relay.wake();
+        let captured = self.db.transact_publishing(tenant, capture).await?;
         match captured {
             Capture::Captured(payment) | Capture::AlreadyCaptured(payment) => Ok(payment),
             Capture::NotCapturable(None) => Err(Error::coded(
