@@ -81,7 +81,7 @@ pub use outbox::{
 };
 pub use schemas::{ConsumedPayload, EventContract, PayloadError, PublishedSchema};
 pub use set_consumer::{SET_BATCH, SetConsumer, SetStatement};
-pub use set_items::{EventColumns, SetItem, SetQuery, fetch_per_item, first_of_each};
+pub use set_items::{EventColumns, SetItem, SetTransition, fetch_per_item, first_of_each};
 pub use start::ConsumerStart;
 pub use streams::{
     DEAD_LETTER_MIN_AGE, StreamError, StreamSettings, ensure_dead_letter_stream, ensure_stream,

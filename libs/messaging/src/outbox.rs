@@ -8,6 +8,7 @@
 
 mod row;
 
+pub(crate) use row::OUTBOX_INSERT;
 pub use row::{EnqueueError, MAX_PAYLOAD_BYTES, OutboxError, OutboxRow, enqueue};
 
 use std::sync::Arc;

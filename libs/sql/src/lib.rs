@@ -19,17 +19,20 @@
 //! ```
 //!
 //! Placeholders are numbered when pushed, so build the SQL text in the order the values are
-//! pushed (`format!` evaluates its arguments left to right).
+//! pushed (`format!` evaluates its arguments left to right). The rows of a set-based statement bind
+//! as one array per column, read back by `unnest` ([`Binds::unnest`] over [`Columns`]).
 
+mod columns;
 mod schema;
 
+pub use columns::Columns;
 pub use schema::{Schema, apply_all};
 
 use std::fmt;
 
 use sqlx::Arguments;
 use sqlx::error::BoxDynError;
-use sqlx::postgres::{PgArguments, Postgres};
+use sqlx::postgres::{PgArguments, PgQueryResult, Postgres};
 
 /// The parameters of one statement being composed.
 #[derive(Default)]
@@ -104,6 +107,19 @@ impl Binds {
             Some(e) => Err(sqlx::Error::Encode(e)),
             None => Ok(sqlx::query_with(sqlx::AssertSqlSafe(sql.into()), self.args)),
         }
+    }
+
+    /// Runs the statement `sql` with these parameters on `conn` ([`Binds::query`], executed): a
+    /// value that could not be encoded fails it as [`sqlx::Error::Encode`] before it is sent.
+    pub async fn execute<'c, E>(
+        self,
+        sql: impl Into<String>,
+        conn: E,
+    ) -> Result<PgQueryResult, sqlx::Error>
+    where
+        E: sqlx::Executor<'c, Database = Postgres>,
+    {
+        self.query(sql)?.execute(conn).await
     }
 }
 

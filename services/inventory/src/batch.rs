@@ -26,7 +26,7 @@ use sqlx::PgConnection;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use crate::domain::{self, ProductStock, ReservationStatus, ReservedLine};
+use crate::domain::{self, ProductStock, ReservedLine};
 use crate::events;
 use crate::store::{self, ReserveCommand, Reserved, StockRow};
 
@@ -209,12 +209,7 @@ async fn replays(
                 "reservation row vanished",
             )));
         };
-        let status = ReservationStatus::parse(&row.status).ok_or_else(|| {
-            Error::internal(std::io::Error::other(format!(
-                "unknown reservation status {:?}",
-                row.status
-            )))
-        })?;
+        let status = store::parse_status(&row.status)?;
         answers[i] = Some(domain::replay_reserve(status).map(|()| {
             Reserved {
                 order_id: command.1.order_id,
@@ -282,32 +277,23 @@ impl Write {
                  UPDATE products p SET reserved = p.reserved + u.quantity, updated_at = now()
                  FROM (
                      SELECT tenant_id, sku, sum(quantity)::bigint AS quantity
-                     FROM unnest({}::text[], {}::text[], {}::bigint[]) AS x(tenant_id, sku, quantity)
+                     FROM {} AS x(tenant_id, sku, quantity)
                      GROUP BY tenant_id, sku
                  ) AS u
                  WHERE p.tenant_id = u.tenant_id AND p.sku = u.sku
              ), refused AS (
-                 DELETE FROM reservations r USING unnest({}::text[], {}::uuid[]) AS x(tenant_id, order_id)
+                 DELETE FROM reservations r USING {} AS x(tenant_id, order_id)
                  WHERE r.tenant_id = x.tenant_id AND r.order_id = x.order_id
              ), event AS ({})
              UPDATE reservations r SET lines = u.lines, updated_at = now()
-             FROM unnest({}::text[], {}::uuid[], {}::jsonb[]) AS u(tenant_id, order_id, lines)
+             FROM {} AS u(tenant_id, order_id, lines)
              WHERE r.tenant_id = u.tenant_id AND r.order_id = u.order_id",
-            b.push(self.sku_tenants),
-            b.push(self.skus),
-            b.push(self.quantities),
-            b.push(self.refused_tenants),
-            b.push(self.refused),
+            b.unnest((self.sku_tenants, self.skus, self.quantities)),
+            b.unnest((self.refused_tenants, self.refused)),
             OutboxRow::insert_many(self.events, &mut b),
-            b.push(self.order_tenants),
-            b.push(self.orders),
-            b.push(self.lines),
+            b.unnest((self.order_tenants, self.orders, self.lines)),
         );
-        b.query(sql)
-            .map_err(store::db_error)?
-            .execute(&mut *conn)
-            .await
-            .map_err(store::db_error)?;
+        b.execute(sql, &mut *conn).await.map_err(store::db_error)?;
         Ok(())
     }
 }

@@ -225,7 +225,7 @@ pub enum ReservationStatus {
 
 impl ReservationStatus {
     /// The stored text.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             ReservationStatus::Reserved => "RESERVED",
             ReservationStatus::Released => "RELEASED",

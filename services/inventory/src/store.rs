@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use longship_errors::{Error, PlatformCode};
 use longship_messaging::OutboxRow;
 use longship_sql::{Binds, Placeholder};
-use longship_tenant::TenantId;
+use longship_tenant::{TenantId, keyed, keyed_as};
 use sqlx::PgConnection;
 use sqlx::types::Json;
 use uuid::Uuid;
@@ -72,16 +72,16 @@ pub async fn upsert_product(
     tenant: &TenantId,
     input: &ProductInput,
 ) -> Result<Product, Error> {
-    sqlx::query_as::<_, Product>(
+    keyed_as(
         "INSERT INTO products (tenant_id, sku, name, price_cents, currency, on_hand)
          VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (tenant_id, sku) DO UPDATE
            SET name = EXCLUDED.name, price_cents = EXCLUDED.price_cents, currency = EXCLUDED.currency,
                on_hand = EXCLUDED.on_hand, updated_at = now()
          RETURNING sku, name, price_cents, currency, on_hand, reserved",
+        tenant,
+        &input.sku,
     )
-    .bind(tenant.as_str())
-    .bind(&input.sku)
     .bind(&input.name)
     .bind(input.price_cents)
     .bind(&input.currency)
@@ -101,11 +101,11 @@ pub async fn find_product(
         // no such product can exist, and Postgres would refuse a NUL in the parameter
         return Ok(None);
     }
-    sqlx::query_as::<_, Product>(
+    keyed_as(
         "SELECT sku, name, price_cents, currency, on_hand, reserved FROM products WHERE tenant_id = $1 AND sku = $2",
+        tenant,
+        sku,
     )
-    .bind(tenant.as_str())
-    .bind(sku)
     .fetch_optional(conn)
     .await
     .map_err(db_error)
@@ -146,13 +146,17 @@ struct ReservationRow {
 
 impl ReservationRow {
     fn status(&self) -> Result<ReservationStatus, Error> {
-        ReservationStatus::parse(&self.status).ok_or_else(|| {
-            Error::internal(std::io::Error::other(format!(
-                "unknown reservation status {:?}",
-                self.status
-            )))
-        })
+        parse_status(&self.status)
     }
+}
+
+/// A stored reservation status.
+pub(crate) fn parse_status(status: &str) -> Result<ReservationStatus, Error> {
+    ReservationStatus::parse(status).ok_or_else(|| {
+        Error::internal(std::io::Error::other(format!(
+            "unknown reservation status {status:?}"
+        )))
+    })
 }
 
 /// Reserves every line or none, idempotently by order id: a repeat returns the stored lines; a
@@ -166,7 +170,7 @@ pub async fn reserve(
     // row), and only when claimed lock the products, one primary-key lookup per sku in sku order:
     // one statement. No row: the order was claimed before.
     let skus: Vec<String> = command.lines.iter().map(|l| l.sku.clone()).collect();
-    let rows = sqlx::query_as::<_, ClaimedStockRow>(
+    let rows: Vec<ClaimedStockRow> = keyed_as(
         "WITH claim AS (
              INSERT INTO reservations (tenant_id, order_id, status, currency, idempotency_key, expires_at)
              VALUES ($1, $2, 'RESERVED', $3, $4, now() + make_interval(secs => $5))
@@ -184,9 +188,9 @@ pub async fn reserve(
              ) AS q
          ) AS p ON true
          ORDER BY p.n",
+        tenant,
+        command.order_id,
     )
-    .bind(tenant.as_str())
-    .bind(command.order_id)
     .bind(&command.currency)
     .bind(&command.idempotency_key)
     .bind(command.ttl.as_secs_f64())
@@ -236,17 +240,18 @@ pub async fn reserve(
         b.push(Json(&planned)),
         b.push(command.order_id),
     );
-    b.query(sql)
-        .map_err(db_error)?
-        .execute(&mut *conn)
-        .await
-        .map_err(db_error)?;
+    b.execute(sql, &mut *conn).await.map_err(db_error)?;
     Ok(Reserved {
         order_id: command.order_id,
         currency: command.currency.clone(),
         lines: planned,
     })
 }
+
+/// The tombstone of an order released before it was reserved (none if the order has a row).
+const TOMBSTONE: &str =
+    "INSERT INTO reservations (tenant_id, order_id, status) VALUES ($1, $2, 'TOMBSTONE')
+     ON CONFLICT (tenant_id, order_id) DO NOTHING";
 
 /// Releases the order's reservation (the saga's compensation). Idempotent; records a tombstone
 /// when nothing was reserved so that a late Reserve is refused.
@@ -267,17 +272,8 @@ pub async fn release(
                 return Ok(ReleaseOutcome::Released);
             }
             ReleaseAction::Tombstone => {
-                let inserted = sqlx::query(
-                    "INSERT INTO reservations (tenant_id, order_id, status) VALUES ($1, $2, 'TOMBSTONE')
-                     ON CONFLICT (tenant_id, order_id) DO NOTHING",
-                )
-                .bind(tenant.as_str())
-                .bind(order_id)
-                .execute(&mut *conn)
-                .await
-                .map_err(db_error)?
-                .rows_affected();
-                if inserted == 1 {
+                let tombstone = keyed(TOMBSTONE, tenant, order_id).execute(&mut *conn);
+                if tombstone.await.map_err(db_error)?.rows_affected() == 1 {
                     return Ok(ReleaseOutcome::Tombstoned);
                 }
             }
@@ -351,11 +347,11 @@ async fn reservation(
     tenant: &TenantId,
     order_id: Uuid,
 ) -> Result<Option<ReservationRow>, Error> {
-    sqlx::query_as::<_, ReservationRow>(
+    keyed_as(
         "SELECT status, currency, lines FROM reservations WHERE tenant_id = $1 AND order_id = $2",
+        tenant,
+        order_id,
     )
-    .bind(tenant.as_str())
-    .bind(order_id)
     .fetch_optional(conn)
     .await
     .map_err(db_error)
@@ -380,7 +376,7 @@ async fn lock_reservation(
     order_id: Uuid,
     held: Held,
 ) -> Result<Option<ReservationRow>, Error> {
-    sqlx::query_as::<_, ReservationRow>(
+    keyed_as(
         "WITH r AS MATERIALIZED (
              SELECT status, currency, lines FROM reservations
              WHERE tenant_id = $1 AND order_id = $2 AND ($3 OR expires_at <= now()) FOR UPDATE
@@ -399,9 +395,9 @@ async fn lock_reservation(
          )
          -- reading `locked` is what runs it (an unread CTE is never executed), after `r`
          SELECT status, currency, lines, (SELECT count(*) FROM locked) AS products_locked FROM r",
+        tenant,
+        order_id,
     )
-    .bind(tenant.as_str())
-    .bind(order_id)
     .bind(held == Held::Any)
     .fetch_optional(conn)
     .await
@@ -523,11 +519,7 @@ async fn return_stock(
         b.push(next.as_str()),
         b.push(order_id),
     );
-    b.query(sql)
-        .map_err(db_error)?
-        .execute(&mut *conn)
-        .await
-        .map_err(db_error)?;
+    b.execute(sql, &mut *conn).await.map_err(db_error)?;
     Ok(())
 }
 

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use longship_messaging::OutboxRow;
 use longship_saga::{SagaRow, SagaView};
 use longship_sql::Binds;
-use longship_tenant::TenantId;
+use longship_tenant::{TenantId, keyed};
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
@@ -102,11 +102,11 @@ pub async fn find_by_idempotency_key(
     tenant: &TenantId,
     key: &str,
 ) -> Result<Option<(Uuid, Option<String>)>, sqlx::Error> {
-    let row = sqlx::query(
+    let row = keyed(
         "SELECT id, request_hash FROM orders WHERE tenant_id = $1 AND idempotency_key = $2",
+        tenant,
+        key,
     )
-    .bind(tenant.as_str())
-    .bind(key)
     .fetch_optional(conn)
     .await?;
     row.map(|r| Ok((r.try_get("id")?, r.try_get("request_hash")?)))
@@ -130,9 +130,7 @@ pub async fn get_order(
     id: Uuid,
 ) -> Result<Option<OrderRow>, sqlx::Error> {
     let sql = select_orders("o.tenant_id = $1 AND o.id = $2");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(tenant.as_str())
-        .bind(id)
+    let row = keyed(sqlx::AssertSqlSafe(sql), tenant, id)
         .fetch_optional(conn)
         .await?;
     row.map(|r| order_from_row(&r)).transpose()
@@ -199,7 +197,7 @@ pub async fn confirm(
         b.push(tenant.as_str()),
         b.push(id),
     );
-    b.query(sql)?.execute(conn).await?;
+    b.execute(sql, conn).await?;
     Ok(())
 }
 
@@ -242,15 +240,12 @@ pub async fn confirm_many(
     let sql = format!(
         "WITH event AS ({})
          UPDATE orders o SET status = 'CONFIRMED', items = u.items, total_cents = u.total, updated_at = now()
-         FROM unnest({}::text[], {}::uuid[], {}::jsonb[], {}::bigint[]) AS u(tenant_id, id, items, total)
+         FROM {} AS u(tenant_id, id, items, total)
          WHERE o.tenant_id = u.tenant_id AND o.id = u.id AND o.status = 'PENDING'",
         OutboxRow::insert_many(events, &mut b),
-        b.push(tenants),
-        b.push(ids),
-        b.push(items),
-        b.push(totals),
+        b.unnest((tenants, ids, items, totals)),
     );
-    b.query(sql)?.execute(conn).await?;
+    b.execute(sql, conn).await?;
     Ok(())
 }
 
@@ -287,6 +282,6 @@ pub async fn cancel(
         b.push(tenant.as_str()),
         b.push(id),
     );
-    b.query(sql)?.execute(conn).await?;
+    b.execute(sql, conn).await?;
     Ok(())
 }

@@ -249,7 +249,7 @@ impl Write {
         let mut b = Binds::new();
         let sql = format!(
             "WITH u AS MATERIALIZED (
-                 SELECT * FROM unnest({}::text[], {}::uuid[], {}::uuid[], {}::text[], {}::bigint[], {}::text[], {}::text[], {}::text[], {}::text[])
+                 SELECT * FROM {}
                      AS u(tenant_id, id, order_id, customer_id, amount_cents, currency, status, decline_reason, idempotency_key)
              ), hold AS (
                  UPDATE accounts a SET held_cents = a.held_cents + h.amount, updated_at = now()
@@ -261,22 +261,20 @@ impl Write {
              ), event AS ({})
              INSERT INTO payments (id, tenant_id, order_id, customer_id, amount_cents, currency, status, decline_reason, idempotency_key)
              SELECT id, tenant_id, order_id, customer_id, amount_cents, currency, status, decline_reason, idempotency_key FROM u",
-            b.push(self.tenants),
-            b.push(self.ids),
-            b.push(self.orders),
-            b.push(self.customers),
-            b.push(self.amounts),
-            b.push(self.currencies),
-            b.push(self.statuses),
-            b.push(self.reasons),
-            b.push(self.keys),
+            b.unnest((
+                self.tenants,
+                self.ids,
+                self.orders,
+                self.customers,
+                self.amounts,
+                self.currencies,
+                self.statuses,
+                self.reasons,
+                self.keys,
+            )),
             OutboxRow::insert_many(self.events, &mut b),
         );
-        b.query(sql)
-            .map_err(store::db_error)?
-            .execute(&mut *conn)
-            .await
-            .map_err(store::db_error)?;
+        b.execute(sql, &mut *conn).await.map_err(store::db_error)?;
         Ok(())
     }
 }

@@ -175,7 +175,7 @@ pub enum PaymentStatus {
 
 impl PaymentStatus {
     /// The stored text.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             PaymentStatus::Authorized => "AUTHORIZED",
             PaymentStatus::Captured => "CAPTURED",

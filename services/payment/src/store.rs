@@ -13,7 +13,7 @@
 use longship_errors::Error;
 use longship_messaging::OutboxRow;
 use longship_sql::Binds;
-use longship_tenant::TenantId;
+use longship_tenant::{TenantId, keyed, keyed_as};
 use sqlx::{FromRow, PgConnection, Row};
 use uuid::Uuid;
 
@@ -114,14 +114,14 @@ pub async fn upsert_account(
 ) -> Result<AccountRow, Error> {
     let current = lock_account(&mut *conn, tenant, &input.customer_id).await?;
     domain::check_account_update(current.as_ref().map(AccountRow::domain).as_ref(), input)?;
-    sqlx::query_as::<_, AccountRow>(
+    keyed_as(
         "INSERT INTO accounts (tenant_id, customer_id, currency, balance_cents) VALUES ($1, $2, $3, $4)
          ON CONFLICT (tenant_id, customer_id) DO UPDATE
            SET currency = EXCLUDED.currency, balance_cents = EXCLUDED.balance_cents, updated_at = now()
          RETURNING customer_id, currency, balance_cents, held_cents",
+        tenant,
+        &input.customer_id,
     )
-    .bind(tenant.as_str())
-    .bind(&input.customer_id)
     .bind(&input.currency)
     .bind(input.balance_cents)
     .fetch_one(conn)
@@ -139,11 +139,11 @@ pub async fn find_account(
         // no such account can exist, and Postgres would refuse a NUL in the parameter
         return Ok(None);
     }
-    sqlx::query_as::<_, AccountRow>(
+    keyed_as(
         "SELECT customer_id, currency, balance_cents, held_cents FROM accounts WHERE tenant_id = $1 AND customer_id = $2",
+        tenant,
+        customer_id,
     )
-    .bind(tenant.as_str())
-    .bind(customer_id)
     .fetch_optional(conn)
     .await
     .map_err(db_error)
@@ -155,12 +155,12 @@ pub async fn payments_for_order(
     tenant: &TenantId,
     order_id: Uuid,
 ) -> Result<Vec<Payment>, Error> {
-    sqlx::query_as::<_, Payment>(
+    keyed_as(
         "SELECT id, order_id, customer_id, amount_cents, currency, status, decline_reason
          FROM payments WHERE tenant_id = $1 AND order_id = $2 ORDER BY created_at, id",
+        tenant,
+        order_id,
     )
-    .bind(tenant.as_str())
-    .bind(order_id)
     .fetch_all(conn)
     .await
     .map_err(db_error)
@@ -278,11 +278,7 @@ pub async fn authorize(
         b.push(&payment.decline_reason),
         b.push(&command.idempotency_key),
     );
-    b.query(sql)
-        .map_err(db_error)?
-        .execute(&mut *conn)
-        .await
-        .map_err(db_error)?;
+    b.execute(sql, &mut *conn).await.map_err(db_error)?;
     match decline {
         None => Ok(Authorization::Approved(payment)),
         Some(decline) => {
@@ -313,11 +309,11 @@ pub async fn void(tx: &mut OrderTx) -> Result<VoidOutcome, Error> {
             Ok(VoidOutcome::Voided)
         }
         (VoidAction::Tombstone | VoidAction::Void, _) => {
-            sqlx::query(
+            keyed(
                 "INSERT INTO payment_tombstones (tenant_id, order_id) VALUES ($1, $2) ON CONFLICT (tenant_id, order_id) DO NOTHING",
+                tenant,
+                order_id,
             )
-            .bind(tenant.as_str())
-            .bind(order_id)
             .execute(&mut *conn)
             .await
             .map_err(db_error)?;
@@ -433,7 +429,7 @@ async fn authorize_state(
     tenant: &TenantId,
     command: &AuthorizeCommand,
 ) -> Result<AuthorizeState, Error> {
-    let row = sqlx::query(
+    let row = keyed(
         "SELECT EXISTS (SELECT 1 FROM payment_tombstones WHERE tenant_id = $1 AND order_id = $2) AS tombstoned,
                 p.id, p.order_id, p.customer_id, p.amount_cents, p.currency, p.status, p.decline_reason,
                 a.customer_id AS account_customer_id, a.currency AS account_currency,
@@ -447,9 +443,9 @@ async fn authorize_state(
              SELECT customer_id, currency, balance_cents, held_cents
              FROM accounts WHERE tenant_id = $1 AND customer_id = $3 FOR UPDATE
          ) AS a ON true",
+        tenant,
+        command.order_id,
     )
-    .bind(tenant.as_str())
-    .bind(command.order_id)
     .bind(&command.customer_id)
     .fetch_one(conn)
     .await
@@ -483,12 +479,12 @@ async fn payment(
     tenant: &TenantId,
     order_id: Uuid,
 ) -> Result<Option<Payment>, Error> {
-    sqlx::query_as::<_, Payment>(
+    keyed_as(
         "SELECT id, order_id, customer_id, amount_cents, currency, status, decline_reason
          FROM payments WHERE tenant_id = $1 AND order_id = $2 FOR UPDATE",
+        tenant,
+        order_id,
     )
-    .bind(tenant.as_str())
-    .bind(order_id)
     .fetch_optional(conn)
     .await
     .map_err(db_error)
@@ -499,12 +495,12 @@ async fn lock_account(
     tenant: &TenantId,
     customer_id: &str,
 ) -> Result<Option<AccountRow>, Error> {
-    sqlx::query_as::<_, AccountRow>(
+    keyed_as(
         "SELECT customer_id, currency, balance_cents, held_cents FROM accounts
          WHERE tenant_id = $1 AND customer_id = $2 FOR UPDATE",
+        tenant,
+        customer_id,
     )
-    .bind(tenant.as_str())
-    .bind(customer_id)
     .fetch_optional(conn)
     .await
     .map_err(db_error)
@@ -539,11 +535,7 @@ async fn settle(
         b.push(next.as_str()),
         b.push(payment.id),
     );
-    b.query(sql)
-        .map_err(db_error)?
-        .execute(&mut *conn)
-        .await
-        .map_err(db_error)?;
+    b.execute(sql, &mut *conn).await.map_err(db_error)?;
     payment.status = next.as_str().to_owned();
     Ok(payment)
 }

@@ -10,7 +10,8 @@ use crate::NewEvent;
 /// Largest event payload the outbox accepts (the envelope must stay under NATS' 1 MiB limit).
 pub const MAX_PAYLOAD_BYTES: usize = 512 * 1024;
 
-const OUTBOX_INSERT: &str =
+/// The head of every insert into the outbox: its columns, in the order rows bind them.
+pub(crate) const OUTBOX_INSERT: &str =
     "INSERT INTO outbox (id, tenant_id, event_type, schema_version, payload, traceparent)";
 
 /// Why an event cannot go to the outbox (nothing is written).

@@ -5,7 +5,7 @@
 //! customer_id)`, the events by the payment's tenant.
 
 use longship_errors::Error;
-use longship_messaging::{SetItem, fetch_per_item, first_of_each};
+use longship_messaging::{SetItem, SetTransition, fetch_per_item};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -29,12 +29,13 @@ pub async fn capture_many(
     conn: &mut PgConnection,
     items: &[CaptureItem],
 ) -> Result<Vec<Capture>, Error> {
-    // each (tenant, order) once: a later item of the same order reads the first one's result
-    let (unique, slots) = first_of_each(items);
-    let found = lock_and_capture(conn, &unique).await?;
-    let mut outcomes = Vec::with_capacity(items.len());
-    for (slot, is_first) in slots {
-        let payment = found[slot].clone();
+    // a later item of the same order reads the first one's row
+    let rows: Vec<(FoundRow, bool)> = fetch_per_item(conn, &CAPTURE, items)
+        .await
+        .map_err(db_error)?;
+    let mut outcomes = Vec::with_capacity(rows.len());
+    for (row, is_first) in rows {
+        let payment = row.payment();
         let status = payment.as_ref().map(Payment::parsed_status).transpose()?;
         outcomes.push(match (domain::decide_capture(status), payment) {
             (CaptureAction::Capture, Some(mut payment)) => {
@@ -52,8 +53,8 @@ pub async fn capture_many(
     Ok(outcomes)
 }
 
-/// A row of [`lock_and_capture`]: the payment as it was locked (all null: none).
-#[derive(sqlx::FromRow)]
+/// A row of [`CAPTURE`]: the payment as it was locked (all null: none).
+#[derive(Clone, sqlx::FromRow)]
 struct FoundRow {
     id: Option<Uuid>,
     order_id: Option<Uuid>,
@@ -78,26 +79,18 @@ impl FoundRow {
     }
 }
 
-/// The statement of [`capture_many`] for distinct orders; each order's payment as it was locked.
-async fn lock_and_capture(
-    conn: &mut PgConnection,
-    items: &[&CaptureItem],
-) -> Result<Vec<Option<Payment>>, Error> {
-    let rows: Vec<FoundRow> = fetch_per_item(
-        conn,
-        "WITH item AS (
-             SELECT * FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::text[])
-                 WITH ORDINALITY AS u(tenant_id, order_id, event_id, traceparent, n)
-         ), p AS MATERIALIZED (
-             SELECT pay.tenant_id, pay.id, pay.order_id, pay.customer_id, pay.amount_cents,
-                    pay.currency, pay.status, pay.decline_reason
-             FROM payments pay
-             JOIN item ON pay.tenant_id = item.tenant_id AND pay.order_id = item.order_id
-             ORDER BY pay.tenant_id COLLATE \"C\", pay.order_id
-             FOR UPDATE OF pay
-         ), held AS MATERIALIZED (
+/// The set statement of [`capture_many`]: authorized payments are captured, each with its
+/// `payment_captured` event.
+const CAPTURE: SetTransition = SetTransition {
+    event_type: events::PAYMENT_CAPTURED,
+    from: PaymentStatus::Authorized.as_str(),
+    to: PaymentStatus::Captured.as_str(),
+    table: "payments",
+    key_column: "order_id",
+    columns: "t.id, t.order_id, t.customer_id, t.amount_cents, t.currency, t.decline_reason",
+    effects: "held AS MATERIALIZED (
              SELECT tenant_id, customer_id, sum(amount_cents)::bigint AS amount
-             FROM p WHERE status = $6 GROUP BY tenant_id, customer_id
+             FROM found WHERE status = $6 GROUP BY tenant_id, customer_id
          ), locked AS MATERIALIZED (
              SELECT a.tenant_id, a.customer_id, held.amount
              FROM accounts a
@@ -109,34 +102,12 @@ async fn lock_and_capture(
              SET held_cents = a.held_cents - locked.amount,
                  balance_cents = a.balance_cents - locked.amount, updated_at = now()
              FROM locked WHERE a.tenant_id = locked.tenant_id AND a.customer_id = locked.customer_id
-         ), captured AS (
-             UPDATE payments pay SET status = $7, updated_at = now()
-             FROM p WHERE p.status = $6 AND pay.tenant_id = p.tenant_id AND pay.id = p.id
-         ), event AS (
-             INSERT INTO outbox (id, tenant_id, event_type, schema_version, payload, traceparent)
-             SELECT item.event_id, p.tenant_id, $5, 1,
-                    jsonb_build_object('payment_id', p.id, 'order_id', p.order_id,
-                        'customer_id', p.customer_id, 'amount_cents', p.amount_cents,
-                        'currency', p.currency)
-                    || CASE WHEN p.decline_reason IS NULL THEN '{}'::jsonb
-                            ELSE jsonb_build_object('reason', p.decline_reason) END,
-                    item.traceparent
-             FROM p JOIN item ON item.tenant_id = p.tenant_id AND item.order_id = p.order_id
-             WHERE p.status = $6
-         )
-         SELECT p.id, p.order_id, p.customer_id, p.amount_cents, p.currency, p.status,
-                p.decline_reason
-         FROM item LEFT JOIN p ON p.tenant_id = item.tenant_id AND p.order_id = item.order_id
-         ORDER BY item.n",
-        items,
-        events::PAYMENT_CAPTURED,
-        |query| {
-            query
-                .bind(PaymentStatus::Authorized.as_str())
-                .bind(PaymentStatus::Captured.as_str())
-        },
-    )
-    .await
-    .map_err(db_error)?;
-    Ok(rows.into_iter().map(FoundRow::payment).collect())
-}
+         )",
+    payload: "jsonb_build_object('payment_id', found.id, 'order_id', found.order_id,
+                  'customer_id', found.customer_id, 'amount_cents', found.amount_cents,
+                  'currency', found.currency)
+              || CASE WHEN found.decline_reason IS NULL THEN '{}'::jsonb
+                      ELSE jsonb_build_object('reason', found.decline_reason) END",
+    answer: "found.id, found.order_id, found.customer_id, found.amount_cents, found.currency,
+             found.status, found.decline_reason",
+};
