@@ -13,13 +13,34 @@
 //! // find.fetch_optional(conn).await
 //! ```
 //!
-//! Further parameters bind from `$3` on, as on any sqlx query (`.bind(...)`).
+//! Further parameters bind from `$3` on, as on any sqlx query (`.bind(...)`). [`RowKey::storable`]
+//! says whether a key can name a row at all, so that a lookup by one that cannot finds nothing
+//! without a query.
 
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::{Query, QueryAs};
 use sqlx::{Encode, FromRow, Postgres, SqlSafeStr, Type};
 
 use crate::TenantId;
+
+/// A row key as `keyed` statements bind it: text or a UUID.
+pub trait RowKey {
+    /// Whether a row can hold this key. Text with a NUL cannot be stored, and Postgres refuses it
+    /// as a parameter, so a lookup by such a key finds nothing without asking.
+    fn storable(&self) -> bool;
+}
+
+impl RowKey for &str {
+    fn storable(&self) -> bool {
+        !self.contains('\0')
+    }
+}
+
+impl RowKey for uuid::Uuid {
+    fn storable(&self) -> bool {
+        true
+    }
+}
 
 /// The statement `sql` with `tenant` bound as `$1` and `key` as `$2`.
 pub fn keyed<'q, K>(

@@ -4,7 +4,8 @@
 //! ([`grpc`] interceptors, `x-tenant-id`) and NATS ([`nats`] header `Tenant-Id`), and how it reaches
 //! Postgres row-level security ([`begin`] opens a transaction with `app.tenant_id` set; [`SCHEMA`]
 //! creates the non-owner role the services run as, so that security applies to them), and the
-//! statements about one row of a tenant ([`keyed`], [`keyed_as`]: `$1` the tenant, `$2` the key).
+//! statements about one row of a tenant ([`keyed`], [`keyed_as`]: `$1` the tenant, `$2` the
+//! [`RowKey`]).
 
 mod admin;
 mod auth;
@@ -24,7 +25,7 @@ pub use auth::{
     AuthConfig, Authenticator, Claims, JwtAlgorithm, TENANT_HEADER, Tenant, issue_dev_token,
 };
 pub use id::{InvalidTenantId, TenantId};
-pub use keyed::{keyed, keyed_as};
+pub use keyed::{RowKey, keyed, keyed_as};
 pub use sql::{
     begin, begin_set, begin_set_then, begin_then, scope_cte, scope_to_tenant, set_tenant,
     set_tenant_set, tenant_set_literal, transact,

@@ -59,6 +59,9 @@ pub struct Product {
     pub reserved: i64,
 }
 
+/// The [`Product`] of the tenant with the sku `$2`, for [`longship_runtime::TenantDb::find`].
+pub const PRODUCT: &str = "SELECT sku, name, price_cents, currency, on_hand, reserved FROM products WHERE tenant_id = $1 AND sku = $2";
+
 impl Product {
     /// Units that may still be reserved.
     pub fn available(&self) -> i64 {
@@ -87,26 +90,6 @@ pub async fn upsert_product(
     .bind(&input.currency)
     .bind(input.on_hand)
     .fetch_one(conn)
-    .await
-    .map_err(db_error)
-}
-
-/// One product of the tenant, if it exists.
-pub async fn find_product(
-    conn: &mut PgConnection,
-    tenant: &TenantId,
-    sku: &str,
-) -> Result<Option<Product>, Error> {
-    if !crate::domain::is_valid_sku(sku) {
-        // no such product can exist, and Postgres would refuse a NUL in the parameter
-        return Ok(None);
-    }
-    keyed_as(
-        "SELECT sku, name, price_cents, currency, on_hand, reserved FROM products WHERE tenant_id = $1 AND sku = $2",
-        tenant,
-        sku,
-    )
-    .fetch_optional(conn)
     .await
     .map_err(db_error)
 }

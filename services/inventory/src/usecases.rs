@@ -56,10 +56,8 @@ impl Stock {
 
     /// One product of the tenant.
     pub async fn product(&self, tenant: &TenantId, sku: &str) -> Result<Product, Error> {
-        let find = async |tx: &mut _| store::find_product(tx, tenant, sku).await;
-        let product = self.db.transact(tenant, find).await?;
-        product
-            .ok_or_else(|| Error::coded(InventoryCode::ProductNotFound, "no product with this sku"))
+        let missing = || Error::coded(InventoryCode::ProductNotFound, "no product with this sku");
+        self.db.find(tenant, store::PRODUCT, sku, missing).await
     }
 
     /// Reserves every line or none (idempotent by order id).

@@ -48,6 +48,10 @@ pub struct AccountRow {
     pub held_cents: i64,
 }
 
+/// The [`AccountRow`] of the tenant with the customer id `$2`, for
+/// [`longship_runtime::TenantDb::find`].
+pub const ACCOUNT: &str = "SELECT customer_id, currency, balance_cents, held_cents FROM accounts WHERE tenant_id = $1 AND customer_id = $2";
+
 impl AccountRow {
     /// Money that may still be held.
     pub fn available_cents(&self) -> i64 {
@@ -125,26 +129,6 @@ pub async fn upsert_account(
     .bind(&input.currency)
     .bind(input.balance_cents)
     .fetch_one(conn)
-    .await
-    .map_err(db_error)
-}
-
-/// One account of the tenant, if it exists.
-pub async fn find_account(
-    conn: &mut PgConnection,
-    tenant: &TenantId,
-    customer_id: &str,
-) -> Result<Option<AccountRow>, Error> {
-    if !crate::domain::is_valid_customer_id(customer_id) {
-        // no such account can exist, and Postgres would refuse a NUL in the parameter
-        return Ok(None);
-    }
-    keyed_as(
-        "SELECT customer_id, currency, balance_cents, held_cents FROM accounts WHERE tenant_id = $1 AND customer_id = $2",
-        tenant,
-        customer_id,
-    )
-    .fetch_optional(conn)
     .await
     .map_err(db_error)
 }

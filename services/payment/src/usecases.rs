@@ -35,11 +35,10 @@ impl Funds {
 
     /// One account of the tenant.
     pub async fn account(&self, tenant: &TenantId, customer_id: &str) -> Result<AccountRow, Error> {
-        let find = async |tx: &mut _| store::find_account(tx, tenant, customer_id).await;
-        let account = self.db.transact(tenant, find).await?;
-        account.ok_or_else(|| {
-            Error::coded(PaymentCode::AccountNotFound, "no account for this customer")
-        })
+        let missing = || Error::coded(PaymentCode::AccountNotFound, "no account for this customer");
+        self.db
+            .find(tenant, store::ACCOUNT, customer_id, missing)
+            .await
     }
 
     /// An order's payments (none for unknown orders and for other tenants' orders alike).

@@ -84,6 +84,9 @@ async fn unknown_and_other_tenants_products_are_404() {
     let not_found = "inventory.product_not_found";
     app.assert_not_found_for(TEST_TENANT, "/v1/products/NOPE", not_found)
         .await;
+    // a NUL cannot be stored (nor sent to Postgres): no such product either
+    app.assert_not_found_for(TEST_TENANT, "/v1/products/a%00b", not_found)
+        .await;
     app.given_product("SKU-1", 100, "USD", 5).await;
     app.assert_not_found_for("globex", "/v1/products/SKU-1", not_found)
         .await;

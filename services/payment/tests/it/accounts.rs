@@ -44,6 +44,9 @@ async fn unknown_and_other_tenants_accounts_are_404_and_bad_requests_are_refused
     let not_found = "payment.account_not_found";
     app.assert_not_found_for(TEST_TENANT, "/v1/accounts/nobody", not_found)
         .await;
+    // a NUL cannot be stored (nor sent to Postgres): no such account either
+    app.assert_not_found_for(TEST_TENANT, "/v1/accounts/a%00b", not_found)
+        .await;
     app.given_account("c-1", 100, "USD").await;
     app.assert_not_found_for("globex", "/v1/accounts/c-1", not_found)
         .await;
