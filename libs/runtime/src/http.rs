@@ -46,7 +46,8 @@ pub struct HttpOptions {
 /// Wraps `api` (the service's `/v1` routes) with the platform routes and middleware: request ids,
 /// a trace span per request continuing the caller's `traceparent`, RED metrics, a timeout, a 64 KiB
 /// body limit, compression, per-tenant limits, control characters in header values (400), panics and unknown routes answered as problem+json.
-/// The OpenAPI document served gets the answers this middleware gives ([`crate::openapi`]).
+/// The OpenAPI document served gets the answers this middleware gives ([`crate::openapi`]), and
+/// is titled `Longship <service>` unless it names a title.
 pub fn router(api: Router, options: HttpOptions) -> Router {
     router_with_admin(api, Router::new(), options)
 }
@@ -56,6 +57,10 @@ pub fn router(api: Router, options: HttpOptions) -> Router {
 /// authentication (a JWT with an admin scope, checked by each route's `Admin` extractor).
 pub fn router_with_admin(api: Router, admin: Router, options: HttpOptions) -> Router {
     let mut openapi = options.openapi;
+    if openapi.info.title == options.service_name {
+        // a document that names no title has its crate's (utoipa's default): the service's name
+        openapi.info.title = format!("Longship {}", options.service_name);
+    }
     crate::openapi::document_platform(&mut openapi);
     let openapi_json = Arc::new(serde_json::to_string(&openapi).unwrap_or_else(|_| "{}".into()));
     let api = if options.tenant_limits.enabled() {

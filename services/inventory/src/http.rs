@@ -59,12 +59,8 @@ pub struct SkuPath {
 /// The inventory HTTP API's OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
-    info(
-        title = "Longship inventory",
-        description = "Products and their stock."
-    ),
-    paths(put_product, get_product),
-    components(schemas(ProductInput, ProductView, ProblemDetails))
+    info(description = "Products and their stock."),
+    paths(put_product, get_product)
 )]
 pub struct ApiDoc;
 

@@ -4,14 +4,14 @@ use axum::Router;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use longship_errors::{Error, FieldError, Json, Path, PlatformCode, ProblemDetails, Query};
+use longship_errors::{Error, Json, Path, PlatformCode, ProblemDetails, Query};
 use longship_runtime::http::Scoped;
 use serde::Deserialize;
 use utoipa::{IntoParams, OpenApi};
 use uuid::Uuid;
 
 use crate::api::{OrderPage, OrderView};
-use crate::domain::{OrderCode, OrderLine, PlaceOrderRequest, RequestedItem};
+use crate::domain::{OrderCode, PlaceOrderRequest};
 use crate::usecases::Orders;
 
 /// The OpenAPI document.
@@ -21,18 +21,7 @@ use crate::usecases::Orders;
         title = "Longship order service",
         description = "Place orders and follow their saga."
     ),
-    paths(place_order, get_order, list_orders),
-    components(schemas(
-        PlaceOrderRequest,
-        RequestedItem,
-        OrderView,
-        OrderLine,
-        longship_saga::SagaView,
-        longship_saga::SagaStepView,
-        OrderPage,
-        ProblemDetails,
-        FieldError
-    ))
+    paths(place_order, get_order, list_orders)
 )]
 pub struct ApiDoc;
 

@@ -104,12 +104,8 @@ pub struct CustomerPath {
 /// The payment HTTP API's OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
-    info(
-        title = "Longship payment",
-        description = "Customer accounts and payments."
-    ),
-    paths(put_account, get_account, list_payments),
-    components(schemas(AccountInput, AccountView, PaymentView, PaymentList, ProblemDetails))
+    info(description = "Customer accounts and payments."),
+    paths(put_account, get_account, list_payments)
 )]
 pub struct ApiDoc;
 
