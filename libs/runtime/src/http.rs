@@ -5,13 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use http::request::Parts;
 use http::{HeaderName, StatusCode};
 use longship_errors::{Error, PROBLEM_CONTENT_TYPE, ProblemDetails};
-use longship_tenant::Authenticator;
+use longship_tenant::{Authenticator, Tenant, TenantId};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -45,7 +46,8 @@ pub struct HttpOptions {
 /// Wraps `api` (the service's `/v1` routes) with the platform routes and middleware: request ids,
 /// a trace span per request continuing the caller's `traceparent`, RED metrics, a timeout, a 64 KiB
 /// body limit, compression, per-tenant limits, control characters in header values (400), panics and unknown routes answered as problem+json.
-/// The OpenAPI document served gets the answers this middleware gives ([`crate::openapi`]).
+/// The OpenAPI document served gets the answers this middleware gives ([`crate::openapi`]), and
+/// is titled `Longship <service>` unless it names a title.
 pub fn router(api: Router, options: HttpOptions) -> Router {
     router_with_admin(api, Router::new(), options)
 }
@@ -55,6 +57,10 @@ pub fn router(api: Router, options: HttpOptions) -> Router {
 /// authentication (a JWT with an admin scope, checked by each route's `Admin` extractor).
 pub fn router_with_admin(api: Router, admin: Router, options: HttpOptions) -> Router {
     let mut openapi = options.openapi;
+    if openapi.info.title == options.service_name {
+        // a document that names no title has its crate's (utoipa's default): the service's name
+        openapi.info.title = format!("Longship {}", options.service_name);
+    }
     crate::openapi::document_platform(&mut openapi);
     let openapi_json = Arc::new(serde_json::to_string(&openapi).unwrap_or_else(|_| "{}".into()));
     let api = if options.tenant_limits.enabled() {
@@ -219,12 +225,26 @@ fn docs_page() -> Router {
     Router::from(utoipa_swagger_ui::SwaggerUi::new("/docs").config(config))
 }
 
+/// What every `/v1` handler starts from: the service's use cases (the routes' state, an `Arc`)
+/// and the caller's tenant (the [`Tenant`] extractor: 400/401 problem+json without one). A handler
+/// takes `Scoped(stock, tenant): Scoped<Stock>` and calls `stock.put_product(&tenant, ..)`.
+pub struct Scoped<S>(pub Arc<S>, pub TenantId);
+
+impl<S: Send + Sync> FromRequestParts<Arc<S>> for Scoped<S> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<S>) -> Result<Self, Error> {
+        let Tenant(tenant) = Tenant::from_request_parts(parts, state).await?;
+        Ok(Scoped(Arc::clone(state), tenant))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use axum::body::Body;
     use axum::routing::get;
     use http_body_util::BodyExt;
-    use longship_tenant::{AuthConfig, JwtAlgorithm, Tenant};
+    use longship_tenant::{AuthConfig, JwtAlgorithm};
     use tokio::sync::{Semaphore, mpsc};
     use tower::ServiceExt;
 

@@ -1,6 +1,7 @@
 //! What the platform adds to every service's OpenAPI document: the answers its middleware gives on
 //! any `/v1` operation (authentication, per-tenant limits, body limit, timeouts, unavailable
-//! dependencies), the two ways to name the tenant, the server, and for every problem+json answer
+//! dependencies), the two ways to name the tenant, the server, each `/v1` operation's tag (its
+//! resource, unless it names one), and for every problem+json answer
 //! the stable error codes it carries (`x-error-codes`, also named in its description) with an
 //! example problem document. Documented once here, where the behaviour lives, so a service's
 //! document cannot forget a status code or an error code the platform may answer.
@@ -187,6 +188,9 @@ pub fn document_platform(openapi: &mut OpenApi) {
         ];
         for operation in operations.into_iter().flatten() {
             if public_api {
+                if operation.tags.as_ref().is_none_or(Vec::is_empty) {
+                    operation.tags = resource_tag(path).map(|tag| vec![tag.to_owned()]);
+                }
                 document_operation(path, operation, &problem_name, EVERY_OPERATION);
             } else if admin_api {
                 document_operation(path, operation, &problem_name, EVERY_ADMIN_OPERATION);
@@ -194,6 +198,13 @@ pub fn document_platform(openapi: &mut OpenApi) {
             document_error_codes(operation);
         }
     }
+}
+
+/// The tag of a `/v1` operation that names none: its resource, the segment after `/v1/`
+/// (`/v1/products/{sku}`: `products`), so every service groups its operations by what they act on.
+fn resource_tag(path: &str) -> Option<&str> {
+    let resource = path.strip_prefix("/v1/")?.split('/').next()?;
+    (!resource.is_empty()).then_some(resource)
 }
 
 /// The platform answers of `operation` on `path`, by status: descriptions and codes.
@@ -465,5 +476,15 @@ mod tests {
         assert!(json["components"]["schemas"]["FieldError"].is_object());
         assert!(json["components"]["securitySchemes"]["bearer"].is_object());
         assert_eq!(put["security"][1]["tenant_header"], serde_json::json!([]));
+        // an operation that names no tag is grouped under its resource
+        assert_eq!(get["tags"], serde_json::json!(["things"]));
+    }
+
+    #[test]
+    fn the_resource_tag_is_the_segment_after_v1() {
+        assert_eq!(resource_tag("/v1/products/{sku}"), Some("products"));
+        assert_eq!(resource_tag("/v1/payments"), Some("payments"));
+        assert_eq!(resource_tag("/v1/"), None);
+        assert_eq!(resource_tag("/admin/v1/tenants"), None);
     }
 }

@@ -3,13 +3,12 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
 use axum::routing::get;
 use longship_errors::responses::{JsonBodyRefusals, NoCredentials};
 use longship_errors::{Error, Json, Path, ProblemDetails};
-use longship_tenant::Tenant;
+use longship_runtime::http::Scoped;
 use serde::{Deserialize, Serialize};
-use utoipa::{OpenApi, ToSchema};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use crate::domain::ProductInput;
 use crate::store::Product;
@@ -48,15 +47,20 @@ impl From<Product> for ProductView {
     }
 }
 
+/// The product a `/v1/products/{sku}` operation names.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct SkuPath {
+    /// The sku, [A-Za-z0-9._-]{1,64}
+    #[param(pattern = "^[A-Za-z0-9._-]{1,64}$")]
+    pub sku: String,
+}
+
 /// The inventory HTTP API's OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
-    info(
-        title = "Longship inventory",
-        description = "Products and their stock."
-    ),
-    paths(put_product, get_product),
-    components(schemas(ProductInput, ProductView, ProblemDetails))
+    info(description = "Products and their stock."),
+    paths(put_product, get_product)
 )]
 pub struct ApiDoc;
 
@@ -71,8 +75,7 @@ pub fn routes(stock: Arc<Stock>) -> Router {
 #[utoipa::path(
     put,
     path = "/v1/products/{sku}",
-    tag = "products",
-    params(("sku" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", description = "The sku, [A-Za-z0-9._-]{1,64}")),
+    params(SkuPath),
     request_body(content = ProductInput, example = json!({"name": "Blue widget", "price_cents": 1250, "currency": "USD", "on_hand": 100})),
     responses(
         (status = 200, description = "The stored product", body = ProductView, example = json!({"sku": "SKU-1", "name": "Blue widget", "price_cents": 1250, "currency": "USD", "on_hand": 100, "reserved": 2, "available": 98})),
@@ -81,9 +84,8 @@ pub fn routes(stock: Arc<Stock>) -> Router {
     )
 )]
 async fn put_product(
-    State(stock): State<Arc<Stock>>,
-    Tenant(tenant): Tenant,
-    Path(sku): Path<String>,
+    Scoped(stock, tenant): Scoped<Stock>,
+    Path(SkuPath { sku }): Path<SkuPath>,
     Json(body): Json<ProductInput>,
 ) -> Result<Json<ProductView>, Error> {
     let input = ProductInput { sku, ..body };
@@ -94,8 +96,7 @@ async fn put_product(
 #[utoipa::path(
     get,
     path = "/v1/products/{sku}",
-    tag = "products",
-    params(("sku" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", description = "The sku")),
+    params(SkuPath),
     responses(
         (status = 200, description = "The product", body = ProductView, example = json!({"sku": "SKU-1", "name": "Blue widget", "price_cents": 1250, "currency": "USD", "on_hand": 100, "reserved": 2, "available": 98})),
         NoCredentials,
@@ -103,9 +104,8 @@ async fn put_product(
     )
 )]
 async fn get_product(
-    State(stock): State<Arc<Stock>>,
-    Tenant(tenant): Tenant,
-    Path(sku): Path<String>,
+    Scoped(stock, tenant): Scoped<Stock>,
+    Path(SkuPath { sku }): Path<SkuPath>,
 ) -> Result<Json<ProductView>, Error> {
     Ok(Json(stock.product(&tenant, &sku).await?.into()))
 }

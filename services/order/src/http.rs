@@ -1,56 +1,29 @@
 //! The public HTTP API (ARCHITECTURE.md section 5).
 
 use axum::Router;
-use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use longship_errors::{Error, FieldError, Json, Path, PlatformCode, ProblemDetails, Query};
-use longship_tenant::Tenant;
+use longship_errors::{Error, Json, Path, PlatformCode, ProblemDetails, Query};
+use longship_runtime::http::Scoped;
 use serde::Deserialize;
 use utoipa::{IntoParams, OpenApi};
 use uuid::Uuid;
 
 use crate::api::{OrderPage, OrderView};
-use crate::domain::{OrderCode, OrderLine, PlaceOrderRequest, RequestedItem};
+use crate::domain::{OrderCode, PlaceOrderRequest};
 use crate::usecases::Orders;
-
-type Shared = std::sync::Arc<Orders>;
 
 /// The OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Longship order service", description = "Place orders and follow their saga."),
-    paths(place_order, get_order, list_orders),
-    components(schemas(PlaceOrderRequest, RequestedItem, OrderView, OrderLine, longship_saga::SagaView, longship_saga::SagaStepView, OrderPage, ProblemDetails, FieldError)),
-    modifiers(&TenantSecurity)
+    info(
+        title = "Longship order service",
+        description = "Place orders and follow their saga."
+    ),
+    paths(place_order, get_order, list_orders)
 )]
 pub struct ApiDoc;
-
-/// Documents the two ways to name the tenant.
-pub struct TenantSecurity;
-
-impl utoipa::Modify for TenantSecurity {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{
-            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
-        };
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
-            ),
-        );
-        components.add_security_scheme(
-            "tenant_header",
-            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-Tenant-Id"))),
-        );
-    }
-}
 
 /// An order as the API shows it (the examples of the document).
 fn order_example() -> serde_json::Value {
@@ -76,11 +49,11 @@ fn order_example() -> serde_json::Value {
 }
 
 /// The `/v1` routes.
-pub fn routes(state: Shared) -> Router {
+pub fn routes(orders: std::sync::Arc<Orders>) -> Router {
     Router::new()
         .route("/v1/orders", get(list_orders).post(place_order))
         .route("/v1/orders/{id}", get(get_order))
-        .with_state(state)
+        .with_state(orders)
 }
 
 /// Query of `GET /v1/orders`.
@@ -102,7 +75,7 @@ pub struct ListQuery {
 
 /// Place an order.
 #[utoipa::path(
-    post, path = "/v1/orders", tag = "orders",
+    post, path = "/v1/orders",
     request_body(content = PlaceOrderRequest, example = json!({
         "customer_id": "c-1",
         "currency": "USD",
@@ -113,12 +86,10 @@ pub struct ListQuery {
         (status = 202, description = "Accepted; the saga runs in the background", body = OrderView, headers(("Location" = String, description = "`/v1/orders/{id}`")), example = order_example),
         (status = 400, description = "Malformed JSON (`request.malformed_json`) or Idempotency-Key (`request.invalid_idempotency_key`)", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields (`request.invalid`, each in errors), or the key was used with another body (`idempotency_key_reused`)", body = ProblemDetails, content_type = "application/problem+json"),
-    ),
-    security(("bearer" = []), ("tenant_header" = []))
+    )
 )]
 pub async fn place_order(
-    State(state): State<Shared>,
-    Tenant(tenant): Tenant,
+    Scoped(orders, tenant): Scoped<Orders>,
     headers: HeaderMap,
     Json(request): Json<PlaceOrderRequest>,
 ) -> Result<Response, Error> {
@@ -129,7 +100,7 @@ pub async fn place_order(
                 .map_err(|_| Error::from_code(OrderCode::InvalidIdempotencyKey))?,
         ),
     };
-    let placed = state.place_order(&tenant, key, request).await?;
+    let placed = orders.place_order(&tenant, key, request).await?;
     let location = format!("/v1/orders/{}", placed.order.id);
     Ok((
         StatusCode::ACCEPTED,
@@ -141,36 +112,32 @@ pub async fn place_order(
 
 /// Read an order with its saga's step log.
 #[utoipa::path(
-    get, path = "/v1/orders/{id}", tag = "orders",
+    get, path = "/v1/orders/{id}",
     params(("id" = Uuid, Path, description = "Order id")),
     responses(
         (status = 200, description = "The order, its items and its saga's steps", body = OrderView, example = order_example),
         (status = 400, description = "Not a UUID (`request.invalid_path`)", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "No such order for this tenant (`order.not_found`)", body = ProblemDetails, content_type = "application/problem+json"),
-    ),
-    security(("bearer" = []), ("tenant_header" = []))
+    )
 )]
 pub async fn get_order(
-    State(state): State<Shared>,
-    Tenant(tenant): Tenant,
+    Scoped(orders, tenant): Scoped<Orders>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<OrderView>, Error> {
-    Ok(Json(state.get_order(&tenant, id).await?))
+    Ok(Json(orders.get_order(&tenant, id).await?))
 }
 
 /// List orders, newest first (keyset pagination).
 #[utoipa::path(
-    get, path = "/v1/orders", tag = "orders",
+    get, path = "/v1/orders",
     params(ListQuery),
     responses(
         (status = 200, description = "A page of orders; `next_cursor` fetches the next one", body = OrderPage, example = json!({"items": [order_example()], "next_cursor": "0193f2b1-7c4e-7a51-9d2b-5e1f2a3b4c5d"})),
         (status = 400, description = "Bad status or limit (`request.invalid_query`) or a cursor this API did not issue (`request.invalid_cursor`)", body = ProblemDetails, content_type = "application/problem+json"),
-    ),
-    security(("bearer" = []), ("tenant_header" = []))
+    )
 )]
 pub async fn list_orders(
-    State(state): State<Shared>,
-    Tenant(tenant): Tenant,
+    Scoped(orders, tenant): Scoped<Orders>,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<OrderPage>, Error> {
     let limit = query.limit.unwrap_or(20);
@@ -203,7 +170,7 @@ pub async fn list_orders(
             })?)
         }
     };
-    let items = state.list_orders(&tenant, status, cursor, limit).await?;
+    let items = orders.list_orders(&tenant, status, cursor, limit).await?;
     let next_cursor = if items.len() as i64 == limit {
         items.last().map(|o| o.id.to_string())
     } else {

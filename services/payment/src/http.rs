@@ -3,11 +3,10 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
 use axum::routing::get;
 use longship_errors::responses::{JsonBodyRefusals, NoCredentials};
 use longship_errors::{Error, Json, Path, ProblemDetails, Query};
-use longship_tenant::Tenant;
+use longship_runtime::http::Scoped;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
@@ -89,15 +88,24 @@ pub struct PaymentsQuery {
     pub order_id: Uuid,
 }
 
+/// The account a `/v1/accounts/{customer_id}` operation names.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct CustomerPath {
+    /// The customer, 1-64 characters, no control characters
+    #[param(
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
+    pub customer_id: String,
+}
+
 /// The payment HTTP API's OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
-    info(
-        title = "Longship payment",
-        description = "Customer accounts and payments."
-    ),
-    paths(put_account, get_account, list_payments),
-    components(schemas(AccountInput, AccountView, PaymentView, PaymentList, ProblemDetails))
+    info(description = "Customer accounts and payments."),
+    paths(put_account, get_account, list_payments)
 )]
 pub struct ApiDoc;
 
@@ -116,8 +124,7 @@ pub fn routes(funds: Arc<Funds>) -> Router {
 #[utoipa::path(
     put,
     path = "/v1/accounts/{customer_id}",
-    tag = "accounts",
-    params(("customer_id" = String, Path, min_length = 1, max_length = 64, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$", description = "The customer, 1-64 characters, no control characters")),
+    params(CustomerPath),
     request_body(content = AccountInput, example = json!({"balance_cents": 100000, "currency": "USD"})),
     responses(
         (status = 200, description = "The stored account", body = AccountView, example = json!({"customer_id": "c-1", "currency": "USD", "balance_cents": 100000, "held_cents": 2500, "available_cents": 97500})),
@@ -126,9 +133,8 @@ pub fn routes(funds: Arc<Funds>) -> Router {
     )
 )]
 async fn put_account(
-    State(funds): State<Arc<Funds>>,
-    Tenant(tenant): Tenant,
-    Path(customer_id): Path<String>,
+    Scoped(funds, tenant): Scoped<Funds>,
+    Path(CustomerPath { customer_id }): Path<CustomerPath>,
     Json(body): Json<AccountInput>,
 ) -> Result<Json<AccountView>, Error> {
     let input = AccountInput {
@@ -142,8 +148,7 @@ async fn put_account(
 #[utoipa::path(
     get,
     path = "/v1/accounts/{customer_id}",
-    tag = "accounts",
-    params(("customer_id" = String, Path, min_length = 1, max_length = 64, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$", description = "The customer")),
+    params(CustomerPath),
     responses(
         (status = 200, description = "The account", body = AccountView, example = json!({"customer_id": "c-1", "currency": "USD", "balance_cents": 100000, "held_cents": 2500, "available_cents": 97500})),
         NoCredentials,
@@ -151,9 +156,8 @@ async fn put_account(
     )
 )]
 async fn get_account(
-    State(funds): State<Arc<Funds>>,
-    Tenant(tenant): Tenant,
-    Path(customer_id): Path<String>,
+    Scoped(funds, tenant): Scoped<Funds>,
+    Path(CustomerPath { customer_id }): Path<CustomerPath>,
 ) -> Result<Json<AccountView>, Error> {
     Ok(Json(funds.account(&tenant, &customer_id).await?.into()))
 }
@@ -162,7 +166,6 @@ async fn get_account(
 #[utoipa::path(
     get,
     path = "/v1/payments",
-    tag = "payments",
     params(PaymentsQuery),
     responses(
         (status = 200, description = "The order's payments (empty for unknown orders and other tenants' orders)", body = PaymentList, example = json!({"items": [{"id": "0193f2b1-8a10-7c3e-b5d1-1c2d3e4f5a6b", "order_id": "0193f2b1-7c4e-7a51-9d2b-5e1f2a3b4c5d", "customer_id": "c-1", "amount_cents": 2500, "currency": "USD", "status": "CAPTURED"}]})),
@@ -171,8 +174,7 @@ async fn get_account(
     )
 )]
 async fn list_payments(
-    State(funds): State<Arc<Funds>>,
-    Tenant(tenant): Tenant,
+    Scoped(funds, tenant): Scoped<Funds>,
     Query(query): Query<PaymentsQuery>,
 ) -> Result<Json<PaymentList>, Error> {
     let payments = funds.payments_for_order(&tenant, query.order_id).await?;
