@@ -11,8 +11,6 @@ longship_errors::error_codes! {
     pub enum PaymentCode in "payment" from "../../docs/errors.md"
 }
 
-pub use longship_errors::fields::{is_valid_currency, is_valid_customer_id};
-
 /// What a client asks to store for one account: the body of `PUT /v1/accounts/{customer_id}` and
 /// the customer its path names.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, ToSchema)]

@@ -1,4 +1,4 @@
-//! Authentication attacks over HTTP against a running order service with header trust off (issue 8):
+//! Authentication attacks over HTTP against a running order service with header trust off:
 //! every forged, expired, malformed or oversized credential is refused with 401/400 problem+json,
 //! the token's own tenant wins over an `X-Tenant-Id`, and no token ever reaches the logs.
 

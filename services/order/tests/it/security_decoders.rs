@@ -1,4 +1,4 @@
-//! Property tests of the decoders that take outside bytes (issue 8): none of them panics, whatever
+//! Property tests of the decoders that take outside bytes: none of them panics, whatever
 //! it is fed; each accepts exactly what its rule says.
 
 use base64::Engine;

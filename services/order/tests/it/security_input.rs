@@ -1,4 +1,4 @@
-//! Hostile input (issue 8): injection-shaped strings in every text field of the three HTTP APIs are
+//! Hostile input: injection-shaped strings in every text field of the three HTTP APIs are
 //! stored and returned verbatim or refused with a 4xx problem, never a 500, and leave the databases
 //! as they were.
 

@@ -1,4 +1,4 @@
-//! Tenant isolation (issue 8): tenant B, holding tenant A's ids, calls every HTTP operation that the
+//! Tenant isolation: tenant B, holding tenant A's ids, calls every HTTP operation that the
 //! services' own OpenAPI documents list and every gRPC method, and never sees or changes A's state;
 //! row-level security alone hides every tenant table from a session without a tenant.
 

@@ -1,4 +1,4 @@
-//! Noisy neighbours (issue 8): with per-tenant limits on, tenant A's flood is answered with 429
+//! Noisy neighbours: with per-tenant limits on, tenant A's flood is answered with 429
 //! problem+json while tenant B's orders all go through, none refused, at a latency that holds.
 
 use std::time::{Duration, Instant};
