@@ -74,11 +74,12 @@ TEMPLATE_MODULES = {"config", "domain", "events", "grpc", "http", "store", "help
 RESERVED_PORTS = {4222, 4317, 4318, 5432, 8222, 16686}
 
 TEMPLATE_DIR = Path("templates/service")
-# The saga participant's overlay: files/ replace or add to the plain template's, snippets/ replace
-# its snippets, order/ is the order service's step.
+# The saga participant's overlay: files/ and snippets/ add to the plain template's (where a shared file
+# differs, it has a `{{#participant}}` section), order/ is the order service's step.
 PARTICIPANT_DIR = TEMPLATE_DIR / "saga-participant"
 ORDER_STEPS = Path("services/order/src/steps")
 PLACEHOLDER_RE = re.compile(r"\{\{\s*([A-Za-z_]+)\s*\}\}")
+SECTION_RE = re.compile(r"\{\{([#^/])\s*([A-Za-z_]+)\s*\}\}")
 ARRAY_RE = r"^{var}=\(([^)\n]*)\)$"
 
 
@@ -208,13 +209,45 @@ def next_free(used: set[int], floor: int) -> int:
 # Rendering
 # --------------------------------------------------------------------------------------------
 
-def render(text: str, values: dict[str, str], where: str) -> str:
+def render(text: str, values: dict[str, str], where: str, sections: dict[str, bool] | None = None) -> str:
+    """Fills the placeholders. Before that, keeps or drops the sections: `{{#participant}}…{{/participant}}`
+    stays only where `sections["participant"]` is true, `{{^participant}}…{{/participant}}` only where it
+    is false; a tag alone on its line takes the line with it. Sections do not nest."""
+    sections = sections or {}
+    kept: list[str] = []
+    pos, open_key, keep = 0, None, True
+    for m in SECTION_RE.finditer(text):
+        kind, key = m.groups()
+        tag = f"{{{{{kind}{key}}}}}"
+        if key not in sections:
+            raise Refused(f"template {where} uses an unknown section {tag}")
+        start, end = m.start(), m.end()
+        line_start = text.rfind("\n", 0, start) + 1
+        line_end = text.find("\n", end)
+        line_end = len(text) if line_end == -1 else line_end + 1
+        if not text[line_start:start].strip() and not text[end:line_end].strip():
+            start, end = line_start, line_end
+        if keep:
+            kept.append(text[pos:start])
+        pos = end
+        if kind == "/":
+            if open_key != key:
+                raise Refused(f"template {where}: {tag} closes {'nothing' if open_key is None else open_key}")
+            open_key, keep = None, True
+        else:
+            if open_key is not None:
+                raise Refused(f"template {where}: {tag} inside the {open_key} section (sections do not nest)")
+            open_key, keep = key, sections[key] == (kind == "#")
+    if open_key is not None:
+        raise Refused(f"template {where}: the {open_key} section is not closed")
+    kept.append(text[pos:])
+
     def sub(m: re.Match[str]) -> str:
         key = m.group(1)
         if key not in values:
             raise Refused(f"template {where} uses an unknown placeholder {{{{{key}}}}}")
         return values[key]
-    return PLACEHOLDER_RE.sub(sub, text)
+    return PLACEHOLDER_RE.sub(sub, "".join(kept))
 
 
 @dataclass
@@ -239,8 +272,8 @@ class Editor:
 
     def __init__(self, root: Path, plan: Plan, values: dict[str, str], participant: bool = False):
         self.root, self.plan, self.values = root, plan, values
-        self.snippets = root / TEMPLATE_DIR / "snippets"
-        self.overrides = root / PARTICIPANT_DIR / "snippets" if participant else None
+        self.sections = {"participant": participant}
+        self.layers = [root / TEMPLATE_DIR / "snippets"] + ([root / PARTICIPANT_DIR / "snippets"] if participant else [])
 
     def _current(self, rel: str) -> str:
         path = Path(rel)
@@ -258,10 +291,12 @@ class Editor:
         edit.what = f"{edit.what}; {what}" if edit.what else what
 
     def snippet(self, name: str) -> str:
-        path = self.snippets / f"{name}.tmpl"
-        if self.overrides is not None and (self.overrides / f"{name}.tmpl").is_file():
-            path = self.overrides / f"{name}.tmpl"
-        return render(read(path), self.values, str(path.relative_to(self.root)))
+        found = [layer / f"{name}.tmpl" for layer in self.layers if (layer / f"{name}.tmpl").is_file()]
+        if len(found) != 1:
+            where = " and ".join(str(p.relative_to(self.root)) for p in found) or f"snippets/{name}.tmpl"
+            raise Refused(f"{where}: expected one snippet {name} (a participant's difference is a "
+                          f"{{{{#participant}}}} section of the plain one)")
+        return render(read(found[0]), self.values, str(found[0].relative_to(self.root)), self.sections)
 
     def above_marker(self, rel: str, tag: str, snippet: str, what: str) -> None:
         """Inserts a snippet right above the line carrying `new-service:<tag>`."""
@@ -306,7 +341,8 @@ class Editor:
 
 def template_files(root: Path, participant: bool) -> dict[Path, Path]:
     """Template path (relative, placeholders unrendered) -> source file: templates/service/files,
-    with the saga participant's files over them when asked."""
+    and the saga participant's own files beside them when asked. The participant's files only add:
+    where it differs from a plain service inside a file, that file has a `{{#participant}}` section."""
     layers = [root / TEMPLATE_DIR / "files"] + ([root / PARTICIPANT_DIR / "files"] if participant else [])
     sources: dict[Path, Path] = {}
     for layer in layers:
@@ -314,7 +350,11 @@ def template_files(root: Path, participant: bool) -> dict[Path, Path]:
             raise Refused(f"{layer.relative_to(root)} is missing: the service template is not in this checkout")
         for src in sorted(layer.rglob("*")):
             if src.is_file():
-                sources[src.relative_to(layer)] = src
+                rel = src.relative_to(layer)
+                if rel in sources:
+                    raise Refused(f"{src.relative_to(root)} repeats {sources[rel].relative_to(root)}: put the "
+                                  f"participant's difference in a {{{{#participant}}}} section of the plain file")
+                sources[rel] = src
     return dict(sorted(sources.items()))
 
 
@@ -330,7 +370,7 @@ def plan_new_files(root: Path, stage: Path, values: dict[str, str], plan: Plan,
         where = str(src.relative_to(root))
         dest = stage / "new" / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_text(render(read(src), values, where), encoding="utf-8")
+        dest.write_text(render(read(src), values, where, {"participant": participant}), encoding="utf-8")
         shutil.copymode(src, dest)
         plan.new_files.append(rel)
         # the first folder that does not exist yet is what moves into place
@@ -406,7 +446,7 @@ def plan_participant(root: Path, stage: Path, names: Names, values: dict[str, st
         raise Refused(f"{src.relative_to(root)} is missing: the service template is not in this checkout")
     dest = stage / "placed" / rel
     dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_text(render(read(src), values, str(src.relative_to(root))), encoding="utf-8")
+    dest.write_text(render(read(src), values, str(src.relative_to(root)), {"participant": True}), encoding="utf-8")
     plan.placed.append(rel)
     return [dest]
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # `just new-service` end to end, in a throw-away copy of this repository (never in the checkout
-# itself): bad and taken names are refused without changing a byte; a missing marker and a failure
-# injected half-way through the commit leave the tree exactly as it was; `just new-service shipping`
+# itself): bad and taken names are refused without changing a byte; a missing marker, a template
+# that breaks its section rules (a section left open, nested or unknown; a participant file or
+# snippet that repeats a plain one) and a failure injected half-way through the commit leave the
+# tree exactly as it was; `just new-service shipping`
 # then generates a service that builds, passes clippy -D warnings, rustfmt and rustdoc -D warnings,
 # passes its own tests against the real Postgres and NATS, renders in both kustomize overlays
 # (Deployment + HPA) and passes the manifest and Docker checks, is in the compose file, and answers
@@ -165,6 +167,37 @@ expect_rc "refuses when a marker is missing" 1
 expect_out "names the file and the marker" "k8s/overlays/prod/kustomization.yaml: expected exactly one marker line containing \`new-service:prod-images\`"
 expect_unchanged "a missing marker left the tree unchanged" "$without_marker"
 cp -p "$TMP/prod.kustomization.yaml" "$prod"
+
+# A template that breaks its own rules is refused before anything is written: a section left open,
+# a section inside another, a participant file that repeats a plain one instead of a section.
+grpc_tmpl="$COPY/templates/service/files/services/{{name}}/src/grpc.rs.tmpl"
+cp -p "$grpc_tmpl" "$TMP/grpc.rs.tmpl"
+template_fault() { # template_fault NAME EXPECTED-MESSAGE FLAGS...
+    local name="$1" message="$2" faulty
+    shift 2
+    faulty="$(tree_hash)"
+    RUN_TIMEOUT=60 run_cmd "${NEW_SERVICE[@]}" billing "$@"
+    expect_rc "refuses $name" 1
+    expect_out "says what is wrong with $name" "$message"
+    expect_unchanged "$name left the tree unchanged" "$faulty"
+}
+printf '{{#participant}}\n' >>"$grpc_tmpl"
+template_fault "a section left open" "the participant section is not closed"
+cp -p "$TMP/grpc.rs.tmpl" "$grpc_tmpl"
+printf '{{#participant}}\n{{^participant}}\n{{/participant}}\n' >>"$grpc_tmpl"
+template_fault "a section inside a section" "{{^participant}} inside the participant section (sections do not nest)"
+cp -p "$TMP/grpc.rs.tmpl" "$grpc_tmpl"
+printf '{{#saga}}x{{/saga}}\n' >>"$grpc_tmpl"
+template_fault "an unknown section" "uses an unknown section {{#saga}}"
+cp -p "$TMP/grpc.rs.tmpl" "$grpc_tmpl"
+overlay_copy="$COPY/templates/service/saga-participant/files/services/{{name}}/src/grpc.rs.tmpl"
+cp -p "$grpc_tmpl" "$overlay_copy"
+template_fault "a participant file that repeats a plain one" "saga-participant/files/services/{{name}}/src/grpc.rs.tmpl repeats templates/service/files/services/{{name}}/src/grpc.rs.tmpl" --saga-participant
+rm -f "$overlay_copy"
+snippet_copy="$COPY/templates/service/saga-participant/snippets/errors-catalogue.md.tmpl"
+cp -p "$COPY/templates/service/snippets/errors-catalogue.md.tmpl" "$snippet_copy"
+template_fault "a participant snippet that repeats a plain one" "expected one snippet errors-catalogue" --saga-participant
+rm -f "$snippet_copy"
 
 # Failures injected between the steps of the commit (folders moved, files replaced, Cargo.lock):
 # everything done so far is undone.
